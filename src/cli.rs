@@ -1,0 +1,62 @@
+//! Command-line interface: flags and subcommands (clap).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// troupe runs a whole cast of LLM agent personas on Discord from one process.
+///
+/// With no subcommand, troupe runs the agents declared in the configuration file. In sandbox
+/// mode (the default) it starts a local Discord-compatible server and prints the address of its
+/// web page, where you can chat with the agents.
+#[derive(Debug, Parser)]
+#[command(name = "troupe", version, about, long_about)]
+pub struct Cli {
+    /// Configuration file declaring the sandbox world, backends and agents.
+    #[arg(short, long, global = true, default_value = "agents.toml", env = "TROUPE_CONFIG")]
+    pub config: PathBuf,
+
+    /// Verbose logs, including why each message was or was not processed.
+    #[arg(long, global = true)]
+    pub debug: bool,
+
+    /// Log format: human-readable text, or JSON lines for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Address of the in-process sandbox (overrides `[sandbox] listen`); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub sandbox_listen: Option<SocketAddr>,
+
+    /// Use a sandbox already running at this URL (e.g. `troupe sandbox` in another terminal)
+    /// instead of starting one (overrides `[sandbox] url`).
+    #[arg(long, value_name = "URL")]
+    pub sandbox_url: Option<String>,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve only the sandbox (a local Discord: gateway, REST API, control API, web page), for
+    /// testing troupe across restarts or any other Discord bot. Agents of the configuration file
+    /// (if it exists) become bot users with the token `sandbox.<name>`.
+    Sandbox {
+        /// Address to listen on (overrides `[sandbox] listen`); port 0 picks a free port.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}

@@ -1,0 +1,412 @@
+//! Configuration: `agents.toml` is parsed into [`raw`] structs that mirror the file, then
+//! validated into [`Config`], the types the rest of troupe trusts. Every problem is reported with
+//! the file, line and field, and all problems are reported at once.
+
+pub mod error;
+pub mod raw;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use toml::Spanned;
+
+pub use self::error::{ConfigError, ConfigErrors};
+use self::error::{closest, suggest_field};
+use self::raw::{RawAgent, RawConfig};
+use crate::sandbox::spec::{sandbox_token, WorldSpec};
+use crate::secret::Secret;
+
+/// Where the in-process sandbox listens unless told otherwise.
+pub const DEFAULT_SANDBOX_LISTEN: &str = "127.0.0.1:8686";
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was read from (for messages).
+    pub source: String,
+    /// Sandbox or live Discord.
+    pub mode: Mode,
+    /// The sandbox world and how to reach it.
+    pub sandbox: SandboxSettings,
+    /// The bot-DMs channel, if the deployment has one.
+    pub bot_dms_channel: Option<String>,
+    /// Directory of the sled store.
+    pub store_path: PathBuf,
+    /// Backends by name.
+    pub backends: BTreeMap<String, BackendConfig>,
+    /// The cast, in file order.
+    pub agents: Vec<AgentConfig>,
+}
+
+/// Which Discord troupe talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The local sandbox (default).
+    Sandbox,
+    /// Discord itself.
+    Live,
+}
+
+/// How to reach the sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    /// Listen address for an in-process sandbox.
+    pub listen: SocketAddr,
+    /// A sandbox already running elsewhere; when set, none is started.
+    pub url: Option<String>,
+    /// Its world.
+    pub world: WorldSpec,
+}
+
+/// One LLM backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendConfig {
+    /// Name in `[backends.NAME]`.
+    pub name: String,
+    /// Provider and its settings.
+    pub provider: Provider,
+    /// Most requests running at once.
+    pub max_concurrency: usize,
+}
+
+/// Kinds of backend.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Provider {
+    /// Offline and deterministic: replies with what it was told. For demos and tests.
+    Echo,
+}
+
+/// Providers troupe knows, for error messages.
+pub const PROVIDERS: &[&str] = &["echo"];
+
+/// How an agent's conversations are keyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryMode {
+    /// One conversation per channel.
+    Channel,
+    /// One conversation per (channel, user).
+    ChannelUser,
+    /// One conversation per user, across channels.
+    User,
+}
+
+/// One persona.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Persona name.
+    pub name: String,
+    /// Backend name (a key of [`Config::backends`]).
+    pub backend: String,
+    /// System prompt template.
+    pub system_prompt: String,
+    /// Conversation keying.
+    pub memory: MemoryMode,
+    /// When it answers.
+    pub triggers: Triggers,
+    /// Where its bot token comes from.
+    pub token: TokenSource,
+}
+
+/// When an agent answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Triggers {
+    /// Messages that mention it.
+    pub mention: bool,
+    /// Direct messages.
+    pub dm: bool,
+    /// Replies to its messages.
+    pub reply: bool,
+    /// Channels (names or IDs) where it answers everything.
+    pub channels: Vec<String>,
+}
+
+/// Where a bot token comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenSource {
+    /// The sandbox's token for this bot name.
+    Sandbox,
+    /// An environment variable.
+    Env(String),
+    /// A file (trailing whitespace ignored).
+    File(PathBuf),
+}
+
+impl TokenSource {
+    /// Reads the token. Errors name the variable or file, never the value.
+    pub fn resolve(&self, agent: &str) -> Result<Secret, String> {
+        match self {
+            TokenSource::Sandbox => Ok(Secret::new(sandbox_token(agent))),
+            TokenSource::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+                _ => Err(format!("agent `{agent}`: environment variable {var} (token_env) is not set or empty")),
+            },
+            TokenSource::File(path) => match std::fs::read_to_string(path) {
+                Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+                Ok(_) => Err(format!("agent `{agent}`: token file {} (token_file) is empty", path.display())),
+                Err(e) => Err(format!("agent `{agent}`: cannot read token file {} (token_file): {e}", path.display())),
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigErrors> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                " (pass --config PATH, or run from the directory holding agents.toml)"
+            } else {
+                ""
+            };
+            ConfigErrors(vec![ConfigError::whole(&source, format!("cannot read the configuration: {e}{hint}"))])
+        })?;
+        Config::parse(&source, &text)
+    }
+
+    /// Parses and validates configuration text; `source` names it in errors.
+    pub fn parse(source: &str, text: &str) -> Result<Config, ConfigErrors> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let mut message = e.message().trim_end().to_string();
+            if let Some(s) = suggest_field(&message) {
+                message.push_str(&format!("; did you mean `{s}`?"));
+            }
+            ConfigErrors(vec![ConfigError::at(source, text, e.span(), "", message)])
+        })?;
+        validate(source, text, raw)
+    }
+
+    /// The agent with this name.
+    pub fn agent(&self, name: &str) -> Option<&AgentConfig> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+}
+
+fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut err = |span: Option<std::ops::Range<usize>>, field: String, message: String| {
+        errors.push(ConfigError::at(source, text, span, field, message));
+    };
+
+    let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+        None | Some(("sandbox", _)) => Mode::Sandbox,
+        Some(("live", _)) => Mode::Live,
+        Some((other, span)) => {
+            err(Some(span), "mode".into(), format!("unknown mode `{other}`; use \"sandbox\" or \"live\""));
+            Mode::Sandbox
+        }
+    };
+
+    let listen_text = raw.sandbox.listen.clone().unwrap_or_else(|| DEFAULT_SANDBOX_LISTEN.to_string());
+    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+        err(None, "sandbox.listen".into(), format!("`{listen_text}` is not an address; write HOST:PORT, e.g. \"127.0.0.1:8686\""));
+        DEFAULT_SANDBOX_LISTEN.parse().expect("default address parses")
+    });
+    if let Some(url) = &raw.sandbox.url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            err(None, "sandbox.url".into(), format!("`{url}` is not an http:// URL; e.g. \"http://127.0.0.1:8686\""));
+        }
+    }
+
+    let mut backends = BTreeMap::new();
+    for (name, b) in &raw.backends {
+        let span = b.span();
+        let b = b.get_ref();
+        let provider = match b.provider.get_ref().as_str() {
+            "echo" => Some(Provider::Echo),
+            other => {
+                let hint = closest(other, PROVIDERS.iter().copied()).map(|c| format!("did you mean \"{c}\"? ")).unwrap_or_default();
+                err(
+                    Some(b.provider.span()),
+                    format!("backends.{name}.provider"),
+                    format!("unknown provider `{other}`; {hint}known providers: {}", PROVIDERS.join(", ")),
+                );
+                None
+            }
+        };
+        let max_concurrency = match b.max_concurrency.as_ref().map(|m| (*m.get_ref(), m.span())) {
+            None => 4,
+            Some((n, _)) if (1..=10_000).contains(&n) => n as usize,
+            Some((n, span)) => {
+                err(Some(span), format!("backends.{name}.max_concurrency"), format!("{n} is out of range; use 1 to 10000"));
+                1
+            }
+        };
+        let _ = span;
+        if let Some(provider) = provider {
+            backends.insert(name.clone(), BackendConfig { name: name.clone(), provider, max_concurrency });
+        }
+    }
+
+    if raw.agents.is_empty() {
+        err(None, "agents".into(), "no agents are declared; add at least one [[agents]] table with `name` and `backend`".into());
+    }
+    let mut names = HashSet::new();
+    let mut token_sources: Vec<(TokenSource, String)> = Vec::new();
+    let mut agents = Vec::new();
+    for (i, a) in raw.agents.iter().enumerate() {
+        let field = |f: &str| format!("agents[{i}].{f}");
+        let name = a.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            err(Some(a.name.span()), field("name"), "an agent needs a non-empty name".into());
+        } else if !names.insert(name.to_lowercase()) {
+            err(Some(a.name.span()), field("name"), format!("agent name `{name}` is used twice; agent names must be unique"));
+        }
+        if !raw.backends.contains_key(a.backend.get_ref()) {
+            let known: Vec<&str> = raw.backends.keys().map(String::as_str).collect();
+            let hint = closest(a.backend.get_ref(), known.iter().copied()).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
+            let defined = if known.is_empty() { "none are defined; add a [backends.NAME] table".to_string() } else { format!("defined: {}", known.join(", ")) };
+            err(Some(a.backend.span()), field("backend"), format!("agent `{name}` uses backend `{}`, which is not defined; {hint}{defined}", a.backend.get_ref()));
+        }
+        let memory = match a.memory.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+            None | Some(("channel", _)) => MemoryMode::Channel,
+            Some(("channel-user", _)) => MemoryMode::ChannelUser,
+            Some(("user", _)) => MemoryMode::User,
+            Some((other, span)) => {
+                let hint = closest(other, ["channel", "channel-user", "user"]).map(|c| format!("did you mean \"{c}\"? ")).unwrap_or_default();
+                err(Some(span), field("memory"), format!("agent `{name}`: unknown memory mode `{other}`; {hint}use \"channel\", \"channel-user\" or \"user\""));
+                MemoryMode::Channel
+            }
+        };
+        let token = token_source(a, mode, &name, &field, &mut err);
+        if token != TokenSource::Sandbox {
+            if let Some((_, other)) = token_sources.iter().find(|(t, _)| *t == token) {
+                err(Some(a.name.span()), field("token_env"), format!("agent `{name}` uses the same token as agent `{other}`; each agent needs its own bot token"));
+            }
+            token_sources.push((token.clone(), name.clone()));
+        }
+        agents.push(AgentConfig {
+            name,
+            backend: a.backend.get_ref().clone(),
+            system_prompt: a.system_prompt.clone(),
+            memory,
+            triggers: Triggers {
+                mention: a.triggers.mention,
+                dm: a.triggers.dm,
+                reply: a.triggers.reply,
+                channels: a.triggers.channels.clone(),
+            },
+            token,
+        });
+    }
+
+    if errors.is_empty() {
+        Ok(Config {
+            source: source.to_string(),
+            mode,
+            sandbox: SandboxSettings { listen, url: raw.sandbox.url.clone(), world: raw.sandbox },
+            bot_dms_channel: raw.discord.bot_dms_channel,
+            store_path: PathBuf::from(raw.store.path.unwrap_or_else(|| "state".to_string())),
+            backends,
+            agents,
+        })
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn token_source(
+    a: &RawAgent,
+    mode: Mode,
+    name: &str,
+    field: &dyn Fn(&str) -> String,
+    err: &mut dyn FnMut(Option<std::ops::Range<usize>>, String, String),
+) -> TokenSource {
+    let spanned = |s: &Spanned<String>| (s.get_ref().clone(), s.span());
+    match (a.token_env.as_ref().map(spanned), a.token_file.as_ref().map(spanned)) {
+        (Some(_), Some((_, span))) => {
+            err(Some(span), field("token_file"), format!("agent `{name}` sets both token_env and token_file; keep one"));
+            TokenSource::Sandbox
+        }
+        (Some((var, _)), None) if mode == Mode::Live => TokenSource::Env(var),
+        (None, Some((path, _))) if mode == Mode::Live => TokenSource::File(PathBuf::from(path)),
+        (None, None) if mode == Mode::Live => {
+            err(Some(a.name.span()), field("token_env"), format!("agent `{name}` has no bot token; in live mode set token_env = \"VAR\" or token_file = \"PATH\""));
+            TokenSource::Sandbox
+        }
+        _ => TokenSource::Sandbox,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[backends.offline]
+provider = "echo"
+
+[[agents]]
+name = "Ada"
+backend = "offline"
+"#;
+
+    fn errors(text: &str) -> String {
+        Config::parse("agents.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let c = Config::parse("agents.toml", MINIMAL).unwrap();
+        assert_eq!(c.mode, Mode::Sandbox);
+        assert_eq!(c.agents[0].memory, MemoryMode::Channel);
+        assert_eq!(c.agents[0].token, TokenSource::Sandbox);
+        assert!(c.agents[0].triggers.mention && c.agents[0].triggers.dm);
+        assert_eq!(c.sandbox.listen.to_string(), DEFAULT_SANDBOX_LISTEN);
+        assert_eq!(c.backends["offline"].max_concurrency, 4);
+    }
+
+    #[test]
+    fn shipped_agents_toml_is_valid() {
+        let text = include_str!("../../agents.toml");
+        let c = Config::parse("agents.toml", text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.agents.len() >= 2);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_suggests() {
+        let e = errors(&format!("{MINIMAL}sytem_prompt = \"x\"\n"));
+        assert!(e.starts_with("agents.toml:9:"), "{e}");
+        assert!(e.contains("did you mean `system_prompt`?"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let e = errors("[[agents]\nname = 1\n");
+        assert!(e.starts_with("agents.toml:1:"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names_bad_memory_and_unknown_backend_are_all_reported() {
+        let text = format!("{MINIMAL}\n[[agents]]\nname = \"Ada\"\nbackend = \"ofline\"\nmemory = \"chanel\"\n");
+        let e = errors(&text);
+        assert!(e.contains("agents.toml:11: agents[1].name: agent name `Ada` is used twice"), "{e}");
+        assert!(e.contains("agents[1].backend: agent `Ada` uses backend `ofline`, which is not defined; did you mean `offline`?"), "{e}");
+        assert!(e.contains("agents.toml:13: agents[1].memory: agent `Ada`: unknown memory mode `chanel`; did you mean \"channel\"?"), "{e}");
+    }
+
+    #[test]
+    fn live_mode_needs_distinct_tokens() {
+        let text = "mode = \"live\"\n[backends.b]\nprovider = \"echo\"\n[[agents]]\nname = \"A\"\nbackend = \"b\"\ntoken_env = \"T\"\n[[agents]]\nname = \"B\"\nbackend = \"b\"\ntoken_env = \"T\"\n[[agents]]\nname = \"C\"\nbackend = \"b\"\n";
+        let e = errors(text);
+        assert!(e.contains("agent `B` uses the same token as agent `A`"), "{e}");
+        assert!(e.contains("agent `C` has no bot token"), "{e}");
+    }
+
+    #[test]
+    fn unknown_provider_lists_known_ones() {
+        let e = errors("[backends.b]\nprovider = \"ecko\"\n[[agents]]\nname = \"A\"\nbackend = \"b\"\n");
+        assert!(e.contains("agents.toml:2: backends.b.provider: unknown provider `ecko`; did you mean \"echo\"?"), "{e}");
+    }
+
+    #[test]
+    fn token_errors_never_contain_the_token() {
+        std::env::set_var("TROUPE_TEST_EMPTY_TOKEN", "  ");
+        let e = TokenSource::Env("TROUPE_TEST_EMPTY_TOKEN".into()).resolve("A").unwrap_err();
+        assert!(e.contains("TROUPE_TEST_EMPTY_TOKEN"));
+        std::env::set_var("TROUPE_TEST_TOKEN", "s3cr3t-token");
+        let t = TokenSource::Env("TROUPE_TEST_TOKEN".into()).resolve("A").unwrap();
+        assert_eq!(format!("{t:?}"), "Secret([redacted])");
+    }
+}

@@ -1,0 +1,153 @@
+//! One serenity client per bot token: connects to Discord (or the sandbox, through serenity's
+//! API proxy setting) and forwards what happens as [`GatewayEvent`]s to a callback.
+
+use std::sync::Arc;
+
+use serenity::all::{Context, EventHandler, GatewayIntents, Guild, Http, HttpBuilder, Message, Ready, ResumedEvent};
+use serenity::gateway::ShardManager;
+use tokio::task::JoinHandle;
+
+use super::convert;
+use crate::message::{BotIdentity, Inbound};
+use crate::secret::Secret;
+
+/// What the gateway tells an agent.
+#[derive(Debug, Clone)]
+pub enum GatewayEvent {
+    /// A new session is ready (first connect or re-identify).
+    Ready(BotIdentity),
+    /// A lost session was resumed; no events were missed.
+    Resumed,
+    /// A message was created somewhere the bot can see.
+    Message(Inbound),
+    /// Guild text channels the bot can see (from GUILD_CREATE).
+    Channels(Vec<ChannelInfo>),
+}
+
+/// A guild text channel, by ID and name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelInfo {
+    /// Snowflake.
+    pub id: u64,
+    /// Name without `#`.
+    pub name: String,
+    /// Guild.
+    pub guild_id: u64,
+}
+
+/// Where events go.
+pub type EventSink = Arc<dyn Fn(GatewayEvent) + Send + Sync>;
+
+struct Handler {
+    sink: EventSink,
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        (self.sink)(GatewayEvent::Ready(BotIdentity { user_id: ready.user.id.get(), name: ready.user.name.clone() }));
+    }
+
+    async fn resume(&self, _ctx: Context, _: ResumedEvent) {
+        (self.sink)(GatewayEvent::Resumed);
+    }
+
+    async fn guild_create(&self, _ctx: Context, guild: Guild, _is_new: Option<bool>) {
+        let channels = guild
+            .channels
+            .values()
+            .map(|c| ChannelInfo { id: c.id.get(), name: c.name.clone(), guild_id: guild.id.get() })
+            .collect();
+        (self.sink)(GatewayEvent::Channels(channels));
+    }
+
+    async fn message(&self, _ctx: Context, message: Message) {
+        (self.sink)(GatewayEvent::Message(convert::inbound(&message)));
+    }
+}
+
+/// The intents troupe needs: guilds (channels and permissions), guild and direct messages,
+/// and message content.
+pub fn intents() -> GatewayIntents {
+    GatewayIntents::GUILDS | GatewayIntents::GUILD_MESSAGES | GatewayIntents::DIRECT_MESSAGES | GatewayIntents::MESSAGE_CONTENT
+}
+
+/// A REST client for a token; `api_base` (e.g. the sandbox's `http://127.0.0.1:8686`) replaces
+/// `https://discord.com`, and then serenity's own rate limiter is off, as its proxy needs.
+pub fn http_client(token: &Secret, api_base: Option<&str>) -> Http {
+    let builder = HttpBuilder::new(token.expose());
+    match api_base {
+        Some(base) => builder.proxy(base).ratelimiter_disabled(true).build(),
+        None => builder.build(),
+    }
+}
+
+/// A running gateway connection.
+pub struct GatewayConnection {
+    shard_manager: Arc<ShardManager>,
+    task: JoinHandle<()>,
+    /// The REST client of this bot.
+    pub http: Arc<Http>,
+}
+
+impl std::fmt::Debug for GatewayConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayConnection")
+    }
+}
+
+/// Why a gateway could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("gateway: {0}")]
+pub struct GatewayError(String);
+
+impl GatewayConnection {
+    /// Connects and starts forwarding events to `sink`; `on_end` is called once when the client
+    /// stops by itself (fatal gateway error), with the reason.
+    pub async fn connect(
+        token: &Secret,
+        api_base: Option<&str>,
+        sink: EventSink,
+        on_end: Box<dyn FnOnce(String) + Send>,
+    ) -> Result<Self, GatewayError> {
+        let http = http_client(token, api_base);
+        let mut client = serenity::client::ClientBuilder::new_with_http(http, intents())
+            .event_handler(Handler { sink })
+            .await
+            .map_err(|e| GatewayError(redact(&e.to_string(), token)))?;
+        let shard_manager = client.shard_manager.clone();
+        let http = client.http.clone();
+        let token = token.clone();
+        let task = tokio::spawn(async move {
+            let reason = match client.start().await {
+                Ok(()) => "gateway client stopped".to_string(),
+                Err(e) => redact(&e.to_string(), &token),
+            };
+            on_end(reason);
+        });
+        Ok(Self { shard_manager, task, http })
+    }
+
+    /// Closes the connection and waits for the client to stop.
+    pub async fn shutdown(mut self) {
+        self.shard_manager.shutdown_all().await;
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for GatewayConnection {
+    fn drop(&mut self) {
+        // If nobody called `shutdown` (e.g. the owning actor was killed), do not leave a
+        // connected client behind.
+        self.task.abort();
+    }
+}
+
+/// Removes a token from an error text, in case a library ever echoes it.
+fn redact(text: &str, token: &Secret) -> String {
+    if token.expose().is_empty() {
+        text.to_string()
+    } else {
+        text.replace(token.expose(), "[redacted]")
+    }
+}

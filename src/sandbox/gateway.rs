@@ -1,0 +1,319 @@
+//! The sandbox's gateway: Discord's websocket protocol (HELLO, IDENTIFY, READY, GUILD_CREATE,
+//! dispatches with sequence numbers, heartbeats, RESUME, RECONNECT, INVALID_SESSION) and the
+//! registry of sessions that dispatches reach.
+//!
+//! A session outlives its connection, as on Discord: events dispatched while a bot is
+//! disconnected are buffered (up to [`RESUME_BUFFER`]) and replayed on RESUME.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::world::{ChannelKind, Message, World};
+use super::Shared;
+
+/// Events kept per session for RESUME; older ones make a resume fail with INVALID_SESSION.
+pub const RESUME_BUFFER: usize = 4096;
+/// IDENTIFY budget a token has per day, as Discord's `session_start_limit.total`.
+pub const IDENTIFY_BUDGET: u32 = 1000;
+
+/// Gateway intents the sandbox honours.
+pub mod intents {
+    /// GUILDS.
+    pub const GUILDS: u64 = 1 << 0;
+    /// GUILD_MESSAGES.
+    pub const GUILD_MESSAGES: u64 = 1 << 9;
+    /// DIRECT_MESSAGES.
+    pub const DIRECT_MESSAGES: u64 = 1 << 12;
+    /// MESSAGE_CONTENT (privileged).
+    pub const MESSAGE_CONTENT: u64 = 1 << 15;
+}
+
+/// What a connection task is asked to write.
+#[derive(Debug)]
+enum Outbound {
+    Frame(String),
+    Close(u16, &'static str),
+}
+
+#[derive(Debug)]
+struct Session {
+    bot_id: u64,
+    token: String,
+    intents: u64,
+    seq: u64,
+    buffer: VecDeque<(u64, String)>,
+    conn: Option<(u64, mpsc::UnboundedSender<Outbound>)>,
+}
+
+impl Session {
+    fn push(&mut self, t: &str, d: Value) {
+        self.seq += 1;
+        let frame = json!({"op": 0, "s": self.seq, "t": t, "d": d}).to_string();
+        if self.buffer.len() == RESUME_BUFFER {
+            self.buffer.pop_front();
+        }
+        self.buffer.push_back((self.seq, frame.clone()));
+        if let Some((_, tx)) = &self.conn {
+            let _ = tx.send(Outbound::Frame(frame));
+        }
+    }
+}
+
+/// A fault the control API can inject into a bot's gateway connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayFault {
+    /// Close the socket abruptly (code 4000); the session stays resumable.
+    Close,
+    /// Send op 7 RECONNECT; the client reconnects and resumes.
+    Reconnect,
+    /// Send op 9 INVALID_SESSION (not resumable) and forget the session: the client must
+    /// IDENTIFY again and missed events are not replayed.
+    InvalidSession,
+}
+
+/// All gateway sessions.
+#[derive(Debug, Default)]
+pub struct Gateway {
+    sessions: Mutex<HashMap<String, Session>>,
+    identifies: Mutex<HashMap<u64, u32>>,
+    refused_until: Mutex<HashMap<u64, Instant>>,
+    next_conn: AtomicU64,
+}
+
+impl Gateway {
+    /// Number of IDENTIFYs a bot has made since the sandbox started.
+    pub fn identify_count(&self, bot: u64) -> u32 {
+        self.identifies.lock().map(|m| m.get(&bot).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// Bots with a live connection.
+    pub fn connected_bots(&self) -> Vec<u64> {
+        let sessions = self.sessions.lock().expect("gateway lock");
+        let mut bots: Vec<u64> = sessions.values().filter(|s| s.conn.is_some()).map(|s| s.bot_id).collect();
+        bots.sort_unstable();
+        bots.dedup();
+        bots
+    }
+
+    /// Sends MESSAGE_CREATE to every session whose bot can see the channel and asked for the
+    /// matching intent. Content is blanked without MESSAGE_CONTENT, except where Discord still
+    /// delivers it (DMs, mentions of the bot, the bot's own messages). Call with the world locked.
+    pub fn dispatch_message_create(&self, world: &World, msg: &Message) {
+        let Some(channel) = world.channel(msg.channel_id) else { return };
+        let is_dm = matches!(channel.kind, ChannelKind::Dm { .. });
+        let needed = if is_dm { intents::DIRECT_MESSAGES } else { intents::GUILD_MESSAGES };
+        let mut sessions = self.sessions.lock().expect("gateway lock");
+        let mut rendered: [Option<Value>; 2] = [None, None];
+        for session in sessions.values_mut() {
+            if session.intents & needed == 0 || !world.can_view(session.bot_id, msg.channel_id) {
+                continue;
+            }
+            let own = msg.author == super::world::Author::User(session.bot_id);
+            let content = session.intents & intents::MESSAGE_CONTENT != 0 || is_dm || own || msg.mentions.contains(&session.bot_id);
+            let d = rendered[content as usize].get_or_insert_with(|| world.message_json(msg, content)).clone();
+            session.push("MESSAGE_CREATE", d);
+        }
+    }
+
+    /// Injects a gateway fault into every session of `bot`; returns how many were affected.
+    /// `refuse_for` keeps the bot from connecting again for that long (upgrade answered 503).
+    pub fn inject(&self, bot: u64, fault: GatewayFault, refuse_for: Option<Duration>) -> usize {
+        if let Some(d) = refuse_for {
+            self.refused_until.lock().expect("gateway lock").insert(bot, Instant::now() + d);
+        }
+        let mut sessions = self.sessions.lock().expect("gateway lock");
+        let mut affected = 0;
+        let mut forget = Vec::new();
+        for (id, s) in sessions.iter_mut().filter(|(_, s)| s.bot_id == bot) {
+            if let Some((_, tx)) = &s.conn {
+                affected += 1;
+                let _ = match fault {
+                    GatewayFault::Close => tx.send(Outbound::Close(4000, "Unknown error")),
+                    GatewayFault::Reconnect => tx.send(Outbound::Frame(json!({"op": 7, "d": null, "s": null, "t": null}).to_string())),
+                    GatewayFault::InvalidSession => tx.send(Outbound::Frame(json!({"op": 9, "d": false, "s": null, "t": null}).to_string())),
+                };
+            }
+            if fault == GatewayFault::InvalidSession {
+                forget.push(id.clone());
+            }
+        }
+        for id in forget {
+            sessions.remove(&id);
+        }
+        affected
+    }
+
+    /// Whether `bot` is currently refused (fault injection).
+    pub fn refused(&self, bot: u64) -> bool {
+        let mut refused = self.refused_until.lock().expect("gateway lock");
+        match refused.get(&bot) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                refused.remove(&bot);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+/// Serves one websocket connection until it closes.
+pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>) {
+    let conn_id = shared.gateway.next_conn.fetch_add(1, Ordering::Relaxed);
+    let heartbeat = shared.world.lock().map(|w| w.heartbeat_interval_ms).unwrap_or(41_250);
+    let hello = json!({"op": 10, "d": {"heartbeat_interval": heartbeat}, "s": null, "t": null});
+    if socket.send(WsMessage::Text(hello.to_string().into())).await.is_err() {
+        return;
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
+    let mut session_id: Option<String> = None;
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                let text = match incoming {
+                    Some(Ok(WsMessage::Text(t))) => t.to_string(),
+                    Some(Ok(WsMessage::Binary(_))) => { close(&mut socket, 4002, "Decode error").await; break; }
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                };
+                let Ok(payload) = serde_json::from_str::<Value>(&text) else {
+                    close(&mut socket, 4002, "Decode error").await;
+                    break;
+                };
+                match payload.get("op").and_then(Value::as_u64) {
+                    Some(1) => {
+                        let ack = json!({"op": 11, "d": null, "s": null, "t": null}).to_string();
+                        if socket.send(WsMessage::Text(ack.into())).await.is_err() { break; }
+                    }
+                    Some(2) if session_id.is_some() => { close(&mut socket, 4005, "Already authenticated").await; break; }
+                    Some(2) => match identify(&shared, &payload["d"], conn_id, &tx) {
+                        Ok(id) => session_id = Some(id),
+                        Err((code, reason)) => { close(&mut socket, code, reason).await; break; }
+                    },
+                    Some(6) if session_id.is_some() => { close(&mut socket, 4005, "Already authenticated").await; break; }
+                    Some(6) => match resume(&shared, &payload["d"], conn_id, &tx) {
+                        Some(id) => session_id = Some(id),
+                        None => {
+                            let invalid = json!({"op": 9, "d": false, "s": null, "t": null}).to_string();
+                            if socket.send(WsMessage::Text(invalid.into())).await.is_err() { break; }
+                        }
+                    },
+                    Some(3) | Some(4) | Some(8) => {}
+                    Some(_) | None => {
+                        if session_id.is_none() { close(&mut socket, 4003, "Not authenticated").await; break; }
+                        close(&mut socket, 4001, "Unknown opcode").await;
+                        break;
+                    }
+                }
+            }
+            Some(out) = rx.recv() => match out {
+                Outbound::Frame(f) => if socket.send(WsMessage::Text(f.into())).await.is_err() { break; },
+                Outbound::Close(code, reason) => { close(&mut socket, code, reason).await; break; }
+            }
+        }
+    }
+    if let Some(id) = session_id {
+        if let Ok(mut sessions) = shared.gateway.sessions.lock() {
+            if let Some(s) = sessions.get_mut(&id) {
+                if s.conn.as_ref().is_some_and(|(c, _)| *c == conn_id) {
+                    s.conn = None;
+                }
+            }
+        }
+    }
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = socket.send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+}
+
+fn identify(shared: &Shared, d: &Value, conn_id: u64, tx: &mpsc::UnboundedSender<Outbound>) -> Result<String, (u16, &'static str)> {
+    let token = d.get("token").and_then(Value::as_str).unwrap_or_default();
+    let token = token.strip_prefix("Bot ").unwrap_or(token);
+    let intents = d.get("intents").and_then(Value::as_u64).ok_or((4013, "Invalid intent(s)"))?;
+    let shard = d.get("shard").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_u64).collect::<Vec<_>>());
+    if let Some(s) = &shard {
+        if s.len() != 2 || s[1] == 0 || s[0] >= s[1] {
+            return Err((4010, "Invalid shard"));
+        }
+    }
+    let world = shared.world.lock().expect("world lock");
+    let bot = world.user_by_token(token).filter(|u| u.bot).ok_or((4004, "Authentication failed"))?;
+    let bot_id = bot.id;
+    if shared.gateway.refused(bot_id) {
+        return Err((4000, "Unknown error"));
+    }
+    {
+        let mut counts = shared.gateway.identifies.lock().expect("gateway lock");
+        let n = counts.entry(bot_id).or_insert(0);
+        if *n >= IDENTIFY_BUDGET {
+            return Err((4008, "Rate limited"));
+        }
+        *n += 1;
+    }
+    let session_id = format!("sandbox-{bot_id}-{conn_id}");
+    let guilds = world.guilds_of(bot_id);
+    let mut session = Session {
+        bot_id,
+        token: token.to_string(),
+        intents,
+        seq: 0,
+        buffer: VecDeque::new(),
+        conn: Some((conn_id, tx.clone())),
+    };
+    let ready = json!({
+        "v": 10,
+        "user": world.current_user_json(bot_id),
+        "guilds": guilds.iter().map(|g| json!({"id": g.id.to_string(), "unavailable": true})).collect::<Vec<_>>(),
+        "session_id": session_id,
+        "resume_gateway_url": format!("{}/gateway", shared.ws_base),
+        "shard": shard.unwrap_or_else(|| vec![0, 1]),
+        "application": {"id": bot_id.to_string(), "flags": 0},
+        "private_channels": [],
+        "relationships": [],
+        "user_settings": {},
+        "presences": [],
+        "guild_join_requests": [],
+        "geo_ordered_rtc_regions": [],
+    });
+    session.push("READY", ready);
+    if intents & intents::GUILDS != 0 {
+        for g in guilds {
+            session.push("GUILD_CREATE", world.guild_create_json(g, bot_id));
+        }
+    }
+    shared.gateway.sessions.lock().expect("gateway lock").insert(session_id.clone(), session);
+    Ok(session_id)
+}
+
+fn resume(shared: &Shared, d: &Value, conn_id: u64, tx: &mpsc::UnboundedSender<Outbound>) -> Option<String> {
+    let token = d.get("token").and_then(Value::as_str)?;
+    let token = token.strip_prefix("Bot ").unwrap_or(token);
+    let id = d.get("session_id").and_then(Value::as_str)?;
+    let seq = d.get("seq").and_then(Value::as_u64).unwrap_or(0);
+    let mut sessions = shared.gateway.sessions.lock().expect("gateway lock");
+    let session = sessions.get_mut(id)?;
+    if session.token != token || shared.gateway.refused(session.bot_id) {
+        return None;
+    }
+    let oldest = session.buffer.front().map_or(session.seq + 1, |(s, _)| *s);
+    if seq + 1 < oldest || seq > session.seq {
+        sessions.remove(id);
+        return None;
+    }
+    session.conn = Some((conn_id, tx.clone()));
+    for (s, frame) in &session.buffer {
+        if *s > seq {
+            let _ = tx.send(Outbound::Frame(frame.clone()));
+        }
+    }
+    session.push("RESUMED", json!({}));
+    Some(id.to_string())
+}

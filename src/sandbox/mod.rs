@@ -1,0 +1,205 @@
+//! The sandbox: a local Discord-compatible server (gateway websocket + REST API v10) with a
+//! control API and a web page, so troupe and any serenity bot run with no Discord account.
+//!
+//! - [`spec`]: the world declared in `agents.toml` (`[sandbox]`).
+//! - [`world`]: users, guilds, channels, messages and Discord's rules over them.
+//! - [`gateway`]: the websocket protocol and the sessions dispatches reach.
+//! - [`rest`]: `/api/v10`.
+//! - [`control`]: `/sandbox/*`, the tester's API.
+//! - [`faults`]: injected REST errors, delays and dropped sessions.
+//! - [`error`]: Discord's error bodies.
+//! - [`snowflake`]: IDs with real timestamps.
+
+pub mod control;
+pub mod error;
+pub mod faults;
+pub mod gateway;
+pub mod rest;
+pub mod snowflake;
+pub mod spec;
+pub mod world;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{OriginalUri, Request, State, WebSocketUpgrade};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use self::faults::RestFaults;
+use self::gateway::Gateway;
+use self::spec::WorldSpec;
+use self::world::World;
+
+/// The most REST requests kept in the log (oldest dropped first).
+const REQUEST_LOG_CAP: usize = 1_000_000;
+
+/// State shared by every handler.
+#[derive(Debug)]
+pub struct Shared {
+    /// The world.
+    pub world: Mutex<World>,
+    /// Gateway sessions.
+    pub gateway: Gateway,
+    /// Pending REST faults.
+    pub faults: Mutex<RestFaults>,
+    /// Every `/api/v10` request, in order.
+    pub requests: Mutex<Vec<RequestRecord>>,
+    /// `ws://ADDR`, the base of the gateway URL.
+    pub ws_base: String,
+}
+
+/// One REST request, as the request log shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query, e.g. `/api/v10/channels/1/messages?after=5&limit=100`.
+    pub path: String,
+    /// The bot user ID the request authenticated as, if any.
+    pub bot: Option<String>,
+    /// Status returned.
+    pub status: u16,
+}
+
+/// A running sandbox.
+#[derive(Debug)]
+pub struct Sandbox {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Sandbox {
+    /// Binds `listen` (port 0 picks a free port) and serves the world built from `spec` plus
+    /// `bots` (`(name, token)` pairs, e.g. troupe's agents).
+    pub async fn start(spec: &WorldSpec, bots: &[(String, String)], listen: SocketAddr) -> Result<Self, SandboxError> {
+        let world = World::new(spec, bots).map_err(SandboxError::World)?;
+        let listener = TcpListener::bind(listen).await.map_err(|e| SandboxError::Bind(listen, e))?;
+        let addr = listener.local_addr().map_err(|e| SandboxError::Bind(listen, e))?;
+        let shared = Arc::new(Shared {
+            world: Mutex::new(world),
+            gateway: Gateway::default(),
+            faults: Mutex::new(RestFaults::default()),
+            requests: Mutex::new(Vec::new()),
+            ws_base: format!("ws://{addr}"),
+        });
+        let app = router(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "sandbox server failed");
+            }
+        });
+        Ok(Self { addr, shared, stop: Some(stop), task })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The shared state, for in-process inspection.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops serving. Open websockets are closed when the server task ends.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Why the sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The `[sandbox]` world is inconsistent.
+    #[error("invalid [sandbox] world: {0}")]
+    World(String),
+    /// The listen address could not be bound.
+    #[error("sandbox cannot listen on {0}: {1} (pick another address with --sandbox-listen, or port 0 for any free port)")]
+    Bind(SocketAddr, #[source] std::io::Error),
+}
+
+/// The whole HTTP surface: web page, gateway, REST, control API.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let api = rest::routes().layer(middleware::from_fn_with_state(shared.clone(), rest_middleware));
+    Router::new()
+        .route("/", get(|| async { Html(include_str!("web/index.html")) }))
+        .route("/gateway", get(upgrade))
+        .nest("/api/v10", api)
+        .nest("/sandbox", control::routes())
+        .with_state(shared)
+}
+
+async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(4 << 20).on_upgrade(move |socket| gateway::serve_connection(socket, shared)).into_response()
+}
+
+/// Around every REST call: injected delay and faults, `X-RateLimit-*` headers, the request log.
+async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    // Nested routers see the path without `/api/v10`; log what the client sent.
+    let uri = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().clone(), |o| o.0.clone());
+    let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let bot = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let token = v.strip_prefix("Bot ").unwrap_or(v);
+            shared.world.lock().ok()?.user_by_token(token).map(|u| u.id.to_string())
+        });
+    let (delay, fault) = {
+        let mut f = shared.faults.lock().expect("faults lock");
+        (f.delay, f.take(&path))
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut resp = match fault {
+        Some(err) => err.into_response(),
+        None => next.run(req).await,
+    };
+    let headers = resp.headers_mut();
+    let bucket = if path.contains("/messages") { "messages" } else { "default" };
+    for (k, v) in [
+        ("x-ratelimit-limit", "50".to_string()),
+        ("x-ratelimit-remaining", "49".to_string()),
+        ("x-ratelimit-reset-after", "1.000".to_string()),
+        ("x-ratelimit-reset", format!("{:.3}", chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + 1.0)),
+        ("x-ratelimit-bucket", bucket.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            headers.insert(k, v);
+        }
+    }
+    let status = resp.status().as_u16();
+    if let Ok(mut log) = shared.requests.lock() {
+        if log.len() >= REQUEST_LOG_CAP {
+            log.drain(..REQUEST_LOG_CAP / 10);
+        }
+        log.push(RequestRecord { method, path, bot, status });
+    }
+    resp
+}

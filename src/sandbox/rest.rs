@@ -1,0 +1,294 @@
+//! The sandbox's REST API under `/api/v10`: the subset of Discord's HTTP API troupe and serenity
+//! use, with Discord's validation errors, auth and `X-RateLimit-*` headers.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::world::{Author, HistoryQuery, NewMessage, World};
+use super::Shared;
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Routes under `/api/v10`.
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/gateway", get(gateway))
+        .route("/gateway/bot", get(gateway_bot))
+        .route("/users/@me", get(current_user))
+        .route("/users/@me/channels", post(open_dm))
+        .route("/users/{id}", get(get_user))
+        .route("/channels/{id}", get(get_channel))
+        .route("/channels/{id}/messages", get(list_messages).post(create_message))
+        .route("/channels/{id}/messages/{message_id}", get(get_message))
+        .route("/channels/{id}/typing", post(typing))
+        .route("/channels/{id}/webhooks", post(create_webhook))
+        .route("/webhooks/{id}/{token}", post(execute_webhook).get(get_webhook))
+        .fallback(|| async { ApiError::not_found() })
+}
+
+/// The bot a request authenticates as (`Authorization: Bot <token>`).
+fn bot_of(headers: &HeaderMap, world: &World) -> Result<u64, ApiError> {
+    let value = headers.get("authorization").and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
+    let token = value.strip_prefix("Bot ").unwrap_or(value);
+    world.user_by_token(token).filter(|u| u.bot).map(|u| u.id).ok_or_else(ApiError::unauthorized)
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|_| ApiError::invalid_json())?;
+    if v.is_object() {
+        Ok(v)
+    } else {
+        Err(ApiError::invalid_json())
+    }
+}
+
+fn parse_id(raw: &str) -> Result<u64, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found())
+}
+
+fn ok(v: Value) -> ApiResult {
+    Ok(Json(v).into_response())
+}
+
+async fn gateway(State(s): State<Arc<Shared>>) -> ApiResult {
+    ok(json!({"url": format!("{}/gateway", s.ws_base)}))
+}
+
+async fn gateway_bot(State(s): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult {
+    let bot = bot_of(&headers, &s.world.lock().expect("world lock"))?;
+    let used = s.gateway.identify_count(bot);
+    ok(json!({
+        "url": format!("{}/gateway", s.ws_base),
+        "shards": 1,
+        "session_start_limit": {
+            "total": super::gateway::IDENTIFY_BUDGET,
+            "remaining": super::gateway::IDENTIFY_BUDGET.saturating_sub(used),
+            "reset_after": 86_400_000u64,
+            "max_concurrency": 1,
+        },
+    }))
+}
+
+async fn current_user(State(s): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult {
+    let world = s.world.lock().expect("world lock");
+    let bot = bot_of(&headers, &world)?;
+    ok(world.current_user_json(bot))
+}
+
+async fn get_user(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let world = s.world.lock().expect("world lock");
+    bot_of(&headers, &world)?;
+    let id = parse_id(&id)?;
+    world.user(id).ok_or_else(ApiError::unknown_user)?;
+    ok(world.user_json(id))
+}
+
+async fn open_dm(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let mut world = s.world.lock().expect("world lock");
+    let bot = bot_of(&headers, &world)?;
+    let body = parse_body(&body)?;
+    let recipient = id_field(&body, "recipient_id")
+        .ok_or_else(|| ApiError::invalid_form("recipient_id", "BASE_TYPE_REQUIRED", "This field is required"))?;
+    let id = world.open_dm(bot, recipient)?;
+    let channel = world.channel(id).ok_or_else(ApiError::unknown_channel)?;
+    ok(world.channel_json_for(channel, bot))
+}
+
+async fn get_channel(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let world = s.world.lock().expect("world lock");
+    let bot = bot_of(&headers, &world)?;
+    let channel = world.readable_channel(bot, parse_id(&id)?)?;
+    ok(world.channel_json_for(channel, bot))
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryParams {
+    before: Option<String>,
+    after: Option<String>,
+    around: Option<String>,
+    limit: Option<String>,
+}
+
+async fn list_messages(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(p): Query<HistoryParams>,
+) -> ApiResult {
+    let world = s.world.lock().expect("world lock");
+    let bot = bot_of(&headers, &world)?;
+    let channel = world.readable_channel(bot, parse_id(&id)?)?;
+    let num = |name: &str, v: &Option<String>| -> Result<Option<u64>, ApiError> {
+        v.as_deref()
+            .map(|x| x.parse::<u64>().map_err(|_| ApiError::invalid_form(name, "NUMBER_TYPE_COERCE", "Value is not int.")))
+            .transpose()
+    };
+    let q = HistoryQuery {
+        before: num("before", &p.before)?,
+        after: num("after", &p.after)?,
+        around: num("around", &p.around)?,
+        limit: num("limit", &p.limit)?,
+    };
+    let msgs: Vec<Value> = world.history(channel, q)?.into_iter().map(|m| world.message_json(m, true)).collect();
+    ok(Value::Array(msgs))
+}
+
+async fn get_message(State(s): State<Arc<Shared>>, headers: HeaderMap, Path((id, mid)): Path<(String, String)>) -> ApiResult {
+    let world = s.world.lock().expect("world lock");
+    let bot = bot_of(&headers, &world)?;
+    let channel = world.readable_channel(bot, parse_id(&id)?)?;
+    let mid = parse_id(&mid)?;
+    let m = channel.messages.iter().find(|m| m.id == mid).ok_or_else(ApiError::unknown_message)?;
+    ok(world.message_json(m, true))
+}
+
+/// Reads the fields of a create-message body that the sandbox models.
+pub fn new_message_from(body: &Value) -> Result<NewMessage, ApiError> {
+    let content = match body.get("content") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(ApiError::invalid_form("content", "STRING_TYPE_CONVERT", "Could not interpret value as string.")),
+    };
+    let embeds = match body.get("embeds") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) if a.iter().all(Value::is_object) => a.clone(),
+        Some(_) => return Err(ApiError::invalid_form("embeds", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")),
+    };
+    let reference = match body.get("message_reference") {
+        None | Some(Value::Null) => None,
+        Some(r) => Some(id_field(r, "message_id").ok_or_else(|| {
+            ApiError::invalid_form("message_reference.message_id", "BASE_TYPE_REQUIRED", "This field is required")
+        })?),
+    };
+    let nonce = match body.get("nonce") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.chars().count() <= 25 => Some(Value::String(s.clone())),
+        Some(Value::Number(n)) => Some(Value::Number(n.clone())),
+        Some(_) => return Err(ApiError::invalid_form("nonce", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")),
+    };
+    Ok(NewMessage {
+        content,
+        embeds,
+        reference,
+        nonce,
+        enforce_nonce: body.get("enforce_nonce").and_then(Value::as_bool).unwrap_or(false),
+        allowed_mentions: body.get("allowed_mentions").filter(|v| !v.is_null()).cloned(),
+    })
+}
+
+fn id_field(v: &Value, key: &str) -> Option<u64> {
+    match v.get(key)? {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
+/// Posts and dispatches, with the world locked once.
+pub fn post_and_dispatch(s: &Shared, channel_id: u64, author: Author, new: NewMessage) -> Result<Value, ApiError> {
+    let mut world = s.world.lock().expect("world lock");
+    let posted = world.post(channel_id, author, new)?;
+    if posted.created {
+        s.gateway.dispatch_message_create(&world, &posted.message);
+    }
+    Ok(world.message_json(&posted.message, true))
+}
+
+async fn create_message(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let bot = bot_of(&headers, &s.world.lock().expect("world lock"))?;
+    let body = parse_body(&body)?;
+    let new = new_message_from(&body)?;
+    ok(post_and_dispatch(&s, parse_id(&id)?, Author::User(bot), new)?)
+}
+
+async fn typing(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let world = s.world.lock().expect("world lock");
+    let bot = bot_of(&headers, &world)?;
+    world.readable_channel(bot, parse_id(&id)?)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn webhook_json(world: &World, hook: &super::world::Webhook) -> Value {
+    let guild_id = match world.channel(hook.channel_id).map(|c| &c.kind) {
+        Some(super::world::ChannelKind::GuildText { guild_id, .. }) => Some(guild_id.to_string()),
+        _ => None,
+    };
+    json!({
+        "id": hook.id.to_string(),
+        "type": 1,
+        "channel_id": hook.channel_id.to_string(),
+        "guild_id": guild_id,
+        "name": hook.name,
+        "avatar": null,
+        "token": hook.token,
+        "application_id": null,
+    })
+}
+
+async fn create_webhook(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let mut world = s.world.lock().expect("world lock");
+    let bot = bot_of(&headers, &world)?;
+    let body = parse_body(&body)?;
+    let channel_id = parse_id(&id)?;
+    world.readable_channel(bot, channel_id)?;
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| (1..=80).contains(&n.chars().count()))
+        .ok_or_else(|| ApiError::invalid_form("name", "BASE_TYPE_REQUIRED", "This field is required"))?;
+    let hook = world.create_webhook(channel_id, name)?;
+    ok(webhook_json(&world, &hook))
+}
+
+fn webhook_by_token<'w>(world: &'w World, id: &str, token: &str) -> Result<&'w super::world::Webhook, ApiError> {
+    world.webhook(parse_id(id)?).filter(|h| h.token == token).ok_or_else(ApiError::unknown_webhook)
+}
+
+async fn get_webhook(State(s): State<Arc<Shared>>, Path((id, token)): Path<(String, String)>) -> ApiResult {
+    let world = s.world.lock().expect("world lock");
+    let hook = webhook_by_token(&world, &id, &token)?;
+    ok(webhook_json(&world, hook))
+}
+
+#[derive(Debug, Deserialize)]
+struct WebhookParams {
+    wait: Option<bool>,
+}
+
+async fn execute_webhook(
+    State(s): State<Arc<Shared>>,
+    Path((id, token)): Path<(String, String)>,
+    Query(p): Query<WebhookParams>,
+    body: Bytes,
+) -> ApiResult {
+    let (channel_id, author) = {
+        let world = s.world.lock().expect("world lock");
+        let hook = webhook_by_token(&world, &id, &token)?;
+        (hook.channel_id, hook.clone())
+    };
+    let body = parse_body(&body)?;
+    let username = body.get("username").and_then(Value::as_str).unwrap_or(&author.name).to_string();
+    if username.chars().count() > 80 {
+        return Err(ApiError::invalid_form("username", "BASE_TYPE_MAX_LENGTH", "Must be 80 or fewer in length."));
+    }
+    let avatar_url = body.get("avatar_url").and_then(Value::as_str).map(str::to_string);
+    let new = new_message_from(&body)?;
+    let msg = post_and_dispatch(&s, channel_id, Author::Webhook { id: author.id, username, avatar_url }, new)?;
+    if p.wait.unwrap_or(false) {
+        ok(msg)
+    } else {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+}
