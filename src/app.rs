@@ -73,7 +73,11 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
                 (None, Some(url))
             }
             None => {
-                let bots: Vec<(String, String)> = config.agents.iter().map(|a| (a.name.clone(), sandbox_token(&a.name))).collect();
+                let bots: Vec<(String, String)> = config
+                    .agents
+                    .iter()
+                    .map(|a| (a.name.clone(), sandbox_token(&a.name)))
+                    .collect();
                 let sandbox = Sandbox::start(&config.sandbox.world, &bots, config.sandbox.listen).await?;
                 let url = sandbox.url();
                 (Some(sandbox), Some(url))
@@ -88,10 +92,22 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         }
         .map_err(AppError::Secret)?;
         let backend = Backend::from_config(&config.backends[&agent.backend]);
-        specs.push(Arc::new(AgentSpec { config: agent.clone(), backend, token, api_base: sandbox_url.clone() }));
+        specs.push(Arc::new(AgentSpec {
+            config: agent.clone(),
+            backend,
+            token,
+            api_base: sandbox_url.clone(),
+        }));
     }
-    let (root, root_task) = Actor::spawn(None, Supervisor, specs).await.map_err(|e| AppError::Actors(e.to_string()))?;
-    Ok(Running { sandbox, sandbox_url, root, root_task })
+    let (root, root_task) = Actor::spawn(None, Supervisor, specs)
+        .await
+        .map_err(|e| AppError::Actors(e.to_string()))?;
+    Ok(Running {
+        sandbox,
+        sandbox_url,
+        root,
+        root_task,
+    })
 }
 
 /// Runs troupe until `shutdown` completes, then stops it cleanly.
@@ -105,7 +121,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 /// Makes sure a remote sandbox knows every agent's bot (it may have been started with another
 /// configuration), registering the missing ones through its control API.
 async fn register_bots(url: &str, config: &Config) -> Result<(), AppError> {
-    let err = |reason: String| AppError::RemoteSandbox { url: url.to_string(), reason };
+    let err = |reason: String| AppError::RemoteSandbox {
+        url: url.to_string(),
+        reason,
+    };
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
@@ -115,13 +134,23 @@ async fn register_bots(url: &str, config: &Config) -> Result<(), AppError> {
         .send()
         .await
         .and_then(|r| r.error_for_status())
-        .map_err(|e| err(format!("cannot read /sandbox/state ({e}); is `troupe sandbox` running there?")))?
+        .map_err(|e| {
+            err(format!(
+                "cannot read /sandbox/state ({e}); is `troupe sandbox` running there?"
+            ))
+        })?
         .json()
         .await
         .map_err(|e| err(format!("/sandbox/state is not the sandbox's JSON: {e}")))?;
     let known: Vec<String> = state["users"]
         .as_array()
-        .map(|users| users.iter().filter_map(|u| u["name"].as_str()).map(str::to_lowercase).collect())
+        .map(|users| {
+            users
+                .iter()
+                .filter_map(|u| u["name"].as_str())
+                .map(str::to_lowercase)
+                .collect()
+        })
         .unwrap_or_default();
     for agent in &config.agents {
         if known.contains(&agent.name.to_lowercase()) {

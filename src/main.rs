@@ -67,12 +67,20 @@ async fn run_agents(cli: &Cli) -> ExitCode {
 
 async fn serve_sandbox(path: &std::path::Path, explicit: bool, listen: Option<std::net::SocketAddr>) -> ExitCode {
     let (world, agents, default_listen) = match Config::load(path) {
-        Ok(c) => (c.sandbox.world.clone(), c.agents.iter().map(|a| a.name.clone()).collect(), c.sandbox.listen),
+        Ok(c) => (
+            c.sandbox.world.clone(),
+            c.agents.iter().map(|a| a.name.clone()).collect(),
+            c.sandbox.listen,
+        ),
         Err(e) if explicit || path.exists() => {
             eprintln!("error: invalid configuration\n{e}");
             return ExitCode::from(exit::CONFIG);
         }
-        Err(_) => (WorldSpec::default(), Vec::new(), troupe::config::DEFAULT_SANDBOX_LISTEN.parse().expect("valid default")),
+        Err(_) => (
+            WorldSpec::default(),
+            Vec::new(),
+            troupe::config::DEFAULT_SANDBOX_LISTEN.parse().expect("valid default"),
+        ),
     };
     let bots: Vec<(String, String)> = agents.iter().map(|n: &String| (n.clone(), sandbox_token(n))).collect();
     let sandbox = match Sandbox::start(&world, &bots, listen.unwrap_or(default_listen)).await {
@@ -90,9 +98,15 @@ async fn serve_sandbox(path: &std::path::Path, explicit: bool, listen: Option<st
 
 fn init_logs(debug: bool, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let default = if debug { "info,troupe=debug" } else { "info,serenity=warn,tracing=warn" };
+    let default = if debug {
+        "info,troupe=debug"
+    } else {
+        "info,serenity=warn,tracing=warn"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -86,13 +86,25 @@ pub fn decide(me: u64, triggers: &Triggers, listen_channels: &[u64], m: &Inbound
         return Decision::Ignore(Reason::UnaddressedBot);
     }
     if m.is_dm() {
-        return if triggers.dm { Decision::Process(Reason::DirectMessage) } else { Decision::Ignore(Reason::TriggerDisabled) };
+        return if triggers.dm {
+            Decision::Process(Reason::DirectMessage)
+        } else {
+            Decision::Ignore(Reason::TriggerDisabled)
+        };
     }
     if mentioned {
-        return if triggers.mention { Decision::Process(Reason::Mentioned) } else { Decision::Ignore(Reason::TriggerDisabled) };
+        return if triggers.mention {
+            Decision::Process(Reason::Mentioned)
+        } else {
+            Decision::Ignore(Reason::TriggerDisabled)
+        };
     }
     if replied {
-        return if triggers.reply { Decision::Process(Reason::ReplyToAgent) } else { Decision::Ignore(Reason::TriggerDisabled) };
+        return if triggers.reply {
+            Decision::Process(Reason::ReplyToAgent)
+        } else {
+            Decision::Ignore(Reason::TriggerDisabled)
+        };
     }
     if listen_channels.contains(&m.channel_id) {
         return Decision::Process(Reason::ListenChannel);
@@ -108,7 +120,12 @@ mod tests {
     const ME: u64 = 100;
 
     fn triggers() -> Triggers {
-        Triggers { mention: true, dm: true, reply: true, channels: vec![] }
+        Triggers {
+            mention: true,
+            dm: true,
+            reply: true,
+            channels: vec![],
+        }
     }
 
     fn msg() -> Inbound {
@@ -130,16 +147,48 @@ mod tests {
 
     #[test]
     fn own_messages_are_never_processed() {
-        let m = Inbound { author_id: ME, mentions: vec![ME], ..msg() };
+        let m = Inbound {
+            author_id: ME,
+            mentions: vec![ME],
+            ..msg()
+        };
         assert_eq!(decide(ME, &triggers(), &[10], &m), Decision::Ignore(Reason::OwnMessage));
     }
 
     #[test]
     fn mention_dm_and_reply_trigger() {
         let t = triggers();
-        assert_eq!(decide(ME, &t, &[], &Inbound { mentions: vec![ME], ..msg() }), Decision::Process(Reason::Mentioned));
-        assert_eq!(decide(ME, &t, &[], &Inbound { guild_id: None, ..msg() }), Decision::Process(Reason::DirectMessage));
-        let reply = Inbound { reply_to: Some(ReplyRef { message_id: 9, author_id: Some(ME) }), ..msg() };
+        assert_eq!(
+            decide(
+                ME,
+                &t,
+                &[],
+                &Inbound {
+                    mentions: vec![ME],
+                    ..msg()
+                }
+            ),
+            Decision::Process(Reason::Mentioned)
+        );
+        assert_eq!(
+            decide(
+                ME,
+                &t,
+                &[],
+                &Inbound {
+                    guild_id: None,
+                    ..msg()
+                }
+            ),
+            Decision::Process(Reason::DirectMessage)
+        );
+        let reply = Inbound {
+            reply_to: Some(ReplyRef {
+                message_id: 9,
+                author_id: Some(ME),
+            }),
+            ..msg()
+        };
         assert_eq!(decide(ME, &t, &[], &reply), Decision::Process(Reason::ReplyToAgent));
         assert_eq!(decide(ME, &t, &[], &msg()), Decision::Ignore(Reason::NotAddressed));
         assert_eq!(decide(ME, &t, &[10], &msg()), Decision::Process(Reason::ListenChannel));
@@ -147,30 +196,85 @@ mod tests {
 
     #[test]
     fn everyone_is_not_a_mention() {
-        let m = Inbound { mention_everyone: true, content: "@everyone hi".into(), ..msg() };
+        let m = Inbound {
+            mention_everyone: true,
+            content: "@everyone hi".into(),
+            ..msg()
+        };
         assert_eq!(decide(ME, &triggers(), &[], &m), Decision::Ignore(Reason::NotAddressed));
     }
 
     #[test]
     fn bots_must_address_the_agent() {
-        let bot = Inbound { author_is_bot: true, ..msg() };
-        assert_eq!(decide(ME, &triggers(), &[10], &bot), Decision::Ignore(Reason::UnaddressedBot));
-        let addressed = Inbound { mentions: vec![ME], ..bot };
-        assert_eq!(decide(ME, &triggers(), &[], &addressed), Decision::Process(Reason::Mentioned));
+        let bot = Inbound {
+            author_is_bot: true,
+            ..msg()
+        };
+        assert_eq!(
+            decide(ME, &triggers(), &[10], &bot),
+            Decision::Ignore(Reason::UnaddressedBot)
+        );
+        let addressed = Inbound {
+            mentions: vec![ME],
+            ..bot
+        };
+        assert_eq!(
+            decide(ME, &triggers(), &[], &addressed),
+            Decision::Process(Reason::Mentioned)
+        );
     }
 
     #[test]
     fn disabled_triggers_silence() {
-        let t = Triggers { mention: false, dm: false, reply: true, channels: vec![] };
-        assert_eq!(decide(ME, &t, &[], &Inbound { mentions: vec![ME], ..msg() }), Decision::Ignore(Reason::TriggerDisabled));
-        assert_eq!(decide(ME, &t, &[], &Inbound { guild_id: None, ..msg() }), Decision::Ignore(Reason::TriggerDisabled));
+        let t = Triggers {
+            mention: false,
+            dm: false,
+            reply: true,
+            channels: vec![],
+        };
+        assert_eq!(
+            decide(
+                ME,
+                &t,
+                &[],
+                &Inbound {
+                    mentions: vec![ME],
+                    ..msg()
+                }
+            ),
+            Decision::Ignore(Reason::TriggerDisabled)
+        );
+        assert_eq!(
+            decide(
+                ME,
+                &t,
+                &[],
+                &Inbound {
+                    guild_id: None,
+                    ..msg()
+                }
+            ),
+            Decision::Ignore(Reason::TriggerDisabled)
+        );
     }
 
     #[test]
     fn dms_are_keyed_by_user_whatever_the_mode() {
-        let dm = Inbound { guild_id: None, ..msg() };
-        assert_eq!(ConversationKey::for_message(MemoryMode::Channel, &dm), ConversationKey::User(7));
-        assert_eq!(ConversationKey::for_message(MemoryMode::Channel, &msg()), ConversationKey::Channel(10));
-        assert_eq!(ConversationKey::for_message(MemoryMode::ChannelUser, &msg()), ConversationKey::ChannelUser(10, 7));
+        let dm = Inbound {
+            guild_id: None,
+            ..msg()
+        };
+        assert_eq!(
+            ConversationKey::for_message(MemoryMode::Channel, &dm),
+            ConversationKey::User(7)
+        );
+        assert_eq!(
+            ConversationKey::for_message(MemoryMode::Channel, &msg()),
+            ConversationKey::Channel(10)
+        );
+        assert_eq!(
+            ConversationKey::for_message(MemoryMode::ChannelUser, &msg()),
+            ConversationKey::ChannelUser(10, 7)
+        );
     }
 }

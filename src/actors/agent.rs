@@ -45,7 +45,11 @@ impl Actor for AgentActor {
     type State = AgentState;
     type Arguments = SharedSpec;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, spec: Self::Arguments) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        spec: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
         let events = myself.clone();
         let ended = myself.clone();
         let gateway = GatewayConnection::connect(
@@ -72,7 +76,12 @@ impl Actor for AgentActor {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             AgentMsg::Gateway(GatewayEvent::Ready(me)) => {
                 tracing::info!(agent = %state.spec.config.name, bot_user = me.user_id, "gateway ready");
@@ -130,7 +139,9 @@ impl Actor for AgentActor {
     }
 
     async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
-        myself.stop_children_and_wait(Some("agent stopping".into()), Some(std::time::Duration::from_secs(25))).await;
+        myself
+            .stop_children_and_wait(Some("agent stopping".into()), Some(std::time::Duration::from_secs(25)))
+            .await;
         if let Some(gateway) = state.gateway.take() {
             gateway.shutdown().await;
         }
@@ -146,7 +157,11 @@ async fn conversation_for(
     if let Some(c) = state.conversations.get(&key) {
         return Ok(c.clone());
     }
-    let args = ConversationArgs { spec: state.spec.clone(), key, outbox: state.outbox.clone() };
+    let args = ConversationArgs {
+        spec: state.spec.clone(),
+        key,
+        outbox: state.outbox.clone(),
+    };
     let (actor, _) = Actor::spawn_linked(None, ConversationActor, args, myself.get_cell()).await?;
     state.keys.insert(actor.get_id(), key);
     state.conversations.insert(key, actor.clone());
@@ -159,7 +174,9 @@ fn resolve_channels(wanted: &[String], known: &[ChannelInfo]) -> Vec<u64> {
         .iter()
         .filter_map(|w| {
             let w = w.trim_start_matches('#');
-            w.parse::<u64>().ok().or_else(|| known.iter().find(|c| c.name == w).map(|c| c.id))
+            w.parse::<u64>()
+                .ok()
+                .or_else(|| known.iter().find(|c| c.name == w).map(|c| c.id))
         })
         .collect()
 }

@@ -69,11 +69,26 @@ impl Actor for ConversationActor {
     type State = ConversationState;
     type Arguments = ConversationArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<Self::Msg>, args: Self::Arguments) -> Result<Self::State, ActorProcessingErr> {
-        Ok(ConversationState { args, pending: BTreeMap::new(), busy: false, start_scheduled: false, history: Vec::new() })
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(ConversationState {
+            args,
+            pending: BTreeMap::new(),
+            busy: false,
+            start_scheduled: false,
+            history: Vec::new(),
+        })
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             ConversationMsg::Inbound(m) => {
                 state.pending.insert(m.id, m);
@@ -89,10 +104,18 @@ impl Actor for ConversationActor {
             ConversationMsg::TurnDone(outcome) => {
                 state.busy = false;
                 let m = outcome.message;
-                state.history.push(PromptTurn { role: Role::User, author: m.author_name.clone(), content: m.content.clone() });
+                state.history.push(PromptTurn {
+                    role: Role::User,
+                    author: m.author_name.clone(),
+                    content: m.content.clone(),
+                });
                 match outcome.reply {
                     Ok(reply) => {
-                        state.history.push(PromptTurn { role: Role::Assistant, author: state.args.spec.config.name.clone(), content: reply });
+                        state.history.push(PromptTurn {
+                            role: Role::Assistant,
+                            author: state.args.spec.config.name.clone(),
+                            content: reply,
+                        });
                     }
                     Err(e) => {
                         tracing::warn!(agent = %state.args.spec.config.name, message_id = m.id, error = %e, "turn failed");
@@ -109,7 +132,9 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState)
     if state.busy {
         return;
     }
-    let Some((_, message)) = state.pending.pop_first() else { return };
+    let Some((_, message)) = state.pending.pop_first() else {
+        return;
+    };
     state.busy = true;
     let spec = state.args.spec.clone();
     let outbox = state.args.outbox.clone();
@@ -123,7 +148,11 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState)
 
 async fn run_turn(spec: &SharedSpec, outbox: &Outbox, history: &[PromptTurn], m: &Inbound) -> Result<String, String> {
     outbox.typing(m.channel_id).await;
-    let fresh = [PromptTurn { role: Role::User, author: m.author_name.clone(), content: m.content.clone() }];
+    let fresh = [PromptTurn {
+        role: Role::User,
+        author: m.author_name.clone(),
+        content: m.content.clone(),
+    }];
     let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let prompt = crate::prompt::build(&spec.config.name, &spec.config.system_prompt, &date, history, &fresh);
     let completion = spec.backend.complete(&prompt).await.map_err(|e| e.to_string())?;

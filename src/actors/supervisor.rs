@@ -36,15 +36,28 @@ impl Actor for Supervisor {
     type State = SupervisorState;
     type Arguments = Vec<SharedSpec>;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, specs: Self::Arguments) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        specs: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
         for i in 0..specs.len() {
             myself.cast(SupervisorMsg::StartAgent(i))?;
         }
         let failures = vec![0; specs.len()];
-        Ok(SupervisorState { specs, running: HashMap::new(), failures })
+        Ok(SupervisorState {
+            specs,
+            running: HashMap::new(),
+            failures,
+        })
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::StartAgent(i) => {
                 let spec = state.specs[i].clone();
@@ -91,7 +104,9 @@ impl Actor for Supervisor {
     async fn post_stop(&self, myself: ActorRef<Self::Msg>, _state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         // Children hold connections and conversations: stop them properly rather than letting
         // ractor kill them (a killed actor's post_stop does not run).
-        myself.stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(30))).await;
+        myself
+            .stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(30)))
+            .await;
         Ok(())
     }
 }

@@ -19,11 +19,22 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error with no place in the file (e.g. the file is missing).
     pub fn whole(source: &str, message: impl Into<String>) -> Self {
-        Self { source: source.to_string(), line: None, field: None, message: message.into() }
+        Self {
+            source: source.to_string(),
+            line: None,
+            field: None,
+            message: message.into(),
+        }
     }
 
     /// An error at a byte span of the file text.
-    pub fn at(source: &str, text: &str, span: Option<Range<usize>>, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn at(
+        source: &str,
+        text: &str,
+        span: Option<Range<usize>>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             source: source.to_string(),
             line: span.map(|s| line_of(text, s.start)),

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use toml::Spanned;
 
-pub use self::error::{ConfigError, ConfigErrors};
 use self::error::{closest, suggest_field};
+pub use self::error::{ConfigError, ConfigErrors};
 use self::raw::{RawAgent, RawConfig};
 use crate::sandbox::spec::{sandbox_token, WorldSpec};
 use crate::secret::Secret;
@@ -139,12 +139,20 @@ impl TokenSource {
             TokenSource::Sandbox => Ok(Secret::new(sandbox_token(agent))),
             TokenSource::Env(var) => match std::env::var(var) {
                 Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-                _ => Err(format!("agent `{agent}`: environment variable {var} (token_env) is not set or empty")),
+                _ => Err(format!(
+                    "agent `{agent}`: environment variable {var} (token_env) is not set or empty"
+                )),
             },
             TokenSource::File(path) => match std::fs::read_to_string(path) {
                 Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-                Ok(_) => Err(format!("agent `{agent}`: token file {} (token_file) is empty", path.display())),
-                Err(e) => Err(format!("agent `{agent}`: cannot read token file {} (token_file): {e}", path.display())),
+                Ok(_) => Err(format!(
+                    "agent `{agent}`: token file {} (token_file) is empty",
+                    path.display()
+                )),
+                Err(e) => Err(format!(
+                    "agent `{agent}`: cannot read token file {} (token_file): {e}",
+                    path.display()
+                )),
             },
         }
     }
@@ -160,7 +168,10 @@ impl Config {
             } else {
                 ""
             };
-            ConfigErrors(vec![ConfigError::whole(&source, format!("cannot read the configuration: {e}{hint}"))])
+            ConfigErrors(vec![ConfigError::whole(
+                &source,
+                format!("cannot read the configuration: {e}{hint}"),
+            )])
         })?;
         Config::parse(&source, &text)
     }
@@ -193,19 +204,35 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         None | Some(("sandbox", _)) => Mode::Sandbox,
         Some(("live", _)) => Mode::Live,
         Some((other, span)) => {
-            err(Some(span), "mode".into(), format!("unknown mode `{other}`; use \"sandbox\" or \"live\""));
+            err(
+                Some(span),
+                "mode".into(),
+                format!("unknown mode `{other}`; use \"sandbox\" or \"live\""),
+            );
             Mode::Sandbox
         }
     };
 
-    let listen_text = raw.sandbox.listen.clone().unwrap_or_else(|| DEFAULT_SANDBOX_LISTEN.to_string());
+    let listen_text = raw
+        .sandbox
+        .listen
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SANDBOX_LISTEN.to_string());
     let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
-        err(None, "sandbox.listen".into(), format!("`{listen_text}` is not an address; write HOST:PORT, e.g. \"127.0.0.1:8686\""));
+        err(
+            None,
+            "sandbox.listen".into(),
+            format!("`{listen_text}` is not an address; write HOST:PORT, e.g. \"127.0.0.1:8686\""),
+        );
         DEFAULT_SANDBOX_LISTEN.parse().expect("default address parses")
     });
     if let Some(url) = &raw.sandbox.url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            err(None, "sandbox.url".into(), format!("`{url}` is not an http:// URL; e.g. \"http://127.0.0.1:8686\""));
+            err(
+                None,
+                "sandbox.url".into(),
+                format!("`{url}` is not an http:// URL; e.g. \"http://127.0.0.1:8686\""),
+            );
         }
     }
 
@@ -216,11 +243,16 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         let provider = match b.provider.get_ref().as_str() {
             "echo" => Some(Provider::Echo),
             other => {
-                let hint = closest(other, PROVIDERS.iter().copied()).map(|c| format!("did you mean \"{c}\"? ")).unwrap_or_default();
+                let hint = closest(other, PROVIDERS.iter().copied())
+                    .map(|c| format!("did you mean \"{c}\"? "))
+                    .unwrap_or_default();
                 err(
                     Some(b.provider.span()),
                     format!("backends.{name}.provider"),
-                    format!("unknown provider `{other}`; {hint}known providers: {}", PROVIDERS.join(", ")),
+                    format!(
+                        "unknown provider `{other}`; {hint}known providers: {}",
+                        PROVIDERS.join(", ")
+                    ),
                 );
                 None
             }
@@ -229,18 +261,33 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
             None => 4,
             Some((n, _)) if (1..=10_000).contains(&n) => n as usize,
             Some((n, span)) => {
-                err(Some(span), format!("backends.{name}.max_concurrency"), format!("{n} is out of range; use 1 to 10000"));
+                err(
+                    Some(span),
+                    format!("backends.{name}.max_concurrency"),
+                    format!("{n} is out of range; use 1 to 10000"),
+                );
                 1
             }
         };
         let _ = span;
         if let Some(provider) = provider {
-            backends.insert(name.clone(), BackendConfig { name: name.clone(), provider, max_concurrency });
+            backends.insert(
+                name.clone(),
+                BackendConfig {
+                    name: name.clone(),
+                    provider,
+                    max_concurrency,
+                },
+            );
         }
     }
 
     if raw.agents.is_empty() {
-        err(None, "agents".into(), "no agents are declared; add at least one [[agents]] table with `name` and `backend`".into());
+        err(
+            None,
+            "agents".into(),
+            "no agents are declared; add at least one [[agents]] table with `name` and `backend`".into(),
+        );
     }
     let mut names = HashSet::new();
     let mut token_sources: Vec<(TokenSource, String)> = Vec::new();
@@ -249,22 +296,45 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         let field = |f: &str| format!("agents[{i}].{f}");
         let name = a.name.get_ref().trim().to_string();
         if name.is_empty() {
-            err(Some(a.name.span()), field("name"), "an agent needs a non-empty name".into());
+            err(
+                Some(a.name.span()),
+                field("name"),
+                "an agent needs a non-empty name".into(),
+            );
         } else if !names.insert(name.to_lowercase()) {
-            err(Some(a.name.span()), field("name"), format!("agent name `{name}` is used twice; agent names must be unique"));
+            err(
+                Some(a.name.span()),
+                field("name"),
+                format!("agent name `{name}` is used twice; agent names must be unique"),
+            );
         }
         if !raw.backends.contains_key(a.backend.get_ref()) {
             let known: Vec<&str> = raw.backends.keys().map(String::as_str).collect();
-            let hint = closest(a.backend.get_ref(), known.iter().copied()).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
-            let defined = if known.is_empty() { "none are defined; add a [backends.NAME] table".to_string() } else { format!("defined: {}", known.join(", ")) };
-            err(Some(a.backend.span()), field("backend"), format!("agent `{name}` uses backend `{}`, which is not defined; {hint}{defined}", a.backend.get_ref()));
+            let hint = closest(a.backend.get_ref(), known.iter().copied())
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            let defined = if known.is_empty() {
+                "none are defined; add a [backends.NAME] table".to_string()
+            } else {
+                format!("defined: {}", known.join(", "))
+            };
+            err(
+                Some(a.backend.span()),
+                field("backend"),
+                format!(
+                    "agent `{name}` uses backend `{}`, which is not defined; {hint}{defined}",
+                    a.backend.get_ref()
+                ),
+            );
         }
         let memory = match a.memory.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
             None | Some(("channel", _)) => MemoryMode::Channel,
             Some(("channel-user", _)) => MemoryMode::ChannelUser,
             Some(("user", _)) => MemoryMode::User,
             Some((other, span)) => {
-                let hint = closest(other, ["channel", "channel-user", "user"]).map(|c| format!("did you mean \"{c}\"? ")).unwrap_or_default();
+                let hint = closest(other, ["channel", "channel-user", "user"])
+                    .map(|c| format!("did you mean \"{c}\"? "))
+                    .unwrap_or_default();
                 err(Some(span), field("memory"), format!("agent `{name}`: unknown memory mode `{other}`; {hint}use \"channel\", \"channel-user\" or \"user\""));
                 MemoryMode::Channel
             }
@@ -272,7 +342,13 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         let token = token_source(a, mode, &name, &field, &mut err);
         if token != TokenSource::Sandbox {
             if let Some((_, other)) = token_sources.iter().find(|(t, _)| *t == token) {
-                err(Some(a.name.span()), field("token_env"), format!("agent `{name}` uses the same token as agent `{other}`; each agent needs its own bot token"));
+                err(
+                    Some(a.name.span()),
+                    field("token_env"),
+                    format!(
+                        "agent `{name}` uses the same token as agent `{other}`; each agent needs its own bot token"
+                    ),
+                );
             }
             token_sources.push((token.clone(), name.clone()));
         }
@@ -295,7 +371,11 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         Ok(Config {
             source: source.to_string(),
             mode,
-            sandbox: SandboxSettings { listen, url: raw.sandbox.url.clone(), world: raw.sandbox },
+            sandbox: SandboxSettings {
+                listen,
+                url: raw.sandbox.url.clone(),
+                world: raw.sandbox,
+            },
             bot_dms_channel: raw.discord.bot_dms_channel,
             store_path: PathBuf::from(raw.store.path.unwrap_or_else(|| "state".to_string())),
             backends,
@@ -316,13 +396,23 @@ fn token_source(
     let spanned = |s: &Spanned<String>| (s.get_ref().clone(), s.span());
     match (a.token_env.as_ref().map(spanned), a.token_file.as_ref().map(spanned)) {
         (Some(_), Some((_, span))) => {
-            err(Some(span), field("token_file"), format!("agent `{name}` sets both token_env and token_file; keep one"));
+            err(
+                Some(span),
+                field("token_file"),
+                format!("agent `{name}` sets both token_env and token_file; keep one"),
+            );
             TokenSource::Sandbox
         }
         (Some((var, _)), None) if mode == Mode::Live => TokenSource::Env(var),
         (None, Some((path, _))) if mode == Mode::Live => TokenSource::File(PathBuf::from(path)),
         (None, None) if mode == Mode::Live => {
-            err(Some(a.name.span()), field("token_env"), format!("agent `{name}` has no bot token; in live mode set token_env = \"VAR\" or token_file = \"PATH\""));
+            err(
+                Some(a.name.span()),
+                field("token_env"),
+                format!(
+                    "agent `{name}` has no bot token; in live mode set token_env = \"VAR\" or token_file = \"PATH\""
+                ),
+            );
             TokenSource::Sandbox
         }
         _ => TokenSource::Sandbox,
@@ -381,8 +471,16 @@ backend = "offline"
     fn duplicate_names_bad_memory_and_unknown_backend_are_all_reported() {
         let text = format!("{MINIMAL}\n[[agents]]\nname = \"Ada\"\nbackend = \"ofline\"\nmemory = \"chanel\"\n");
         let e = errors(&text);
-        assert!(e.contains("agents.toml:11: agents[1].name: agent name `Ada` is used twice"), "{e}");
-        assert!(e.contains("agents[1].backend: agent `Ada` uses backend `ofline`, which is not defined; did you mean `offline`?"), "{e}");
+        assert!(
+            e.contains("agents.toml:11: agents[1].name: agent name `Ada` is used twice"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "agents[1].backend: agent `Ada` uses backend `ofline`, which is not defined; did you mean `offline`?"
+            ),
+            "{e}"
+        );
         assert!(e.contains("agents.toml:13: agents[1].memory: agent `Ada`: unknown memory mode `chanel`; did you mean \"channel\"?"), "{e}");
     }
 
@@ -397,13 +495,18 @@ backend = "offline"
     #[test]
     fn unknown_provider_lists_known_ones() {
         let e = errors("[backends.b]\nprovider = \"ecko\"\n[[agents]]\nname = \"A\"\nbackend = \"b\"\n");
-        assert!(e.contains("agents.toml:2: backends.b.provider: unknown provider `ecko`; did you mean \"echo\"?"), "{e}");
+        assert!(
+            e.contains("agents.toml:2: backends.b.provider: unknown provider `ecko`; did you mean \"echo\"?"),
+            "{e}"
+        );
     }
 
     #[test]
     fn token_errors_never_contain_the_token() {
         std::env::set_var("TROUPE_TEST_EMPTY_TOKEN", "  ");
-        let e = TokenSource::Env("TROUPE_TEST_EMPTY_TOKEN".into()).resolve("A").unwrap_err();
+        let e = TokenSource::Env("TROUPE_TEST_EMPTY_TOKEN".into())
+            .resolve("A")
+            .unwrap_err();
         assert!(e.contains("TROUPE_TEST_EMPTY_TOKEN"));
         std::env::set_var("TROUPE_TEST_TOKEN", "s3cr3t-token");
         let t = TokenSource::Env("TROUPE_TEST_TOKEN".into()).resolve("A").unwrap();

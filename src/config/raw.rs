@@ -98,7 +98,12 @@ pub struct RawTriggers {
 
 impl Default for RawTriggers {
     fn default() -> Self {
-        Self { mention: true, dm: true, reply: true, channels: Vec::new() }
+        Self {
+            mention: true,
+            dm: true,
+            reply: true,
+            channels: Vec::new(),
+        }
     }
 }
 

@@ -18,10 +18,18 @@ pub fn inbound(m: &Message) -> Inbound {
         content: m.content.clone(),
         mentions: m.mentions.iter().map(|u| u.id.get()).collect(),
         mention_everyone: m.mention_everyone,
-        reply_to: m.message_reference.as_ref().and_then(|r| r.message_id).map(|id| ReplyRef {
-            message_id: id.get(),
-            author_id: m.referenced_message.as_ref().map(|r| r.author.id.get()),
-        }),
-        footers: m.embeds.iter().filter_map(|e| e.footer.as_ref().map(|f| f.text.clone())).collect(),
+        reply_to: m
+            .message_reference
+            .as_ref()
+            .and_then(|r| r.message_id)
+            .map(|id| ReplyRef {
+                message_id: id.get(),
+                author_id: m.referenced_message.as_ref().map(|r| r.author.id.get()),
+            }),
+        footers: m
+            .embeds
+            .iter()
+            .filter_map(|e| e.footer.as_ref().map(|f| f.text.clone()))
+            .collect(),
     }
 }

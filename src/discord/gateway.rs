@@ -45,7 +45,10 @@ struct Handler {
 #[serenity::async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, _ctx: Context, ready: Ready) {
-        (self.sink)(GatewayEvent::Ready(BotIdentity { user_id: ready.user.id.get(), name: ready.user.name.clone() }));
+        (self.sink)(GatewayEvent::Ready(BotIdentity {
+            user_id: ready.user.id.get(),
+            name: ready.user.name.clone(),
+        }));
     }
 
     async fn resume(&self, _ctx: Context, _: ResumedEvent) {
@@ -56,7 +59,11 @@ impl EventHandler for Handler {
         let channels = guild
             .channels
             .values()
-            .map(|c| ChannelInfo { id: c.id.get(), name: c.name.clone(), guild_id: guild.id.get() })
+            .map(|c| ChannelInfo {
+                id: c.id.get(),
+                name: c.name.clone(),
+                guild_id: guild.id.get(),
+            })
             .collect();
         (self.sink)(GatewayEvent::Channels(channels));
     }
@@ -69,7 +76,10 @@ impl EventHandler for Handler {
 /// The intents troupe needs: guilds (channels and permissions), guild and direct messages,
 /// and message content.
 pub fn intents() -> GatewayIntents {
-    GatewayIntents::GUILDS | GatewayIntents::GUILD_MESSAGES | GatewayIntents::DIRECT_MESSAGES | GatewayIntents::MESSAGE_CONTENT
+    GatewayIntents::GUILDS
+        | GatewayIntents::GUILD_MESSAGES
+        | GatewayIntents::DIRECT_MESSAGES
+        | GatewayIntents::MESSAGE_CONTENT
 }
 
 /// A REST client for a token; `api_base` (e.g. the sandbox's `http://127.0.0.1:8686`) replaces
@@ -125,7 +135,11 @@ impl GatewayConnection {
             };
             on_end(reason);
         });
-        Ok(Self { shard_manager, task, http })
+        Ok(Self {
+            shard_manager,
+            task,
+            http,
+        })
     }
 
     /// Closes the connection and waits for the client to stop.

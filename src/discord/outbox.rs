@@ -72,12 +72,21 @@ impl Outbox {
         if let Some(nonce) = &m.nonce {
             builder = builder.nonce(Nonce::String(nonce.clone())).enforce_nonce(true);
         }
-        channel.send_message(&self.http, builder).await.map(|sent| sent.id.get()).map_err(|e| {
-            let status = match &e {
-                serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => Some(r.status_code.as_u16()),
-                _ => None,
-            };
-            DeliveryError { status, reason: e.to_string() }
-        })
+        channel
+            .send_message(&self.http, builder)
+            .await
+            .map(|sent| sent.id.get())
+            .map_err(|e| {
+                let status = match &e {
+                    serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
+                        Some(r.status_code.as_u16())
+                    }
+                    _ => None,
+                };
+                DeliveryError {
+                    status,
+                    reason: e.to_string(),
+                }
+            })
     }
 }

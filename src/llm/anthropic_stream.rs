@@ -28,8 +28,7 @@ use serde_json::Value;
 
 use crate::llm::sse::SseEvent;
 use crate::llm::stream::{
-    clean_message, error_from_json, malformed, Completion, FinishReason, ProviderErrorKind,
-    StreamError, Usage,
+    clean_message, error_from_json, malformed, Completion, FinishReason, ProviderErrorKind, StreamError, Usage,
 };
 
 /// Accumulates an Anthropic Messages API stream.
@@ -411,9 +410,7 @@ mod tests {
         };
         for (name, bytes) in &files {
             let text = String::from_utf8_lossy(bytes);
-            let cut = text
-                .find("event: message_delta")
-                .expect("fixture has message_delta");
+            let cut = text.find("event: message_delta").expect("fixture has message_delta");
             let (streamed, r) = run(text[..cut].as_bytes(), Some(5));
             assert_eq!(r, Err(StreamError::Incomplete), "{name}");
             // Adding message_stop without a stop_reason is still incomplete.
@@ -546,19 +543,13 @@ mod tests {
                 "content_block_delta",
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCgIYAhIM"}}"#
             ),
-            event(
-                "content_block_stop",
-                r#"{"type":"content_block_stop","index":0}"#
-            ),
+            event("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
             event("ping", r#"{"type": "ping"}"#),
             event(
                 "content_block_delta",
                 r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#
             ),
-            event(
-                "future_event",
-                r#"{"type":"future_event","whatever":[1,2,3]}"#
-            ),
+            event("future_event", r#"{"type":"future_event","whatever":[1,2,3]}"#),
             text("visible"),
             stop("end_turn", 9)
         );
@@ -598,10 +589,7 @@ mod tests {
                 r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":12,"output_tokens":50}}"#
             )
         );
-        assert_eq!(
-            run(input.as_bytes(), None).1.unwrap().usage,
-            Some(usage(1112, 50))
-        );
+        assert_eq!(run(input.as_bytes(), None).1.unwrap().usage, Some(usage(1112, 50)));
         // No usage anywhere.
         let input = event(
             "message_delta",
@@ -616,18 +604,12 @@ mod tests {
             "{}event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"delta\":\n\n",
             start(1)
         );
-        assert!(matches!(
-            run(input.as_bytes(), None).1,
-            Err(StreamError::Malformed(_))
-        ));
+        assert!(matches!(run(input.as_bytes(), None).1, Err(StreamError::Malformed(_))));
         let input = event(
             "content_block_delta",
             r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":5}}"#,
         );
-        assert!(matches!(
-            run(input.as_bytes(), None).1,
-            Err(StreamError::Malformed(_))
-        ));
+        assert!(matches!(run(input.as_bytes(), None).1, Err(StreamError::Malformed(_))));
         // Blank data is skipped.
         let input = format!("data:\n\n{}{}", text("a"), stop("end_turn", 1));
         assert_eq!(run(input.as_bytes(), None).1.unwrap().text, "a");

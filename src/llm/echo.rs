@@ -19,11 +19,22 @@ impl Echo {
         let text = if heard.is_empty() {
             format!("{} has nothing to answer.", prompt.agent)
         } else {
-            format!("{} heard {} (remembering {remembered} earlier turns)", prompt.agent, heard.join(" / "))
+            format!(
+                "{} heard {} (remembering {remembered} earlier turns)",
+                prompt.agent,
+                heard.join(" / ")
+            )
         };
         let words = |s: &str| s.split_whitespace().count() as u64;
         let input = words(&prompt.system) + prompt.turns.iter().map(|t| words(&t.content)).sum::<u64>();
-        Completion { usage: Some(Usage { input_tokens: input, output_tokens: words(&text) }), text, finish: FinishReason::Stop }
+        Completion {
+            usage: Some(Usage {
+                input_tokens: input,
+                output_tokens: words(&text),
+            }),
+            text,
+            finish: FinishReason::Stop,
+        }
     }
 }
 
@@ -33,7 +44,11 @@ mod tests {
     use crate::llm::PromptTurn;
 
     fn turn(role: Role, author: &str, content: &str) -> PromptTurn {
-        PromptTurn { role, author: author.into(), content: content.into() }
+        PromptTurn {
+            role,
+            author: author.into(),
+            content: content.into(),
+        }
     }
 
     #[test]
@@ -49,7 +64,10 @@ mod tests {
             ],
         };
         let c = Echo.complete(&p);
-        assert_eq!(c.text, "Ada heard alice: my cat is Tom / bob: and mine Rex (remembering 2 earlier turns)");
+        assert_eq!(
+            c.text,
+            "Ada heard alice: my cat is Tom / bob: and mine Rex (remembering 2 earlier turns)"
+        );
         assert_eq!(c.finish, FinishReason::Stop);
     }
 }

@@ -14,8 +14,8 @@ pub mod stream;
 
 use std::fmt;
 
-use crate::config::{BackendConfig, Provider};
 use self::stream::Completion;
+use crate::config::{BackendConfig, Provider};
 
 /// Who spoke a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,8 +28,7 @@ use serde_json::Value;
 
 use crate::llm::sse::SseEvent;
 use crate::llm::stream::{
-    clean_message, error_from_json, malformed, Completion, FinishReason, ProviderErrorKind,
-    StreamError, Usage,
+    clean_message, error_from_json, malformed, Completion, FinishReason, ProviderErrorKind, StreamError, Usage,
 };
 
 /// Accumulates an OpenAI-compatible chat completion stream.
@@ -211,10 +210,7 @@ fn push_content(out: &mut String, content: &Value) {
         Value::String(s) => out.push_str(s),
         Value::Array(parts) => {
             for part in parts {
-                let is_text = matches!(
-                    part.get("type").and_then(Value::as_str),
-                    None | Some("text")
-                );
+                let is_text = matches!(part.get("type").and_then(Value::as_str), None | Some("text"));
                 if let (true, Some(t)) = (is_text, part.get("text").and_then(Value::as_str)) {
                     out.push_str(t);
                 }
@@ -384,9 +380,7 @@ mod tests {
         };
         for (name, bytes) in &files {
             let text = String::from_utf8_lossy(bytes);
-            let cut = text
-                .find("\"finish_reason\":\"")
-                .expect("fixture has a finish_reason");
+            let cut = text.find("\"finish_reason\":\"").expect("fixture has a finish_reason");
             let line_start = text[..cut].rfind("\n\n").map_or(0, |p| p + 2);
             let mut truncated = text[..line_start].to_string();
             truncated.push_str("data: [DONE]\n\n");
@@ -442,11 +436,7 @@ mod tests {
 
     #[test]
     fn no_usage_chunk_llama_cpp() {
-        let input = format!(
-            "{}{}data: [DONE]\n\n",
-            content("ok"),
-            chunk("{}", Some("stop"))
-        );
+        let input = format!("{}{}data: [DONE]\n\n", content("ok"), chunk("{}", Some("stop")));
         let c = run(input.as_bytes(), None).1.unwrap();
         assert_eq!(c.usage, None);
         assert_eq!(c.text, "ok");
@@ -471,9 +461,7 @@ mod tests {
         // `usage: null` on every chunk is not usage.
         let input = format!(
             "{}{}data: [DONE]\n\n",
-            data(
-                r#"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}],"usage":null}"#
-            ),
+            data(r#"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}],"usage":null}"#),
             data(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}"#)
         );
         assert_eq!(run(input.as_bytes(), None).1.unwrap().usage, None);
@@ -500,10 +488,7 @@ mod tests {
         let eof = content("partial");
         assert_eq!(run(eof.as_bytes(), None).1, Err(StreamError::Incomplete));
         assert_eq!(run(b"", None).1, Err(StreamError::Incomplete));
-        assert_eq!(
-            run(b"data: [DONE]\n\n", None).1,
-            Err(StreamError::Incomplete)
-        );
+        assert_eq!(run(b"data: [DONE]\n\n", None).1, Err(StreamError::Incomplete));
         // A finish_reason on another choice does not count.
         let other = data(r#"{"choices":[{"index":1,"delta":{},"finish_reason":"stop"}]}"#);
         assert_eq!(run(other.as_bytes(), None).1, Err(StreamError::Incomplete));
@@ -512,10 +497,7 @@ mod tests {
     #[test]
     fn finish_without_done_at_eof_is_ok() {
         let input = format!("{}{}", content("x"), chunk("{}", Some("stop")));
-        assert_eq!(
-            run(input.as_bytes(), None).1.unwrap().finish,
-            FinishReason::Stop
-        );
+        assert_eq!(run(input.as_bytes(), None).1.unwrap().finish, FinishReason::Stop);
     }
 
     #[test]
@@ -640,20 +622,11 @@ mod tests {
         }
         // Valid JSON of the wrong shape.
         let input = data(r#"{"choices":"nope"}"#);
-        assert!(matches!(
-            run(input.as_bytes(), None).1,
-            Err(StreamError::Malformed(_))
-        ));
+        assert!(matches!(run(input.as_bytes(), None).1, Err(StreamError::Malformed(_))));
         let input = data(r#"{"choices":[{"index":0,"delta":{"content":"x","refusal":7}}]}"#);
-        assert!(matches!(
-            run(input.as_bytes(), None).1,
-            Err(StreamError::Malformed(_))
-        ));
+        assert!(matches!(run(input.as_bytes(), None).1, Err(StreamError::Malformed(_))));
         // Blank data is skipped, not an error.
-        let input = format!(
-            "data:\n\ndata:   \n\n{}",
-            chunk(r#"{"content":"k"}"#, Some("stop"))
-        );
+        let input = format!("data:\n\ndata:   \n\n{}", chunk(r#"{"content":"k"}"#, Some("stop")));
         assert_eq!(run(input.as_bytes(), None).1.unwrap().text, "k");
     }
 
@@ -667,8 +640,7 @@ mod tests {
         let e = s.on_event(&bad).unwrap_err();
         let good = SseEvent {
             event: None,
-            data: r#"{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}"#
-                .into(),
+            data: r#"{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}"#.into(),
         };
         assert_eq!(s.on_event(&good), Err(e.clone()));
         assert_eq!(s.finish(), Err(e));
@@ -709,9 +681,7 @@ mod tests {
             data(
                 r#"{"choices":[{"delta":{"content":[{"type":"text","text":"a"},{"type":"thinking","thinking":"hmm"},{"type":"text","text":"b"}]}}]}"#
             ),
-            data(
-                r#"{"choices":[{"delta":{"reasoning_content":"ignored","content":null},"finish_reason":"stop"}]}"#
-            )
+            data(r#"{"choices":[{"delta":{"reasoning_content":"ignored","content":null},"finish_reason":"stop"}]}"#)
         );
         let c = run(input.as_bytes(), None).1.unwrap();
         assert_eq!(c.text, "ab");
@@ -728,11 +698,7 @@ mod tests {
             ("something_new", FinishReason::Other("something_new".into())),
         ] {
             let input = chunk("{}", Some(reason));
-            assert_eq!(
-                run(input.as_bytes(), None).1.unwrap().finish,
-                want,
-                "{reason}"
-            );
+            assert_eq!(run(input.as_bytes(), None).1.unwrap().finish, want, "{reason}");
         }
     }
 }

@@ -279,10 +279,7 @@ mod tests {
     #[test]
     fn crlf_and_cr_line_endings() {
         let want = vec![ev(Some("a"), "1"), ev(None, "2")];
-        assert_eq!(
-            parse_all(b"event: a\r\ndata: 1\r\n\r\ndata: 2\r\n\r\n"),
-            want
-        );
+        assert_eq!(parse_all(b"event: a\r\ndata: 1\r\n\r\ndata: 2\r\n\r\n"), want);
         assert_eq!(parse_all(b"event: a\rdata: 1\r\rdata: 2\r\r"), want);
         assert_eq!(parse_all(b"event: a\r\ndata: 1\n\rdata: 2\r\n\n"), want);
     }
@@ -309,8 +306,7 @@ mod tests {
 
     #[test]
     fn comments_are_ignored() {
-        let got =
-            parse_all(b": ping\n\n: OPENROUTER PROCESSING\n\ndata: x\n: inside\ndata: y\n\n:\n\n");
+        let got = parse_all(b": ping\n\n: OPENROUTER PROCESSING\n\ndata: x\n: inside\ndata: y\n\n:\n\n");
         assert_eq!(got, vec![ev(None, "x\ny")]);
     }
 
@@ -335,15 +331,10 @@ mod tests {
 
     #[test]
     fn event_field_and_reset() {
-        let got =
-            parse_all(b"event: message_start\ndata: {}\n\ndata: plain\n\nevent: \ndata: z\n\n");
+        let got = parse_all(b"event: message_start\ndata: {}\n\ndata: plain\n\nevent: \ndata: z\n\n");
         assert_eq!(
             got,
-            vec![
-                ev(Some("message_start"), "{}"),
-                ev(None, "plain"),
-                ev(None, "z")
-            ]
+            vec![ev(Some("message_start"), "{}"), ev(None, "plain"), ev(None, "z")]
         );
         // An event without data is not dispatched and its type does not leak into the next one.
         let got = parse_all(b"event: lonely\n\ndata: after\n\n");
@@ -390,16 +381,9 @@ mod tests {
             let mut got = p.push(&text[..split]);
             got.extend(p.push(&text[split..]));
             got.extend(p.finish());
-            assert_eq!(
-                got,
-                vec![ev(None, "héllo wörld — 日本語 🎉")],
-                "split at {split}"
-            );
+            assert_eq!(got, vec![ev(None, "héllo wörld — 日本語 🎉")], "split at {split}");
         }
-        assert_eq!(
-            events(text, Some(0)),
-            vec![ev(None, "héllo wörld — 日本語 🎉")]
-        );
+        assert_eq!(events(text, Some(0)), vec![ev(None, "héllo wörld — 日本語 🎉")]);
     }
 
     #[test]
@@ -475,14 +459,9 @@ mod tests {
 
     #[test]
     fn unchunked_equals_chunked_on_synthetic_input() {
-        let input =
-            "\u{FEFF}: hi\r\nevent: a\r\ndata: 1\r\ndata: ü\r\n\r\nid: 3\rdata:日本\r\rdata: last"
-                .as_bytes();
+        let input = "\u{FEFF}: hi\r\nevent: a\r\ndata: 1\r\ndata: ü\r\n\r\nid: 3\rdata:日本\r\rdata: last".as_bytes();
         let whole = events(input, None);
-        assert_eq!(
-            whole,
-            vec![ev(Some("a"), "1\nü"), ev(None, "日本"), ev(None, "last")]
-        );
+        assert_eq!(whole, vec![ev(Some("a"), "1\nü"), ev(None, "日本"), ev(None, "last")]);
         for mode in MODES {
             assert_eq!(events(input, mode), whole, "mode {mode:?}");
         }
@@ -518,10 +497,7 @@ mod tests {
             assert!(!whole.is_empty(), "{name}: no events");
             for e in &whole {
                 assert!(!e.data.is_empty(), "{name}: empty data");
-                assert!(
-                    !e.data.contains('\n'),
-                    "{name}: fixture events are single-line"
-                );
+                assert!(!e.data.contains('\n'), "{name}: fixture events are single-line");
             }
             for mode in MODES {
                 assert_eq!(events(bytes, mode), whole, "{name}: mode {mode:?}");
@@ -529,13 +505,7 @@ mod tests {
             // The same stream with CRLF line endings gives the same events.
             let crlf: Vec<u8> = bytes
                 .iter()
-                .flat_map(|&b| {
-                    if b == b'\n' {
-                        vec![b'\r', b'\n']
-                    } else {
-                        vec![b]
-                    }
-                })
+                .flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] })
                 .collect();
             assert_eq!(events(&crlf, Some(0)), whole, "{name}: CRLF");
             assert_eq!(events(&crlf, Some(3)), whole, "{name}: CRLF random");

@@ -163,10 +163,7 @@ pub fn classify_error_body(status: u16, body: &str) -> (ProviderErrorKind, Strin
 ///
 /// Returns `None` when `v` is not an error: no non-null `error` field, `object` is not `"error"`
 /// and `type` is not `"error"`. `status` is the HTTP status if known (`None` inside a stream).
-pub(crate) fn error_from_json(
-    status: Option<u16>,
-    v: &Value,
-) -> Option<(ProviderErrorKind, String)> {
+pub(crate) fn error_from_json(status: Option<u16>, v: &Value) -> Option<(ProviderErrorKind, String)> {
     let obj = v.as_object()?;
     let is_vllm = obj.get("object").and_then(Value::as_str) == Some("error");
     let is_anthropic = obj.get("type").and_then(Value::as_str) == Some("error");
@@ -215,10 +212,7 @@ fn kind_or_status(body: Option<ProviderErrorKind>, status: Option<u16>) -> Provi
     use ProviderErrorKind as K;
     match body {
         Some(k @ (K::Auth | K::RateLimit | K::Overloaded)) => k,
-        _ => status
-            .and_then(kind_from_status)
-            .or(body)
-            .unwrap_or(K::Other),
+        _ => status.and_then(kind_from_status).or(body).unwrap_or(K::Other),
     }
 }
 
@@ -256,11 +250,7 @@ fn kind_from_type(t: &str) -> Option<ProviderErrorKind> {
         | "BadRequestError"
         | "NotFoundError"
         | "UnprocessableEntityError" => K::BadRequest,
-        "api_error"
-        | "server_error"
-        | "internal_error"
-        | "InternalServerError"
-        | "timeout_error" => K::Server,
+        "api_error" | "server_error" | "internal_error" | "InternalServerError" | "timeout_error" => K::Server,
         _ => return None,
     })
 }
@@ -279,9 +269,7 @@ fn mask_keys(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     let mut rest = msg;
     while !rest.is_empty() {
-        let ws = rest
-            .find(|c: char| !c.is_whitespace())
-            .unwrap_or(rest.len());
+        let ws = rest.find(|c: char| !c.is_whitespace()).unwrap_or(rest.len());
         out.push_str(&rest[..ws]);
         rest = &rest[ws..];
         let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
@@ -329,10 +317,7 @@ pub(crate) mod test_support {
     pub(crate) fn fixtures_dir() -> PathBuf {
         match std::env::var_os("TROUPE_FIXTURES") {
             Some(p) => PathBuf::from(p),
-            None => PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../shared/fixtures/llm-sse"
-            )),
+            None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/llm-sse")),
         }
     }
 
@@ -369,11 +354,7 @@ pub(crate) mod test_support {
     impl Rng {
         /// Seeds the generator (0 is replaced by a constant).
         pub(crate) fn new(seed: u64) -> Self {
-            Rng(if seed == 0 {
-                0x9E37_79B9_7F4A_7C15
-            } else {
-                seed
-            })
+            Rng(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
         }
         /// Next value in `1..=max`.
         pub(crate) fn next_in(&mut self, max: usize) -> usize {
@@ -454,35 +435,14 @@ mod tests {
     #[test]
     fn finish_reason_mapping() {
         assert_eq!(FinishReason::from_openai("stop"), FinishReason::Stop);
-        assert_eq!(
-            FinishReason::from_openai("content_filter"),
-            FinishReason::ContentFilter
-        );
-        assert_eq!(
-            FinishReason::from_openai("tool_calls"),
-            FinishReason::ToolCalls
-        );
-        assert_eq!(
-            FinishReason::from_openai("function_call"),
-            FinishReason::ToolCalls
-        );
-        assert_eq!(
-            FinishReason::from_openai("weird"),
-            FinishReason::Other("weird".into())
-        );
+        assert_eq!(FinishReason::from_openai("content_filter"), FinishReason::ContentFilter);
+        assert_eq!(FinishReason::from_openai("tool_calls"), FinishReason::ToolCalls);
+        assert_eq!(FinishReason::from_openai("function_call"), FinishReason::ToolCalls);
+        assert_eq!(FinishReason::from_openai("weird"), FinishReason::Other("weird".into()));
         assert_eq!(FinishReason::from_anthropic("end_turn"), FinishReason::Stop);
-        assert_eq!(
-            FinishReason::from_anthropic("stop_sequence"),
-            FinishReason::Stop
-        );
-        assert_eq!(
-            FinishReason::from_anthropic("tool_use"),
-            FinishReason::ToolCalls
-        );
-        assert_eq!(
-            FinishReason::from_anthropic("refusal"),
-            FinishReason::Refusal
-        );
+        assert_eq!(FinishReason::from_anthropic("stop_sequence"), FinishReason::Stop);
+        assert_eq!(FinishReason::from_anthropic("tool_use"), FinishReason::ToolCalls);
+        assert_eq!(FinishReason::from_anthropic("refusal"), FinishReason::Refusal);
         assert_eq!(
             FinishReason::from_anthropic("pause_turn"),
             FinishReason::Other("pause_turn".into())
@@ -494,25 +454,16 @@ mod tests {
         let body = r#"{"error":{"message":"Rate limit reached for gpt-4o","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
         assert_eq!(
             classify_error_body(429, body),
-            (
-                ProviderErrorKind::RateLimit,
-                "Rate limit reached for gpt-4o".into()
-            )
+            (ProviderErrorKind::RateLimit, "Rate limit reached for gpt-4o".into())
         );
         // OpenAI sends 401 with type invalid_request_error and code invalid_api_key.
         let body = r#"{"error":{"message":"Incorrect API key provided: sk-proj-abcdefghijklmnop1234. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
         let (kind, msg) = classify_error_body(401, body);
         assert_eq!(kind, ProviderErrorKind::Auth);
-        assert!(
-            msg.starts_with("Incorrect API key provided: sk-***. You can"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("Incorrect API key provided: sk-***. You can"), "{msg}");
         assert!(!msg.contains("abcdefghijklmnop"));
         let body = r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
-        assert_eq!(
-            classify_error_body(400, body).0,
-            ProviderErrorKind::BadRequest
-        );
+        assert_eq!(classify_error_body(400, body).0, ProviderErrorKind::BadRequest);
         let body = r#"{"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}"#;
         assert_eq!(
             classify_error_body(500, body),
@@ -528,28 +479,17 @@ mod tests {
             (ProviderErrorKind::Overloaded, "Overloaded".into())
         );
         // overloaded_error wins even if a proxy rewrote the status.
-        assert_eq!(
-            classify_error_body(500, body).0,
-            ProviderErrorKind::Overloaded
-        );
+        assert_eq!(classify_error_body(500, body).0, ProviderErrorKind::Overloaded);
         let body = r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#;
         assert_eq!(
             classify_error_body(401, body),
             (ProviderErrorKind::Auth, "invalid x-api-key".into())
         );
-        let body =
-            r#"{"type":"error","error":{"type":"not_found_error","message":"model: claude-nope"}}"#;
-        assert_eq!(
-            classify_error_body(404, body).0,
-            ProviderErrorKind::BadRequest
-        );
+        let body = r#"{"type":"error","error":{"type":"not_found_error","message":"model: claude-nope"}}"#;
+        assert_eq!(classify_error_body(404, body).0, ProviderErrorKind::BadRequest);
         let body = r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#;
-        assert_eq!(
-            classify_error_body(429, body).0,
-            ProviderErrorKind::RateLimit
-        );
-        let body =
-            r#"{"type":"error","error":{"type":"api_error","message":"Internal server error"}}"#;
+        assert_eq!(classify_error_body(429, body).0, ProviderErrorKind::RateLimit);
+        let body = r#"{"type":"error","error":{"type":"api_error","message":"Internal server error"}}"#;
         assert_eq!(classify_error_body(500, body).0, ProviderErrorKind::Server);
     }
 
@@ -559,19 +499,13 @@ mod tests {
             classify_error_body(401, r#"{"detail":"Invalid API key"}"#),
             (ProviderErrorKind::Auth, "Invalid API key".into())
         );
-        let (kind, msg) = classify_error_body(
-            422,
-            r#"{"detail":[{"loc":["body","model"],"msg":"field required"}]}"#,
-        );
+        let (kind, msg) = classify_error_body(422, r#"{"detail":[{"loc":["body","model"],"msg":"field required"}]}"#);
         assert_eq!(kind, ProviderErrorKind::BadRequest);
         assert!(msg.contains("field required"));
         let vllm = r#"{"object":"error","message":"The model `foo` does not exist.","type":"NotFoundError","param":null,"code":404}"#;
         assert_eq!(
             classify_error_body(404, vllm),
-            (
-                ProviderErrorKind::BadRequest,
-                "The model `foo` does not exist.".into()
-            )
+            (ProviderErrorKind::BadRequest, "The model `foo` does not exist.".into())
         );
         let openrouter = r#"{"error":{"code":402,"message":"Insufficient credits","metadata":{}}}"#;
         assert_eq!(
@@ -579,10 +513,7 @@ mod tests {
             (ProviderErrorKind::Other, "Insufficient credits".into())
         );
         let openrouter = r#"{"error":{"code":429,"message":"Rate limit exceeded"}}"#;
-        assert_eq!(
-            classify_error_body(429, openrouter).0,
-            ProviderErrorKind::RateLimit
-        );
+        assert_eq!(classify_error_body(429, openrouter).0, ProviderErrorKind::RateLimit);
         assert_eq!(
             classify_error_body(404, r#"{"error":"model 'x' not found"}"#),
             (ProviderErrorKind::BadRequest, "model 'x' not found".into())
@@ -595,18 +526,9 @@ mod tests {
             classify_error_body(502, ""),
             (ProviderErrorKind::Server, "HTTP 502".into())
         );
-        assert_eq!(
-            classify_error_body(403, "Forbidden").0,
-            ProviderErrorKind::Auth
-        );
-        assert_eq!(
-            classify_error_body(418, "teapot").0,
-            ProviderErrorKind::Other
-        );
-        assert_eq!(
-            classify_error_body(529, "").0,
-            ProviderErrorKind::Overloaded
-        );
+        assert_eq!(classify_error_body(403, "Forbidden").0, ProviderErrorKind::Auth);
+        assert_eq!(classify_error_body(418, "teapot").0, ProviderErrorKind::Other);
+        assert_eq!(classify_error_body(529, "").0, ProviderErrorKind::Overloaded);
         assert_eq!(
             classify_error_body(503, "<html>busy</html>").0,
             ProviderErrorKind::Server
@@ -634,16 +556,10 @@ mod tests {
 
     #[test]
     fn key_masking() {
-        assert_eq!(
-            mask_keys("key 'sk-ant-api03-XYZXYZXYZ' bad"),
-            "key 'sk-***' bad"
-        );
+        assert_eq!(mask_keys("key 'sk-ant-api03-XYZXYZXYZ' bad"), "key 'sk-***' bad");
         assert_eq!(mask_keys("(sk-proj-****abcd)."), "(sk-***).");
         assert_eq!(mask_keys("no keys here: sk-1"), "no keys here: sk-1");
-        assert_eq!(
-            mask_keys("  spaced  sk_live_0123456789  "),
-            "  spaced  sk-***  "
-        );
+        assert_eq!(mask_keys("  spaced  sk_live_0123456789  "), "  spaced  sk-***  ");
     }
 
     #[test]

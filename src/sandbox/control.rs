@@ -43,7 +43,10 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
         if e.is_syntax() || e.is_eof() {
             ApiError::invalid_json()
         } else {
-            ApiError { status: 400, body: json!({"message": format!("Invalid Form Body: {e}"), "code": 50035}) }
+            ApiError {
+                status: 400,
+                body: json!({"message": format!("Invalid Form Body: {e}"), "code": 50035}),
+            }
         }
     })
 }
@@ -109,12 +112,22 @@ async fn post_message(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
     let req: PostRequest = parse(&body)?;
     let (channel_id, author, content) = {
         let mut world = s.world.lock().expect("world lock");
-        let user = world.user_by_name(&req.author).ok_or_else(|| bad("author", &format!("no user named `{}`", req.author)))?;
+        let user = world
+            .user_by_name(&req.author)
+            .ok_or_else(|| bad("author", &format!("no user named `{}`", req.author)))?;
         let user_id = user.id;
         let channel_id = match (&req.channel, &req.dm) {
-            (Some(c), None) => world.channel_by_name(c).ok_or_else(|| bad("channel", &format!("no channel named `{c}`")))?.id,
+            (Some(c), None) => {
+                world
+                    .channel_by_name(c)
+                    .ok_or_else(|| bad("channel", &format!("no channel named `{c}`")))?
+                    .id
+            }
             (None, Some(target)) => {
-                let other = world.user_by_name(target).ok_or_else(|| bad("dm", &format!("no user named `{target}`")))?.id;
+                let other = world
+                    .user_by_name(target)
+                    .ok_or_else(|| bad("dm", &format!("no user named `{target}`")))?
+                    .id;
                 world.open_dm(user_id, other)?
             }
             _ => return Err(bad("channel", "give exactly one of `channel` and `dm`")),
@@ -123,7 +136,11 @@ async fn post_message(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
             None => Author::User(user_id),
             Some(w) => {
                 let hook = world.create_webhook(channel_id, &w.username)?;
-                Author::Webhook { id: hook.id, username: w.username, avatar_url: w.avatar_url }
+                Author::Webhook {
+                    id: hook.id,
+                    username: w.username,
+                    avatar_url: w.avatar_url,
+                }
             }
         };
         (channel_id, author, resolve_mentions(&world, &req.content))
@@ -132,7 +149,12 @@ async fn post_message(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
         Some(r) => Some(r.parse::<u64>().map_err(|_| bad("reply_to", "not a message ID"))?),
         None => None,
     };
-    let new = NewMessage { content, embeds: req.embeds, reference, ..Default::default() };
+    let new = NewMessage {
+        content,
+        embeds: req.embeds,
+        reference,
+        ..Default::default()
+    };
     Ok(Json(post_and_dispatch(&s, channel_id, author, new)?).into_response())
 }
 
@@ -156,7 +178,13 @@ async fn faults(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
     let req: FaultRequest = parse(&body)?;
     let mut affected = 0;
     if let Some(g) = req.gateway {
-        let bot = s.world.lock().expect("world lock").user_by_name(&g.bot).filter(|u| u.bot).map(|u| u.id);
+        let bot = s
+            .world
+            .lock()
+            .expect("world lock")
+            .user_by_name(&g.bot)
+            .filter(|u| u.bot)
+            .map(|u| u.id);
         let bot = bot.ok_or_else(|| bad("gateway.bot", &format!("no bot named `{}`", g.bot)))?;
         affected = s.gateway.inject(bot, g.action, g.refuse_ms.map(Duration::from_millis));
     }
@@ -186,7 +214,9 @@ async fn add_bot(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
     let req: BotRequest = parse(&body)?;
     let token = req.token.unwrap_or_else(|| sandbox_token(&req.name));
     let mut world = s.world.lock().expect("world lock");
-    let id = world.add_user(&req.name, Some(token.clone())).map_err(|e| bad("name", &e))?;
+    let id = world
+        .add_user(&req.name, Some(token.clone()))
+        .map_err(|e| bad("name", &e))?;
     Ok(Json(json!({"id": id.to_string(), "name": req.name, "token": token})).into_response())
 }
 
@@ -210,6 +240,9 @@ mod tests {
     fn names_in_mentions_become_ids() {
         let w = World::new(&WorldSpec::default(), &[("Ada".into(), "t".into())]).unwrap();
         let ada = w.user_by_name("Ada").unwrap().id;
-        assert_eq!(resolve_mentions(&w, "<@Ada> hi <@nobody> <@&1> <@12> <@"), format!("<@{ada}> hi <@nobody> <@&1> <@12> <@"));
+        assert_eq!(
+            resolve_mentions(&w, "<@Ada> hi <@nobody> <@&1> <@12> <@"),
+            format!("<@{ada}> hi <@nobody> <@&1> <@12> <@")
+        );
     }
 }

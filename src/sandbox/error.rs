@@ -16,7 +16,10 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: u16, code: u32, message: &str) -> Self {
-        Self { status, body: json!({"message": message, "code": code}) }
+        Self {
+            status,
+            body: json!({"message": message, "code": code}),
+        }
     }
 
     /// 400, code 50035, with Discord's nested `errors` object for one field (dots nest).
@@ -25,7 +28,10 @@ impl ApiError {
         for part in field.rsplit('.') {
             errors = json!({ part: errors });
         }
-        Self { status: 400, body: json!({"message": "Invalid Form Body", "code": 50035, "errors": errors}) }
+        Self {
+            status: 400,
+            body: json!({"message": "Invalid Form Body", "code": 50035, "errors": errors}),
+        }
     }
 
     /// 400, code 50109: the body is not valid JSON.

@@ -78,13 +78,19 @@ impl RestFaults {
 
     /// The error the call to `path` must get, consuming one unit of a matching fault.
     pub fn take(&mut self, path: &str) -> Option<ApiError> {
-        let idx = self.pending.iter().position(|f| f.path_contains.as_deref().is_none_or(|p| path.contains(p)))?;
+        let idx = self
+            .pending
+            .iter()
+            .position(|f| f.path_contains.as_deref().is_none_or(|p| path.contains(p)))?;
         let f = &mut self.pending[idx];
         f.count -= 1;
         let err = match f.status {
             429 => ApiError::rate_limited(f.retry_after.unwrap_or(1.0)),
             s if s >= 500 => ApiError::server_error(s),
-            s => ApiError { status: s, body: serde_json::json!({"message": format!("{s}: injected fault"), "code": 0}) },
+            s => ApiError {
+                status: s,
+                body: serde_json::json!({"message": format!("{s}: injected fault"), "code": 0}),
+            },
         };
         if f.count == 0 {
             self.pending.remove(idx);
@@ -100,8 +106,18 @@ mod tests {
     #[test]
     fn faults_are_consumed_in_order_and_by_path() {
         let mut f = RestFaults::default();
-        f.add(RestFaultRequest { status: 500, count: 2, retry_after: None, path_contains: Some("/messages".into()) });
-        f.add(RestFaultRequest { status: 429, count: 1, retry_after: Some(0.5), path_contains: None });
+        f.add(RestFaultRequest {
+            status: 500,
+            count: 2,
+            retry_after: None,
+            path_contains: Some("/messages".into()),
+        });
+        f.add(RestFaultRequest {
+            status: 429,
+            count: 1,
+            retry_after: Some(0.5),
+            path_contains: None,
+        });
         assert_eq!(f.take("/api/v10/users/@me").unwrap().status, 429);
         assert!(f.take("/api/v10/users/@me").is_none());
         assert_eq!(f.take("/api/v10/channels/1/messages").unwrap().status, 500);

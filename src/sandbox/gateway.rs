@@ -90,13 +90,20 @@ pub struct Gateway {
 impl Gateway {
     /// Number of IDENTIFYs a bot has made since the sandbox started.
     pub fn identify_count(&self, bot: u64) -> u32 {
-        self.identifies.lock().map(|m| m.get(&bot).copied().unwrap_or(0)).unwrap_or(0)
+        self.identifies
+            .lock()
+            .map(|m| m.get(&bot).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// Bots with a live connection.
     pub fn connected_bots(&self) -> Vec<u64> {
         let sessions = self.sessions.lock().expect("gateway lock");
-        let mut bots: Vec<u64> = sessions.values().filter(|s| s.conn.is_some()).map(|s| s.bot_id).collect();
+        let mut bots: Vec<u64> = sessions
+            .values()
+            .filter(|s| s.conn.is_some())
+            .map(|s| s.bot_id)
+            .collect();
         bots.sort_unstable();
         bots.dedup();
         bots
@@ -106,9 +113,15 @@ impl Gateway {
     /// matching intent. Content is blanked without MESSAGE_CONTENT, except where Discord still
     /// delivers it (DMs, mentions of the bot, the bot's own messages). Call with the world locked.
     pub fn dispatch_message_create(&self, world: &World, msg: &Message) {
-        let Some(channel) = world.channel(msg.channel_id) else { return };
+        let Some(channel) = world.channel(msg.channel_id) else {
+            return;
+        };
         let is_dm = matches!(channel.kind, ChannelKind::Dm { .. });
-        let needed = if is_dm { intents::DIRECT_MESSAGES } else { intents::GUILD_MESSAGES };
+        let needed = if is_dm {
+            intents::DIRECT_MESSAGES
+        } else {
+            intents::GUILD_MESSAGES
+        };
         let mut sessions = self.sessions.lock().expect("gateway lock");
         let mut rendered: [Option<Value>; 2] = [None, None];
         for session in sessions.values_mut() {
@@ -116,8 +129,13 @@ impl Gateway {
                 continue;
             }
             let own = msg.author == super::world::Author::User(session.bot_id);
-            let content = session.intents & intents::MESSAGE_CONTENT != 0 || is_dm || own || msg.mentions.contains(&session.bot_id);
-            let d = rendered[content as usize].get_or_insert_with(|| world.message_json(msg, content)).clone();
+            let content = session.intents & intents::MESSAGE_CONTENT != 0
+                || is_dm
+                || own
+                || msg.mentions.contains(&session.bot_id);
+            let d = rendered[content as usize]
+                .get_or_insert_with(|| world.message_json(msg, content))
+                .clone();
             session.push("MESSAGE_CREATE", d);
         }
     }
@@ -126,7 +144,10 @@ impl Gateway {
     /// `refuse_for` keeps the bot from connecting again for that long (upgrade answered 503).
     pub fn inject(&self, bot: u64, fault: GatewayFault, refuse_for: Option<Duration>) -> usize {
         if let Some(d) = refuse_for {
-            self.refused_until.lock().expect("gateway lock").insert(bot, Instant::now() + d);
+            self.refused_until
+                .lock()
+                .expect("gateway lock")
+                .insert(bot, Instant::now() + d);
         }
         let mut sessions = self.sessions.lock().expect("gateway lock");
         let mut affected = 0;
@@ -136,8 +157,12 @@ impl Gateway {
                 affected += 1;
                 let _ = match fault {
                     GatewayFault::Close => tx.send(Outbound::Close(4000, "Unknown error")),
-                    GatewayFault::Reconnect => tx.send(Outbound::Frame(json!({"op": 7, "d": null, "s": null, "t": null}).to_string())),
-                    GatewayFault::InvalidSession => tx.send(Outbound::Frame(json!({"op": 9, "d": false, "s": null, "t": null}).to_string())),
+                    GatewayFault::Reconnect => tx.send(Outbound::Frame(
+                        json!({"op": 7, "d": null, "s": null, "t": null}).to_string(),
+                    )),
+                    GatewayFault::InvalidSession => tx.send(Outbound::Frame(
+                        json!({"op": 9, "d": false, "s": null, "t": null}).to_string(),
+                    )),
                 };
             }
             if fault == GatewayFault::InvalidSession {
@@ -231,21 +256,40 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>) {
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let _ = socket.send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+    let _ = socket
+        .send(WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
 }
 
-fn identify(shared: &Shared, d: &Value, conn_id: u64, tx: &mpsc::UnboundedSender<Outbound>) -> Result<String, (u16, &'static str)> {
+fn identify(
+    shared: &Shared,
+    d: &Value,
+    conn_id: u64,
+    tx: &mpsc::UnboundedSender<Outbound>,
+) -> Result<String, (u16, &'static str)> {
     let token = d.get("token").and_then(Value::as_str).unwrap_or_default();
     let token = token.strip_prefix("Bot ").unwrap_or(token);
-    let intents = d.get("intents").and_then(Value::as_u64).ok_or((4013, "Invalid intent(s)"))?;
-    let shard = d.get("shard").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_u64).collect::<Vec<_>>());
+    let intents = d
+        .get("intents")
+        .and_then(Value::as_u64)
+        .ok_or((4013, "Invalid intent(s)"))?;
+    let shard = d
+        .get("shard")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_u64).collect::<Vec<_>>());
     if let Some(s) = &shard {
         if s.len() != 2 || s[1] == 0 || s[0] >= s[1] {
             return Err((4010, "Invalid shard"));
         }
     }
     let world = shared.world.lock().expect("world lock");
-    let bot = world.user_by_token(token).filter(|u| u.bot).ok_or((4004, "Authentication failed"))?;
+    let bot = world
+        .user_by_token(token)
+        .filter(|u| u.bot)
+        .ok_or((4004, "Authentication failed"))?;
     let bot_id = bot.id;
     if shared.gateway.refused(bot_id) {
         return Err((4000, "Unknown error"));
@@ -289,7 +333,12 @@ fn identify(shared: &Shared, d: &Value, conn_id: u64, tx: &mpsc::UnboundedSender
             session.push("GUILD_CREATE", world.guild_create_json(g, bot_id));
         }
     }
-    shared.gateway.sessions.lock().expect("gateway lock").insert(session_id.clone(), session);
+    shared
+        .gateway
+        .sessions
+        .lock()
+        .expect("gateway lock")
+        .insert(session_id.clone(), session);
     Ok(session_id)
 }
 

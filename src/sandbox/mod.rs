@@ -4,7 +4,7 @@
 //! - [`spec`]: the world declared in `agents.toml` (`[sandbox]`).
 //! - [`world`]: users, guilds, channels, messages and Discord's rules over them.
 //! - [`gateway`]: the websocket protocol and the sessions dispatches reach.
-//! - [`rest`]: `/api/v10`.
+//! - [`rest`]: the REST API under `/api/v10`.
 //! - [`control`]: `/sandbox/*`, the tester's API.
 //! - [`faults`]: injected REST errors, delays and dropped sessions.
 //! - [`error`]: Discord's error bodies.
@@ -83,7 +83,9 @@ impl Sandbox {
     /// `bots` (`(name, token)` pairs, e.g. troupe's agents).
     pub async fn start(spec: &WorldSpec, bots: &[(String, String)], listen: SocketAddr) -> Result<Self, SandboxError> {
         let world = World::new(spec, bots).map_err(SandboxError::World)?;
-        let listener = TcpListener::bind(listen).await.map_err(|e| SandboxError::Bind(listen, e))?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| SandboxError::Bind(listen, e))?;
         let addr = listener.local_addr().map_err(|e| SandboxError::Bind(listen, e))?;
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
@@ -102,7 +104,12 @@ impl Sandbox {
                 tracing::error!(error = %e, "sandbox server failed");
             }
         });
-        Ok(Self { addr, shared, stop: Some(stop), task })
+        Ok(Self {
+            addr,
+            shared,
+            stop: Some(stop),
+            task,
+        })
     }
 
     /// The address it listens on.
@@ -137,7 +144,9 @@ pub enum SandboxError {
     #[error("invalid [sandbox] world: {0}")]
     World(String),
     /// The listen address could not be bound.
-    #[error("sandbox cannot listen on {0}: {1} (pick another address with --sandbox-listen, or port 0 for any free port)")]
+    #[error(
+        "sandbox cannot listen on {0}: {1} (pick another address with --sandbox-listen, or port 0 for any free port)"
+    )]
     Bind(SocketAddr, #[source] std::io::Error),
 }
 
@@ -153,14 +162,19 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(4 << 20).on_upgrade(move |socket| gateway::serve_connection(socket, shared)).into_response()
+    ws.max_message_size(4 << 20)
+        .on_upgrade(move |socket| gateway::serve_connection(socket, shared))
+        .into_response()
 }
 
 /// Around every REST call: injected delay and faults, `X-RateLimit-*` headers, the request log.
 async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     // Nested routers see the path without `/api/v10`; log what the client sent.
-    let uri = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().clone(), |o| o.0.clone());
+    let uri = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().clone(), |o| o.0.clone());
     let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let bot = req
         .headers()
@@ -182,12 +196,19 @@ async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: 
         None => next.run(req).await,
     };
     let headers = resp.headers_mut();
-    let bucket = if path.contains("/messages") { "messages" } else { "default" };
+    let bucket = if path.contains("/messages") {
+        "messages"
+    } else {
+        "default"
+    };
     for (k, v) in [
         ("x-ratelimit-limit", "50".to_string()),
         ("x-ratelimit-remaining", "49".to_string()),
         ("x-ratelimit-reset-after", "1.000".to_string()),
-        ("x-ratelimit-reset", format!("{:.3}", chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + 1.0)),
+        (
+            "x-ratelimit-reset",
+            format!("{:.3}", chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + 1.0),
+        ),
         ("x-ratelimit-bucket", bucket.to_string()),
     ] {
         if let Ok(v) = HeaderValue::from_str(&v) {
@@ -199,7 +220,12 @@ async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: 
         if log.len() >= REQUEST_LOG_CAP {
             log.drain(..REQUEST_LOG_CAP / 10);
         }
-        log.push(RequestRecord { method, path, bot, status });
+        log.push(RequestRecord {
+            method,
+            path,
+            bot,
+            status,
+        });
     }
     resp
 }

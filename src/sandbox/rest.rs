@@ -37,9 +37,16 @@ pub fn routes() -> Router<Arc<Shared>> {
 
 /// The bot a request authenticates as (`Authorization: Bot <token>`).
 fn bot_of(headers: &HeaderMap, world: &World) -> Result<u64, ApiError> {
-    let value = headers.get("authorization").and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
+    let value = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(ApiError::unauthorized)?;
     let token = value.strip_prefix("Bot ").unwrap_or(value);
-    world.user_by_token(token).filter(|u| u.bot).map(|u| u.id).ok_or_else(ApiError::unauthorized)
+    world
+        .user_by_token(token)
+        .filter(|u| u.bot)
+        .map(|u| u.id)
+        .ok_or_else(ApiError::unauthorized)
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
@@ -132,7 +139,10 @@ async fn list_messages(
     let channel = world.readable_channel(bot, parse_id(&id)?)?;
     let num = |name: &str, v: &Option<String>| -> Result<Option<u64>, ApiError> {
         v.as_deref()
-            .map(|x| x.parse::<u64>().map_err(|_| ApiError::invalid_form(name, "NUMBER_TYPE_COERCE", "Value is not int.")))
+            .map(|x| {
+                x.parse::<u64>()
+                    .map_err(|_| ApiError::invalid_form(name, "NUMBER_TYPE_COERCE", "Value is not int."))
+            })
             .transpose()
     };
     let q = HistoryQuery {
@@ -141,16 +151,28 @@ async fn list_messages(
         around: num("around", &p.around)?,
         limit: num("limit", &p.limit)?,
     };
-    let msgs: Vec<Value> = world.history(channel, q)?.into_iter().map(|m| world.message_json(m, true)).collect();
+    let msgs: Vec<Value> = world
+        .history(channel, q)?
+        .into_iter()
+        .map(|m| world.message_json(m, true))
+        .collect();
     ok(Value::Array(msgs))
 }
 
-async fn get_message(State(s): State<Arc<Shared>>, headers: HeaderMap, Path((id, mid)): Path<(String, String)>) -> ApiResult {
+async fn get_message(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path((id, mid)): Path<(String, String)>,
+) -> ApiResult {
     let world = s.world.lock().expect("world lock");
     let bot = bot_of(&headers, &world)?;
     let channel = world.readable_channel(bot, parse_id(&id)?)?;
     let mid = parse_id(&mid)?;
-    let m = channel.messages.iter().find(|m| m.id == mid).ok_or_else(ApiError::unknown_message)?;
+    let m = channel
+        .messages
+        .iter()
+        .find(|m| m.id == mid)
+        .ok_or_else(ApiError::unknown_message)?;
     ok(world.message_json(m, true))
 }
 
@@ -159,24 +181,46 @@ pub fn new_message_from(body: &Value) -> Result<NewMessage, ApiError> {
     let content = match body.get("content") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(ApiError::invalid_form("content", "STRING_TYPE_CONVERT", "Could not interpret value as string.")),
+        Some(_) => {
+            return Err(ApiError::invalid_form(
+                "content",
+                "STRING_TYPE_CONVERT",
+                "Could not interpret value as string.",
+            ))
+        }
     };
     let embeds = match body.get("embeds") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) if a.iter().all(Value::is_object) => a.clone(),
-        Some(_) => return Err(ApiError::invalid_form("embeds", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")),
+        Some(_) => {
+            return Err(ApiError::invalid_form(
+                "embeds",
+                "LIST_TYPE_CONVERT",
+                "Only iterables may be used in a ListType",
+            ))
+        }
     };
     let reference = match body.get("message_reference") {
         None | Some(Value::Null) => None,
         Some(r) => Some(id_field(r, "message_id").ok_or_else(|| {
-            ApiError::invalid_form("message_reference.message_id", "BASE_TYPE_REQUIRED", "This field is required")
+            ApiError::invalid_form(
+                "message_reference.message_id",
+                "BASE_TYPE_REQUIRED",
+                "This field is required",
+            )
         })?),
     };
     let nonce = match body.get("nonce") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.chars().count() <= 25 => Some(Value::String(s.clone())),
         Some(Value::Number(n)) => Some(Value::Number(n.clone())),
-        Some(_) => return Err(ApiError::invalid_form("nonce", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")),
+        Some(_) => {
+            return Err(ApiError::invalid_form(
+                "nonce",
+                "BASE_TYPE_MAX_LENGTH",
+                "Must be 25 or fewer in length.",
+            ))
+        }
     };
     Ok(NewMessage {
         content,
@@ -206,7 +250,12 @@ pub fn post_and_dispatch(s: &Shared, channel_id: u64, author: Author, new: NewMe
     Ok(world.message_json(&posted.message, true))
 }
 
-async fn create_message(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult {
+async fn create_message(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let bot = bot_of(&headers, &s.world.lock().expect("world lock"))?;
     let body = parse_body(&body)?;
     let new = new_message_from(&body)?;
@@ -237,7 +286,12 @@ fn webhook_json(world: &World, hook: &super::world::Webhook) -> Value {
     })
 }
 
-async fn create_webhook(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult {
+async fn create_webhook(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let mut world = s.world.lock().expect("world lock");
     let bot = bot_of(&headers, &world)?;
     let body = parse_body(&body)?;
@@ -253,7 +307,10 @@ async fn create_webhook(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(i
 }
 
 fn webhook_by_token<'w>(world: &'w World, id: &str, token: &str) -> Result<&'w super::world::Webhook, ApiError> {
-    world.webhook(parse_id(id)?).filter(|h| h.token == token).ok_or_else(ApiError::unknown_webhook)
+    world
+        .webhook(parse_id(id)?)
+        .filter(|h| h.token == token)
+        .ok_or_else(ApiError::unknown_webhook)
 }
 
 async fn get_webhook(State(s): State<Arc<Shared>>, Path((id, token)): Path<(String, String)>) -> ApiResult {
@@ -279,13 +336,30 @@ async fn execute_webhook(
         (hook.channel_id, hook.clone())
     };
     let body = parse_body(&body)?;
-    let username = body.get("username").and_then(Value::as_str).unwrap_or(&author.name).to_string();
+    let username = body
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or(&author.name)
+        .to_string();
     if username.chars().count() > 80 {
-        return Err(ApiError::invalid_form("username", "BASE_TYPE_MAX_LENGTH", "Must be 80 or fewer in length."));
+        return Err(ApiError::invalid_form(
+            "username",
+            "BASE_TYPE_MAX_LENGTH",
+            "Must be 80 or fewer in length.",
+        ));
     }
     let avatar_url = body.get("avatar_url").and_then(Value::as_str).map(str::to_string);
     let new = new_message_from(&body)?;
-    let msg = post_and_dispatch(&s, channel_id, Author::Webhook { id: author.id, username, avatar_url }, new)?;
+    let msg = post_and_dispatch(
+        &s,
+        channel_id,
+        Author::Webhook {
+            id: author.id,
+            username,
+            avatar_url,
+        },
+        new,
+    )?;
     if p.wait.unwrap_or(false) {
         ok(msg)
     } else {

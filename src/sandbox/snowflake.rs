@@ -23,7 +23,7 @@ impl SnowflakeGenerator {
 
     /// The next snowflake for "now": strictly greater than every one handed out before, even if
     /// the wall clock steps backwards or many IDs are needed within one millisecond.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_id(&mut self) -> u64 {
         let candidate = from_unix_ms(now_unix_ms());
         self.last = candidate.max(self.last + 1);
         self.last
@@ -69,7 +69,7 @@ mod tests {
     #[test]
     fn ids_strictly_increase_within_one_millisecond() {
         let mut gen = SnowflakeGenerator::new();
-        let ids: Vec<u64> = (0..10_000).map(|_| gen.next()).collect();
+        let ids: Vec<u64> = (0..10_000).map(|_| gen.next_id()).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 

@@ -91,14 +91,22 @@ pub fn sandbox_token(name: &str) -> String {
 impl ChannelSpec {
     /// A plain channel with no slowmode and no permission overwrites.
     pub fn named(name: &str) -> Self {
-        Self { name: name.to_string(), slowmode: 0, hidden_from: Vec::new(), read_only_for: Vec::new() }
+        Self {
+            name: name.to_string(),
+            slowmode: 0,
+            hidden_from: Vec::new(),
+            read_only_for: Vec::new(),
+        }
     }
 }
 
 fn default_guilds() -> Vec<GuildSpec> {
     vec![GuildSpec {
         name: "Troupe Sandbox".to_string(),
-        channels: ["general", "random", "bot-dms"].iter().map(|n| ChannelSpec::named(n)).collect(),
+        channels: ["general", "random", "bot-dms"]
+            .iter()
+            .map(|n| ChannelSpec::named(n))
+            .collect(),
     }]
 }
 

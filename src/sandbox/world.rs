@@ -223,7 +223,11 @@ impl World {
         let owner_id = world.users.keys().next().copied().unwrap_or(0);
         for guild_spec in &spec.guilds {
             let guild_id = world.next_stable();
-            world.guilds.push(Guild { id: guild_id, name: guild_spec.name.clone(), owner_id });
+            world.guilds.push(Guild {
+                id: guild_id,
+                name: guild_spec.name.clone(),
+                owner_id,
+            });
             for (position, channel) in guild_spec.channels.iter().enumerate() {
                 if world.find_guild_channel(&channel.name).is_some() {
                     return Err(format!("channel name `{}` is used twice", channel.name));
@@ -232,9 +236,10 @@ impl World {
                     names
                         .iter()
                         .map(|n| {
-                            world.user_by_name(n).map(|u| u.id).ok_or_else(|| {
-                                format!("channel `{}`: {field} names unknown bot `{n}`", channel.name)
-                            })
+                            world
+                                .user_by_name(n)
+                                .map(|u| u.id)
+                                .ok_or_else(|| format!("channel `{}`: {field} names unknown bot `{n}`", channel.name))
                         })
                         .collect::<Result<Vec<u64>, String>>()
                 };
@@ -281,7 +286,15 @@ impl World {
         }
         let id = self.next_stable();
         let bot = token.is_some();
-        self.users.insert(id, User { id, name: name.to_string(), bot, token });
+        self.users.insert(
+            id,
+            User {
+                id,
+                name: name.to_string(),
+                bot,
+                token,
+            },
+        );
         Ok(id)
     }
 
@@ -337,7 +350,9 @@ impl World {
     }
 
     fn find_guild_channel(&self, name: &str) -> Option<&Channel> {
-        self.channels.values().find(|c| matches!(&c.kind, ChannelKind::GuildText { name: n, .. } if n == name))
+        self.channels
+            .values()
+            .find(|c| matches!(&c.kind, ChannelKind::GuildText { name: n, .. } if n == name))
     }
 
     /// A webhook by ID.
@@ -352,8 +367,13 @@ impl World {
             Some(ChannelKind::Dm { .. }) => return Err(ApiError::cannot_dm_webhook()),
             None => return Err(ApiError::unknown_channel()),
         }
-        let id = self.ids.next();
-        let hook = Webhook { id, token: format!("whtoken{id:x}"), channel_id, name: name.to_string() };
+        let id = self.ids.next_id();
+        let hook = Webhook {
+            id,
+            token: format!("whtoken{id:x}"),
+            channel_id,
+            name: name.to_string(),
+        };
         self.webhooks.insert(id, hook.clone());
         Ok(hook)
     }
@@ -362,7 +382,11 @@ impl World {
     /// DMs: view and send for the two participants only).
     pub fn permissions(&self, user: u64, channel: &Channel) -> u64 {
         match &channel.kind {
-            ChannelKind::GuildText { hidden_from, read_only_for, .. } => {
+            ChannelKind::GuildText {
+                hidden_from,
+                read_only_for,
+                ..
+            } => {
                 if !self.users.contains_key(&user) {
                     return 0;
                 }
@@ -391,7 +415,9 @@ impl World {
 
     /// Whether `user` can see `channel_id`.
     pub fn can_view(&self, user: u64, channel_id: u64) -> bool {
-        self.channels.get(&channel_id).is_some_and(|c| self.permissions(user, c) & perms::VIEW_CHANNEL != 0)
+        self.channels
+            .get(&channel_id)
+            .is_some_and(|c| self.permissions(user, c) & perms::VIEW_CHANNEL != 0)
     }
 
     /// The channel a user may read, or Discord's error.
@@ -418,8 +444,15 @@ impl World {
         if let Some(id) = self.dm_index.get(&key) {
             return Ok(*id);
         }
-        let id = self.ids.next();
-        self.channels.insert(id, Channel { id, kind: ChannelKind::Dm { recipients: key }, messages: Vec::new() });
+        let id = self.ids.next_id();
+        self.channels.insert(
+            id,
+            Channel {
+                id,
+                kind: ChannelKind::Dm { recipients: key },
+                messages: Vec::new(),
+            },
+        );
         self.dm_index.insert(key, id);
         Ok(id)
     }
@@ -439,8 +472,16 @@ impl World {
         validate_content(&new)?;
         if new.enforce_nonce {
             if let Some(nonce) = &new.nonce {
-                if let Some(existing) = channel.messages.iter().rev().find(|m| m.author == author && m.nonce.as_ref() == Some(nonce)) {
-                    return Ok(Posted { message: existing.clone(), created: false });
+                if let Some(existing) = channel
+                    .messages
+                    .iter()
+                    .rev()
+                    .find(|m| m.author == author && m.nonce.as_ref() == Some(nonce))
+                {
+                    return Ok(Posted {
+                        message: existing.clone(),
+                        created: false,
+                    });
                 }
             }
         }
@@ -456,8 +497,11 @@ impl World {
         let parsed = parse_mentions(&new.content);
         let allowed = AllowedMentions::from_json(new.allowed_mentions.as_ref());
         let guild = matches!(channel.kind, ChannelKind::GuildText { .. });
-        let mut mentions: Vec<u64> =
-            parsed.users.into_iter().filter(|u| self.users.contains_key(u) && allowed.user(*u)).collect();
+        let mut mentions: Vec<u64> = parsed
+            .users
+            .into_iter()
+            .filter(|u| self.users.contains_key(u) && allowed.user(*u))
+            .collect();
         if let Some(r) = new.reference {
             if allowed.replied_user {
                 if let Some(Author::User(replied)) = channel.messages.iter().find(|m| m.id == r).map(|m| &m.author) {
@@ -467,9 +511,13 @@ impl World {
                 }
             }
         }
-        let mention_roles = if guild { parsed.roles.into_iter().filter(|r| allowed.role(*r)).collect() } else { Vec::new() };
+        let mention_roles = if guild {
+            parsed.roles.into_iter().filter(|r| allowed.role(*r)).collect()
+        } else {
+            Vec::new()
+        };
         let mention_everyone = guild && parsed.everyone && allowed.everyone;
-        let id = self.ids.next();
+        let id = self.ids.next_id();
         let message = Message {
             id,
             channel_id,
@@ -493,7 +541,11 @@ impl World {
     pub fn history<'c>(&self, channel: &'c Channel, q: HistoryQuery) -> Result<Vec<&'c Message>, ApiError> {
         let limit = q.limit.unwrap_or(50);
         if !(1..=100).contains(&limit) {
-            return Err(ApiError::invalid_form("limit", "NUMBER_TYPE_MAX", "int value should be less than or equal to 100."));
+            return Err(ApiError::invalid_form(
+                "limit",
+                "NUMBER_TYPE_MAX",
+                "int value should be less than or equal to 100.",
+            ));
         }
         let limit = limit as usize;
         let msgs = &channel.messages;
@@ -515,7 +567,11 @@ impl World {
 
     /// The users who can see a channel (and so receive its MESSAGE_CREATE).
     pub fn viewers(&self, channel_id: u64) -> Vec<u64> {
-        self.users.keys().copied().filter(|u| self.can_view(*u, channel_id)).collect()
+        self.users
+            .keys()
+            .copied()
+            .filter(|u| self.can_view(*u, channel_id))
+            .collect()
     }
 
     /// The guilds a bot is in (every guild, in the sandbox).
@@ -555,7 +611,14 @@ impl World {
     /// A channel object.
     pub fn channel_json(&self, c: &Channel) -> Value {
         match &c.kind {
-            ChannelKind::GuildText { guild_id, name, position, rate_limit_per_user, hidden_from, read_only_for } => {
+            ChannelKind::GuildText {
+                guild_id,
+                name,
+                position,
+                rate_limit_per_user,
+                hidden_from,
+                read_only_for,
+            } => {
                 let mut overwrites = Vec::new();
                 for uid in hidden_from {
                     overwrites.push(json!({"id": uid.to_string(), "type": 1, "allow": "0", "deny": perms::VIEW_CHANNEL.to_string()}));
@@ -592,7 +655,11 @@ impl World {
     pub fn channel_json_for(&self, c: &Channel, viewer: u64) -> Value {
         let mut v = self.channel_json(c);
         if let ChannelKind::Dm { recipients } = &c.kind {
-            let others: Vec<Value> = recipients.iter().filter(|u| **u != viewer).map(|u| self.user_json(*u)).collect();
+            let others: Vec<Value> = recipients
+                .iter()
+                .filter(|u| **u != viewer)
+                .map(|u| self.user_json(*u))
+                .collect();
             v["recipients"] = json!(others);
         }
         v
@@ -611,7 +678,11 @@ impl World {
         };
         let (author, webhook_id) = match &m.author {
             Author::User(id) => (self.user_json(*id), None),
-            Author::Webhook { id, username, avatar_url } => (
+            Author::Webhook {
+                id,
+                username,
+                avatar_url,
+            } => (
                 json!({
                     "id": id.to_string(),
                     "username": username,
@@ -626,7 +697,9 @@ impl World {
                 Some(id.to_string()),
             ),
         };
-        let referenced = m.reference.and_then(|r| channel.and_then(|c| c.messages.iter().find(|x| x.id == r)));
+        let referenced = m
+            .reference
+            .and_then(|r| channel.and_then(|c| c.messages.iter().find(|x| x.id == r)));
         let mut v = json!({
             "id": m.id.to_string(),
             "channel_id": m.channel_id.to_string(),
@@ -762,18 +835,35 @@ impl World {
 
     /// `GET /sandbox/state`: everything a tester needs to address guilds, channels and users.
     pub fn state_json(&self) -> Value {
-        let users: Vec<Value> = self.users.values().map(|u| json!({"id": u.id.to_string(), "name": u.name, "bot": u.bot})).collect();
-        let guilds: Vec<Value> = self.guilds.iter().map(|g| json!({"id": g.id.to_string(), "name": g.name})).collect();
+        let users: Vec<Value> = self
+            .users
+            .values()
+            .map(|u| json!({"id": u.id.to_string(), "name": u.name, "bot": u.bot}))
+            .collect();
+        let guilds: Vec<Value> = self
+            .guilds
+            .iter()
+            .map(|g| json!({"id": g.id.to_string(), "name": g.name}))
+            .collect();
         let channels: Vec<Value> = self
             .channels
             .values()
             .map(|c| match &c.kind {
-                ChannelKind::GuildText { guild_id, name, rate_limit_per_user, .. } => json!({
+                ChannelKind::GuildText {
+                    guild_id,
+                    name,
+                    rate_limit_per_user,
+                    ..
+                } => json!({
                     "id": c.id.to_string(), "type": "text", "name": name, "guild_id": guild_id.to_string(),
                     "slowmode": rate_limit_per_user, "messages": c.messages.len(),
                 }),
                 ChannelKind::Dm { recipients } => {
-                    let names: Vec<&str> = recipients.iter().filter_map(|u| self.users.get(u)).map(|u| u.name.as_str()).collect();
+                    let names: Vec<&str> = recipients
+                        .iter()
+                        .filter_map(|u| self.users.get(u))
+                        .map(|u| u.name.as_str())
+                        .collect();
                     json!({
                         "id": c.id.to_string(), "type": "dm", "name": format!("dm:{}", names.join("+")),
                         "recipients": recipients.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
@@ -799,10 +889,18 @@ fn avatar_hash(url: &str) -> String {
 fn validate_content(new: &NewMessage) -> Result<(), ApiError> {
     let chars = new.content.chars().count();
     if chars > 2000 {
-        return Err(ApiError::invalid_form("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length."));
+        return Err(ApiError::invalid_form(
+            "content",
+            "BASE_TYPE_MAX_LENGTH",
+            "Must be 2000 or fewer in length.",
+        ));
     }
     if new.embeds.len() > 10 {
-        return Err(ApiError::invalid_form("embeds", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length."));
+        return Err(ApiError::invalid_form(
+            "embeds",
+            "BASE_TYPE_MAX_LENGTH",
+            "Must be 10 or fewer in length.",
+        ));
     }
     for (i, e) in new.embeds.iter().enumerate() {
         if let Some(text) = e.pointer("/footer/text").and_then(Value::as_str) {
@@ -840,7 +938,10 @@ struct ParsedMentions {
 
 /// Finds `<@id>`, `<@!id>`, `<@&id>`, `@everyone` and `@here` in content.
 fn parse_mentions(content: &str) -> ParsedMentions {
-    let mut out = ParsedMentions { everyone: content.contains("@everyone") || content.contains("@here"), ..Default::default() };
+    let mut out = ParsedMentions {
+        everyone: content.contains("@everyone") || content.contains("@here"),
+        ..Default::default()
+    };
     let mut rest = content;
     while let Some(start) = rest.find("<@") {
         rest = &rest[start + 2..];
@@ -875,13 +976,28 @@ struct AllowedMentions {
 impl AllowedMentions {
     fn from_json(v: Option<&Value>) -> Self {
         let Some(v) = v else {
-            return Self { parse_users: true, parse_roles: true, everyone: true, users: vec![], roles: vec![], replied_user: true };
+            return Self {
+                parse_users: true,
+                parse_roles: true,
+                everyone: true,
+                users: vec![],
+                roles: vec![],
+                replied_user: true,
+            };
         };
-        let parse: Vec<&str> = v.get("parse").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let parse: Vec<&str> = v
+            .get("parse")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         let ids = |key: &str| -> Vec<u64> {
             v.get(key)
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|x| x.as_str().and_then(|s| s.parse().ok()).or_else(|| x.as_u64())).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().and_then(|s| s.parse().ok()).or_else(|| x.as_u64()))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         Self {
@@ -918,13 +1034,23 @@ mod tests {
     }
 
     fn text(content: &str) -> NewMessage {
-        NewMessage { content: content.into(), ..Default::default() }
+        NewMessage {
+            content: content.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn mentions_are_parsed() {
         let p = parse_mentions("hi <@12> <@!34> <@&56> <@x> <@ 7> @here");
-        assert_eq!(p, ParsedMentions { users: vec![12, 34], roles: vec![56], everyone: true });
+        assert_eq!(
+            p,
+            ParsedMentions {
+                users: vec![12, 34],
+                roles: vec![56],
+                everyone: true
+            }
+        );
     }
 
     #[test]
@@ -932,7 +1058,16 @@ mod tests {
         let (mut w, alice, ada, general) = world();
         let content = format!("<@{alice}> @everyone @here <@&{}>", w.guilds()[0].id);
         let am = json!({"parse": [], "users": [], "roles": [], "replied_user": false});
-        let posted = w.post(general, Author::User(ada), NewMessage { allowed_mentions: Some(am), ..text(&content) }).unwrap();
+        let posted = w
+            .post(
+                general,
+                Author::User(ada),
+                NewMessage {
+                    allowed_mentions: Some(am),
+                    ..text(&content)
+                },
+            )
+            .unwrap();
         assert!(posted.message.mentions.is_empty());
         assert!(posted.message.mention_roles.is_empty());
         assert!(!posted.message.mention_everyone);
@@ -954,7 +1089,11 @@ mod tests {
     #[test]
     fn enforce_nonce_returns_the_first_message() {
         let (mut w, _, ada, general) = world();
-        let m = |c: &str| NewMessage { nonce: Some(json!("n1")), enforce_nonce: true, ..text(c) };
+        let m = |c: &str| NewMessage {
+            nonce: Some(json!("n1")),
+            enforce_nonce: true,
+            ..text(c)
+        };
         let first = w.post(general, Author::User(ada), m("one")).unwrap();
         let second = w.post(general, Author::User(ada), m("two")).unwrap();
         assert!(first.created && !second.created);
@@ -965,17 +1104,78 @@ mod tests {
     #[test]
     fn history_pages_like_discord() {
         let (mut w, alice, _, general) = world();
-        let ids: Vec<u64> = (0..10).map(|i| w.post(general, Author::User(alice), text(&i.to_string())).unwrap().message.id).collect();
+        let ids: Vec<u64> = (0..10)
+            .map(|i| {
+                w.post(general, Author::User(alice), text(&i.to_string()))
+                    .unwrap()
+                    .message
+                    .id
+            })
+            .collect();
         let c = w.channel(general).unwrap();
-        let newest: Vec<u64> = w.history(c, HistoryQuery { limit: Some(3), ..Default::default() }).unwrap().iter().map(|m| m.id).collect();
+        let newest: Vec<u64> = w
+            .history(
+                c,
+                HistoryQuery {
+                    limit: Some(3),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
         assert_eq!(newest, vec![ids[9], ids[8], ids[7]]);
-        let after: Vec<u64> = w.history(c, HistoryQuery { after: Some(ids[2]), limit: Some(3), ..Default::default() }).unwrap().iter().map(|m| m.id).collect();
+        let after: Vec<u64> = w
+            .history(
+                c,
+                HistoryQuery {
+                    after: Some(ids[2]),
+                    limit: Some(3),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
         assert_eq!(after, vec![ids[5], ids[4], ids[3]]);
-        let before: Vec<u64> = w.history(c, HistoryQuery { before: Some(ids[2]), ..Default::default() }).unwrap().iter().map(|m| m.id).collect();
+        let before: Vec<u64> = w
+            .history(
+                c,
+                HistoryQuery {
+                    before: Some(ids[2]),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
         assert_eq!(before, vec![ids[1], ids[0]]);
-        let around: Vec<u64> = w.history(c, HistoryQuery { around: Some(ids[5]), limit: Some(3), ..Default::default() }).unwrap().iter().map(|m| m.id).collect();
+        let around: Vec<u64> = w
+            .history(
+                c,
+                HistoryQuery {
+                    around: Some(ids[5]),
+                    limit: Some(3),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
         assert_eq!(around, vec![ids[6], ids[5], ids[4]]);
-        assert!(w.history(c, HistoryQuery { limit: Some(101), ..Default::default() }).is_err());
+        assert!(w
+            .history(
+                c,
+                HistoryQuery {
+                    limit: Some(101),
+                    ..Default::default()
+                }
+            )
+            .is_err());
     }
 
     #[test]
@@ -998,8 +1198,14 @@ mod tests {
         let general = w.channel_by_name("general").unwrap().id;
         let random = w.channel_by_name("random").unwrap().id;
         assert!(!w.can_view(ada, general));
-        assert_eq!(w.post(random, Author::User(ada), text("x")).unwrap_err().body["code"], 50013);
-        assert_eq!(w.post(general, Author::User(ada), text("x")).unwrap_err().body["code"], 50001);
+        assert_eq!(
+            w.post(random, Author::User(ada), text("x")).unwrap_err().body["code"],
+            50013
+        );
+        assert_eq!(
+            w.post(general, Author::User(ada), text("x")).unwrap_err().body["code"],
+            50001
+        );
         let g = w.guilds()[0].clone();
         let gc = w.guild_create_json(&g, ada);
         assert_eq!(gc["channels"].as_array().unwrap().len(), 2);
@@ -1008,28 +1214,54 @@ mod tests {
     #[test]
     fn payloads_deserialize_as_serenity_models() {
         let (mut w, alice, ada, general) = world();
-        let first = w.post(general, Author::User(alice), text(&format!("<@{ada}> hi"))).unwrap().message;
+        let first = w
+            .post(general, Author::User(alice), text(&format!("<@{ada}> hi")))
+            .unwrap()
+            .message;
         let reply = w
-            .post(general, Author::User(ada), NewMessage { reference: Some(first.id), embeds: vec![json!({"footer": {"text": "acl:1"}})], ..text("yo") })
+            .post(
+                general,
+                Author::User(ada),
+                NewMessage {
+                    reference: Some(first.id),
+                    embeds: vec![json!({"footer": {"text": "acl:1"}})],
+                    ..text("yo")
+                },
+            )
             .unwrap()
             .message;
         let hook = w.create_webhook(general, "hook").unwrap();
-        let hooked = w.post(general, Author::Webhook { id: hook.id, username: "Persona".into(), avatar_url: Some("https://x/a.png".into()) }, text("hi")).unwrap().message;
+        let hooked = w
+            .post(
+                general,
+                Author::Webhook {
+                    id: hook.id,
+                    username: "Persona".into(),
+                    avatar_url: Some("https://x/a.png".into()),
+                },
+                text("hi"),
+            )
+            .unwrap()
+            .message;
         for m in [&first, &reply, &hooked] {
             let v = w.message_json(m, true);
-            let parsed: serenity::model::channel::Message = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+            let parsed: serenity::model::channel::Message =
+                serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
             assert_eq!(parsed.id.get(), m.id);
         }
         let parsed: serenity::model::channel::Message = serde_json::from_value(w.message_json(&reply, true)).unwrap();
         assert_eq!(parsed.referenced_message.unwrap().id.get(), first.id);
         let g = w.guilds()[0].clone();
         let v = w.guild_create_json(&g, ada);
-        let guild: serenity::model::guild::Guild = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+        let guild: serenity::model::guild::Guild =
+            serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
         assert_eq!(guild.channels.len(), 3);
         let dm = w.open_dm(alice, ada).unwrap();
         let v = w.channel_json_for(w.channel(dm).unwrap(), ada);
-        let _: serenity::model::channel::Channel = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+        let _: serenity::model::channel::Channel =
+            serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
         let v = w.current_user_json(ada);
-        let _: serenity::model::user::CurrentUser = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+        let _: serenity::model::user::CurrentUser =
+            serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
     }
 }

@@ -1,0 +1,258 @@
+//! Shared helpers for integration tests: start troupe or the sandbox on ephemeral ports, talk to
+//! the control API, wait for conditions with deadlines (never sleep to synchronise).
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use troupe::config::Config;
+
+/// How long a condition may take before a test fails. Generous: CI machines are shared.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A minimal configuration with the given extra TOML appended; the sandbox listens on port 0.
+pub fn config(extra: &str) -> Config {
+    let text = format!("[sandbox]\nlisten = \"127.0.0.1:0\"\n\n[backends.offline]\nprovider = \"echo\"\n\n{extra}");
+    Config::parse("test.toml", &text).unwrap_or_else(|e| panic!("test config invalid: {e}"))
+}
+
+/// Two agents, Ada (channel memory) and Basil (listens to every message in #random).
+pub fn two_agents() -> Config {
+    config(
+        r#"
+[[agents]]
+name = "Ada"
+backend = "offline"
+system_prompt = "You are {agent}."
+
+[[agents]]
+name = "Basil"
+backend = "offline"
+triggers = { channels = ["random"] }
+"#,
+    )
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after [`DEADLINE`].
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if start.elapsed() > DEADLINE {
+            panic!("timed out after {DEADLINE:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A client for the sandbox's control API.
+#[derive(Clone)]
+pub struct Control {
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+impl Control {
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn state(&self) -> Value {
+        self.http
+            .get(format!("{}/sandbox/state", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Posts as a human; returns the created message.
+    pub async fn post(&self, body: Value) -> Value {
+        let resp = self
+            .http
+            .post(format!("{}/sandbox/messages", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap();
+        assert!(status.is_success(), "post failed: {status} {v}");
+        v
+    }
+
+    pub async fn say(&self, channel: &str, author: &str, content: &str) -> Value {
+        self.post(json!({"channel": channel, "author": author, "content": content}))
+            .await
+    }
+
+    pub async fn dm(&self, author: &str, agent: &str, content: &str) -> Value {
+        self.post(json!({"dm": agent, "author": author, "content": content}))
+            .await
+    }
+
+    pub async fn messages(&self, channel: &str) -> Vec<Value> {
+        let resp = self
+            .http
+            .get(format!("{}/sandbox/channels/{channel}/messages", self.url))
+            .send()
+            .await
+            .unwrap();
+        resp.json::<Vec<Value>>().await.unwrap_or_default()
+    }
+
+    /// Waits until `channel` holds a message by `author` replying to `message_id`.
+    pub async fn reply_to(&self, channel: &str, author: &str, message_id: &str) -> Value {
+        wait_for(&format!("{author}'s reply to {message_id} in {channel}"), || async {
+            self.messages(channel).await.into_iter().find(|m| {
+                m["author"]["username"] == author && m["message_reference"]["message_id"].as_str() == Some(message_id)
+            })
+        })
+        .await
+    }
+
+    pub async fn faults(&self, body: Value) -> Value {
+        let resp = self
+            .http
+            .post(format!("{}/sandbox/faults", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+        resp.json().await.unwrap()
+    }
+
+    pub async fn requests(&self) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(format!("{}/sandbox/requests", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The ID of a user or channel by name.
+    pub async fn id_of(&self, kind: &str, name: &str) -> String {
+        let state = self.state().await;
+        state[kind]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == name))
+            .and_then(|x| x["id"].as_str())
+            .unwrap_or_else(|| panic!("no {kind} named {name}"))
+            .to_string()
+    }
+
+    /// Waits until every named bot has a live gateway connection.
+    pub async fn wait_connected(&self, bots: &[&str]) {
+        let mut ids = Vec::new();
+        for b in bots {
+            ids.push(self.id_of("users", b).await);
+        }
+        wait_for("bots connected to the sandbox gateway", || async {
+            let state = self.state().await;
+            let connected: Vec<String> = state["connected_bots"]
+                .as_array()?
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
+            ids.iter().all(|id| connected.contains(id)).then_some(())
+        })
+        .await
+    }
+}
+
+/// A `troupe` process started by a test; killed on drop.
+pub struct Process {
+    pub child: std::process::Child,
+    /// `http://ADDR` from its "sandbox listening on" line.
+    pub url: String,
+    pub stderr_path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Process {
+    /// Runs the real binary with `args` in the repository root, waits for the
+    /// `sandbox listening on http://ADDR/` line and returns.
+    pub fn spawn(args: &[&str]) -> Process {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let stderr_path = dir.path().join("stderr.log");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .expect("troupe binary runs");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("sandbox listening on ") {
+                    let _ = tx.send(rest.trim_end_matches('/').to_string());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(DEADLINE) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "no `sandbox listening on` line; stderr:\n{}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                );
+            }
+        };
+        Process {
+            child,
+            url,
+            stderr_path,
+            _dir: dir,
+        }
+    }
+
+    /// Sends SIGTERM and waits (with a deadline) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < DEADLINE, "troupe did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,54 @@
+//! One process, several agents, answering humans through the real serenity code path against
+//! the in-process sandbox (issue: foundation).
+
+mod common;
+
+use common::{two_agents, Control};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_answers_a_mention_in_its_channel() {
+    let running = troupe::app::start(two_agents()).await.unwrap();
+    let sb = Control::new(running.sandbox_url().unwrap());
+    sb.wait_connected(&["Ada", "Basil"]).await;
+
+    let ignored = sb.say("general", "alice", "nobody is addressed here").await;
+    let asked = sb.say("general", "alice", "<@Ada> what is 2+2?").await;
+    let reply = sb.reply_to("general", "Ada", asked["id"].as_str().unwrap()).await;
+
+    assert_eq!(reply["author"]["bot"], true);
+    assert_eq!(reply["channel_id"], asked["channel_id"]);
+    let content = reply["content"].as_str().unwrap();
+    assert!(content.starts_with("Ada heard alice:"), "{content}");
+    assert!(content.contains("what is 2+2?"), "{content}");
+    // Nothing answered the unaddressed message, and Basil (not mentioned, #general is not his
+    // listen channel) stayed silent.
+    let msgs = sb.messages("general").await;
+    assert_eq!(msgs.len(), 3, "{msgs:#?}");
+    assert!(msgs
+        .iter()
+        .all(|m| m["message_reference"]["message_id"] != ignored["id"]));
+    // The reply pings nobody.
+    assert_eq!(reply["allowed_mentions"]["parse"], serde_json::json!([]));
+    assert_eq!(reply["mentions"], serde_json::json!([]));
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_answers_a_direct_message_and_listen_channel() {
+    let running = troupe::app::start(two_agents()).await.unwrap();
+    let sb = Control::new(running.sandbox_url().unwrap());
+    sb.wait_connected(&["Ada", "Basil"]).await;
+
+    let dm = sb.dm("bob", "Basil", "hello gardener").await;
+    let dm_channel = dm["channel_id"].as_str().unwrap().to_string();
+    let reply = sb.reply_to(&dm_channel, "Basil", dm["id"].as_str().unwrap()).await;
+    assert!(reply["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("Basil heard bob: hello gardener"));
+
+    let open = sb.say("random", "alice", "anyone growing tomatoes?").await;
+    let reply = sb.reply_to("random", "Basil", open["id"].as_str().unwrap()).await;
+    assert!(reply["content"].as_str().unwrap().contains("anyone growing tomatoes?"));
+    running.stop().await;
+}
