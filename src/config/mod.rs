@@ -68,13 +68,26 @@ pub struct BackendConfig {
     pub provider: Provider,
     /// Most requests running at once.
     pub max_concurrency: usize,
+    /// Most requests waiting for a slot.
+    pub max_queue: usize,
 }
 
 /// Kinds of backend.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Provider {
     /// Offline and deterministic: replies with what it was told. For demos and tests.
-    Echo,
+    Echo(EchoSettings),
+}
+
+/// Settings of the echo backend.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EchoSettings {
+    /// Reply with the whole prompt instead of the new message(s).
+    pub reply_with_prompt: bool,
+    /// Simulated latency.
+    pub delay: std::time::Duration,
+    /// Panic when a message contains this text.
+    pub panic_on: Option<String>,
 }
 
 /// Providers troupe knows, for error messages.
@@ -238,38 +251,43 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
 
     let mut backends = BTreeMap::new();
     for (name, b) in &raw.backends {
-        let span = b.span();
         let b = b.get_ref();
         let provider = match b.provider.get_ref().as_str() {
-            "echo" => Some(Provider::Echo),
+            "echo" => {
+                let reply_with_prompt = match b.reply.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
+                    None | Some(("last", _)) => false,
+                    Some(("prompt", _)) => true,
+                    Some((other, span)) => {
+                        err(Some(span), format!("backends.{name}.reply"), format!("unknown echo reply `{other}`; use \"last\" or \"prompt\""));
+                        false
+                    }
+                };
+                Some(Provider::Echo(EchoSettings {
+                    reply_with_prompt,
+                    delay: std::time::Duration::from_millis(b.delay_ms.unwrap_or(0)),
+                    panic_on: b.panic_on.clone(),
+                }))
+            }
             other => {
-                let hint = closest(other, PROVIDERS.iter().copied())
-                    .map(|c| format!("did you mean \"{c}\"? "))
-                    .unwrap_or_default();
+                let hint = closest(other, PROVIDERS.iter().copied()).map(|c| format!("did you mean \"{c}\"? ")).unwrap_or_default();
                 err(
                     Some(b.provider.span()),
                     format!("backends.{name}.provider"),
-                    format!(
-                        "unknown provider `{other}`; {hint}known providers: {}",
-                        PROVIDERS.join(", ")
-                    ),
+                    format!("unknown provider `{other}`; {hint}known providers: {}", PROVIDERS.join(", ")),
                 );
                 None
             }
         };
-        let max_concurrency = match b.max_concurrency.as_ref().map(|m| (*m.get_ref(), m.span())) {
-            None => 4,
-            Some((n, _)) if (1..=10_000).contains(&n) => n as usize,
+        let mut bounded = |field: &str, v: &Option<Spanned<i64>>, default: usize, max: i64| match v.as_ref().map(|m| (*m.get_ref(), m.span())) {
+            None => default,
+            Some((n, _)) if (1..=max).contains(&n) => n as usize,
             Some((n, span)) => {
-                err(
-                    Some(span),
-                    format!("backends.{name}.max_concurrency"),
-                    format!("{n} is out of range; use 1 to 10000"),
-                );
+                err(Some(span), format!("backends.{name}.{field}"), format!("{n} is out of range; use 1 to {max}"));
                 1
             }
         };
-        let _ = span;
+        let max_concurrency = bounded("max_concurrency", &b.max_concurrency, 4, 10_000);
+        let max_queue = bounded("max_queue", &b.max_queue, 1_000, 1_000_000);
         if let Some(provider) = provider {
             backends.insert(
                 name.clone(),
@@ -277,6 +295,7 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
                     name: name.clone(),
                     provider,
                     max_concurrency,
+                    max_queue,
                 },
             );
         }
@@ -457,7 +476,7 @@ backend = "offline"
     #[test]
     fn unknown_key_names_line_and_suggests() {
         let e = errors(&format!("{MINIMAL}sytem_prompt = \"x\"\n"));
-        assert!(e.starts_with("agents.toml:9:"), "{e}");
+        assert!(e.starts_with("agents.toml:8:"), "{e}");
         assert!(e.contains("did you mean `system_prompt`?"), "{e}");
     }
 
@@ -472,7 +491,7 @@ backend = "offline"
         let text = format!("{MINIMAL}\n[[agents]]\nname = \"Ada\"\nbackend = \"ofline\"\nmemory = \"chanel\"\n");
         let e = errors(&text);
         assert!(
-            e.contains("agents.toml:11: agents[1].name: agent name `Ada` is used twice"),
+            e.contains("agents.toml:10: agents[1].name: agent name `Ada` is used twice"),
             "{e}"
         );
         assert!(
@@ -481,7 +500,7 @@ backend = "offline"
             ),
             "{e}"
         );
-        assert!(e.contains("agents.toml:13: agents[1].memory: agent `Ada`: unknown memory mode `chanel`; did you mean \"channel\"?"), "{e}");
+        assert!(e.contains("agents.toml:12: agents[1].memory: agent `Ada`: unknown memory mode `chanel`; did you mean \"channel\"?"), "{e}");
     }
 
     #[test]

@@ -54,6 +54,15 @@ pub struct RawBackend {
     pub provider: Spanned<String>,
     /// Most requests running at once against this backend.
     pub max_concurrency: Option<Spanned<i64>>,
+    /// Most requests waiting for a free slot; more are refused.
+    pub max_queue: Option<Spanned<i64>>,
+    /// echo: `"last"` (default) echoes the new message(s); `"prompt"` replies with the whole
+    /// prompt (system prompt and every turn), which lets tests see what the model was given.
+    pub reply: Option<Spanned<String>>,
+    /// echo: milliseconds to wait before answering, to simulate a slow model.
+    pub delay_ms: Option<u64>,
+    /// echo: panic when the message contains this text (fault injection for supervision tests).
+    pub panic_on: Option<String>,
 }
 
 /// `[[agents]]`.

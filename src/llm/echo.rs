@@ -2,16 +2,46 @@
 //! `make run`, demos and tests.
 
 use super::stream::{Completion, FinishReason, Usage};
-use super::{Prompt, Role};
+use super::{LlmError, Prompt, Role};
+use crate::config::EchoSettings;
 
 /// Replies `"<agent> heard <author>: <message>"` for the latest user turn (several turns
 /// answered together are joined with " / "), and says how many earlier turns it remembers.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Echo;
+/// With `reply = "prompt"` it replies with the whole prompt instead.
+#[derive(Debug, Clone, Default)]
+pub struct Echo {
+    settings: EchoSettings,
+}
 
 impl Echo {
+    /// An echo backend with these settings.
+    pub fn new(settings: EchoSettings) -> Self {
+        Self { settings }
+    }
+
+    /// Waits the configured delay, then completes (or panics, if told to for this message).
+    pub async fn complete_async(&self, prompt: &Prompt) -> Result<Completion, LlmError> {
+        if !self.settings.delay.is_zero() {
+            tokio::time::sleep(self.settings.delay).await;
+        }
+        if let Some(trigger) = &self.settings.panic_on {
+            let last = prompt.turns.last().map_or("", |t| t.content.as_str());
+            if last.contains(trigger.as_str()) {
+                panic!("echo backend told to panic on {trigger:?}");
+            }
+        }
+        Ok(self.complete(prompt))
+    }
+
     /// The deterministic completion for a prompt.
     pub fn complete(&self, prompt: &Prompt) -> Completion {
+        if self.settings.reply_with_prompt {
+            let mut text = format!("[system] {}", prompt.system);
+            for t in &prompt.turns {
+                text.push_str(&format!("\n[{}] {}", t.author, t.content));
+            }
+            return Completion { text, finish: FinishReason::Stop, usage: None };
+        }
         let last_assistant = prompt.turns.iter().rposition(|t| t.role == Role::Assistant);
         let fresh = &prompt.turns[last_assistant.map_or(0, |i| i + 1)..];
         let heard: Vec<String> = fresh.iter().map(|t| format!("{}: {}", t.author, t.content)).collect();
@@ -63,7 +93,7 @@ mod tests {
                 turn(Role::User, "bob", "and mine Rex"),
             ],
         };
-        let c = Echo.complete(&p);
+        let c = Echo::default().complete(&p);
         assert_eq!(
             c.text,
             "Ada heard alice: my cat is Tom / bob: and mine Rex (remembering 2 earlier turns)"

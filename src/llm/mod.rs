@@ -75,15 +75,15 @@ impl fmt::Debug for Backend {
 impl Backend {
     /// Builds the backend a configuration describes.
     pub fn from_config(config: &BackendConfig) -> Self {
-        match config.provider {
-            Provider::Echo => Backend::Echo(echo::Echo),
+        match &config.provider {
+            Provider::Echo(settings) => Backend::Echo(echo::Echo::new(settings.clone())),
         }
     }
 
     /// Completes a prompt.
     pub async fn complete(&self, prompt: &Prompt) -> Result<Completion, LlmError> {
         match self {
-            Backend::Echo(e) => Ok(e.complete(prompt)),
+            Backend::Echo(e) => e.complete_async(prompt).await,
         }
     }
 }

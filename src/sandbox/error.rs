@@ -102,6 +102,19 @@ impl ApiError {
         }
     }
 
+    /// 429, code 20016: the channel's slowmode has not elapsed for this author.
+    pub fn slowmode(retry_after: f64) -> Self {
+        Self {
+            status: 429,
+            body: json!({
+                "message": "This action cannot be performed due to slowmode rate limit",
+                "retry_after": retry_after,
+                "global": false,
+                "code": 20016,
+            }),
+        }
+    }
+
     /// A 5xx as Discord's edge returns it.
     pub fn server_error(status: u16) -> Self {
         Self::new(status, 0, "500: Internal Server Error")

@@ -85,6 +85,7 @@ pub struct Gateway {
     identifies: Mutex<HashMap<u64, u32>>,
     refused_until: Mutex<HashMap<u64, Instant>>,
     next_conn: AtomicU64,
+    next_session: AtomicU64,
 }
 
 impl Gateway {
@@ -141,7 +142,7 @@ impl Gateway {
     }
 
     /// Injects a gateway fault into every session of `bot`; returns how many were affected.
-    /// `refuse_for` keeps the bot from connecting again for that long (upgrade answered 503).
+    /// `refuse_for` keeps the bot from connecting again for that long (its IDENTIFY is closed with 4000 and its RESUME answered INVALID_SESSION).
     pub fn inject(&self, bot: u64, fault: GatewayFault, refuse_for: Option<Duration>) -> usize {
         if let Some(d) = refuse_for {
             self.refused_until
@@ -173,6 +174,12 @@ impl Gateway {
             sessions.remove(&id);
         }
         affected
+    }
+
+    /// Whether session `id` exists and is served by connection `conn`.
+    fn attached(&self, id: &str, conn: u64) -> bool {
+        let sessions = self.sessions.lock().expect("gateway lock");
+        sessions.get(id).is_some_and(|s| s.conn.as_ref().is_some_and(|(c, _)| *c == conn))
     }
 
     /// Whether `bot` is currently refused (fault injection).
@@ -212,6 +219,11 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>) {
                     close(&mut socket, 4002, "Decode error").await;
                     break;
                 };
+                // A session invalidated (or resumed elsewhere) leaves this connection
+                // unauthenticated: it may IDENTIFY afresh.
+                if session_id.as_deref().is_some_and(|id| !shared.gateway.attached(id, conn_id)) {
+                    session_id = None;
+                }
                 match payload.get("op").and_then(Value::as_u64) {
                     Some(1) => {
                         let ack = json!({"op": 11, "d": null, "s": null, "t": null}).to_string();
@@ -230,7 +242,7 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>) {
                             if socket.send(WsMessage::Text(invalid.into())).await.is_err() { break; }
                         }
                     },
-                    Some(3) | Some(4) | Some(8) => {}
+                    Some(3) | Some(4) | Some(8) if session_id.is_some() => {}
                     Some(_) | None => {
                         if session_id.is_none() { close(&mut socket, 4003, "Not authenticated").await; break; }
                         close(&mut socket, 4001, "Unknown opcode").await;
@@ -302,7 +314,9 @@ fn identify(
         }
         *n += 1;
     }
-    let session_id = format!("sandbox-{bot_id}-{conn_id}");
+    // Unique per IDENTIFY: a connection that identifies again must not reuse the old ID.
+    let n = shared.gateway.next_session.fetch_add(1, Ordering::Relaxed);
+    let session_id = format!("sandbox-{bot_id}-{conn_id}-{n}");
     let guilds = world.guilds_of(bot_id);
     let mut session = Session {
         bot_id,

@@ -195,25 +195,37 @@ async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: 
         Some(err) => err.into_response(),
         None => next.run(req).await,
     };
+    if resp.status().is_client_error() || resp.status().is_server_error() {
+        resp = discord_error_body(resp);
+    }
     let headers = resp.headers_mut();
     let bucket = if path.contains("/messages") {
         "messages"
     } else {
         "default"
     };
+    // A 429 says the bucket is exhausted until `Retry-After`, as Discord's do.
+    let retry_after = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<f64>().ok());
+    let (remaining, reset_after) = retry_after.map_or((49, 1.0), |r| (0, r));
     for (k, v) in [
         ("x-ratelimit-limit", "50".to_string()),
-        ("x-ratelimit-remaining", "49".to_string()),
-        ("x-ratelimit-reset-after", "1.000".to_string()),
+        ("x-ratelimit-remaining", remaining.to_string()),
+        ("x-ratelimit-reset-after", format!("{reset_after:.3}")),
         (
             "x-ratelimit-reset",
-            format!("{:.3}", chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + 1.0),
+            format!("{:.3}", chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + reset_after),
         ),
         ("x-ratelimit-bucket", bucket.to_string()),
     ] {
         if let Ok(v) = HeaderValue::from_str(&v) {
             headers.insert(k, v);
         }
+    }
+    if retry_after.is_some() {
+        headers.insert("x-ratelimit-scope", HeaderValue::from_static("user"));
     }
     let status = resp.status().as_u16();
     if let Ok(mut log) = shared.requests.lock() {
@@ -228,4 +240,30 @@ async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: 
         });
     }
     resp
+}
+
+/// Replaces a non-JSON error body (axum's own rejections: unknown method, unparsable query, body
+/// too large) with the JSON Discord sends, so clients can always parse an error.
+fn discord_error_body(resp: Response) -> Response {
+    let is_json = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let status = resp.status();
+    let (code, message) = match status.as_u16() {
+        400 => (50035, "Invalid Form Body".to_string()),
+        413 => (40005, "Request entity too large".to_string()),
+        s => (0, format!("{s}: {}", status.canonical_reason().unwrap_or("Error"))),
+    };
+    let mut fixed = (status, axum::Json(serde_json::json!({"message": message, "code": code}))).into_response();
+    for (k, v) in resp.headers() {
+        if k != "content-type" && k != "content-length" {
+            fixed.headers_mut().insert(k, v.clone());
+        }
+    }
+    fixed
 }

@@ -226,6 +226,7 @@ pub fn new_message_from(body: &Value) -> Result<NewMessage, ApiError> {
         content,
         embeds,
         reference,
+        reference_optional: body.pointer("/message_reference/fail_if_not_exists") == Some(&Value::Bool(false)),
         nonce,
         enforce_nonce: body.get("enforce_nonce").and_then(Value::as_bool).unwrap_or(false),
         allowed_mentions: body.get("allowed_mentions").filter(|v| !v.is_null()).cloned(),
@@ -321,7 +322,16 @@ async fn get_webhook(State(s): State<Arc<Shared>>, Path((id, token)): Path<(Stri
 
 #[derive(Debug, Deserialize)]
 struct WebhookParams {
-    wait: Option<bool>,
+    wait: Option<String>,
+}
+
+/// A boolean query-string value: Discord takes `true`/`True`/`1` and `false`/`False`/`0`.
+fn query_bool(name: &str, v: Option<&str>) -> Result<bool, ApiError> {
+    match v {
+        None | Some("false" | "False" | "0") => Ok(false),
+        Some("true" | "True" | "1") => Ok(true),
+        Some(_) => Err(ApiError::invalid_form(name, "BOOLEAN_TYPE_COERCE", "Value is not a valid boolean.")),
+    }
 }
 
 async fn execute_webhook(
@@ -335,6 +345,7 @@ async fn execute_webhook(
         let hook = webhook_by_token(&world, &id, &token)?;
         (hook.channel_id, hook.clone())
     };
+    let wait = query_bool("wait", p.wait.as_deref())?;
     let body = parse_body(&body)?;
     let username = body
         .get("username")
@@ -360,7 +371,7 @@ async fn execute_webhook(
         },
         new,
     )?;
-    if p.wait.unwrap_or(false) {
+    if wait {
         ok(msg)
     } else {
         Ok(StatusCode::NO_CONTENT.into_response())

@@ -55,7 +55,8 @@ pub fn iso8601(snowflake: u64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
 }
 
-fn now_unix_ms() -> u64 {
+/// The current Unix time in milliseconds.
+pub fn now_unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -153,6 +153,9 @@ pub struct NewMessage {
     pub embeds: Vec<Value>,
     /// Message replied to.
     pub reference: Option<u64>,
+    /// `message_reference.fail_if_not_exists: false`: an unknown reference sends a plain message
+    /// instead of failing.
+    pub reference_optional: bool,
     /// Nonce (string or integer).
     pub nonce: Option<Value>,
     /// Return the existing message when one with the same nonce and author exists.
@@ -485,13 +488,27 @@ impl World {
                 }
             }
         }
+        let mut new = new;
         if let Some(r) = new.reference {
             if !channel.messages.iter().any(|m| m.id == r) {
-                return Err(ApiError::invalid_form(
-                    "message_reference",
-                    "MESSAGE_REFERENCE_UNKNOWN_MESSAGE",
-                    "Unknown message",
-                ));
+                if !new.reference_optional {
+                    return Err(ApiError::invalid_form(
+                        "message_reference",
+                        "MESSAGE_REFERENCE_UNKNOWN_MESSAGE",
+                        "Unknown message",
+                    ));
+                }
+                new.reference = None;
+            }
+        }
+        if let (Author::User(_), ChannelKind::GuildText { rate_limit_per_user, .. }) = (&author, &channel.kind) {
+            // Slowmode: the author's last message here, by its snowflake's timestamp.
+            let window_ms = u64::from(*rate_limit_per_user) * 1000;
+            if let Some(last) = channel.messages.iter().rev().find(|m| m.author == author) {
+                let elapsed = snowflake::now_unix_ms().saturating_sub(snowflake::unix_ms(last.id));
+                if elapsed < window_ms {
+                    return Err(ApiError::slowmode((window_ms - elapsed) as f64 / 1000.0));
+                }
             }
         }
         let parsed = parse_mentions(&new.content);
@@ -540,7 +557,14 @@ impl World {
     /// `GET /channels/{id}/messages`: newest first, as Discord returns them.
     pub fn history<'c>(&self, channel: &'c Channel, q: HistoryQuery) -> Result<Vec<&'c Message>, ApiError> {
         let limit = q.limit.unwrap_or(50);
-        if !(1..=100).contains(&limit) {
+        if limit < 1 {
+            return Err(ApiError::invalid_form(
+                "limit",
+                "NUMBER_TYPE_MIN",
+                "int value should be greater than or equal to 1.",
+            ));
+        }
+        if limit > 100 {
             return Err(ApiError::invalid_form(
                 "limit",
                 "NUMBER_TYPE_MAX",

@@ -1,0 +1,187 @@
+//! The store: troupe's durable state in sled (`state/` by default). Keys and values are
+//! versioned so a later format can migrate them; a corrupt or locked store is an error at
+//! startup, never a silent reset.
+//!
+//! Layout (schema 1):
+//! - `meta/schema` → `1`
+//! - `mem/1/<agent>/<conversation>` → JSON `{"v":1,"turns":[...]}`
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::memory::MemoryTurn;
+use crate::routing::ConversationKey;
+
+/// The schema this build writes and reads.
+pub const SCHEMA: u32 = 1;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the store.
+    #[error("store {0} is locked by another process (is another troupe running with the same [store] path?)")]
+    Locked(PathBuf),
+    /// The store's files are damaged.
+    #[error("store {path} is corrupt: {detail}; troupe will not reset it (move it aside to start with an empty store)")]
+    Corrupt {
+        /// Store directory.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The store was written by a newer troupe.
+    #[error("store {path} has schema {found}, newer than this troupe understands ({SCHEMA}); upgrade troupe")]
+    TooNew {
+        /// Store directory.
+        path: PathBuf,
+        /// Schema found.
+        found: u32,
+    },
+    /// An I/O error.
+    #[error("store {path}: {source}")]
+    Io {
+        /// Store directory.
+        path: PathBuf,
+        /// The error.
+        source: sled::Error,
+    },
+}
+
+/// A handle to the store; cheap to clone, safe to share.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MemoryRecord {
+    v: u32,
+    turns: Vec<MemoryTurn>,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` and checks its schema.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(path).open().map_err(|e| classify(path, e))?;
+        let store = Store { db, path: path.to_path_buf() };
+        match store.db.get("meta/schema").map_err(|e| classify(path, e))? {
+            None => {
+                store.db.insert("meta/schema", SCHEMA.to_string().as_bytes()).map_err(|e| classify(path, e))?;
+            }
+            Some(v) => {
+                let found = std::str::from_utf8(&v).ok().and_then(|s| s.parse::<u32>().ok()).ok_or_else(|| {
+                    StoreError::Corrupt { path: path.to_path_buf(), detail: "meta/schema is not a number".into() }
+                })?;
+                if found > SCHEMA {
+                    return Err(StoreError::TooNew { path: path.to_path_buf(), found });
+                }
+                // Older schemas would be migrated here; schema 1 is the first.
+            }
+        }
+        Ok(store)
+    }
+
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn memory_key(agent: &str, key: ConversationKey) -> String {
+        let k = match key {
+            ConversationKey::Channel(c) => format!("c:{c}"),
+            ConversationKey::ChannelUser(c, u) => format!("cu:{c}:{u}"),
+            ConversationKey::User(u) => format!("u:{u}"),
+        };
+        format!("mem/{SCHEMA}/{agent}/{k}")
+    }
+
+    /// The remembered turns of a conversation (empty if none).
+    pub fn memory(&self, agent: &str, key: ConversationKey) -> Result<Vec<MemoryTurn>, StoreError> {
+        let k = Self::memory_key(agent, key);
+        match self.db.get(&k).map_err(|e| classify(&self.path, e))? {
+            None => Ok(Vec::new()),
+            Some(bytes) => serde_json::from_slice::<MemoryRecord>(&bytes)
+                .map(|r| r.turns)
+                .map_err(|e| StoreError::Corrupt { path: self.path.clone(), detail: format!("{k}: {e}") }),
+        }
+    }
+
+    /// Replaces a conversation's turns and makes them durable before returning (they survive a
+    /// `kill -9` right after).
+    pub async fn save_memory(&self, agent: &str, key: ConversationKey, turns: &[MemoryTurn]) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(&MemoryRecord { v: 1, turns: turns.to_vec() }).expect("memory serializes");
+        self.db.insert(Self::memory_key(agent, key), bytes).map_err(|e| classify(&self.path, e))?;
+        self.flush().await
+    }
+
+    /// Writes everything to disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await.map(|_| ()).map_err(|e| classify(&self.path, e))
+    }
+}
+
+fn classify(path: &Path, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
+            StoreError::Locked(path.to_path_buf())
+        }
+        sled::Error::Corruption { .. } => StoreError::Corrupt { path: path.to_path_buf(), detail: e.to_string() },
+        other => StoreError::Io { path: path.to_path_buf(), source: other },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(content: &str) -> MemoryTurn {
+        MemoryTurn { assistant: false, author: "alice".into(), content: content.into(), message_id: 1, time_ms: 2 }
+    }
+
+    #[tokio::test]
+    async fn memory_round_trips_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.save_memory("Ada", ConversationKey::User(7), &[turn("my cat is Tom")]).await.unwrap();
+            assert!(s.memory("Ada", ConversationKey::User(8)).unwrap().is_empty());
+            assert!(s.memory("Bea", ConversationKey::User(7)).unwrap().is_empty());
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.memory("Ada", ConversationKey::User(7)).unwrap(), vec![turn("my cat is Tom")]);
+    }
+
+    #[test]
+    fn a_second_open_is_refused_as_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        // sled locks the directory per process through a file lock; a second `open` in the same
+        // process reuses nothing and must fail to take the lock.
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked(_)), "{err}");
+        assert!(err.to_string().contains("locked by another process"));
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.insert("meta/schema", "99").unwrap();
+            db.flush().unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn undecodable_memory_is_an_error_not_a_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.db.insert(Store::memory_key("Ada", ConversationKey::Channel(1)), &b"{not json"[..]).unwrap();
+        let err = s.memory("Ada", ConversationKey::Channel(1)).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    }
+}
