@@ -9,11 +9,14 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use crate::actors::supervisor::{Supervisor, SupervisorMsg};
-use crate::actors::AgentSpec;
+use crate::actors::{AgentSpec, Gauges};
 use crate::config::{Config, Mode, TokenSource};
+use crate::llm::pool::Pool;
 use crate::llm::Backend;
 use crate::sandbox::spec::sandbox_token;
 use crate::sandbox::{Sandbox, SandboxError};
+use crate::store::{Store, StoreError};
+use std::collections::HashMap;
 
 /// Why troupe could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,9 @@ pub enum AppError {
         /// What went wrong.
         reason: String,
     },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// A secret could not be read.
     #[error("{0}")]
     Secret(String),
@@ -44,6 +50,9 @@ pub struct Running {
     sandbox_url: Option<String>,
     root: ActorRef<SupervisorMsg>,
     root_task: JoinHandle<()>,
+    store: Store,
+    gauges: Arc<Gauges>,
+    pools: HashMap<String, Arc<Pool>>,
 }
 
 impl Running {
@@ -52,10 +61,25 @@ impl Running {
         self.sandbox_url.as_deref()
     }
 
-    /// Stops the agents (closing their gateways), then the in-process sandbox.
+    /// The worker pool of a backend.
+    pub fn pool(&self, backend: &str) -> Option<&Pool> {
+        self.pools.get(backend).map(|p| p.as_ref())
+    }
+
+    /// Live counts kept by the actors.
+    pub fn gauges(&self) -> &Gauges {
+        &self.gauges
+    }
+
+    /// Stops the agents (in-flight turns get the grace period, gateways close), flushes the
+    /// store, then stops the in-process sandbox.
     pub async fn stop(self) {
         self.root.stop(Some("shutdown".into()));
         let _ = self.root_task.await;
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "store flush at shutdown failed");
+        }
+        drop(self.store);
         if let Some(sandbox) = self.sandbox {
             sandbox.stop().await;
         }
@@ -64,6 +88,8 @@ impl Running {
 
 /// Starts troupe: the sandbox if the configuration asks for one, then every agent.
 pub async fn start(config: Config) -> Result<Running, AppError> {
+    // The store first: a locked or corrupt store must stop troupe before anything connects.
+    let store = Store::open(&config.store_path)?;
     let (sandbox, sandbox_url) = match config.mode {
         Mode::Live => (None, None),
         Mode::Sandbox => match &config.sandbox.url {
@@ -84,6 +110,12 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             }
         },
     };
+    let gauges = Arc::new(Gauges::default());
+    let pools: HashMap<String, Arc<Pool>> = config
+        .backends
+        .values()
+        .map(|b| (b.name.clone(), Pool::new(b.max_concurrency, b.max_queue)))
+        .collect();
     let mut specs = Vec::new();
     for agent in &config.agents {
         let token = match (&agent.token, config.mode) {
@@ -91,12 +123,17 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             (source, Mode::Live) => source.resolve(&agent.name),
         }
         .map_err(AppError::Secret)?;
-        let backend = Backend::from_config(&config.backends[&agent.backend]);
+        let backend =
+            Backend::from_config(&config.backends[&agent.backend]).map_err(|e| AppError::Secret(e.to_string()))?;
         specs.push(Arc::new(AgentSpec {
             config: agent.clone(),
             backend,
             token,
             api_base: sandbox_url.clone(),
+            pool: pools[agent.backend.as_str()].clone(),
+            store: store.clone(),
+            conversations: config.conversations,
+            gauges: gauges.clone(),
         }));
     }
     let (root, root_task) = Actor::spawn(None, Supervisor, specs)
@@ -107,6 +144,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         sandbox_url,
         root,
         root_task,
+        store,
+        gauges,
+        pools,
     })
 }
 

@@ -34,6 +34,10 @@ pub struct Cli {
     #[arg(long, value_name = "URL")]
     pub sandbox_url: Option<String>,
 
+    /// Directory of the store (overrides `[store] path`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// What to run.
     #[command(subcommand)]
     pub command: Option<Command>,

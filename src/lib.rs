@@ -5,26 +5,37 @@
 //! - [`app`]: starts and stops everything; `app::run(config, shutdown)` is what tests drive.
 //! - [`cli`]: command-line flags and subcommands.
 //! - [`config`]: `agents.toml` parsed, then validated into the types the rest trusts.
+//! - [`acl`]: the agent-chain-length footer protocol that stops bot loops (pure).
+//! - [`split`]: splitting replies into Discord-sized parts, code fences kept whole (pure).
 //! - [`actors`]: the ractor supervision tree (supervisor → agents → conversations).
 //! - [`routing`]: which messages an agent answers, and which conversation they belong to (pure).
 //! - [`prompt`]: the system prompt and turns sent to a backend (pure).
 //! - [`llm`]: backends (echo, ...) and the providers' streaming formats.
 //! - [`discord`]: the serenity adapter: gateway events in, messages out.
+//! - [`memory`]: what a conversation remembers, bounded and trimmed oldest first (pure).
+//! - [`store`]: durable state in sled (memory), versioned keys.
 //! - [`message`]: troupe's own message types, converted from serenity at the edge.
 //! - [`sandbox`]: a local Discord-compatible server with a control API and a web page.
 //! - [`secret`]: tokens and keys in a type that cannot be printed.
+//! - [`breaker`]: the per-agent circuit breaker over consecutive failed turns (pure).
+//! - [`ops`]: health and metrics endpoints, exit codes and exit requests, system limits,
+//!   crash-loop back-off.
 #![recursion_limit = "256"]
 
+pub mod acl;
 pub mod actors;
 pub mod app;
+pub mod breaker;
 pub mod cli;
 pub mod config;
 pub mod discord;
 pub mod llm;
 pub mod memory;
 pub mod message;
+pub mod ops;
 pub mod prompt;
 pub mod routing;
 pub mod sandbox;
-pub mod store;
 pub mod secret;
+pub mod split;
+pub mod store;

@@ -13,6 +13,7 @@ use troupe::sandbox::Sandbox;
 mod exit {
     pub const CONFIG: u8 = 2;
     pub const STARTUP: u8 = 3;
+    pub const STORE: u8 = 6;
 }
 
 #[tokio::main]
@@ -46,6 +47,9 @@ async fn run_agents(cli: &Cli) -> ExitCode {
     if let Some(addr) = cli.sandbox_listen {
         config.sandbox.listen = addr;
     }
+    if let Some(dir) = &cli.state_dir {
+        config.store_path = dir.clone();
+    }
     if let Some(url) = &cli.sandbox_url {
         config.sandbox.url = Some(url.clone());
     }
@@ -53,7 +57,12 @@ async fn run_agents(cli: &Cli) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(exit::STARTUP);
+            let code = if matches!(e, troupe::app::AppError::Store(_)) {
+                exit::STORE
+            } else {
+                exit::STARTUP
+            };
+            return ExitCode::from(code);
         }
     };
     if let Some(url) = running.sandbox_url() {

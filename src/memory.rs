@@ -42,7 +42,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_turns: 40, max_chars: 12_000 }
+        Self {
+            max_turns: 40,
+            max_chars: 12_000,
+        }
     }
 }
 
@@ -64,7 +67,13 @@ mod tests {
     use super::*;
 
     fn turn(i: u64, content: &str) -> MemoryTurn {
-        MemoryTurn { assistant: i % 2 == 1, author: "a".into(), content: content.into(), message_id: i, time_ms: i }
+        MemoryTurn {
+            assistant: i % 2 == 1,
+            author: "a".into(),
+            content: content.into(),
+            message_id: i,
+            time_ms: i,
+        }
     }
 
     fn ids(turns: &[MemoryTurn]) -> Vec<u64> {
@@ -74,24 +83,48 @@ mod tests {
     #[test]
     fn trims_oldest_first_by_count() {
         let mut t: Vec<_> = (0..10).map(|i| turn(i, "x")).collect();
-        trim(&mut t, Limits { max_turns: 3, max_chars: 1000 });
+        trim(
+            &mut t,
+            Limits {
+                max_turns: 3,
+                max_chars: 1000,
+            },
+        );
         assert_eq!(ids(&t), vec![7, 8, 9]);
     }
 
     #[test]
     fn trims_by_characters_not_bytes() {
         let mut t = vec![turn(0, "ééééé"), turn(1, "ééééé"), turn(2, "ééééé")];
-        trim(&mut t, Limits { max_turns: 10, max_chars: 10 });
+        trim(
+            &mut t,
+            Limits {
+                max_turns: 10,
+                max_chars: 10,
+            },
+        );
         assert_eq!(ids(&t), vec![1, 2]);
     }
 
     #[test]
     fn keeps_the_newest_turn_even_if_too_long() {
         let mut t = vec![turn(0, "short"), turn(1, &"x".repeat(50))];
-        trim(&mut t, Limits { max_turns: 10, max_chars: 10 });
+        trim(
+            &mut t,
+            Limits {
+                max_turns: 10,
+                max_chars: 10,
+            },
+        );
         assert_eq!(ids(&t), vec![1]);
         let mut empty: Vec<MemoryTurn> = Vec::new();
-        trim(&mut empty, Limits { max_turns: 0, max_chars: 0 });
+        trim(
+            &mut empty,
+            Limits {
+                max_turns: 0,
+                max_chars: 0,
+            },
+        );
         assert!(empty.is_empty());
     }
 }

@@ -53,4 +53,6 @@ pub struct BotIdentity {
     pub user_id: u64,
     /// The bot user's name.
     pub name: String,
+    /// Guilds the session will send GUILD_CREATE for.
+    pub guilds: usize,
 }

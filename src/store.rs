@@ -5,6 +5,7 @@
 //! Layout (schema 1):
 //! - `meta/schema` → `1`
 //! - `mem/1/<agent>/<conversation>` → JSON `{"v":1,"turns":[...]}`
+//! - `meta/1/starts` → JSON `{"v":1,"starts_ms":[...]}`: recent start times (crash-loop back-off)
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +24,9 @@ pub enum StoreError {
     #[error("store {0} is locked by another process (is another troupe running with the same [store] path?)")]
     Locked(PathBuf),
     /// The store's files are damaged.
-    #[error("store {path} is corrupt: {detail}; troupe will not reset it (move it aside to start with an empty store)")]
+    #[error(
+        "store {path} is corrupt: {detail}; troupe will not reset it (move it aside to start with an empty store)"
+    )]
     Corrupt {
         /// Store directory.
         path: PathBuf,
@@ -65,17 +68,30 @@ impl Store {
     /// Opens (or creates) the store at `path` and checks its schema.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new().path(path).open().map_err(|e| classify(path, e))?;
-        let store = Store { db, path: path.to_path_buf() };
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+        };
         match store.db.get("meta/schema").map_err(|e| classify(path, e))? {
             None => {
-                store.db.insert("meta/schema", SCHEMA.to_string().as_bytes()).map_err(|e| classify(path, e))?;
+                store
+                    .db
+                    .insert("meta/schema", SCHEMA.to_string().as_bytes())
+                    .map_err(|e| classify(path, e))?;
             }
             Some(v) => {
-                let found = std::str::from_utf8(&v).ok().and_then(|s| s.parse::<u32>().ok()).ok_or_else(|| {
-                    StoreError::Corrupt { path: path.to_path_buf(), detail: "meta/schema is not a number".into() }
-                })?;
+                let found = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        path: path.to_path_buf(),
+                        detail: "meta/schema is not a number".into(),
+                    })?;
                 if found > SCHEMA {
-                    return Err(StoreError::TooNew { path: path.to_path_buf(), found });
+                    return Err(StoreError::TooNew {
+                        path: path.to_path_buf(),
+                        found,
+                    });
                 }
                 // Older schemas would be migrated here; schema 1 is the first.
             }
@@ -104,22 +120,81 @@ impl Store {
             None => Ok(Vec::new()),
             Some(bytes) => serde_json::from_slice::<MemoryRecord>(&bytes)
                 .map(|r| r.turns)
-                .map_err(|e| StoreError::Corrupt { path: self.path.clone(), detail: format!("{k}: {e}") }),
+                .map_err(|e| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("{k}: {e}"),
+                }),
         }
     }
 
     /// Replaces a conversation's turns and makes them durable before returning (they survive a
     /// `kill -9` right after).
     pub async fn save_memory(&self, agent: &str, key: ConversationKey, turns: &[MemoryTurn]) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(&MemoryRecord { v: 1, turns: turns.to_vec() }).expect("memory serializes");
-        self.db.insert(Self::memory_key(agent, key), bytes).map_err(|e| classify(&self.path, e))?;
+        let bytes = serde_json::to_vec(&MemoryRecord {
+            v: 1,
+            turns: turns.to_vec(),
+        })
+        .expect("memory serializes");
+        self.db
+            .insert(Self::memory_key(agent, key), bytes)
+            .map_err(|e| classify(&self.path, e))?;
         self.flush().await
     }
 
     /// Writes everything to disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await.map(|_| ()).map_err(|e| classify(&self.path, e))
+        self.db
+            .flush_async()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&self.path, e))
     }
+
+    /// Whether the store answers a read (for `/readiness`).
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.db
+            .get("meta/schema")
+            .map(|_| ())
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    /// Records a start of troupe at `now_ms` (Unix milliseconds) and returns the starts within
+    /// `window_ms` of it, this one included, oldest first. Older entries are dropped, and so are
+    /// entries more than a window in the future (the clock was set back). Durable on return.
+    pub async fn record_start(&self, now_ms: u64, window_ms: u64) -> Result<Vec<u64>, StoreError> {
+        const KEY: &str = "meta/1/starts";
+        let mut starts = match self.db.get(KEY).map_err(|e| classify(&self.path, e))? {
+            None => Vec::new(),
+            Some(bytes) => serde_json::from_slice::<StartsRecord>(&bytes)
+                .map(|r| r.starts_ms)
+                .map_err(|e| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("{KEY}: {e}"),
+                })?,
+        };
+        starts.retain(|t| now_ms.abs_diff(*t) <= window_ms);
+        starts.push(now_ms);
+        starts.sort_unstable();
+        let keep_from = starts.len().saturating_sub(MAX_STARTS_KEPT);
+        starts.drain(..keep_from);
+        let bytes = serde_json::to_vec(&StartsRecord {
+            v: 1,
+            starts_ms: starts.clone(),
+        })
+        .expect("starts serialize");
+        self.db.insert(KEY, bytes).map_err(|e| classify(&self.path, e))?;
+        self.flush().await?;
+        Ok(starts)
+    }
+}
+
+/// Most start times kept: enough for any back-off schedule, small enough to rewrite each start.
+const MAX_STARTS_KEPT: usize = 64;
+
+#[derive(Serialize, Deserialize)]
+struct StartsRecord {
+    v: u32,
+    starts_ms: Vec<u64>,
 }
 
 fn classify(path: &Path, e: sled::Error) -> StoreError {
@@ -127,8 +202,14 @@ fn classify(path: &Path, e: sled::Error) -> StoreError {
         sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
             StoreError::Locked(path.to_path_buf())
         }
-        sled::Error::Corruption { .. } => StoreError::Corrupt { path: path.to_path_buf(), detail: e.to_string() },
-        other => StoreError::Io { path: path.to_path_buf(), source: other },
+        sled::Error::Corruption { .. } => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+        other => StoreError::Io {
+            path: path.to_path_buf(),
+            source: other,
+        },
     }
 }
 
@@ -137,7 +218,13 @@ mod tests {
     use super::*;
 
     fn turn(content: &str) -> MemoryTurn {
-        MemoryTurn { assistant: false, author: "alice".into(), content: content.into(), message_id: 1, time_ms: 2 }
+        MemoryTurn {
+            assistant: false,
+            author: "alice".into(),
+            content: content.into(),
+            message_id: 1,
+            time_ms: 2,
+        }
     }
 
     #[tokio::test]
@@ -145,12 +232,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = Store::open(dir.path()).unwrap();
-            s.save_memory("Ada", ConversationKey::User(7), &[turn("my cat is Tom")]).await.unwrap();
+            s.save_memory("Ada", ConversationKey::User(7), &[turn("my cat is Tom")])
+                .await
+                .unwrap();
             assert!(s.memory("Ada", ConversationKey::User(8)).unwrap().is_empty());
             assert!(s.memory("Bea", ConversationKey::User(7)).unwrap().is_empty());
         }
         let s = Store::open(dir.path()).unwrap();
-        assert_eq!(s.memory("Ada", ConversationKey::User(7)).unwrap(), vec![turn("my cat is Tom")]);
+        assert_eq!(
+            s.memory("Ada", ConversationKey::User(7)).unwrap(),
+            vec![turn("my cat is Tom")]
+        );
     }
 
     #[test]
@@ -180,8 +272,24 @@ mod tests {
     async fn undecodable_memory_is_an_error_not_a_reset() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.db.insert(Store::memory_key("Ada", ConversationKey::Channel(1)), &b"{not json"[..]).unwrap();
+        s.db.insert(Store::memory_key("Ada", ConversationKey::Channel(1)), &b"{not json"[..])
+            .unwrap();
         let err = s.memory("Ada", ConversationKey::Channel(1)).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn recent_starts_survive_reopen_and_old_ones_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            assert_eq!(s.record_start(1_000, 500).await.unwrap(), vec![1_000]);
+            assert_eq!(s.record_start(1_200, 500).await.unwrap(), vec![1_000, 1_200]);
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.record_start(1_600, 500).await.unwrap(), vec![1_200, 1_600]);
+        // The clock was set back a long way: entries from its "future" do not count forever.
+        assert_eq!(s.record_start(10, 500).await.unwrap(), vec![10]);
+        s.check().unwrap();
     }
 }

@@ -9,7 +9,13 @@ use common::{Control, Process};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_config_answers_and_sigterm_exits_cleanly() {
-    let mut troupe = Process::spawn(&["--sandbox-listen", "127.0.0.1:0"]);
+    let state = tempfile::tempdir().unwrap();
+    let mut troupe = Process::spawn(&[
+        "--sandbox-listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
     let sb = Control::new(&troupe.url);
     sb.wait_connected(&["Ada", "Basil"]).await;
     let asked = sb.say("general", "alice", "<@Ada> are you there?").await;
@@ -102,8 +108,14 @@ fn help_explains_every_flag() {
 async fn troupe_restarts_against_a_sandbox_that_keeps_its_world() {
     let sandbox = Process::spawn(&["sandbox", "--listen", "127.0.0.1:0"]);
     let sb = Control::new(&sandbox.url);
+    let state = tempfile::tempdir().unwrap();
     for round in 0..2 {
-        let mut troupe = Process::spawn(&["--sandbox-url", &sandbox.url]);
+        let mut troupe = Process::spawn(&[
+            "--sandbox-url",
+            &sandbox.url,
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ]);
         assert_eq!(
             troupe.url, sandbox.url,
             "troupe must use the remote sandbox, not start its own"
@@ -115,4 +127,15 @@ async fn troupe_restarts_against_a_sandbox_that_keeps_its_world() {
     }
     // The sandbox kept both rounds: two questions, two answers.
     assert_eq!(sb.messages("general").await.len(), 4);
+}
+
+#[test]
+fn a_store_in_use_by_another_troupe_exits_6() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap();
+    let _first = Process::spawn(&["--sandbox-listen", "127.0.0.1:0", "--state-dir", dir]);
+    let out = run(&["--sandbox-listen", "127.0.0.1:0", "--state-dir", dir]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("is locked by another process"), "{stderr}");
 }

@@ -7,7 +7,8 @@ use common::{two_agents, Control};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_answers_a_mention_in_its_channel() {
-    let running = troupe::app::start(two_agents()).await.unwrap();
+    let (config, _state) = two_agents();
+    let running = troupe::app::start(config).await.unwrap();
     let sb = Control::new(running.sandbox_url().unwrap());
     sb.wait_connected(&["Ada", "Basil"]).await;
 
@@ -35,7 +36,8 @@ async fn agent_answers_a_mention_in_its_channel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_answers_a_direct_message_and_listen_channel() {
-    let running = troupe::app::start(two_agents()).await.unwrap();
+    let (config, _state) = two_agents();
+    let running = troupe::app::start(config).await.unwrap();
     let sb = Control::new(running.sandbox_url().unwrap());
     sb.wait_connected(&["Ada", "Basil"]).await;
 

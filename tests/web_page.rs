@@ -220,7 +220,8 @@ async fn web_page_lists_channels_posts_and_shows_the_reply() {
         return;
     };
 
-    let running = troupe::app::start(two_agents()).await.unwrap();
+    let (config, _state) = two_agents();
+    let running = troupe::app::start(config).await.unwrap();
     let url = running.sandbox_url().unwrap().trim_end_matches('/').to_string();
     let sb = Control::new(&url);
     sb.wait_connected(&["Ada", "Basil"]).await;

@@ -2,7 +2,9 @@
 //! validated into [`Config`], the types the rest of troupe trusts. Every problem is reported with
 //! the file, line and field, and all problems are reported at once.
 
+pub mod backend;
 pub mod error;
+pub mod operations;
 pub mod raw;
 
 use std::collections::{BTreeMap, HashSet};
@@ -11,6 +13,9 @@ use std::path::PathBuf;
 
 use toml::Spanned;
 
+pub use self::backend::{
+    ApiKeySource, CommandSettings, HttpSettings, MaxTokensParam, OnTruncation, RetrySettings, Timeouts, TokenLadder,
+};
 use self::error::{closest, suggest_field};
 pub use self::error::{ConfigError, ConfigErrors};
 use self::raw::{RawAgent, RawConfig};
@@ -33,6 +38,18 @@ pub struct Config {
     pub bot_dms_channel: Option<String>,
     /// Directory of the sled store.
     pub store_path: PathBuf,
+    /// Conversation actors' limits.
+    pub conversations: ConversationSettings,
+    /// Live mode: a Discord-compatible API base replacing `https://discord.com`.
+    pub discord_api_url: Option<String>,
+    /// Address of the operations HTTP server (`[http] listen`).
+    pub http_listen: SocketAddr,
+    /// `[breaker]`: every agent's breaker unless it overrides it.
+    pub breaker: crate::breaker::BreakerSettings,
+    /// `[limits]`: when the system watchdog exits.
+    pub limits: crate::ops::system::SystemLimits,
+    /// `[restarts]`: the crash-loop back-off.
+    pub restarts: crate::ops::restarts::RestartPolicy,
     /// Backends by name.
     pub backends: BTreeMap<String, BackendConfig>,
     /// The cast, in file order.
@@ -46,6 +63,33 @@ pub enum Mode {
     Sandbox,
     /// Discord itself.
     Live,
+}
+
+/// Limits of conversation actors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConversationSettings {
+    /// Idle time after which a conversation actor stops.
+    pub idle: std::time::Duration,
+    /// Messages held while a turn runs; when full, new messages are refused (logged).
+    pub queue_limit: usize,
+    /// Restarts allowed per conversation within `restart_window`.
+    pub restart_limit: usize,
+    /// Window of `restart_limit`.
+    pub restart_window: std::time::Duration,
+    /// Time in-flight turns get to finish on shutdown.
+    pub shutdown_grace: std::time::Duration,
+}
+
+impl Default for ConversationSettings {
+    fn default() -> Self {
+        Self {
+            idle: std::time::Duration::from_secs(600),
+            queue_limit: 16,
+            restart_limit: 3,
+            restart_window: std::time::Duration::from_secs(60),
+            shutdown_grace: std::time::Duration::from_secs(20),
+        }
+    }
 }
 
 /// How to reach the sandbox.
@@ -77,6 +121,13 @@ pub struct BackendConfig {
 pub enum Provider {
     /// Offline and deterministic: replies with what it was told. For demos and tests.
     Echo(EchoSettings),
+    /// An OpenAI-compatible chat completions API (OpenAI, Perplexity, OpenRouter, Ollama, vLLM,
+    /// llama.cpp).
+    OpenAi(HttpSettings),
+    /// The Anthropic Messages API.
+    Anthropic(HttpSettings),
+    /// A CLI agent run as a child process.
+    Command(CommandSettings),
 }
 
 /// Settings of the echo backend.
@@ -91,7 +142,17 @@ pub struct EchoSettings {
 }
 
 /// Providers troupe knows, for error messages.
-pub const PROVIDERS: &[&str] = &["echo"];
+pub const PROVIDERS: &[&str] = &[
+    "echo",
+    "openai",
+    "anthropic",
+    "command",
+    "perplexity",
+    "openrouter",
+    "ollama",
+    "vllm",
+    "llamacpp",
+];
 
 /// How an agent's conversations are keyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,10 +176,14 @@ pub struct AgentConfig {
     pub system_prompt: String,
     /// Conversation keying.
     pub memory: MemoryMode,
+    /// How much each conversation remembers.
+    pub memory_limits: crate::memory::Limits,
     /// When it answers.
     pub triggers: Triggers,
     /// Where its bot token comes from.
     pub token: TokenSource,
+    /// Its turns' circuit breaker (`[breaker]`, or its own `breaker = {...}`).
+    pub breaker: crate::breaker::BreakerSettings,
 }
 
 /// When an agent answers.
@@ -249,16 +314,82 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         }
     }
 
+    let conversations = {
+        let d = ConversationSettings::default();
+        let c = &raw.conversations;
+        let mut num = |field: &str, v: &Option<Spanned<i64>>, default: u64, min: i64, max: i64| -> u64 {
+            match v.as_ref().map(|m| (*m.get_ref(), m.span())) {
+                None => default,
+                Some((n, _)) if (min..=max).contains(&n) => n as u64,
+                Some((n, span)) => {
+                    err(
+                        Some(span),
+                        format!("conversations.{field}"),
+                        format!("{n} is out of range; use {min} to {max}"),
+                    );
+                    default
+                }
+            }
+        };
+        ConversationSettings {
+            idle: std::time::Duration::from_secs(num("idle_secs", &c.idle_secs, d.idle.as_secs(), 1, 86_400 * 30)),
+            queue_limit: num("queue_limit", &c.queue_limit, d.queue_limit as u64, 1, 100_000) as usize,
+            restart_limit: num("restart_limit", &c.restart_limit, d.restart_limit as u64, 0, 1_000) as usize,
+            restart_window: std::time::Duration::from_secs(num(
+                "restart_window_secs",
+                &c.restart_window_secs,
+                d.restart_window.as_secs(),
+                1,
+                86_400,
+            )),
+            shutdown_grace: std::time::Duration::from_secs(num(
+                "shutdown_grace_secs",
+                &c.shutdown_grace_secs,
+                d.shutdown_grace.as_secs(),
+                0,
+                3_600,
+            )),
+        }
+    };
+
+    let http_listen = operations::http_listen(&raw.http, &mut err);
+    let breaker = operations::breaker(&raw.breaker, Default::default(), "breaker", &mut err);
+    let limits = operations::limits(&raw.limits, &mut err);
+    let restarts = operations::restarts(&raw.restarts, &mut err);
+    let discord_api_url = raw.discord.api_url.as_ref().map(|u| {
+        let url = u.get_ref().trim_end_matches('/').to_string();
+        if mode != Mode::Live {
+            err(Some(u.span()), "discord.api_url".into(), "only used in live mode; in sandbox mode set [sandbox] url".into());
+        } else if !(url.starts_with("http://") || url.starts_with("https://")) {
+            err(Some(u.span()), "discord.api_url".into(), format!("`{url}` is not an http(s):// URL"));
+        }
+        url
+    });
+
     let mut backends = BTreeMap::new();
     for (name, b) in &raw.backends {
         let b = b.get_ref();
+        backend::reject_foreign_fields(name, b.provider.get_ref(), b, &mut err);
         let provider = match b.provider.get_ref().as_str() {
+            p if backend::is_http(p) => {
+                let settings = backend::http_settings(name, p, b, &mut err);
+                Some(if p == "anthropic" {
+                    Provider::Anthropic(settings)
+                } else {
+                    Provider::OpenAi(settings)
+                })
+            }
+            "command" => backend::command_settings(name, b, &mut err).map(Provider::Command),
             "echo" => {
                 let reply_with_prompt = match b.reply.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
                     None | Some(("last", _)) => false,
                     Some(("prompt", _)) => true,
                     Some((other, span)) => {
-                        err(Some(span), format!("backends.{name}.reply"), format!("unknown echo reply `{other}`; use \"last\" or \"prompt\""));
+                        err(
+                            Some(span),
+                            format!("backends.{name}.reply"),
+                            format!("unknown echo reply `{other}`; use \"last\" or \"prompt\""),
+                        );
                         false
                     }
                 };
@@ -269,20 +400,32 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
                 }))
             }
             other => {
-                let hint = closest(other, PROVIDERS.iter().copied()).map(|c| format!("did you mean \"{c}\"? ")).unwrap_or_default();
+                let hint = closest(other, PROVIDERS.iter().copied())
+                    .map(|c| format!("did you mean \"{c}\"? "))
+                    .unwrap_or_default();
                 err(
                     Some(b.provider.span()),
                     format!("backends.{name}.provider"),
-                    format!("unknown provider `{other}`; {hint}known providers: {}", PROVIDERS.join(", ")),
+                    format!(
+                        "unknown provider `{other}`; {hint}known providers: {}",
+                        PROVIDERS.join(", ")
+                    ),
                 );
                 None
             }
         };
-        let mut bounded = |field: &str, v: &Option<Spanned<i64>>, default: usize, max: i64| match v.as_ref().map(|m| (*m.get_ref(), m.span())) {
+        let mut bounded = |field: &str, v: &Option<Spanned<i64>>, default: usize, max: i64| match v
+            .as_ref()
+            .map(|m| (*m.get_ref(), m.span()))
+        {
             None => default,
             Some((n, _)) if (1..=max).contains(&n) => n as usize,
             Some((n, span)) => {
-                err(Some(span), format!("backends.{name}.{field}"), format!("{n} is out of range; use 1 to {max}"));
+                err(
+                    Some(span),
+                    format!("backends.{name}.{field}"),
+                    format!("{n} is out of range; use 1 to {max}"),
+                );
                 1
             }
         };
@@ -358,6 +501,28 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
                 MemoryMode::Channel
             }
         };
+        let limit = |v: &Option<Spanned<i64>>,
+                     f: &str,
+                     default: usize,
+                     err: &mut dyn FnMut(Option<std::ops::Range<usize>>, String, String)| {
+            match v.as_ref().map(|m| (*m.get_ref(), m.span())) {
+                None => default,
+                Some((n, _)) if (1..=10_000_000).contains(&n) => n as usize,
+                Some((n, span)) => {
+                    err(
+                        Some(span),
+                        field(f),
+                        format!("agent `{name}`: {n} is out of range; use 1 to 10000000"),
+                    );
+                    default
+                }
+            }
+        };
+        let defaults = crate::memory::Limits::default();
+        let memory_limits = crate::memory::Limits {
+            max_turns: limit(&a.memory_turns, "memory_turns", defaults.max_turns, &mut err),
+            max_chars: limit(&a.memory_chars, "memory_chars", defaults.max_chars, &mut err),
+        };
         let token = token_source(a, mode, &name, &field, &mut err);
         if token != TokenSource::Sandbox {
             if let Some((_, other)) = token_sources.iter().find(|(t, _)| *t == token) {
@@ -371,11 +536,16 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
             }
             token_sources.push((token.clone(), name.clone()));
         }
+        let breaker = match &a.breaker {
+            Some(b) => operations::breaker(b.get_ref(), breaker, &field("breaker"), &mut err),
+            None => breaker,
+        };
         agents.push(AgentConfig {
             name,
             backend: a.backend.get_ref().clone(),
             system_prompt: a.system_prompt.clone(),
             memory,
+            memory_limits,
             triggers: Triggers {
                 mention: a.triggers.mention,
                 dm: a.triggers.dm,
@@ -383,6 +553,7 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
                 channels: a.triggers.channels.clone(),
             },
             token,
+            breaker,
         });
     }
 
@@ -397,6 +568,12 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
             },
             bot_dms_channel: raw.discord.bot_dms_channel,
             store_path: PathBuf::from(raw.store.path.unwrap_or_else(|| "state".to_string())),
+            conversations,
+            discord_api_url,
+            http_listen,
+            breaker,
+            limits,
+            restarts,
             backends,
             agents,
         })

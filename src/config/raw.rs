@@ -22,6 +22,21 @@ pub struct RawConfig {
     /// Where state lives.
     #[serde(default)]
     pub store: RawStore,
+    /// Conversation actors' limits.
+    #[serde(default)]
+    pub conversations: RawConversations,
+    /// The operations HTTP server.
+    #[serde(default)]
+    pub http: RawHttp,
+    /// Circuit breakers of agents' turns (defaults for every agent).
+    #[serde(default)]
+    pub breaker: RawBreaker,
+    /// System limits (load average, memory).
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Crash-loop back-off.
+    #[serde(default)]
+    pub restarts: RawRestarts,
     /// LLM backends by name.
     #[serde(default)]
     pub backends: BTreeMap<String, Spanned<RawBackend>>,
@@ -36,6 +51,55 @@ pub struct RawConfig {
 pub struct RawDiscord {
     /// The channel where agents talk to each other (name in the sandbox, or ID).
     pub bot_dms_channel: Option<String>,
+    /// Live mode: a Discord-compatible API base instead of `https://discord.com` (a proxy, or a
+    /// sandbox started with `troupe sandbox`).
+    pub api_url: Option<Spanned<String>>,
+}
+
+/// `[http]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// Address of `/liveness`, `/readiness` and `/metrics`.
+    pub listen: Option<Spanned<String>>,
+}
+
+/// `[breaker]`, and an agent's `breaker = { ... }` override.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    /// Consecutive failed turns that trip the breaker.
+    pub max_failures: Option<Spanned<i64>>,
+    /// `"exit"` (default) or `"isolate"`.
+    pub on_trip: Option<Spanned<String>>,
+    /// `"isolate"`: seconds before a probe turn.
+    pub cooldown_secs: Option<Spanned<i64>>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Exit when the 1-minute load average is at or above this.
+    pub max_load_average: Option<Spanned<f64>>,
+    /// Exit when resident memory reaches this many MiB.
+    pub max_rss_mb: Option<Spanned<i64>>,
+    /// Seconds between checks.
+    pub check_interval_secs: Option<Spanned<f64>>,
+}
+
+/// `[restarts]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRestarts {
+    /// Starts within this many seconds count.
+    pub window_secs: Option<Spanned<i64>>,
+    /// Starts in the window that cost no wait.
+    pub free_starts: Option<Spanned<i64>>,
+    /// The first wait, in milliseconds.
+    pub backoff_initial_ms: Option<Spanned<i64>>,
+    /// The longest wait, in milliseconds.
+    pub backoff_max_ms: Option<Spanned<i64>>,
 }
 
 /// `[store]`.
@@ -44,6 +108,23 @@ pub struct RawDiscord {
 pub struct RawStore {
     /// Directory of the sled store.
     pub path: Option<String>,
+}
+
+/// `[conversations]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConversations {
+    /// Seconds without messages after which a conversation actor stops (its memory stays in
+    /// the store).
+    pub idle_secs: Option<Spanned<i64>>,
+    /// Messages a conversation holds while busy; more are refused.
+    pub queue_limit: Option<Spanned<i64>>,
+    /// Restarts of one failed conversation allowed within `restart_window_secs`.
+    pub restart_limit: Option<Spanned<i64>>,
+    /// Window for `restart_limit`.
+    pub restart_window_secs: Option<Spanned<i64>>,
+    /// On shutdown, seconds in-flight turns get to finish.
+    pub shutdown_grace_secs: Option<Spanned<i64>>,
 }
 
 /// `[backends.NAME]`.
@@ -63,6 +144,80 @@ pub struct RawBackend {
     pub delay_ms: Option<u64>,
     /// echo: panic when the message contains this text (fault injection for supervision tests).
     pub panic_on: Option<String>,
+    /// HTTP providers: the API's base URL (OpenAI-compatible: up to `/v1`; Anthropic: the host).
+    pub base_url: Option<Spanned<String>>,
+    /// HTTP providers: the model name.
+    pub model: Option<Spanned<String>>,
+    /// HTTP providers: environment variable holding the API key.
+    pub api_key_env: Option<Spanned<String>>,
+    /// HTTP providers: file holding the API key.
+    pub api_key_file: Option<Spanned<String>>,
+    /// HTTP providers: the progressive token limits.
+    pub tokens: Option<Spanned<RawTokens>>,
+    /// HTTP providers: `"regenerate"` (default) or `"continue"` a reply cut by the token limit.
+    pub on_truncation: Option<Spanned<String>>,
+    /// HTTP providers: connect, first-token and total timeouts.
+    pub timeouts: Option<Spanned<RawTimeouts>>,
+    /// HTTP providers: attempts and backoff for transient failures.
+    pub retries: Option<Spanned<RawRetries>>,
+    /// anthropic: the `anthropic-version` header.
+    pub anthropic_version: Option<Spanned<String>>,
+    /// OpenAI-compatible: ask for a usage chunk with `stream_options.include_usage` (default true).
+    pub stream_usage: Option<Spanned<bool>>,
+    /// OpenAI-compatible: `"max_tokens"` (default) or `"max_completion_tokens"` (OpenAI's reasoning models).
+    pub max_tokens_param: Option<Spanned<String>>,
+    /// HTTP providers: sampling temperature.
+    pub temperature: Option<Spanned<f64>>,
+    /// command: the program to run.
+    pub program: Option<Spanned<String>>,
+    /// command: its arguments; `{prompt}` in an argument is replaced by the prompt, else the prompt goes to stdin.
+    pub args: Option<Spanned<Vec<String>>>,
+    /// command: extra environment variables.
+    pub env: Option<Spanned<BTreeMap<String, String>>>,
+    /// command: working directory.
+    pub cwd: Option<Spanned<String>>,
+    /// command: seconds after which the whole process group is killed.
+    pub timeout_secs: Option<Spanned<f64>>,
+    /// command: most bytes of output read; the rest is cut.
+    pub max_output_bytes: Option<Spanned<i64>>,
+    /// command: output containing any of these texts is a failure, whatever the exit status.
+    pub error_patterns: Option<Spanned<Vec<String>>>,
+}
+
+/// `tokens = { from, until, step }` of a backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    /// The first request's token limit.
+    pub from: Option<Spanned<i64>>,
+    /// The largest limit (regenerate) or total budget (continue).
+    pub until: Option<Spanned<i64>>,
+    /// How much each retry adds.
+    pub step: Option<Spanned<i64>>,
+}
+
+/// `timeouts = { connect_secs, first_token_secs, total_secs }` of a backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    /// Establishing the connection.
+    pub connect_secs: Option<Spanned<f64>>,
+    /// From sending the request to the first token.
+    pub first_token_secs: Option<Spanned<f64>>,
+    /// The whole request, streaming included.
+    pub total_secs: Option<Spanned<f64>>,
+}
+
+/// `retries = { max_attempts, base_delay_ms, max_delay_ms }` of a backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetries {
+    /// Attempts per request, the first included.
+    pub max_attempts: Option<Spanned<i64>>,
+    /// Backoff before the second attempt; doubles each time.
+    pub base_delay_ms: Option<Spanned<i64>>,
+    /// Longest backoff, and longest `retry-after` honoured.
+    pub max_delay_ms: Option<Spanned<i64>>,
 }
 
 /// `[[agents]]`.
@@ -78,6 +233,10 @@ pub struct RawAgent {
     pub system_prompt: String,
     /// `"channel"` (default), `"channel-user"` or `"user"`.
     pub memory: Option<Spanned<String>>,
+    /// Most turns remembered per conversation.
+    pub memory_turns: Option<Spanned<i64>>,
+    /// Most characters remembered per conversation.
+    pub memory_chars: Option<Spanned<i64>>,
     /// Live mode: environment variable holding the bot token.
     pub token_env: Option<Spanned<String>>,
     /// Live mode: file holding the bot token.
@@ -85,6 +244,8 @@ pub struct RawAgent {
     /// When the agent answers.
     #[serde(default)]
     pub triggers: RawTriggers,
+    /// Overrides of `[breaker]` for this agent.
+    pub breaker: Option<Spanned<RawBreaker>>,
 }
 
 /// `[agents.triggers]`.

@@ -48,6 +48,7 @@ impl EventHandler for Handler {
         (self.sink)(GatewayEvent::Ready(BotIdentity {
             user_id: ready.user.id.get(),
             name: ready.user.name.clone(),
+            guilds: ready.guilds.len(),
         }));
     }
 

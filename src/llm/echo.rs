@@ -40,7 +40,11 @@ impl Echo {
             for t in &prompt.turns {
                 text.push_str(&format!("\n[{}] {}", t.author, t.content));
             }
-            return Completion { text, finish: FinishReason::Stop, usage: None };
+            return Completion {
+                text,
+                finish: FinishReason::Stop,
+                usage: None,
+            };
         }
         let last_assistant = prompt.turns.iter().rposition(|t| t.role == Role::Assistant);
         let fresh = &prompt.turns[last_assistant.map_or(0, |i| i + 1)..];

@@ -2,18 +2,36 @@
 //! parsers for providers' server-sent events.
 //!
 //! - [`echo`]: the offline, deterministic backend.
+//! - [`http`]: OpenAI-compatible and Anthropic backends over streamed HTTP, with timeouts.
+//! - [`command`]: CLI agents run as child processes in their own process group.
+//! - [`progressive`]: the progressive token strategy (regenerate or continue a cut reply).
+//! - [`retry`]: when to retry and how long to wait (pure).
+//! - [`wire`]: request bodies of both APIs (pure).
+//! - [`error`]: [`LlmError`], typed failures with a short `kind()` label.
 //! - [`stream`]: completions, finish reasons, usage and typed stream errors.
+//! - [`pool`]: bounded, fair concurrency per backend.
 //! - [`sse`]: incremental server-sent-events parsing.
 //! - [`openai_stream`], [`anthropic_stream`]: provider chunk formats folded into a completion.
+//! - [`test_server`]: a local LLM server speaking both formats, for tests and benchmarks.
 
 pub mod anthropic_stream;
+pub mod command;
 pub mod echo;
+pub mod error;
+pub mod http;
 pub mod openai_stream;
+pub mod pool;
+pub mod progressive;
+pub mod retry;
 pub mod sse;
 pub mod stream;
+pub mod test_server;
+pub mod wire;
 
 use std::fmt;
+use std::sync::Arc;
 
+pub use self::error::{LlmError, TimeoutPhase};
 use self::stream::Completion;
 use crate::config::{BackendConfig, Provider};
 
@@ -48,42 +66,58 @@ pub struct Prompt {
     pub turns: Vec<PromptTurn>,
 }
 
-/// Why a completion failed. Typed so breakers and metrics can tell causes apart; the text is
-/// for logs only and never shown in Discord.
+/// A backend could not be built (e.g. its API key is unreadable). The text names the backend
+/// and where the key should come from, never the key.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum LlmError {
-    /// The backend failed for a reason of its own.
-    #[error("backend failure: {0}")]
-    Backend(String),
-}
+#[error("{0}")]
+pub struct SetupError(pub String);
 
-/// A configured backend.
+/// A configured backend. Cheap to clone.
 #[derive(Clone)]
 pub enum Backend {
     /// Offline echo.
     Echo(echo::Echo),
+    /// OpenAI-compatible or Anthropic over HTTP.
+    Http(Arc<http::HttpBackend>),
+    /// A CLI agent.
+    Command(Arc<command::CommandBackend>),
 }
 
 impl fmt::Debug for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Backend::Echo(_) => f.write_str("Backend::Echo"),
+            Backend::Http(h) => write!(f, "Backend::Http({h:?})"),
+            Backend::Command(c) => write!(f, "Backend::Command({c:?})"),
         }
     }
 }
 
 impl Backend {
-    /// Builds the backend a configuration describes.
-    pub fn from_config(config: &BackendConfig) -> Self {
-        match &config.provider {
+    /// Builds the backend a configuration describes, reading its API key.
+    pub fn from_config(config: &BackendConfig) -> Result<Self, SetupError> {
+        Ok(match &config.provider {
             Provider::Echo(settings) => Backend::Echo(echo::Echo::new(settings.clone())),
-        }
+            Provider::OpenAi(s) => Backend::Http(Arc::new(http::HttpBackend::new(
+                &config.name,
+                wire::Dialect::OpenAi,
+                s,
+            )?)),
+            Provider::Anthropic(s) => Backend::Http(Arc::new(http::HttpBackend::new(
+                &config.name,
+                wire::Dialect::Anthropic,
+                s,
+            )?)),
+            Provider::Command(s) => Backend::Command(Arc::new(command::CommandBackend::new(&config.name, s))),
+        })
     }
 
     /// Completes a prompt.
     pub async fn complete(&self, prompt: &Prompt) -> Result<Completion, LlmError> {
         match self {
             Backend::Echo(e) => e.complete_async(prompt).await,
+            Backend::Http(h) => h.complete(prompt).await,
+            Backend::Command(c) => c.complete(prompt).await,
         }
     }
 }

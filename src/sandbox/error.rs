@@ -59,7 +59,7 @@ impl ApiError {
         Self::new(403, 50013, "Missing Permissions")
     }
 
-    /// 400, code 50007.
+    /// 400, code 50007: a DM with yourself, or between two bots.
     pub fn cannot_dm_self() -> Self {
         Self::new(400, 50007, "Cannot send messages to this user")
     }

@@ -179,7 +179,9 @@ impl Gateway {
     /// Whether session `id` exists and is served by connection `conn`.
     fn attached(&self, id: &str, conn: u64) -> bool {
         let sessions = self.sessions.lock().expect("gateway lock");
-        sessions.get(id).is_some_and(|s| s.conn.as_ref().is_some_and(|(c, _)| *c == conn))
+        sessions
+            .get(id)
+            .is_some_and(|s| s.conn.as_ref().is_some_and(|(c, _)| *c == conn))
     }
 
     /// Whether `bot` is currently refused (fault injection).

@@ -216,7 +216,10 @@ async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: 
         ("x-ratelimit-reset-after", format!("{reset_after:.3}")),
         (
             "x-ratelimit-reset",
-            format!("{:.3}", chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + reset_after),
+            format!(
+                "{:.3}",
+                chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + reset_after
+            ),
         ),
         ("x-ratelimit-bucket", bucket.to_string()),
     ] {
@@ -259,7 +262,11 @@ fn discord_error_body(resp: Response) -> Response {
         413 => (40005, "Request entity too large".to_string()),
         s => (0, format!("{s}: {}", status.canonical_reason().unwrap_or("Error"))),
     };
-    let mut fixed = (status, axum::Json(serde_json::json!({"message": message, "code": code}))).into_response();
+    let mut fixed = (
+        status,
+        axum::Json(serde_json::json!({"message": message, "code": code})),
+    )
+        .into_response();
     for (k, v) in resp.headers() {
         if k != "content-type" && k != "content-length" {
             fixed.headers_mut().insert(k, v.clone());

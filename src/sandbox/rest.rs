@@ -330,7 +330,11 @@ fn query_bool(name: &str, v: Option<&str>) -> Result<bool, ApiError> {
     match v {
         None | Some("false" | "False" | "0") => Ok(false),
         Some("true" | "True" | "1") => Ok(true),
-        Some(_) => Err(ApiError::invalid_form(name, "BOOLEAN_TYPE_COERCE", "Value is not a valid boolean.")),
+        Some(_) => Err(ApiError::invalid_form(
+            name,
+            "BOOLEAN_TYPE_COERCE",
+            "Value is not a valid boolean.",
+        )),
     }
 }
 

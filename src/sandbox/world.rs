@@ -440,7 +440,8 @@ impl World {
         if !self.users.contains_key(&a) || !self.users.contains_key(&b) {
             return Err(ApiError::unknown_user());
         }
-        if a == b {
+        // Discord refuses a DM with yourself, and between two bots.
+        if a == b || (self.users[&a].bot && self.users[&b].bot) {
             return Err(ApiError::cannot_dm_self());
         }
         let key = if a < b { [a, b] } else { [b, a] };
@@ -501,7 +502,13 @@ impl World {
                 new.reference = None;
             }
         }
-        if let (Author::User(_), ChannelKind::GuildText { rate_limit_per_user, .. }) = (&author, &channel.kind) {
+        if let (
+            Author::User(_),
+            ChannelKind::GuildText {
+                rate_limit_per_user, ..
+            },
+        ) = (&author, &channel.kind)
+        {
             // Slowmode: the author's last message here, by its snowflake's timestamp.
             let window_ms = u64::from(*rate_limit_per_user) * 1000;
             if let Some(last) = channel.messages.iter().rev().find(|m| m.author == author) {

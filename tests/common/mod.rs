@@ -11,14 +11,24 @@ use troupe::config::Config;
 /// How long a condition may take before a test fails. Generous: CI machines are shared.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A minimal configuration with the given extra TOML appended; the sandbox listens on port 0.
-pub fn config(extra: &str) -> Config {
-    let text = format!("[sandbox]\nlisten = \"127.0.0.1:0\"\n\n[backends.offline]\nprovider = \"echo\"\n\n{extra}");
-    Config::parse("test.toml", &text).unwrap_or_else(|e| panic!("test config invalid: {e}"))
+/// A minimal configuration with the given extra TOML appended; the sandbox listens on port 0
+/// and the store lives in the returned temporary directory (keep it alive for the test).
+pub fn config(extra: &str) -> (Config, tempfile::TempDir) {
+    config_with("", extra)
+}
+
+/// Like [`config`], with extra lines inside `[sandbox]` (e.g. `humans = [...]`).
+pub fn config_with(sandbox: &str, extra: &str) -> (Config, tempfile::TempDir) {
+    let text =
+        format!("[sandbox]\nlisten = \"127.0.0.1:0\"\n{sandbox}\n\n[backends.offline]\nprovider = \"echo\"\n\n{extra}");
+    let mut config = Config::parse("test.toml", &text).unwrap_or_else(|e| panic!("test config invalid: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    config.store_path = dir.path().join("state");
+    (config, dir)
 }
 
 /// Two agents, Ada (channel memory) and Basil (listens to every message in #random).
-pub fn two_agents() -> Config {
+pub fn two_agents() -> (Config, tempfile::TempDir) {
     config(
         r#"
 [[agents]]

@@ -1,0 +1,592 @@
+//! A local LLM server for tests and benchmarks. It speaks the OpenAI-compatible streaming chat
+//! completions API (`POST /v1/chat/completions`) and the Anthropic Messages API
+//! (`POST /v1/messages`), and plays scripted [`Reply`]s in order: text with a time to first token
+//! and a per-token delay, cut at the request's token limit like a real model; HTTP errors with
+//! `retry-after`; errors in the middle of a stream; dropped connections; streams that end
+//! without a finish reason. Every request is recorded for assertions.
+//!
+//! A "token" is a word with the whitespace before it (`"Hello"`, `" world"`): see [`tokens`].
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Which API a request used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenAI-compatible chat completions.
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+/// One request the server received.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// Which API.
+    pub format: Format,
+    /// Request path.
+    pub path: String,
+    /// Headers, names lower-case.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body (`Null` if it was not JSON).
+    pub body: Value,
+}
+
+impl RecordedRequest {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The token limit asked for (`max_tokens`, or OpenAI's `max_completion_tokens`).
+    pub fn max_tokens(&self) -> Option<u64> {
+        self.body["max_tokens"]
+            .as_u64()
+            .or_else(|| self.body["max_completion_tokens"].as_u64())
+    }
+
+    /// The `messages` array.
+    pub fn messages(&self) -> Vec<Value> {
+        self.body["messages"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// What the server does with one request.
+#[derive(Debug, Clone)]
+enum Action {
+    Text(String),
+    Error {
+        status: u16,
+        body: String,
+        retry_after: Option<String>,
+        retry_after_ms: Option<String>,
+    },
+    MidStreamError {
+        after_tokens: usize,
+        body: Option<String>,
+    },
+    Drop {
+        after_tokens: usize,
+    },
+    NoFinish {
+        after_tokens: usize,
+    },
+}
+
+/// A scripted reply. Build one with a constructor, then adjust latency with the builder methods.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    action: Action,
+    ttft: Duration,
+    token_delay: Duration,
+}
+
+impl Reply {
+    fn new(action: Action) -> Self {
+        Self {
+            action,
+            ttft: Duration::ZERO,
+            token_delay: Duration::ZERO,
+        }
+    }
+
+    /// Streams `text`, cut at the request's token limit (finish `length` / `max_tokens`),
+    /// otherwise finished normally (`stop` / `end_turn`).
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::new(Action::Text(text.into()))
+    }
+
+    /// Answers with an HTTP error and this body, without streaming.
+    pub fn error(status: u16, body: impl Into<String>) -> Self {
+        Self::new(Action::Error {
+            status,
+            body: body.into(),
+            retry_after: None,
+            retry_after_ms: None,
+        })
+    }
+
+    /// Adds a `retry-after` header (an error reply only).
+    pub fn retry_after(mut self, value: impl Into<String>) -> Self {
+        if let Action::Error { retry_after, .. } = &mut self.action {
+            *retry_after = Some(value.into());
+        }
+        self
+    }
+
+    /// Adds a `retry-after-ms` header (an error reply only).
+    pub fn retry_after_ms(mut self, value: impl Into<String>) -> Self {
+        if let Action::Error { retry_after_ms, .. } = &mut self.action {
+            *retry_after_ms = Some(value.into());
+        }
+        self
+    }
+
+    /// Streams `after_tokens` tokens of `text`... then an error event (OpenAI:
+    /// `{"error":{..,"type":"server_error"}}`; Anthropic: `event: error` with `overloaded_error`),
+    /// or the given `data:` payload, and closes.
+    pub fn mid_stream_error(after_tokens: usize, payload: Option<&str>) -> Self {
+        Self::new(Action::MidStreamError {
+            after_tokens,
+            body: payload.map(String::from),
+        })
+    }
+
+    /// Streams `after_tokens` tokens, then drops the connection.
+    pub fn dropped_after(after_tokens: usize) -> Self {
+        Self::new(Action::Drop { after_tokens })
+    }
+
+    /// Streams `after_tokens` tokens, then ends the stream cleanly (`[DONE]` / `message_stop`)
+    /// without a finish reason.
+    pub fn without_finish(after_tokens: usize) -> Self {
+        Self::new(Action::NoFinish { after_tokens })
+    }
+
+    /// Waits this long before the first token (the stream's preamble goes out at once).
+    pub fn ttft(mut self, d: Duration) -> Self {
+        self.ttft = d;
+        self
+    }
+
+    /// Waits this long between tokens.
+    pub fn token_delay(mut self, d: Duration) -> Self {
+        self.token_delay = d;
+        self
+    }
+}
+
+/// The text the failure replies stream before failing.
+const FILLER: &str = "partial reply that will not finish because something goes wrong";
+
+/// Splits text into tokens: each word with the whitespace before it.
+pub fn tokens(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut in_word = false;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            if in_word {
+                out.push(&text[start..i]);
+                start = i;
+                in_word = false;
+            }
+        } else {
+            in_word = true;
+        }
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+/// `n` tokens of text: `"t0 t1 t2 ..."`.
+pub fn words(n: usize) -> String {
+    (0..n).map(|i| format!("t{i}")).collect::<Vec<_>>().join(" ")
+}
+
+#[derive(Debug)]
+struct Inner {
+    script: VecDeque<Reply>,
+    default: Reply,
+    requests: Vec<RecordedRequest>,
+    api_key: Option<String>,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+/// A running test server; stopped when dropped.
+#[derive(Debug)]
+pub struct LlmTestServer {
+    url: String,
+    shared: Shared,
+    task: JoinHandle<()>,
+}
+
+impl LlmTestServer {
+    /// Starts a server on `127.0.0.1` at a free port.
+    pub async fn start() -> std::io::Result<Self> {
+        let shared: Shared = Arc::new(Mutex::new(Inner {
+            script: VecDeque::new(),
+            default: Reply::text("Hello from the LLM test server."),
+            requests: Vec::new(),
+            api_key: None,
+        }));
+        let app = Router::new()
+            .route("/v1/chat/completions", post(openai))
+            .route("/chat/completions", post(openai))
+            .route("/v1/messages", post(anthropic))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { url, shared, task })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The `base_url` for an OpenAI-compatible backend (`…/v1`).
+    pub fn openai_base_url(&self) -> String {
+        format!("{}/v1", self.url)
+    }
+
+    /// The `base_url` for an Anthropic backend (the host).
+    pub fn anthropic_base_url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Queues a reply; queued replies are played in order, then the default one.
+    pub fn push(&self, reply: Reply) {
+        self.lock().script.push_back(reply);
+    }
+
+    /// The reply used when the queue is empty.
+    pub fn set_default(&self, reply: Reply) {
+        self.lock().default = reply;
+    }
+
+    /// Requires this key (`Authorization: Bearer` or `x-api-key`); others get the provider's 401.
+    pub fn require_api_key(&self, key: &str) {
+        self.lock().api_key = Some(key.to_string());
+    }
+
+    /// Every request so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().requests.clone()
+    }
+
+    /// Stops serving.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.shared.lock().expect("test server lock")
+    }
+}
+
+impl Drop for LlmTestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn openai(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(Format::OpenAi, "/v1/chat/completions", &shared, &headers, &body)
+}
+
+async fn anthropic(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(Format::Anthropic, "/v1/messages", &shared, &headers, &body)
+}
+
+fn handle(format: Format, path: &str, shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let (reply, api_key) = {
+        let mut inner = shared.lock().expect("test server lock");
+        inner.requests.push(RecordedRequest {
+            format,
+            path: path.to_string(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect(),
+            body: body.clone(),
+        });
+        let reply = inner.script.pop_front().unwrap_or_else(|| inner.default.clone());
+        (reply, inner.api_key.clone())
+    };
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    if let Some(key) = api_key {
+        let sent = match format {
+            Format::OpenAi => header("authorization").and_then(|v| v.strip_prefix("Bearer ")),
+            Format::Anthropic => header("x-api-key"),
+        };
+        if sent != Some(key.as_str()) {
+            return unauthorized(format);
+        }
+    }
+    if format == Format::Anthropic && header("anthropic-version").is_none() {
+        return error_response(
+            400,
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"anthropic-version: header is required"}}"#,
+        );
+    }
+    if !body.is_object() {
+        return error_response(
+            400,
+            r#"{"error":{"message":"invalid JSON body","type":"invalid_request_error"}}"#,
+        );
+    }
+    if let Action::Error {
+        status,
+        body,
+        retry_after,
+        retry_after_ms,
+    } = &reply.action
+    {
+        let mut resp = error_response(*status, body);
+        let h = resp.headers_mut();
+        if let Some(v) = retry_after.as_ref().and_then(|v| v.parse().ok()) {
+            h.insert("retry-after", v);
+        }
+        if let Some(v) = retry_after_ms.as_ref().and_then(|v| v.parse().ok()) {
+            h.insert("retry-after-ms", v);
+        }
+        return resp;
+    }
+    stream(format, reply, &body)
+}
+
+fn unauthorized(format: Format) -> Response {
+    let body = match format {
+        Format::OpenAi => {
+            r#"{"error":{"message":"Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#
+        }
+        Format::Anthropic => {
+            r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#
+        }
+    };
+    error_response(401, body)
+}
+
+fn error_response(status: u16, body: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = if body.trim_start().starts_with('{') {
+        "application/json"
+    } else {
+        "text/plain"
+    };
+    (status, [("content-type", content_type)], body.to_string()).into_response()
+}
+
+/// What ends a stream.
+enum Ending {
+    Finish(&'static str),
+    Error(String),
+    Drop,
+    NoFinish,
+}
+
+/// Starts streaming a reply on a 200 response.
+fn stream(format: Format, reply: Reply, request: &Value) -> Response {
+    let limit = request["max_tokens"]
+        .as_u64()
+        .or_else(|| request["max_completion_tokens"].as_u64())
+        .map_or(usize::MAX, |n| n as usize);
+    let include_usage = format == Format::Anthropic || request["stream_options"]["include_usage"] == json!(true);
+    let model = request["model"].as_str().unwrap_or("test-model").to_string();
+    let input_tokens = tokens(&request["messages"].to_string()).len() + tokens(&request["system"].to_string()).len();
+    let (text, ending) = match reply.action {
+        Action::Text(t) => {
+            let all = tokens(&t);
+            if all.len() > limit {
+                let reason = if format == Format::OpenAi {
+                    "length"
+                } else {
+                    "max_tokens"
+                };
+                (all[..limit].concat(), Ending::Finish(reason))
+            } else {
+                let reason = if format == Format::OpenAi { "stop" } else { "end_turn" };
+                (t.clone(), Ending::Finish(reason))
+            }
+        }
+        Action::MidStreamError { after_tokens, body } => {
+            let payload = body.unwrap_or_else(|| match format {
+                Format::OpenAi => r#"{"error":{"message":"The server had an error while processing your request.","type":"server_error","code":null}}"#.to_string(),
+                Format::Anthropic => r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#.to_string(),
+            });
+            (prefix(after_tokens), Ending::Error(payload))
+        }
+        Action::Drop { after_tokens } => (prefix(after_tokens), Ending::Drop),
+        Action::NoFinish { after_tokens } => (prefix(after_tokens), Ending::NoFinish),
+        Action::Error { .. } => unreachable!("errors are answered before streaming"),
+    };
+    let pieces: Vec<String> = tokens(&text).into_iter().map(String::from).collect();
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    tokio::spawn(async move {
+        let send = |s: String| {
+            let tx = tx.clone();
+            async move { tx.send(Ok(Bytes::from(s))).await.is_ok() }
+        };
+        let frames = Frames {
+            format,
+            model,
+            input_tokens,
+        };
+        if !send(frames.preamble()).await {
+            return;
+        }
+        tokio::time::sleep(reply.ttft).await;
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(reply.token_delay).await;
+            }
+            if !send(frames.delta(piece)).await {
+                return;
+            }
+        }
+        let tail = match ending {
+            Ending::Finish(reason) => frames.finish(reason, pieces.len(), include_usage),
+            Ending::Error(payload) => frames.error(&payload),
+            Ending::NoFinish => frames.no_finish(),
+            Ending::Drop => {
+                let _ = tx
+                    .send(Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "dropped by the test script",
+                    )))
+                    .await;
+                return;
+            }
+        };
+        send(tail).await;
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    Response::builder()
+        .status(200)
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(body))
+        .expect("valid response")
+}
+
+/// The first `n` tokens of the filler text.
+fn prefix(n: usize) -> String {
+    let all = tokens(FILLER);
+    all[..n.min(all.len())].concat()
+}
+
+/// SSE frames of one stream in either format.
+struct Frames {
+    format: Format,
+    model: String,
+    input_tokens: usize,
+}
+
+impl Frames {
+    fn openai_chunk(&self, delta: Value, finish: Option<&str>) -> String {
+        let chunk = json!({
+            "id": "chatcmpl-test",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        format!("data: {chunk}\n\n")
+    }
+
+    fn anthropic_event(kind: &str, data: Value) -> String {
+        format!("event: {kind}\ndata: {data}\n\n")
+    }
+
+    fn preamble(&self) -> String {
+        match self.format {
+            // A comment line first, as OpenRouter sends: clients must skip it.
+            Format::OpenAi => format!(
+                ": OPENROUTER PROCESSING\n\n{}",
+                self.openai_chunk(json!({"role": "assistant", "content": ""}), None)
+            ),
+            Format::Anthropic => [
+                Self::anthropic_event(
+                    "message_start",
+                    json!({"type": "message_start", "message": {
+                        "id": "msg_test", "type": "message", "role": "assistant", "model": self.model,
+                        "content": [], "stop_reason": null, "stop_sequence": null,
+                        "usage": {"input_tokens": self.input_tokens, "output_tokens": 1}}}),
+                ),
+                Self::anthropic_event(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                ),
+                Self::anthropic_event("ping", json!({"type": "ping"})),
+            ]
+            .concat(),
+        }
+    }
+
+    fn delta(&self, piece: &str) -> String {
+        match self.format {
+            Format::OpenAi => self.openai_chunk(json!({"content": piece}), None),
+            Format::Anthropic => Self::anthropic_event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}),
+            ),
+        }
+    }
+
+    fn finish(&self, reason: &str, output_tokens: usize, include_usage: bool) -> String {
+        match self.format {
+            Format::OpenAi => {
+                let mut out = self.openai_chunk(json!({}), Some(reason));
+                if include_usage {
+                    let usage = json!({
+                        "id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": self.model,
+                        "choices": [],
+                        "usage": {"prompt_tokens": self.input_tokens, "completion_tokens": output_tokens,
+                                  "total_tokens": self.input_tokens + output_tokens},
+                    });
+                    out.push_str(&format!("data: {usage}\n\n"));
+                }
+                out.push_str("data: [DONE]\n\n");
+                out
+            }
+            Format::Anthropic => [
+                Self::anthropic_event("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+                Self::anthropic_event(
+                    "message_delta",
+                    json!({"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": null},
+                           "usage": {"output_tokens": output_tokens}}),
+                ),
+                Self::anthropic_event("message_stop", json!({"type": "message_stop"})),
+            ]
+            .concat(),
+        }
+    }
+
+    fn error(&self, payload: &str) -> String {
+        match self.format {
+            Format::OpenAi => format!("data: {payload}\n\n"),
+            Format::Anthropic => format!("event: error\ndata: {payload}\n\n"),
+        }
+    }
+
+    fn no_finish(&self) -> String {
+        match self.format {
+            Format::OpenAi => "data: [DONE]\n\n".to_string(),
+            Format::Anthropic => Self::anthropic_event("message_stop", json!({"type": "message_stop"})),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_keep_leading_whitespace() {
+        assert_eq!(tokens("Hello  world, foo"), ["Hello", "  world,", " foo"]);
+        assert_eq!(tokens(" lead"), [" lead"]);
+        assert_eq!(tokens(""), Vec::<&str>::new());
+        assert_eq!(tokens(&words(300)).len(), 300);
+        assert_eq!(tokens(&words(3)).concat(), "t0 t1 t2");
+    }
+}

@@ -1,0 +1,246 @@
+//! What `/readiness` reports: troupe's phase and each agent's state, kept up to date by the
+//! actors (gateway connected or not, breaker, backlog replay) and shared through an `Arc`.
+//!
+//! Readiness is a pure function of this registry and of whether the store answers, so it is
+//! unit-tested here; the HTTP layer only turns it into a status code.
+
+use std::sync::RwLock;
+
+use serde::Serialize;
+
+use super::telemetry;
+use crate::breaker::BreakerState;
+
+/// Where troupe as a whole stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Opening the store, starting the sandbox.
+    Starting,
+    /// Restarting too often: waiting before connecting any agent (see `[restarts]`).
+    RestartBackoff {
+        /// The wait, in milliseconds.
+        backoff_ms: u64,
+    },
+    /// The actor tree runs.
+    Running,
+    /// Shutting down: no new messages are taken.
+    Stopping,
+}
+
+impl Phase {
+    fn label(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::RestartBackoff { .. } => "restart back-off",
+            Phase::Running => "running",
+            Phase::Stopping => "stopping",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct AgentHealth {
+    name: String,
+    connected: bool,
+    breaker: BreakerState,
+    replaying_backlog: bool,
+}
+
+impl AgentHealth {
+    /// The one-word state shown to operators, most pressing first.
+    fn state(&self) -> &'static str {
+        if !self.connected {
+            "connecting"
+        } else if matches!(self.breaker, BreakerState::Open { .. }) {
+            "breaker open"
+        } else if self.breaker == BreakerState::HalfOpen {
+            "breaker half-open"
+        } else if self.replaying_backlog {
+            "replaying backlog"
+        } else {
+            "ready"
+        }
+    }
+}
+
+/// One agent in the readiness body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentReport {
+    /// The agent's name.
+    pub name: String,
+    /// `connecting`, `ready`, `replaying backlog`, `breaker open`, `breaker half-open`.
+    pub state: &'static str,
+    /// `connected` or `connecting`.
+    pub gateway: &'static str,
+    /// `closed`, `open` or `half-open`.
+    pub breaker: &'static str,
+}
+
+/// The readiness answer: `ready` decides 200 or 503; the rest is the JSON body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Readiness {
+    /// The store is open and answers, troupe is running, and every agent's gateway is connected.
+    pub ready: bool,
+    /// `starting`, `restart back-off`, `running` or `stopping`.
+    pub phase: &'static str,
+    /// With phase `restart back-off`: how long troupe waits before connecting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<u64>,
+    /// `open`, or `unavailable` when a read fails.
+    pub store: &'static str,
+    /// Every agent, in configuration order.
+    pub agents: Vec<AgentReport>,
+}
+
+/// The registry: troupe's phase and every agent's state.
+#[derive(Debug)]
+pub struct Health {
+    phase: RwLock<Phase>,
+    agents: RwLock<Vec<AgentHealth>>,
+}
+
+impl Health {
+    /// All agents connecting, troupe starting.
+    pub fn new<'a>(agents: impl IntoIterator<Item = &'a str>) -> Self {
+        let agents = agents
+            .into_iter()
+            .map(|name| AgentHealth {
+                name: name.to_string(),
+                connected: false,
+                breaker: BreakerState::Closed,
+                replaying_backlog: false,
+            })
+            .collect::<Vec<_>>();
+        for a in &agents {
+            telemetry::gateway_connected(&a.name, false);
+            telemetry::breaker_state(&a.name, BreakerState::Closed);
+        }
+        Self {
+            phase: RwLock::new(Phase::Starting),
+            agents: RwLock::new(agents),
+        }
+    }
+
+    /// Sets troupe's phase.
+    pub fn set_phase(&self, phase: Phase) {
+        *self.phase.write().expect("health lock") = phase;
+    }
+
+    /// troupe's phase.
+    pub fn phase(&self) -> Phase {
+        *self.phase.read().expect("health lock")
+    }
+
+    fn update(&self, agent: &str, f: impl FnOnce(&mut AgentHealth)) {
+        let mut agents = self.agents.write().expect("health lock");
+        if let Some(a) = agents.iter_mut().find(|a| a.name == agent) {
+            f(a);
+        }
+    }
+
+    /// The agent's gateway session is up (READY or RESUMED) or down (connecting again).
+    pub fn set_gateway(&self, agent: &str, connected: bool) {
+        self.update(agent, |a| a.connected = connected);
+        telemetry::gateway_connected(agent, connected);
+    }
+
+    /// The agent's breaker moved.
+    pub fn set_breaker(&self, agent: &str, state: BreakerState) {
+        self.update(agent, |a| a.breaker = state);
+        telemetry::breaker_state(agent, state);
+    }
+
+    /// The agent started or finished replaying the messages it missed.
+    pub fn set_replaying_backlog(&self, agent: &str, replaying: bool) {
+        self.update(agent, |a| a.replaying_backlog = replaying);
+    }
+
+    /// The readiness answer, given whether the store answered a read.
+    pub fn readiness(&self, store_ok: bool) -> Readiness {
+        let phase = self.phase();
+        let agents: Vec<AgentReport> = self
+            .agents
+            .read()
+            .expect("health lock")
+            .iter()
+            .map(|a| AgentReport {
+                name: a.name.clone(),
+                state: a.state(),
+                gateway: if a.connected { "connected" } else { "connecting" },
+                breaker: a.breaker.label(),
+            })
+            .collect();
+        let connected = agents.iter().all(|a| a.gateway == "connected");
+        Readiness {
+            ready: store_ok && phase == Phase::Running && connected,
+            phase: phase.label(),
+            backoff_ms: match phase {
+                Phase::RestartBackoff { backoff_ms } => Some(backoff_ms),
+                _ => None,
+            },
+            store: if store_ok { "open" } else { "unavailable" },
+            agents,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running() -> Health {
+        let h = Health::new(["Ada", "Basil"]);
+        h.set_phase(Phase::Running);
+        h
+    }
+
+    #[test]
+    fn ready_only_when_running_with_every_gateway_connected_and_the_store_open() {
+        let h = running();
+        assert!(!h.readiness(true).ready, "nobody connected yet");
+        h.set_gateway("Ada", true);
+        assert!(!h.readiness(true).ready, "Basil still connecting");
+        h.set_gateway("Basil", true);
+        assert!(h.readiness(true).ready);
+        assert!(!h.readiness(false).ready, "store unavailable");
+        h.set_phase(Phase::Stopping);
+        assert!(!h.readiness(true).ready, "stopping");
+    }
+
+    #[test]
+    fn a_dropped_gateway_makes_it_unready_and_names_the_agent() {
+        let h = running();
+        h.set_gateway("Ada", true);
+        h.set_gateway("Basil", true);
+        h.set_gateway("Basil", false);
+        let r = h.readiness(true);
+        assert!(!r.ready);
+        assert_eq!(r.agents[1].name, "Basil");
+        assert_eq!(r.agents[1].state, "connecting");
+        assert_eq!(r.agents[0].state, "ready");
+    }
+
+    #[test]
+    fn agent_states_name_breaker_and_backlog() {
+        let h = running();
+        h.set_gateway("Ada", true);
+        h.set_gateway("Basil", true);
+        h.set_breaker("Ada", BreakerState::Open { until: std::time::Instant::now() });
+        h.set_replaying_backlog("Basil", true);
+        let r = h.readiness(true);
+        assert_eq!((r.agents[0].state, r.agents[0].breaker), ("breaker open", "open"));
+        assert_eq!(r.agents[1].state, "replaying backlog");
+        // Connected gateways are what readiness asks for; the states are for operators.
+        assert!(r.ready);
+    }
+
+    #[test]
+    fn backoff_is_reported() {
+        let h = Health::new(["Ada"]);
+        h.set_phase(Phase::RestartBackoff { backoff_ms: 5000 });
+        let body = serde_json::to_value(h.readiness(true)).unwrap();
+        assert_eq!(body["phase"], "restart back-off");
+        assert_eq!(body["backoff_ms"], 5000);
+        assert_eq!(body["ready"], false);
+    }
+}

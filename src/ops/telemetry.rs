@@ -1,0 +1,177 @@
+//! Metrics: the names troupe exports on `/metrics` and one small function per event, so call
+//! sites read `telemetry::reply_sent(agent)` and the names live in one place.
+//!
+//! Recording goes through the `metrics` facade to a Prometheus recorder installed once per
+//! process ([`install`]); `/metrics` renders it with `metrics-exporter-prometheus`. Until
+//! [`install`] runs (unit tests), every function here is a no-op. Labels carry agent and backend
+//! names, reasons, outcomes and HTTP statuses, never user or channel IDs: their number stays
+//! bounded by the configuration.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::breaker::BreakerState;
+
+/// Messages an agent's gateway delivered (before routing). Labels: `agent`.
+pub const MESSAGES_RECEIVED: &str = "troupe_messages_received_total";
+/// Messages an agent decided to answer. Labels: `agent`, `reason` (routing rule).
+pub const MESSAGES_PROCESSED: &str = "troupe_messages_processed_total";
+/// Messages an agent decided not to answer. Labels: `agent`, `reason`.
+pub const MESSAGES_IGNORED: &str = "troupe_messages_ignored_total";
+/// Replies (message parts) Discord accepted. Labels: `agent`.
+pub const REPLIES_SENT: &str = "troupe_replies_sent_total";
+/// Replies not sent because the agent chain was too long. Labels: `agent`.
+pub const CHAINS_BLOCKED: &str = "troupe_chains_blocked_total";
+/// Completion requests. Labels: `backend`, `outcome` (`ok`, `queue_full` or the error kind).
+pub const LLM_REQUESTS: &str = "troupe_llm_requests_total";
+/// Completion latency, queueing for a slot excluded. Labels: `backend`.
+pub const LLM_DURATION: &str = "troupe_llm_request_duration_seconds";
+/// Tokens reported by providers. Labels: `agent`, `kind` (`input`, `output`).
+pub const LLM_TOKENS: &str = "troupe_llm_tokens_total";
+/// Retried LLM requests. Labels: `backend`.
+pub const LLM_RETRIES: &str = "troupe_llm_retries_total";
+/// Breaker state: 0 closed, 1 open, 2 half-open. Labels: `agent`.
+pub const BREAKER_STATE: &str = "troupe_breaker_state";
+/// 1 while the agent's gateway session is up. Labels: `agent`.
+pub const GATEWAY_CONNECTED: &str = "troupe_gateway_connected";
+/// Messages waiting in an agent's backlog. Labels: `agent`.
+pub const BACKLOG_MESSAGES: &str = "troupe_backlog_messages";
+/// Conversation actors alive.
+pub const ACTIVE_CONVERSATIONS: &str = "troupe_active_conversations";
+/// Discord REST calls that failed. Labels: `status` (HTTP status, or `none` without answer).
+pub const DISCORD_REST_ERRORS: &str = "troupe_discord_rest_errors_total";
+/// The host's 1-minute load average, as last checked.
+pub const LOAD_AVERAGE: &str = "troupe_load_average";
+/// troupe's resident memory, as last checked.
+pub const RESIDENT_MEMORY: &str = "troupe_resident_memory_bytes";
+
+/// Upper bounds of the LLM latency histogram's buckets, in seconds.
+const LLM_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder (once; later calls return the same handle) and returns
+/// the handle `/metrics` renders.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(LLM_DURATION.to_string()), LLM_BUCKETS)
+                .expect("buckets are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                // Only when troupe is embedded in a program that installed its own recorder.
+                tracing::warn!("a metrics recorder is already installed; /metrics will stay empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+/// The exposition text (Prometheus text format 0.0.4).
+pub fn render(handle: &PrometheusHandle) -> String {
+    handle.run_upkeep();
+    handle.render()
+}
+
+fn describe() {
+    describe_counter!(MESSAGES_RECEIVED, "Messages delivered by an agent's gateway, before routing.");
+    describe_counter!(MESSAGES_PROCESSED, "Messages an agent decided to answer, by routing reason.");
+    describe_counter!(MESSAGES_IGNORED, "Messages an agent decided not to answer, by routing reason.");
+    describe_counter!(REPLIES_SENT, "Reply messages Discord accepted.");
+    describe_counter!(CHAINS_BLOCKED, "Replies not sent because the agent chain was too long.");
+    describe_counter!(LLM_REQUESTS, "Completion requests by backend and outcome.");
+    describe_histogram!(LLM_DURATION, Unit::Seconds, "Completion latency by backend.");
+    describe_counter!(LLM_TOKENS, "Tokens reported by providers, by agent and kind.");
+    describe_counter!(LLM_RETRIES, "Retried LLM requests by backend.");
+    describe_gauge!(BREAKER_STATE, "Circuit breaker per agent: 0 closed, 1 open, 2 half-open.");
+    describe_gauge!(GATEWAY_CONNECTED, "1 while the agent's gateway session is up.");
+    describe_gauge!(BACKLOG_MESSAGES, "Messages waiting in an agent's backlog.");
+    describe_gauge!(ACTIVE_CONVERSATIONS, "Conversation actors alive.");
+    describe_counter!(DISCORD_REST_ERRORS, "Failed Discord REST calls by HTTP status.");
+    describe_gauge!(LOAD_AVERAGE, "The host's 1-minute load average at the last check.");
+    describe_gauge!(RESIDENT_MEMORY, Unit::Bytes, "troupe's resident memory at the last check.");
+}
+
+/// A gateway delivered a message to `agent`.
+pub fn message_received(agent: &str) {
+    counter!(MESSAGES_RECEIVED, "agent" => agent.to_string()).increment(1);
+}
+
+/// `agent` decided to answer (`processed`) or not, by routing `reason` (`Reason::label`).
+pub fn message_routed(agent: &str, processed: bool, reason: &'static str) {
+    let name = if processed { MESSAGES_PROCESSED } else { MESSAGES_IGNORED };
+    counter!(name, "agent" => agent.to_string(), "reason" => reason).increment(1);
+}
+
+/// Discord accepted one reply message of `agent`.
+pub fn reply_sent(agent: &str) {
+    counter!(REPLIES_SENT, "agent" => agent.to_string()).increment(1);
+}
+
+/// A reply of `agent` was not sent: the agent chain was too long.
+pub fn chain_blocked(agent: &str) {
+    counter!(CHAINS_BLOCKED, "agent" => agent.to_string()).increment(1);
+}
+
+/// One completion request to `backend` ended with `outcome` (`ok`, `queue_full`, or
+/// `LlmError::kind()`) after `elapsed`.
+pub fn llm_request(backend: &str, outcome: &'static str, elapsed: Duration) {
+    counter!(LLM_REQUESTS, "backend" => backend.to_string(), "outcome" => outcome).increment(1);
+    histogram!(LLM_DURATION, "backend" => backend.to_string()).record(elapsed.as_secs_f64());
+}
+
+/// A completion of `agent` used these tokens.
+pub fn llm_tokens(agent: &str, input: u64, output: u64) {
+    counter!(LLM_TOKENS, "agent" => agent.to_string(), "kind" => "input").increment(input);
+    counter!(LLM_TOKENS, "agent" => agent.to_string(), "kind" => "output").increment(output);
+}
+
+/// A request to `backend` is being retried.
+pub fn llm_retry(backend: &str) {
+    counter!(LLM_RETRIES, "backend" => backend.to_string()).increment(1);
+}
+
+/// `agent`'s breaker moved to `state`.
+pub fn breaker_state(agent: &str, state: BreakerState) {
+    let value = match state {
+        BreakerState::Closed => 0.0,
+        BreakerState::Open { .. } => 1.0,
+        BreakerState::HalfOpen => 2.0,
+    };
+    gauge!(BREAKER_STATE, "agent" => agent.to_string()).set(value);
+}
+
+/// `agent`'s gateway session went up or down.
+pub fn gateway_connected(agent: &str, connected: bool) {
+    gauge!(GATEWAY_CONNECTED, "agent" => agent.to_string()).set(if connected { 1.0 } else { 0.0 });
+}
+
+/// `agent`'s backlog holds `messages`.
+pub fn backlog_size(agent: &str, messages: usize) {
+    gauge!(BACKLOG_MESSAGES, "agent" => agent.to_string()).set(messages as f64);
+}
+
+/// `count` conversation actors are alive.
+pub fn active_conversations(count: usize) {
+    gauge!(ACTIVE_CONVERSATIONS).set(count as f64);
+}
+
+/// A Discord REST call failed with `status` (`None`: no HTTP answer).
+pub fn discord_rest_error(status: Option<u16>) {
+    let status = status.map_or_else(|| "none".to_string(), |s| s.to_string());
+    counter!(DISCORD_REST_ERRORS, "status" => status).increment(1);
+}
+
+/// The latest system check's readings.
+pub fn system(load_average: f64, resident_bytes: Option<u64>) {
+    gauge!(LOAD_AVERAGE).set(load_average);
+    if let Some(bytes) = resident_bytes {
+        gauge!(RESIDENT_MEMORY).set(bytes as f64);
+    }
+}

@@ -1,0 +1,3 @@
+#!/bin/sh
+# A CLI agent that never stops printing.
+yes "spam spam spam"
