@@ -274,6 +274,26 @@ pub fn should_process_inbound(inbound: ChainLength, max: ChainLength) -> bool {
     inbound < max
 }
 
+/// The chain length troupe uses for an inbound message: the highest it knows. Footers are
+/// trusted only to raise it. `recorded` is what the store remembers for this message, and
+/// `replied` what it remembers for the message this one replies to. A bot (or webhook) replying
+/// to a message of chain `c` is at least `c + 1`, whatever its footer says, so a forged `acl:0`
+/// cannot reset a chain troupe is part of. A human message is not raised by what it replies to:
+/// a person stepping in starts a new chain.
+pub fn inbound_chain(
+    from_footers: ChainLength,
+    recorded: Option<ChainLength>,
+    author_is_bot: bool,
+    replied: Option<ChainLength>,
+) -> ChainLength {
+    let via_reply = if author_is_bot {
+        replied.map(ChainLength::next)
+    } else {
+        None
+    };
+    effective_chain([Some(from_footers), recorded, via_reply].into_iter().flatten())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,5 +621,22 @@ mod tests {
             let from_message = chain_of_message([Some(footer.as_str())], bot);
             prop_assert!(effective_chain([remembered, from_message]) >= remembered);
         }
+    }
+
+    #[test]
+    fn forged_footer_on_a_bot_reply_cannot_reset_the_chain() {
+        let c = |n| ChainLength::new(n).unwrap();
+        // A webhook replies to an agent message at acl:2 with a forged acl:0: it is at least 3.
+        assert_eq!(inbound_chain(c(1), None, true, Some(c(2))), c(3));
+        // An honest footer higher than what we know wins.
+        assert_eq!(inbound_chain(c(4), None, true, Some(c(2))), c(4));
+        // What the store recorded for the message itself also counts.
+        assert_eq!(inbound_chain(c(1), Some(c(3)), true, None), c(3));
+        // A human stepping in starts again, even when replying to a long chain.
+        assert_eq!(
+            inbound_chain(ChainLength::HUMAN, None, false, Some(c(3))),
+            ChainLength::HUMAN
+        );
+        assert_eq!(inbound_chain(c(2), None, false, Some(c(3))), c(2));
     }
 }

@@ -1,11 +1,15 @@
-//! Starting and stopping troupe: the sandbox (in-process or remote), the agents' tokens and
-//! backends, and the actor tree. [`run`] is the entry point tests drive; `main.rs` adds the CLI.
+//! Starting and stopping troupe: the store, the operations HTTP server, the sandbox
+//! (in-process or remote), the agents' tokens and backends, the crash-loop back-off, the actor
+//! tree and the system watchdog. [`run`] is the entry point tests drive; `main.rs` adds the CLI.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use ractor::{Actor, ActorRef};
+use ractor::{Actor, ActorCell, ActorRef};
 use serde_json::Value;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::actors::supervisor::{Supervisor, SupervisorMsg};
@@ -13,6 +17,10 @@ use crate::actors::{AgentSpec, Gauges};
 use crate::config::{Config, Mode, TokenSource};
 use crate::llm::pool::Pool;
 use crate::llm::Backend;
+use crate::ops::breakers::AgentBreaker;
+use crate::ops::exit::{ExitReason, ExitRequests};
+use crate::ops::health::{Health, Phase};
+use crate::ops::{http, system, telemetry};
 use crate::sandbox::spec::sandbox_token;
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::store::{Store, StoreError};
@@ -41,6 +49,24 @@ pub enum AppError {
     /// The actor tree could not start.
     #[error("cannot start the actor tree: {0}")]
     Actors(String),
+    /// The operations HTTP server could not listen.
+    #[error("cannot listen on {addr} for the HTTP endpoints ([http] listen, --http-listen): {source}")]
+    Http {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The actor tree: running, or waiting out a crash-loop back-off.
+#[derive(Debug)]
+enum Tree {
+    Running(ActorRef<SupervisorMsg>, JoinHandle<()>),
+    Deferred {
+        cancel: oneshot::Sender<()>,
+        start: JoinHandle<Option<(ActorRef<SupervisorMsg>, JoinHandle<()>)>>,
+    },
 }
 
 /// A running troupe.
@@ -48,11 +74,16 @@ pub enum AppError {
 pub struct Running {
     sandbox: Option<Sandbox>,
     sandbox_url: Option<String>,
-    root: ActorRef<SupervisorMsg>,
-    root_task: JoinHandle<()>,
+    tree: Tree,
     store: Store,
     gauges: Arc<Gauges>,
     pools: HashMap<String, Arc<Pool>>,
+    health: Arc<Health>,
+    exits: ExitRequests,
+    http_addr: SocketAddr,
+    http_stop: oneshot::Sender<()>,
+    http_task: JoinHandle<()>,
+    watchdog: JoinHandle<()>,
 }
 
 impl Running {
@@ -71,14 +102,54 @@ impl Running {
         &self.gauges
     }
 
-    /// Stops the agents (in-flight turns get the grace period, gateways close), flushes the
-    /// store, then stops the in-process sandbox.
+    /// `http://ADDR` of the operations endpoints (`/liveness`, `/readiness`, `/metrics`), with
+    /// the real port when port 0 was asked for.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// The phase and agents' states that `/readiness` reports.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// The handle any component uses to request a clean exit with a code.
+    pub fn exits(&self) -> &ExitRequests {
+        &self.exits
+    }
+
+    /// The store, e.g. to flush it when a second signal cuts the shutdown short.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Completes when a component requested an exit (breaker, system limits).
+    pub async fn exit_requested(&self) -> ExitReason {
+        self.exits.requested().await
+    }
+
+    /// Stops troupe: readiness turns 503 and the agents stop taking messages; in-flight turns
+    /// get the grace period, gateways close; the store is flushed; then the HTTP endpoints and
+    /// the in-process sandbox stop.
     pub async fn stop(self) {
-        self.root.stop(Some("shutdown".into()));
-        let _ = self.root_task.await;
+        self.health.set_phase(Phase::Stopping);
+        let tree = match self.tree {
+            Tree::Running(root, task) => Some((root, task)),
+            Tree::Deferred { cancel, start } => {
+                let _ = cancel.send(());
+                start.await.ok().flatten()
+            }
+        };
+        if let Some((root, task)) = tree {
+            root.stop(Some("shutdown".into()));
+            let _ = task.await;
+        }
+        self.watchdog.abort();
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "store flush at shutdown failed");
         }
+        let _ = self.http_stop.send(());
+        let _ = self.http_task.await;
         drop(self.store);
         if let Some(sandbox) = self.sandbox {
             sandbox.stop().await;
@@ -90,6 +161,39 @@ impl Running {
 pub async fn start(config: Config) -> Result<Running, AppError> {
     // The store first: a locked or corrupt store must stop troupe before anything connects.
     let store = Store::open(&config.store_path)?;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let starts = store
+        .record_start(now_ms, config.restarts.window.as_millis() as u64)
+        .await?;
+    let backoff = config.restarts.backoff(starts.len());
+
+    // Then the endpoints, so liveness answers during a back-off and readiness explains it.
+    let metrics = telemetry::install();
+    let health = Arc::new(Health::new(config.agents.iter().map(|a| a.name.as_str())));
+    let root_cell = Arc::new(OnceLock::new());
+    let listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|source| AppError::Http {
+            addr: config.http_listen,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(|source| AppError::Http {
+        addr: config.http_listen,
+        source,
+    })?;
+    let (http_stop, http_stopped) = oneshot::channel::<()>();
+    let ops_state = http::OpsState {
+        health: health.clone(),
+        store: store.clone(),
+        metrics,
+        root: root_cell.clone(),
+    };
+    let http_task = tokio::spawn(http::serve(listener, ops_state, async {
+        let _ = http_stopped.await;
+    }));
+    tracing::info!(addr = %http_addr, "http endpoints listening");
     let (sandbox, sandbox_url) = match config.mode {
         Mode::Live => (None, None),
         Mode::Sandbox => match &config.sandbox.url {
@@ -111,11 +215,13 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         },
     };
     let gauges = Arc::new(Gauges::default());
+    let exits = ExitRequests::new();
     let pools: HashMap<String, Arc<Pool>> = config
         .backends
         .values()
         .map(|b| (b.name.clone(), Pool::new(b.max_concurrency, b.max_queue)))
         .collect();
+    let cast = Arc::new(crate::actors::Cast::default());
     let mut specs = Vec::new();
     for agent in &config.agents {
         let token = match (&agent.token, config.mode) {
@@ -129,25 +235,77 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             config: agent.clone(),
             backend,
             token,
-            api_base: sandbox_url.clone(),
+            api_base: sandbox_url.clone().or_else(|| config.discord_api_url.clone()),
             pool: pools[agent.backend.as_str()].clone(),
             store: store.clone(),
             conversations: config.conversations,
             gauges: gauges.clone(),
+            health: health.clone(),
+            exits: exits.clone(),
+            breaker: Arc::new(AgentBreaker::new(&agent.name, agent.breaker, health.clone(), exits.clone())),
+            discord: config.discord.clone(),
+            bot_dms_channel: config.bot_dms_channel.clone(),
+            cast: cast.clone(),
         }));
     }
-    let (root, root_task) = Actor::spawn(None, Supervisor, specs)
-        .await
-        .map_err(|e| AppError::Actors(e.to_string()))?;
+    let tree = if backoff.is_zero() {
+        let (root, task) = spawn_tree(specs, &root_cell, &health).await?;
+        Tree::Running(root, task)
+    } else {
+        tracing::warn!(
+            starts = starts.len(),
+            window_secs = config.restarts.window.as_secs(),
+            backoff_ms = backoff.as_millis() as u64,
+            "restarting too often; restart back-off: waiting before connecting the agents"
+        );
+        health.set_phase(Phase::RestartBackoff {
+            backoff_ms: backoff.as_millis() as u64,
+        });
+        let (cancel, cancelled) = oneshot::channel::<()>();
+        let (root_cell, health) = (root_cell.clone(), health.clone());
+        let start = tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = cancelled => return None,
+            }
+            match spawn_tree(specs, &root_cell, &health).await {
+                Ok(tree) => Some(tree),
+                Err(e) => {
+                    tracing::error!(error = %e, "the actor tree did not start after the restart back-off");
+                    None
+                }
+            }
+        });
+        Tree::Deferred { cancel, start }
+    };
+    let watchdog = system::spawn(config.limits, exits.clone());
     Ok(Running {
         sandbox,
         sandbox_url,
-        root,
-        root_task,
+        tree,
         store,
         gauges,
         pools,
+        health,
+        exits,
+        http_addr,
+        http_stop,
+        http_task,
+        watchdog,
     })
+}
+
+async fn spawn_tree(
+    specs: Vec<Arc<AgentSpec>>,
+    root_cell: &OnceLock<ActorCell>,
+    health: &Health,
+) -> Result<(ActorRef<SupervisorMsg>, JoinHandle<()>), AppError> {
+    let (root, task) = Actor::spawn(None, Supervisor, specs)
+        .await
+        .map_err(|e| AppError::Actors(e.to_string()))?;
+    let _ = root_cell.set(root.get_cell());
+    health.set_phase(Phase::Running);
+    Ok((root, task))
 }
 
 /// Runs troupe until `shutdown` completes, then stops it cleanly.

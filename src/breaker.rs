@@ -95,7 +95,12 @@ pub struct Tripped {
 
 impl fmt::Display for Tripped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} consecutive failed turns (on_trip = \"{}\")", self.failures, self.action.as_str())
+        write!(
+            f,
+            "{} consecutive failed turns (on_trip = \"{}\")",
+            self.failures,
+            self.action.as_str()
+        )
     }
 }
 
@@ -196,7 +201,10 @@ mod tests {
     #[test]
     fn defaults_match_the_documentation() {
         let d = BreakerSettings::default();
-        assert_eq!((d.max_failures, d.on_trip, d.cooldown), (5, OnTrip::Exit, Duration::from_secs(60)));
+        assert_eq!(
+            (d.max_failures, d.on_trip, d.cooldown),
+            (5, OnTrip::Exit, Duration::from_secs(60))
+        );
     }
 
     #[test]
@@ -208,7 +216,13 @@ mod tests {
             assert!(b.allow(now));
         }
         let tripped = b.record_failure(now).expect("fifth failure trips");
-        assert_eq!(tripped, Tripped { failures: 5, action: OnTrip::Exit });
+        assert_eq!(
+            tripped,
+            Tripped {
+                failures: 5,
+                action: OnTrip::Exit
+            }
+        );
         assert!(!b.allow(now));
     }
 
@@ -230,7 +244,12 @@ mod tests {
         let t0 = Instant::now();
         let mut b = isolate(1);
         b.record_failure(t0).unwrap();
-        assert_eq!(b.state(), BreakerState::Open { until: t0 + Duration::from_secs(10) });
+        assert_eq!(
+            b.state(),
+            BreakerState::Open {
+                until: t0 + Duration::from_secs(10)
+            }
+        );
         assert!(!b.allow(t0 + Duration::from_secs(9)));
         assert!(b.allow(t0 + Duration::from_secs(10)), "probe after the cooldown");
         assert_eq!(b.state(), BreakerState::HalfOpen);
@@ -259,7 +278,12 @@ mod tests {
         assert!(b.allow(probe));
         let tripped = b.record_failure(probe).expect("a failed probe trips again");
         assert_eq!(tripped.action, OnTrip::Isolate);
-        assert_eq!(b.state(), BreakerState::Open { until: probe + Duration::from_secs(10) });
+        assert_eq!(
+            b.state(),
+            BreakerState::Open {
+                until: probe + Duration::from_secs(10)
+            }
+        );
     }
 
     #[test]
@@ -268,7 +292,12 @@ mod tests {
         let mut b = isolate(1);
         b.record_failure(t0);
         assert_eq!(b.record_failure(t0 + Duration::from_secs(5)), None);
-        assert_eq!(b.state(), BreakerState::Open { until: t0 + Duration::from_secs(10) });
+        assert_eq!(
+            b.state(),
+            BreakerState::Open {
+                until: t0 + Duration::from_secs(10)
+            }
+        );
     }
 
     #[test]

@@ -13,9 +13,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "troupe", version, about, long_about)]
 pub struct Cli {
-    /// Configuration file declaring the sandbox world, backends and agents.
-    #[arg(short, long, global = true, default_value = "agents.toml", env = "TROUPE_CONFIG")]
-    pub config: PathBuf,
+    /// Configuration declaring the sandbox world, backends and agents: a path, `file:PATH`, an
+    /// `https://` URL or `s3://BUCKET/KEY`.
+    #[arg(short, long, global = true, value_name = "SOURCE", default_value = DEFAULT_CONFIG, env = "TROUPE_CONFIG")]
+    pub config: String,
 
     /// Verbose logs, including why each message was or was not processed.
     #[arg(long, global = true)]
@@ -38,6 +39,11 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Address of the `/liveness`, `/readiness` and `/metrics` endpoints (overrides `[http]
+    /// listen`, default 0.0.0.0:23459); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+
     /// What to run.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -54,6 +60,19 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
+    /// Validate the configuration and print it resolved, secrets redacted (tokens and API keys
+    /// are read to check they exist, never printed). Exits 0 when it is valid, 2 otherwise.
+    CheckConfig,
+}
+
+/// The configuration read when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "agents.toml";
+
+impl Cli {
+    /// Whether `--config` (or `TROUPE_CONFIG`) named a configuration explicitly.
+    pub fn config_given(&self) -> bool {
+        self.config != DEFAULT_CONFIG
+    }
 }
 
 /// Log output format.

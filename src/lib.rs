@@ -8,6 +8,7 @@
 //! - [`acl`]: the agent-chain-length footer protocol that stops bot loops (pure).
 //! - [`split`]: splitting replies into Discord-sized parts, code fences kept whole (pure).
 //! - [`actors`]: the ractor supervision tree (supervisor → agents → conversations).
+//! - [`ratelimit`]: per-user message limits of an agent (pure).
 //! - [`routing`]: which messages an agent answers, and which conversation they belong to (pure).
 //! - [`prompt`]: the system prompt and turns sent to a backend (pure).
 //! - [`llm`]: backends (echo, ...) and the providers' streaming formats.
@@ -34,6 +35,7 @@ pub mod memory;
 pub mod message;
 pub mod ops;
 pub mod prompt;
+pub mod ratelimit;
 pub mod routing;
 pub mod sandbox;
 pub mod secret;

@@ -1,47 +1,34 @@
-//! The `troupe` binary: parse flags, set up logs, load the configuration, run, map the outcome
-//! to an exit code.
+//! The `troupe` binary: parse flags, set up logs, load the configuration, run until a signal
+//! or an exit request, stop cleanly, map the outcome to an exit code.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use troupe::cli::{Cli, Command, LogFormat};
 use troupe::config::Config;
+use troupe::ops::exit::code;
 use troupe::sandbox::spec::{sandbox_token, WorldSpec};
 use troupe::sandbox::Sandbox;
-
-/// Exit codes (documented in the README).
-mod exit {
-    pub const CONFIG: u8 = 2;
-    pub const STARTUP: u8 = 3;
-    pub const STORE: u8 = 6;
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.debug, cli.log_format);
     match cli.command {
-        Some(Command::Sandbox { listen }) => serve_sandbox(&cli.config, cli.config_given(), listen).await,
+        Some(Command::Sandbox { listen }) => serve_sandbox(&cli, listen).await,
+        Some(Command::CheckConfig) => check_config(&cli).await,
         None => run_agents(&cli).await,
     }
 }
 
-trait ConfigGiven {
-    fn config_given(&self) -> bool;
-}
-
-impl ConfigGiven for Cli {
-    fn config_given(&self) -> bool {
-        self.config != std::path::Path::new("agents.toml")
-    }
-}
-
-async fn run_agents(cli: &Cli) -> ExitCode {
-    let mut config = match Config::load(&cli.config) {
+/// The configuration with the command line's overrides applied, or the exit code for a bad one.
+async fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
+    let mut config = match troupe::config::source::load(&cli.config).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: invalid configuration\n{e}");
-            return ExitCode::from(exit::CONFIG);
+            return Err(ExitCode::from(code::CONFIG));
         }
     };
     if let Some(addr) = cli.sandbox_listen {
@@ -53,37 +40,91 @@ async fn run_agents(cli: &Cli) -> ExitCode {
     if let Some(url) = &cli.sandbox_url {
         config.sandbox.url = Some(url.clone());
     }
+    if let Some(addr) = cli.http_listen {
+        config.http_listen = addr;
+    }
+    Ok(config)
+}
+
+async fn run_agents(cli: &Cli) -> ExitCode {
+    let config = match load_config(cli).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut signals = Signals::new();
     let running = match troupe::app::start(config).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             let code = if matches!(e, troupe::app::AppError::Store(_)) {
-                exit::STORE
+                code::STORE
             } else {
-                exit::STARTUP
+                code::STARTUP
             };
             return ExitCode::from(code);
         }
     };
+    println!("http listening on {}/", running.http_url());
     if let Some(url) = running.sandbox_url() {
         println!("sandbox listening on {url}/");
     }
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    running.stop().await;
+    let exit_code = tokio::select! {
+        _ = signals.recv() => {
+            tracing::info!("shutting down; a second signal exits at once");
+            code::CLEAN
+        }
+        reason = running.exit_requested() => {
+            tracing::error!(%reason, exit_code = reason.code(), "stopping troupe");
+            reason.code()
+        }
+    };
+    let store = running.store().clone();
+    tokio::select! {
+        _ = running.stop() => {
+            tracing::info!(exit_code, "stopped");
+            ExitCode::from(exit_code)
+        }
+        _ = signals.recv() => {
+            tracing::warn!("second signal: exiting now, in-flight turns are abandoned");
+            // Memory is flushed after every turn already; this makes the rest durable too. sled's
+            // log stays consistent even without it.
+            if tokio::time::timeout(Duration::from_secs(2), store.flush()).await.is_err() {
+                tracing::warn!("store flush did not finish in 2 s");
+            }
+            std::process::exit(i32::from(code::FORCED));
+        }
+    }
+}
+
+async fn check_config(cli: &Cli) -> ExitCode {
+    let config = match load_config(cli).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (resolved, problems) = troupe::config::resolved::resolve(&config);
+    if !problems.is_empty() {
+        eprintln!(
+            "error: invalid configuration\n{}: {}",
+            config.source,
+            problems.join(&format!("\n{}: ", config.source))
+        );
+        return ExitCode::from(code::CONFIG);
+    }
+    println!("{}", serde_json::to_string_pretty(&resolved).expect("JSON serializes"));
+    eprintln!("{}: configuration is valid", config.source);
     ExitCode::SUCCESS
 }
 
-async fn serve_sandbox(path: &std::path::Path, explicit: bool, listen: Option<std::net::SocketAddr>) -> ExitCode {
-    let (world, agents, default_listen) = match Config::load(path) {
+async fn serve_sandbox(cli: &Cli, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let (world, agents, default_listen) = match troupe::config::source::load(&cli.config).await {
         Ok(c) => (
             c.sandbox.world.clone(),
             c.agents.iter().map(|a| a.name.clone()).collect(),
             c.sandbox.listen,
         ),
-        Err(e) if explicit || path.exists() => {
+        Err(e) if cli.config_given() || std::path::Path::new(&cli.config).exists() => {
             eprintln!("error: invalid configuration\n{e}");
-            return ExitCode::from(exit::CONFIG);
+            return ExitCode::from(code::CONFIG);
         }
         Err(_) => (
             WorldSpec::default(),
@@ -96,11 +137,11 @@ async fn serve_sandbox(path: &std::path::Path, explicit: bool, listen: Option<st
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(exit::STARTUP);
+            return ExitCode::from(code::STARTUP);
         }
     };
     println!("sandbox listening on {}/", sandbox.url());
-    shutdown_signal().await;
+    Signals::new().recv().await;
     sandbox.stop().await;
     ExitCode::SUCCESS
 }
@@ -113,8 +154,10 @@ fn init_logs(debug: bool, format: LogFormat) {
         "info,serenity=warn,tracing=warn"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only on a terminal: log collectors (and files) get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -122,24 +165,49 @@ fn init_logs(debug: bool, format: LogFormat) {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM and Ctrl-C, listened to from startup on: a second signal during the graceful stop is
+/// never missed (and never falls back to the default action, which would kill troupe mid-write).
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Completes on the next SIGTERM or Ctrl-C.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = one(&mut self.term) => {},
+                _ = one(&mut self.int) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

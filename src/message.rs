@@ -1,6 +1,8 @@
 //! troupe's own view of a Discord message, converted from serenity's types at the edge
 //! ([`crate::discord::convert`]) so routing, prompts and tests never depend on serenity.
 
+use crate::acl::ChainLength;
+
 /// A message as an agent received it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inbound {
@@ -28,6 +30,8 @@ pub struct Inbound {
     pub reply_to: Option<ReplyRef>,
     /// Embed footer texts, in embed order (ACL footers live here).
     pub footers: Vec<String>,
+    /// Its agent chain length: from its footers at the edge, raised by what the store knows.
+    pub chain: ChainLength,
 }
 
 /// The message a reply points at.

@@ -5,6 +5,8 @@
 //! Layout (schema 1):
 //! - `meta/schema` → `1`
 //! - `mem/1/<agent>/<conversation>` → JSON `{"v":1,"turns":[...]}`
+//! - `acl/1/<message id>` → one byte: the agent chain length troupe knows for that message
+//! - `hook/1/<agent>/<channel id>` → JSON `{"id":..,"token":..}`: a webhook troupe created
 //! - `meta/1/starts` → JSON `{"v":1,"starts_ms":[...]}`: recent start times (crash-loop back-off)
 
 use std::path::{Path, PathBuf};
@@ -141,6 +143,52 @@ impl Store {
         self.flush().await
     }
 
+    /// The chain length troupe recorded for a message, if any.
+    pub fn chain(&self, message_id: u64) -> Result<Option<crate::acl::ChainLength>, StoreError> {
+        let v = self
+            .db
+            .get(format!("acl/1/{message_id}"))
+            .map_err(|e| classify(&self.path, e))?;
+        Ok(v.and_then(|b| b.first().copied())
+            .and_then(crate::acl::ChainLength::new))
+    }
+
+    /// Records the chain length of a message troupe sent or received; only ever raises it.
+    pub fn record_chain(&self, message_id: u64, chain: crate::acl::ChainLength) -> Result<(), StoreError> {
+        let key = format!("acl/1/{message_id}");
+        self.db
+            .fetch_and_update(key, |old| {
+                let old = old.and_then(|b| b.first().copied()).unwrap_or(0);
+                Some(vec![old.max(chain.get())])
+            })
+            .map(|_| ())
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    /// The webhook troupe created for an agent in a channel: `(id, token)`.
+    pub fn webhook(&self, agent: &str, channel_id: u64) -> Result<Option<(u64, String)>, StoreError> {
+        let key = format!("hook/1/{agent}/{channel_id}");
+        match self.db.get(&key).map_err(|e| classify(&self.path, e))? {
+            None => Ok(None),
+            Some(bytes) => {
+                let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("{key}: {e}"),
+                })?;
+                Ok(v["id"].as_u64().zip(v["token"].as_str().map(str::to_string)))
+            }
+        }
+    }
+
+    /// Remembers a webhook troupe created, so restarts reuse it instead of creating more.
+    pub async fn save_webhook(&self, agent: &str, channel_id: u64, id: u64, token: &str) -> Result<(), StoreError> {
+        let value = serde_json::json!({"id": id, "token": token}).to_string();
+        self.db
+            .insert(format!("hook/1/{agent}/{channel_id}"), value.as_bytes())
+            .map_err(|e| classify(&self.path, e))?;
+        self.flush().await
+    }
+
     /// Writes everything to disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db
@@ -254,6 +302,17 @@ mod tests {
         let err = Store::open(dir.path()).unwrap_err();
         assert!(matches!(err, StoreError::Locked(_)), "{err}");
         assert!(err.to_string().contains("locked by another process"));
+    }
+
+    #[test]
+    fn chains_only_ever_rise() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let c = |n| crate::acl::ChainLength::new(n).unwrap();
+        assert_eq!(s.chain(5).unwrap(), None);
+        s.record_chain(5, c(3)).unwrap();
+        s.record_chain(5, c(1)).unwrap();
+        assert_eq!(s.chain(5).unwrap(), Some(c(3)));
     }
 
     #[test]

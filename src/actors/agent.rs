@@ -12,9 +12,14 @@ use super::conversation::{ConversationActor, ConversationArgs, ConversationMsg};
 use super::gateway::{GatewayActor, GatewayArgs};
 use super::supervisor::backoff;
 use super::SharedSpec;
+use crate::acl::{self, ChainLength};
+use crate::config::WebhookConfig;
 use crate::discord::gateway::{http_client, ChannelInfo};
+use crate::discord::outbox::WebhookIdentity;
 use crate::discord::{GatewayEvent, Outbox};
-use crate::message::BotIdentity;
+use crate::message::{BotIdentity, Inbound};
+use crate::ops::telemetry;
+use crate::ratelimit::{UserRateLimiter, Verdict};
 use crate::routing::{self, ConversationKey, Decision};
 
 /// The agent actor.
@@ -57,6 +62,10 @@ pub struct AgentState {
     /// Messages that arrived before READY and every GUILD_CREATE were handled (serenity
     /// dispatches each event on its own task, so they can overtake those events).
     early: Vec<crate::message::Inbound>,
+    /// The bot-DMs channel, once resolved.
+    bot_dms: Option<u64>,
+    /// Per-user message limits.
+    limiter: UserRateLimiter,
 }
 
 impl Actor for AgentActor {
@@ -70,7 +79,17 @@ impl Actor for AgentActor {
         spec: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         let outbox = Outbox::new(std::sync::Arc::new(http_client(&spec.token, spec.api_base.as_deref())));
+        if let Some(WebhookConfig::Existing { id, token }) = &spec.config.webhook {
+            let token = token.resolve(&spec.config.name)?;
+            // Its channel is learned from Discord once connected (see `setup_webhook`).
+            let webhook = fetch_webhook(&spec, *id, &token).await?;
+            outbox.set_webhook(webhook);
+        }
+        if let Some(id) = outbox.webhook_id() {
+            spec.cast.add(id);
+        }
         myself.cast(AgentMsg::StartGateway)?;
+        let limiter = UserRateLimiter::new(spec.discord.user_rate_limit, spec.discord.user_rate_window);
         Ok(AgentState {
             spec,
             me: None,
@@ -86,6 +105,8 @@ impl Actor for AgentActor {
             listen_channels: Vec::new(),
             guilds_seen: 0,
             early: Vec::new(),
+            bot_dms: None,
+            limiter,
         })
     }
 
@@ -97,6 +118,7 @@ impl Actor for AgentActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             AgentMsg::StartGateway => {
+                state.spec.health.set_gateway(&state.spec.config.name, false);
                 let args = GatewayArgs {
                     spec: state.spec.clone(),
                     agent: myself.clone(),
@@ -124,12 +146,21 @@ impl Actor for AgentActor {
             }
             AgentMsg::Gateway(GatewayEvent::Ready(me)) => {
                 tracing::info!(agent = %state.spec.config.name, bot_user = me.user_id, "gateway ready");
+                state.spec.health.set_gateway(&state.spec.config.name, true);
+                state.spec.cast.add(me.user_id);
                 state.me = Some(me);
                 state.guilds_seen = 0;
-                release_early(&myself, state);
+                release_early(&myself, state).await?;
+            }
+            AgentMsg::Gateway(GatewayEvent::Connection(up)) => {
+                let was_up = state.spec.health.set_gateway(&state.spec.config.name, up);
+                if was_up && !up {
+                    tracing::info!(agent = %state.spec.config.name, "gateway session lost; serenity is reconnecting");
+                }
             }
             AgentMsg::Gateway(GatewayEvent::Resumed) => {
                 tracing::info!(agent = %state.spec.config.name, "gateway session resumed");
+                state.spec.health.set_gateway(&state.spec.config.name, true);
             }
             AgentMsg::Gateway(GatewayEvent::Channels(channels)) => {
                 for c in channels {
@@ -137,8 +168,14 @@ impl Actor for AgentActor {
                     state.channels.push(c);
                 }
                 state.listen_channels = resolve_channels(&state.spec.config.triggers.channels, &state.channels);
+                state.bot_dms = state.spec.bot_dms_channel.as_ref().and_then(|c| {
+                    resolve_channels(std::slice::from_ref(c), &state.channels)
+                        .first()
+                        .copied()
+                });
                 state.guilds_seen += 1;
-                release_early(&myself, state);
+                setup_webhook(state).await;
+                release_early(&myself, state).await?;
             }
             AgentMsg::Gateway(GatewayEvent::Message(m)) => {
                 let ready = state.me.as_ref().is_some_and(|me| state.guilds_seen >= me.guilds);
@@ -146,14 +183,7 @@ impl Actor for AgentActor {
                     state.early.push(m);
                     return Ok(());
                 }
-                let decision = match &state.me {
-                    Some(me) => routing::decide(me.user_id, &state.spec.config.triggers, &state.listen_channels, &m),
-                    None => return Ok(()),
-                };
-                tracing::debug!(agent = %state.spec.config.name, message_id = m.id, channel = m.channel_id, ?decision, "routing");
-                if let Decision::Process(_) = decision {
-                    route(&myself, state, m).await?;
-                }
+                on_message(&myself, state, m).await?;
             }
         }
         Ok(())
@@ -212,6 +242,154 @@ impl Actor for AgentActor {
     }
 }
 
+/// Routing of one live message: its chain length (the highest troupe knows), the decision,
+/// the per-user limit, then its conversation.
+async fn on_message(
+    myself: &ActorRef<AgentMsg>,
+    state: &mut AgentState,
+    mut m: Inbound,
+) -> Result<(), ActorProcessingErr> {
+    telemetry::message_received(&state.spec.config.name);
+    let Some(me) = state.me.as_ref().map(|me| me.user_id) else {
+        return Ok(());
+    };
+    let store = &state.spec.store;
+    let recorded = store.chain(m.id).ok().flatten();
+    let replied = m
+        .reply_to
+        .as_ref()
+        .and_then(|r| store.chain(r.message_id).ok().flatten());
+    m.chain = acl::inbound_chain(m.chain, recorded, m.author_is_bot, replied);
+    if m.chain > ChainLength::HUMAN {
+        if let Err(e) = store.record_chain(m.id, m.chain) {
+            tracing::warn!(agent = %state.spec.config.name, error = %e, "cannot record a chain length");
+        }
+    }
+    let my_ids: Vec<u64> = std::iter::once(me).chain(state.outbox.webhook_id()).collect();
+    let channels = &state.channels;
+    let writable = |c: u64| channels.iter().any(|x| x.id == c && x.writable);
+    let ctx = routing::Context {
+        me: &my_ids,
+        triggers: &state.spec.config.triggers,
+        listen_channels: &state.listen_channels,
+        bot_dms: state.bot_dms,
+        writable: &writable,
+        max_chain: state.spec.discord.max_chain,
+    };
+    let decision = routing::decide(&ctx, &m, m.chain);
+    tracing::debug!(agent = %state.spec.config.name, message_id = m.id, channel = m.channel_id, chain = %m.chain, ?decision, "routing");
+    let (processed, reason) = match decision {
+        Decision::Process(r) => (true, r),
+        Decision::Ignore(r) => (false, r),
+    };
+    telemetry::message_routed(&state.spec.config.name, processed, reason.label());
+    if reason == routing::Reason::ChainLimit {
+        telemetry::chain_blocked(&state.spec.config.name);
+    }
+    let Decision::Process(_) = decision else { return Ok(()) };
+    match state.limiter.check(m.author_id, Instant::now()) {
+        Verdict::Allow => route(myself, state, m).await,
+        Verdict::Notice => {
+            tracing::info!(agent = %state.spec.config.name, user = m.author_id, "user over the rate limit; one notice sent");
+            let (outbox, spec) = (state.outbox.clone(), state.spec.clone());
+            tokio::spawn(async move {
+                let d = outbox
+                    .notice(
+                        m.channel_id,
+                        m.id,
+                        &spec.discord.rate_notice,
+                        &spec.discord.tagline,
+                        &spec.config.name,
+                    )
+                    .await;
+                for id in d.message_ids {
+                    let _ = spec.store.record_chain(id, ChainLength::HUMAN.next());
+                }
+            });
+            Ok(())
+        }
+        Verdict::Drop => {
+            tracing::debug!(agent = %state.spec.config.name, user = m.author_id, message_id = m.id, "user over the rate limit; not answered");
+            Ok(())
+        }
+    }
+}
+
+/// Looks an existing webhook up, to learn its channel.
+async fn fetch_webhook(
+    spec: &SharedSpec,
+    id: u64,
+    token: &crate::secret::Secret,
+) -> Result<WebhookIdentity, ActorProcessingErr> {
+    let http = http_client(&spec.token, spec.api_base.as_deref());
+    let hook = http
+        .get_webhook_with_token(serenity::all::WebhookId::new(id), token.expose())
+        .await
+        .map_err(|e| format!("agent `{}`: webhook {id} cannot be used: {e}", spec.config.name))?;
+    Ok(WebhookIdentity {
+        id,
+        token: token.clone(),
+        channel_id: hook.channel_id.map_or(0, |c| c.get()),
+        username: spec.config.name.clone(),
+        avatar_url: spec.config.avatar_url.clone(),
+    })
+}
+
+/// For `webhook = { channel = ... }`: reuses the webhook troupe created before (kept in the
+/// store) or creates one, once the channel is known.
+async fn setup_webhook(state: &mut AgentState) {
+    let Some(WebhookConfig::Create { channel }) = &state.spec.config.webhook else {
+        return;
+    };
+    if state.outbox.webhook_id().is_some() {
+        return;
+    }
+    let Some(channel_id) = resolve_channels(std::slice::from_ref(channel), &state.channels)
+        .first()
+        .copied()
+    else {
+        return;
+    };
+    let spec = &state.spec;
+    let name = &spec.config.name;
+    let (id, token) = match spec.store.webhook(name, channel_id) {
+        Ok(Some(known)) => known,
+        _ => {
+            let http = http_client(&spec.token, spec.api_base.as_deref());
+            let builder = serenity::all::CreateWebhook::new(format!("troupe {name}"));
+            match serenity::all::ChannelId::new(channel_id)
+                .create_webhook(&http, builder)
+                .await
+            {
+                Ok(hook) => {
+                    // The token is the last segment of the webhook's execute URL.
+                    let token = hook
+                        .url()
+                        .ok()
+                        .and_then(|u| u.rsplit('/').next().map(str::to_string))
+                        .unwrap_or_default();
+                    if let Err(e) = spec.store.save_webhook(name, channel_id, hook.id.get(), &token).await {
+                        tracing::warn!(agent = %name, error = %e, "cannot remember the created webhook");
+                    }
+                    (hook.id.get(), token)
+                }
+                Err(e) => {
+                    tracing::error!(agent = %name, channel = channel_id, error = %e, "cannot create the persona's webhook; speaking as the bot user");
+                    return;
+                }
+            }
+        }
+    };
+    spec.cast.add(id);
+    state.outbox.set_webhook(WebhookIdentity {
+        id,
+        token: crate::secret::Secret::new(token),
+        channel_id,
+        username: name.clone(),
+        avatar_url: spec.config.avatar_url.clone(),
+    });
+}
+
 /// Hands a message the agent answers to its conversation, unless that conversation is
 /// quarantined after repeated failures.
 async fn route(
@@ -227,21 +405,29 @@ async fn route(
         }
         state.quarantined.remove(&key);
     }
+    let slowmode = state
+        .channels
+        .iter()
+        .find(|c| c.id == m.channel_id)
+        .map_or(Duration::ZERO, |c| c.slowmode);
     let conversation = conversation_for(myself, state, key).await?;
-    conversation.cast(ConversationMsg::Inbound(m))?;
+    conversation.cast(ConversationMsg::Inbound { message: m, slowmode })?;
     Ok(())
 }
 
 /// Once READY and every GUILD_CREATE are in, handles the messages that overtook them.
-fn release_early(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
+/// They are handled here, in arrival order, before anything queued behind them.
+async fn release_early(myself: &ActorRef<AgentMsg>, state: &mut AgentState) -> Result<(), ActorProcessingErr> {
     if state.me.as_ref().is_some_and(|me| state.guilds_seen >= me.guilds) {
-        for m in state.early.drain(..) {
-            let _ = myself.cast(AgentMsg::Gateway(GatewayEvent::Message(m)));
+        for m in std::mem::take(&mut state.early) {
+            on_message(myself, state, m).await?;
         }
     }
+    Ok(())
 }
 
 fn gateway_down(myself: &ActorRef<AgentMsg>, state: &mut AgentState, reason: &str) {
+    state.spec.health.set_gateway(&state.spec.config.name, false);
     if state.gateway_started.elapsed() > Duration::from_secs(60) {
         state.gateway_failures = 0;
     }
@@ -302,6 +488,12 @@ async fn conversation_for(
         key,
         outbox: state.outbox.clone(),
         agent: myself.clone(),
+        self_ids: state
+            .me
+            .iter()
+            .map(|m| m.user_id)
+            .chain(state.outbox.webhook_id())
+            .collect(),
     };
     let (actor, _) = Actor::spawn_linked(None, ConversationActor, args, myself.get_cell()).await?;
     state.keys.insert(actor.get_id(), key);

@@ -19,11 +19,14 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
 use super::agent::AgentMsg;
-use super::{GaugeGuard, SharedSpec};
-use crate::discord::outbox::OutgoingMessage;
+use super::{Cast, GaugeGuard, SharedSpec};
+use crate::acl::{self, ChainLength, ReplyDecision};
+use crate::config::DiscordSettings;
+use crate::discord::outbox::Reply;
 use crate::discord::Outbox;
 use crate::memory::{self, MemoryTurn};
 use crate::message::Inbound;
+use crate::ops::telemetry;
 use crate::routing::ConversationKey;
 
 /// How long a conversation waits after a message arrives before starting a turn, so that
@@ -46,15 +49,26 @@ pub struct ConversationArgs {
     pub outbox: Outbox,
     /// The agent, to hand back waiting messages when this conversation fails.
     pub agent: ActorRef<AgentMsg>,
+    /// The agent's own user IDs (bot user, webhook): never pinged by its replies.
+    pub self_ids: Vec<u64>,
 }
 
 /// Messages to a conversation.
 #[derive(Debug)]
 pub enum ConversationMsg {
-    /// A message to answer.
-    Inbound(Inbound),
-    /// Start the next turn if idle.
-    Start,
+    /// A message to answer, with the slowmode of its channel.
+    Inbound {
+        /// The message.
+        message: Inbound,
+        /// Its channel's slowmode.
+        slowmode: Duration,
+    },
+    /// Start the next turn if idle; `batch` answers every waiting message together (after a
+    /// bot delay), otherwise only the oldest.
+    Start {
+        /// Answer everything waiting in one turn.
+        batch: bool,
+    },
     /// A turn finished (answered or failed); carries the memory it saved.
     TurnDone(TurnOutcome),
     /// A turn panicked: fail the actor so it is restarted clean.
@@ -66,7 +80,7 @@ pub enum ConversationMsg {
 /// The result of one turn.
 #[derive(Debug)]
 pub struct TurnOutcome {
-    /// The message answered.
+    /// The (latest) message answered.
     pub message_id: u64,
     /// Memory after the turn, as saved.
     pub memory: Vec<MemoryTurn>,
@@ -83,6 +97,7 @@ pub struct ConversationState {
     start_scheduled: bool,
     memory: Vec<MemoryTurn>,
     idle_generation: u64,
+    slowmode: std::collections::HashMap<u64, Duration>,
     _gauge: GaugeGuard,
 }
 
@@ -105,6 +120,7 @@ impl Actor for ConversationActor {
             start_scheduled: false,
             memory,
             idle_generation: 0,
+            slowmode: std::collections::HashMap::new(),
         };
         arm_idle_timer(&myself, &mut state);
         Ok(state)
@@ -117,21 +133,19 @@ impl Actor for ConversationActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ConversationMsg::Inbound(m) => {
+            ConversationMsg::Inbound { message: m, slowmode } => {
                 if state.pending.len() >= state.args.spec.conversations.queue_limit {
                     tracing::warn!(agent = %state.args.spec.config.name, key = ?state.args.key, message_id = m.id, "conversation queue full; message not answered");
                     return Ok(());
                 }
+                state.slowmode.insert(m.channel_id, slowmode);
                 state.pending.insert(m.id, m);
                 arm_idle_timer(&myself, state);
-                if state.turn.is_none() && !state.start_scheduled {
-                    state.start_scheduled = true;
-                    myself.send_after(REORDER_WINDOW, || ConversationMsg::Start);
-                }
+                schedule_start(&myself, state);
             }
-            ConversationMsg::Start => {
+            ConversationMsg::Start { batch } => {
                 state.start_scheduled = false;
-                start_turn(&myself, state);
+                start_turn(&myself, state, batch);
             }
             ConversationMsg::TurnDone(outcome) => {
                 state.turn = None;
@@ -140,7 +154,7 @@ impl Actor for ConversationActor {
                     tracing::warn!(agent = %state.args.spec.config.name, message_id = outcome.message_id, error = %e, "turn failed");
                 }
                 arm_idle_timer(&myself, state);
-                start_turn(&myself, state);
+                schedule_start(&myself, state);
             }
             ConversationMsg::TurnPanicked(why) => {
                 state.turn = None;
@@ -185,20 +199,49 @@ fn arm_idle_timer(myself: &ActorRef<ConversationMsg>, state: &mut ConversationSt
     });
 }
 
-fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState) {
+/// When the next turn may start: after the reorder window for a human's message; after the bot
+/// delay (plus jitter) when the oldest waiting message is a bot's, so humans can step in and
+/// bot exchanges stay readable. `jitter` is a sample in `[0, 1)`.
+pub fn start_delay(oldest_is_bot: bool, settings: &DiscordSettings, jitter: f64) -> Duration {
+    if oldest_is_bot {
+        settings.bot_delay + settings.bot_delay_jitter.mul_f64(jitter.clamp(0.0, 1.0))
+    } else {
+        REORDER_WINDOW
+    }
+}
+
+fn schedule_start(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState) {
+    if state.turn.is_some() || state.start_scheduled {
+        return;
+    }
+    let Some(oldest) = state.pending.values().next() else {
+        return;
+    };
+    let from_bot = oldest.author_is_bot;
+    let delay = start_delay(from_bot, &state.args.spec.discord, rand::random::<f64>());
+    state.start_scheduled = true;
+    myself.send_after(delay, move || ConversationMsg::Start { batch: from_bot });
+}
+
+fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState, batch: bool) {
     if state.turn.is_some() {
         return;
     }
-    let Some((_, message)) = state.pending.pop_first() else {
-        return;
+    let messages: Vec<Inbound> = if batch {
+        std::mem::take(&mut state.pending).into_values().collect()
+    } else {
+        state.pending.pop_first().map(|(_, m)| m).into_iter().collect()
     };
+    let Some(latest) = messages.last() else { return };
+    let message_id = latest.id;
+    let slowmode = state.slowmode.get(&latest.channel_id).copied().unwrap_or_default();
     let spec = state.args.spec.clone();
     let outbox = state.args.outbox.clone();
     let key = state.args.key;
     let memory = state.memory.clone();
     let me = myself.clone();
-    let message_id = message.id;
-    let turn = tokio::spawn(async move { run_turn(&spec, &outbox, key, memory, &message).await });
+    let self_ids = state.args.self_ids.clone();
+    let turn = tokio::spawn(async move { run_turn(&spec, &outbox, key, memory, &messages, slowmode, &self_ids).await });
     // A watcher turns the task's end into a message, so a panic in the turn reaches the actor.
     state.turn = Some(tokio::spawn(async move {
         let msg = match turn.await {
@@ -229,43 +272,94 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// One turn: prompt, completion (through the backend's pool), memory saved, reply delivered.
+/// Users a reply may ping: agents of this troupe it mentions, never itself, nobody else.
+fn allowed_users(text: &str, cast: &Cast, me: &[u64]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for piece in text.split("<@").skip(1) {
+        let piece = piece.strip_prefix('!').unwrap_or(piece);
+        let digits: String = piece.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(id) = digits.parse::<u64>() {
+            if piece[digits.len()..].starts_with('>') && cast.contains(id) && !me.contains(&id) && !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
+/// One turn for a batch of messages (usually one): the chain decision, the prompt, the
+/// completion (through the backend's pool), memory saved, the reply delivered in parts.
 /// Returns the memory as saved and the outcome.
 async fn run_turn(
     spec: &SharedSpec,
     outbox: &Outbox,
     key: ConversationKey,
     mut memory: Vec<MemoryTurn>,
-    m: &Inbound,
+    batch: &[Inbound],
+    slowmode: Duration,
+    self_ids: &[u64],
 ) -> (Vec<MemoryTurn>, Result<String, String>) {
     let name = &spec.config.name;
     let limits = spec.config.memory_limits;
-    outbox.typing(m.channel_id).await;
-    let user_turn = MemoryTurn {
-        assistant: false,
-        author: m.author_name.clone(),
-        content: m.content.clone(),
-        message_id: m.id,
-        time_ms: now_ms(),
+    let Some(latest) = batch.last() else {
+        return (memory, Err("empty batch".into()));
     };
+    let chain = acl::batch_chain(batch.iter().map(|m| m.chain));
     let history: Vec<_> = memory.iter().map(MemoryTurn::to_prompt).collect();
-    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let prompt = crate::prompt::build(
-        name,
-        &spec.config.system_prompt,
-        &date,
-        &history,
-        &[user_turn.to_prompt()],
-    );
-    memory.push(user_turn);
+    let fresh: Vec<MemoryTurn> = batch
+        .iter()
+        .map(|m| MemoryTurn {
+            assistant: false,
+            author: m.author_name.clone(),
+            content: m.content.clone(),
+            message_id: m.id,
+            time_ms: now_ms(),
+        })
+        .collect();
+    memory.extend(fresh.iter().cloned());
     memory::trim(&mut memory, limits);
+    let reply_chain = match acl::decide_reply(chain, spec.discord.max_chain) {
+        ReplyDecision::Block { would_be } => {
+            // Never reached through routing (inbound at the limit is not processed); kept as
+            // the last line of defence. No tokens are spent.
+            tracing::warn!(agent = %name, message_id = latest.id, chain = %would_be, "reply would exceed the chain limit; not sent");
+            telemetry::chain_blocked(name);
+            let saved = spec
+                .store
+                .save_memory(name, key, &memory)
+                .await
+                .map_err(|e| e.to_string());
+            return (memory, saved.and(Err("chain limit".to_string())));
+        }
+        d => d,
+    };
+    outbox.typing(latest.channel_id).await;
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let fresh_prompt: Vec<_> = fresh.iter().map(MemoryTurn::to_prompt).collect();
+    let mut prompt = crate::prompt::build(name, &spec.config.system_prompt, &date, &history, &fresh_prompt);
+    let courtesy = matches!(reply_chain, ReplyDecision::SendWithCourtesy { .. }).then(|| spec.discord.courtesy.clone());
+    if courtesy.is_some() {
+        prompt.system.push_str("\n\nThis reply ends an agent chain that has reached its limit: it is the last message, and no reply to it is expected.");
+    }
 
     let completion = match spec.pool.acquire(name).await {
-        Ok(_permit) => spec.backend.complete(&prompt).await.map_err(|e| e.to_string()),
-        Err(full) => Err(full.to_string()),
+        Ok(_permit) => {
+            let started = std::time::Instant::now();
+            let result = spec.backend.complete(&prompt).await;
+            let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+            telemetry::llm_request(&spec.config.backend, outcome, Some(started.elapsed()));
+            if let Some(usage) = result.as_ref().ok().and_then(|c| c.usage.as_ref()) {
+                telemetry::llm_tokens(name, usage.input_tokens, usage.output_tokens);
+            }
+            result.map_err(|e| e.to_string())
+        }
+        Err(full) => {
+            telemetry::llm_request(&spec.config.backend, "queue_full", None);
+            Err(full.to_string())
+        }
     };
     let text = match completion {
-        Ok(c) => c.text.chars().take(2000).collect::<String>(),
+        Ok(c) => c.text,
         Err(e) => {
             let saved = spec
                 .store
@@ -281,39 +375,54 @@ async fn run_turn(
         assistant: true,
         author: name.clone(),
         content: text.clone(),
-        message_id: m.id,
+        message_id: latest.id,
         time_ms: now_ms(),
     });
     memory::trim(&mut with_reply, limits);
     if let Err(e) = spec.store.save_memory(name, key, &with_reply).await {
         return (memory, Err(e.to_string()));
     }
-    let out = OutgoingMessage {
-        channel_id: m.channel_id,
-        content: text.clone(),
-        footer: None,
-        reply_to: Some(m.id),
-        nonce: Some(nonce(name, m.id)),
+    let reply = Reply {
+        channel_id: latest.channel_id,
+        reply_to: Some(latest.id),
+        allowed_users: allowed_users(&text, &spec.cast, self_ids),
+        text,
+        chain: reply_chain.chain().unwrap_or(ChainLength::HUMAN.next()),
+        tagline: spec.discord.tagline.clone(),
+        courtesy,
+        slowmode,
+        nonce_seed: name.clone(),
     };
-    match outbox.send(&out).await {
-        Ok(_) => (with_reply, Ok(text)),
-        Err(e) => {
-            // The reply never reached Discord: it must not be remembered as said.
-            let _ = spec.store.save_memory(name, key, &memory).await;
-            (memory, Err(e.to_string()))
+    let delivered = outbox.deliver(&reply).await;
+    telemetry::replies_sent(name, delivered.message_ids.len());
+    if let Some(e) = &delivered.error {
+        telemetry::discord_rest_error(e.status);
+    }
+    for id in &delivered.message_ids {
+        if let Err(e) = spec.store.record_chain(*id, reply.chain) {
+            tracing::warn!(agent = %name, error = %e, "cannot record a chain length");
         }
     }
-}
-
-/// A deterministic nonce for "agent answers message": at most 25 characters, as Discord allows.
-pub fn nonce(agent: &str, message_id: u64) -> String {
-    // FNV-1a over the agent name: stable across runs and builds, unlike std's hasher.
-    let mut h: u32 = 0x811c_9dc5;
-    for b in agent.as_bytes() {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
+    match delivered.error {
+        None => (with_reply, Ok(delivered.text)),
+        Some(e) => {
+            tracing::warn!(agent = %name, message_id = latest.id, status = ?e.status, delivered_parts = delivered.message_ids.len(), reason = %e.reason, "discord rejected the reply");
+            // Remember only what the channel shows: never a reply Discord refused.
+            let mut shown = memory.clone();
+            if !delivered.text.is_empty() {
+                shown.push(MemoryTurn {
+                    assistant: true,
+                    author: name.clone(),
+                    content: delivered.text.clone(),
+                    message_id: latest.id,
+                    time_ms: now_ms(),
+                });
+                memory::trim(&mut shown, limits);
+            }
+            let _ = spec.store.save_memory(name, key, &shown).await;
+            (shown, Err(e.to_string()))
+        }
     }
-    format!("{h:08x}{message_id:x}")
 }
 
 #[cfg(test)]
@@ -321,11 +430,119 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nonce_is_deterministic_short_and_distinct() {
-        let n = nonce("Ada", u64::MAX);
-        assert!(n.len() <= 25, "{n}");
-        assert_eq!(nonce("Ada", 42), nonce("Ada", 42));
-        assert_ne!(nonce("Ada", 42), nonce("Bea", 42));
-        assert_ne!(nonce("Ada", 42), nonce("Ada", 43));
+    fn bots_wait_the_delay_humans_only_the_reorder_window() {
+        let settings = DiscordSettings {
+            bot_delay: Duration::from_secs(17),
+            bot_delay_jitter: Duration::from_secs(3),
+            ..DiscordSettings::default()
+        };
+        assert_eq!(start_delay(false, &settings, 0.9), REORDER_WINDOW);
+        assert_eq!(start_delay(true, &settings, 0.0), Duration::from_secs(17));
+        assert_eq!(start_delay(true, &settings, 0.5), Duration::from_millis(18_500));
+        assert!(start_delay(true, &settings, 7.0) <= Duration::from_secs(20));
+    }
+
+    #[test]
+    fn only_other_cast_members_may_be_pinged() {
+        let cast = Cast::default();
+        cast.add(1);
+        cast.add(2);
+        let text = "<@1> <@!2> <@3> <@&1> <@2> <@1x> <@";
+        assert_eq!(allowed_users(text, &cast, &[2]), vec![1]);
+        assert_eq!(allowed_users(text, &cast, &[]), vec![1, 2]);
+    }
+
+    /// An agent stand-in for the conversation's `agent` handle.
+    struct NoAgent;
+
+    impl Actor for NoAgent {
+        type Msg = AgentMsg;
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(&self, _: ActorRef<AgentMsg>, _: ()) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    fn bot_message(id: u64, content: &str) -> Inbound {
+        Inbound {
+            id,
+            channel_id: 10,
+            guild_id: Some(1),
+            author_id: 77,
+            author_name: "Bea".into(),
+            author_is_bot: true,
+            webhook_id: None,
+            content: content.into(),
+            mentions: vec![],
+            mention_everyone: false,
+            reply_to: None,
+            footers: vec!["acl:1 • x".into()],
+            chain: ChainLength::HUMAN.next(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bot_messages_wait_the_delay_and_are_answered_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[discord]\nbot_delay_ms = 17000\nbot_delay_jitter_ms = 3000\n[backends.b]\nprovider = \"echo\"\n[[agents]]\nname = \"Ada\"\nbackend = \"b\"\n";
+        let config = crate::config::Config::parse("test.toml", text).unwrap();
+        let spec = std::sync::Arc::new(super::super::AgentSpec {
+            config: config.agents[0].clone(),
+            backend: crate::llm::Backend::from_config(&config.backends["b"]).unwrap(),
+            token: crate::secret::Secret::new("unused"),
+            api_base: None,
+            pool: crate::llm::pool::Pool::new(1, 10),
+            store: crate::store::Store::open(dir.path()).unwrap(),
+            conversations: config.conversations,
+            gauges: Default::default(),
+            discord: config.discord.clone(),
+            bot_dms_channel: None,
+            cast: Default::default(),
+            health: std::sync::Arc::new(crate::ops::health::Health::new(["Ada"])),
+            exits: crate::ops::exit::ExitRequests::new(),
+        });
+        let (agent, _) = Actor::spawn(None, NoAgent, ()).await.unwrap();
+        let outbox = Outbox::printing();
+        let args = ConversationArgs {
+            spec,
+            key: ConversationKey::Channel(10),
+            outbox: outbox.clone(),
+            agent,
+            self_ids: vec![1],
+        };
+        let (conversation, _) = Actor::spawn(None, ConversationActor, args).await.unwrap();
+
+        let start = tokio::time::Instant::now();
+        let slowmode = Duration::ZERO;
+        conversation
+            .cast(ConversationMsg::Inbound {
+                message: bot_message(100, "first"),
+                slowmode,
+            })
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        conversation
+            .cast(ConversationMsg::Inbound {
+                message: bot_message(200, "second"),
+                slowmode,
+            })
+            .unwrap();
+        tokio::time::sleep_until(start + Duration::from_millis(16_900)).await;
+        assert!(outbox.printed().is_empty(), "answered before the bot delay");
+        while outbox.printed().is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let sent = outbox.printed();
+        assert_eq!(sent.len(), 1, "one answer for both messages");
+        assert_eq!(sent[0].reply_to, Some(200), "the answer references the latest message");
+        assert!(
+            sent[0].content.contains("Bea: first / Bea: second"),
+            "{}",
+            sent[0].content
+        );
+        assert_eq!(sent[0].footer, "acl:2 • Sent by a troupe agent");
+        conversation.stop(None);
     }
 }

@@ -27,7 +27,7 @@ use crate::llm::Backend;
 use crate::secret::Secret;
 use crate::store::Store;
 
-/// Live counts the actors keep up to date (read by tests and, later, metrics).
+/// Live counts the actors keep up to date (read by tests, exported as metrics).
 #[derive(Debug, Default)]
 pub struct Gauges {
     /// Conversation actors alive.
@@ -42,6 +42,7 @@ impl GaugeGuard {
     /// Counts one more active conversation until dropped.
     pub fn conversation(gauges: &Arc<Gauges>) -> Self {
         gauges.active_conversations.fetch_add(1, Ordering::SeqCst);
+        crate::ops::telemetry::active_conversations_changed(1.0);
         Self(gauges.clone())
     }
 }
@@ -49,6 +50,7 @@ impl GaugeGuard {
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.active_conversations.fetch_sub(1, Ordering::SeqCst);
+        crate::ops::telemetry::active_conversations_changed(-1.0);
     }
 }
 
@@ -71,6 +73,38 @@ pub struct AgentSpec {
     pub conversations: ConversationSettings,
     /// Live counts.
     pub gauges: Arc<Gauges>,
+    /// Chain protocol, bot delay, per-user limits.
+    pub discord: crate::config::DiscordSettings,
+    /// The bot-DMs channel (name or ID), if the deployment has one.
+    pub bot_dms_channel: Option<String>,
+    /// Every agent's IDs.
+    pub cast: Arc<Cast>,
+    /// What `/readiness` reports: set the agent's gateway and breaker states here.
+    pub health: Arc<crate::ops::health::Health>,
+    /// Requests a clean exit with a code (a breaker tripped with `on_trip = "exit"`).
+    pub exits: crate::ops::exit::ExitRequests,
+    /// The agent's circuit breaker over its turns: `allow` before asking the backend,
+    /// `record_success` / `record_failure` after (it reports to readiness and requests the exit).
+    pub breaker: Arc<crate::ops::breakers::AgentBreaker>,
+}
+
+/// The user IDs of every agent of this troupe (bot users and webhooks), learned as they connect.
+/// Replies may ping these (so agents can address each other); nobody else.
+#[derive(Debug, Default)]
+pub struct Cast {
+    ids: std::sync::RwLock<std::collections::HashSet<u64>>,
+}
+
+impl Cast {
+    /// Adds an agent's bot user or webhook ID.
+    pub fn add(&self, id: u64) {
+        self.ids.write().expect("cast lock").insert(id);
+    }
+
+    /// Whether an ID belongs to one of this troupe's agents.
+    pub fn contains(&self, id: u64) -> bool {
+        self.ids.read().expect("cast lock").contains(&id)
+    }
 }
 
 /// Shared handle to an agent's spec.

@@ -6,6 +6,8 @@ pub mod backend;
 pub mod error;
 pub mod operations;
 pub mod raw;
+pub mod resolved;
+pub mod source;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -36,6 +38,8 @@ pub struct Config {
     pub sandbox: SandboxSettings,
     /// The bot-DMs channel, if the deployment has one.
     pub bot_dms_channel: Option<String>,
+    /// The chain protocol, bot delay and per-user limits.
+    pub discord: DiscordSettings,
     /// Directory of the sled store.
     pub store_path: PathBuf,
     /// Conversation actors' limits.
@@ -180,6 +184,10 @@ pub struct AgentConfig {
     pub memory_limits: crate::memory::Limits,
     /// When it answers.
     pub triggers: Triggers,
+    /// Speak through a webhook instead of the bot user.
+    pub webhook: Option<WebhookConfig>,
+    /// Avatar for webhook messages.
+    pub avatar_url: Option<String>,
     /// Where its bot token comes from.
     pub token: TokenSource,
     /// Its turns' circuit breaker (`[breaker]`, or its own `breaker = {...}`).
@@ -197,6 +205,62 @@ pub struct Triggers {
     pub reply: bool,
     /// Channels (names or IDs) where it answers everything.
     pub channels: Vec<String>,
+    /// `@everyone` / `@here` address it.
+    pub everyone: bool,
+}
+
+/// How an agent speaks through a webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookConfig {
+    /// An existing webhook: its ID and where its token comes from.
+    Existing {
+        /// Webhook ID.
+        id: u64,
+        /// Its token's source.
+        token: TokenSource,
+    },
+    /// troupe creates one in this channel (name or ID) at startup.
+    Create {
+        /// Channel name or ID.
+        channel: String,
+    },
+}
+
+/// Discord-wide behaviour: the chain protocol, bot delay, per-user limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscordSettings {
+    /// Longest agent chain.
+    pub max_chain: crate::acl::ChainLength,
+    /// Footer tagline.
+    pub tagline: String,
+    /// Courtesy notice at the limit.
+    pub courtesy: String,
+    /// Delay before answering a bot.
+    pub bot_delay: std::time::Duration,
+    /// Random extra delay up to this.
+    pub bot_delay_jitter: std::time::Duration,
+    /// Messages per user per agent within the window (0: no limit).
+    pub user_rate_limit: usize,
+    /// Window of the per-user limit.
+    pub user_rate_window: std::time::Duration,
+    /// The notice sent once when a user goes over.
+    pub rate_notice: String,
+}
+
+impl Default for DiscordSettings {
+    fn default() -> Self {
+        Self {
+            max_chain: crate::acl::DEFAULT_MAX_CHAIN,
+            tagline: crate::acl::DEFAULT_TAGLINE.to_string(),
+            courtesy: crate::acl::DEFAULT_COURTESY.to_string(),
+            bot_delay: std::time::Duration::from_millis(17_000),
+            bot_delay_jitter: std::time::Duration::from_millis(3_000),
+            user_rate_limit: 20,
+            user_rate_window: std::time::Duration::from_secs(60),
+            rate_notice: "You are sending messages faster than I can answer; I will read yours again in a moment."
+                .to_string(),
+        }
+    }
 }
 
 /// Where a bot token comes from.
@@ -359,12 +423,64 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
     let discord_api_url = raw.discord.api_url.as_ref().map(|u| {
         let url = u.get_ref().trim_end_matches('/').to_string();
         if mode != Mode::Live {
-            err(Some(u.span()), "discord.api_url".into(), "only used in live mode; in sandbox mode set [sandbox] url".into());
+            err(
+                Some(u.span()),
+                "discord.api_url".into(),
+                "only used in live mode; in sandbox mode set [sandbox] url".into(),
+            );
         } else if !(url.starts_with("http://") || url.starts_with("https://")) {
-            err(Some(u.span()), "discord.api_url".into(), format!("`{url}` is not an http(s):// URL"));
+            err(
+                Some(u.span()),
+                "discord.api_url".into(),
+                format!("`{url}` is not an http(s):// URL"),
+            );
         }
         url
     });
+
+    let discord = {
+        let d = DiscordSettings::default();
+        let r = &raw.discord;
+        let mut ranged = |field: &str, v: &Option<Spanned<i64>>, default: i64, min: i64, max: i64| -> i64 {
+            match v.as_ref().map(|m| (*m.get_ref(), m.span())) {
+                None => default,
+                Some((n, _)) if (min..=max).contains(&n) => n,
+                Some((n, span)) => {
+                    err(
+                        Some(span),
+                        format!("discord.{field}"),
+                        format!("{n} is out of range; use {min} to {max}"),
+                    );
+                    default
+                }
+            }
+        };
+        let max_chain = ranged("max_chain", &r.max_chain, i64::from(d.max_chain.get()), 1, 99);
+        DiscordSettings {
+            max_chain: crate::acl::ChainLength::new(max_chain as u8).unwrap_or(d.max_chain),
+            tagline: r.tagline.clone().unwrap_or(d.tagline),
+            courtesy: r.courtesy.clone().unwrap_or(d.courtesy),
+            bot_delay: r.bot_delay_ms.map_or(d.bot_delay, std::time::Duration::from_millis),
+            bot_delay_jitter: r
+                .bot_delay_jitter_ms
+                .map_or(d.bot_delay_jitter, std::time::Duration::from_millis),
+            user_rate_limit: ranged(
+                "user_rate_limit",
+                &r.user_rate_limit,
+                d.user_rate_limit as i64,
+                0,
+                100_000,
+            ) as usize,
+            user_rate_window: std::time::Duration::from_secs(ranged(
+                "user_rate_window_secs",
+                &r.user_rate_window_secs,
+                d.user_rate_window.as_secs() as i64,
+                1,
+                86_400,
+            ) as u64),
+            rate_notice: r.rate_notice.clone().unwrap_or(d.rate_notice),
+        }
+    };
 
     let mut backends = BTreeMap::new();
     for (name, b) in &raw.backends {
@@ -540,6 +656,10 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
             Some(b) => operations::breaker(b.get_ref(), breaker, &field("breaker"), &mut err),
             None => breaker,
         };
+        let webhook = a
+            .webhook
+            .as_ref()
+            .and_then(|w| webhook_config(w, &field, &name, &mut err));
         agents.push(AgentConfig {
             name,
             backend: a.backend.get_ref().clone(),
@@ -551,7 +671,10 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
                 dm: a.triggers.dm,
                 reply: a.triggers.reply,
                 channels: a.triggers.channels.clone(),
+                everyone: a.triggers.everyone,
             },
+            webhook,
+            avatar_url: a.avatar_url.clone(),
             token,
             breaker,
         });
@@ -566,7 +689,8 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
                 url: raw.sandbox.url.clone(),
                 world: raw.sandbox,
             },
-            bot_dms_channel: raw.discord.bot_dms_channel,
+            bot_dms_channel: raw.discord.bot_dms_channel.clone(),
+            discord,
             store_path: PathBuf::from(raw.store.path.unwrap_or_else(|| "state".to_string())),
             conversations,
             discord_api_url,
@@ -579,6 +703,46 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         })
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+fn webhook_config(
+    w: &raw::RawWebhook,
+    field: &dyn Fn(&str) -> String,
+    name: &str,
+    err: &mut dyn FnMut(Option<std::ops::Range<usize>>, String, String),
+) -> Option<WebhookConfig> {
+    match (&w.id, &w.channel) {
+        (Some(id), None) => {
+            let Ok(parsed) = id.get_ref().parse::<u64>() else {
+                err(
+                    Some(id.span()),
+                    field("webhook.id"),
+                    format!("agent `{name}`: webhook id must be a number (the ID in the webhook URL)"),
+                );
+                return None;
+            };
+            let token = match (&w.token_env, &w.token_file) {
+                (Some(var), None) => TokenSource::Env(var.clone()),
+                (None, Some(path)) => TokenSource::File(PathBuf::from(path)),
+                _ => {
+                    err(
+                        Some(id.span()),
+                        field("webhook"),
+                        format!("agent `{name}`: an existing webhook needs exactly one of token_env or token_file"),
+                    );
+                    return None;
+                }
+            };
+            Some(WebhookConfig::Existing { id: parsed, token })
+        }
+        (None, Some(channel)) => Some(WebhookConfig::Create {
+            channel: channel.clone(),
+        }),
+        _ => {
+            err(None, field("webhook"), format!("agent `{name}`: give either webhook.id (with token_env/token_file) or webhook.channel (troupe creates one)"));
+            None
+        }
     }
 }
 

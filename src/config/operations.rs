@@ -22,7 +22,11 @@ fn int(field: &str, v: &Option<Spanned<i64>>, default: u64, min: i64, max: i64, 
         None => default,
         Some((n, _)) if (min..=max).contains(&n) => n as u64,
         Some((n, span)) => {
-            err(Some(span), field.to_string(), format!("{n} is out of range; use {min} to {max}"));
+            err(
+                Some(span),
+                field.to_string(),
+                format!("{n} is out of range; use {min} to {max}"),
+            );
             default
         }
     }
@@ -34,7 +38,11 @@ fn float(field: &str, v: &Option<Spanned<f64>>, default: f64, min: f64, max: f64
         None => default,
         Some((n, _)) if (min..=max).contains(&n) => n,
         Some((n, span)) => {
-            err(Some(span), field.to_string(), format!("{n} is out of range; use {min} to {max}"));
+            err(
+                Some(span),
+                field.to_string(),
+                format!("{n} is out of range; use {min} to {max}"),
+            );
             default
         }
     }
@@ -48,7 +56,10 @@ pub(crate) fn http_listen(raw: &RawHttp, err: &mut Report<'_>) -> SocketAddr {
         err(
             Some(listen.span()),
             "http.listen".into(),
-            format!("`{}` is not an address; write HOST:PORT, e.g. \"0.0.0.0:23459\"", listen.get_ref()),
+            format!(
+                "`{}` is not an address; write HOST:PORT, e.g. \"0.0.0.0:23459\"",
+                listen.get_ref()
+            ),
         );
         default
     })
@@ -62,14 +73,26 @@ pub(crate) fn breaker(raw: &RawBreaker, base: BreakerSettings, at: &str, err: &m
         Some(("exit", _)) => OnTrip::Exit,
         Some(("isolate", _)) => OnTrip::Isolate,
         Some((other, span)) => {
-            let hint = closest(other, ["exit", "isolate"]).map(|c| format!("did you mean \"{c}\"? ")).unwrap_or_default();
-            err(Some(span), format!("{at}.on_trip"), format!("unknown on_trip `{other}`; {hint}use \"exit\" or \"isolate\""));
+            let hint = closest(other, ["exit", "isolate"])
+                .map(|c| format!("did you mean \"{c}\"? "))
+                .unwrap_or_default();
+            err(
+                Some(span),
+                format!("{at}.on_trip"),
+                format!("unknown on_trip `{other}`; {hint}use \"exit\" or \"isolate\""),
+            );
             base.on_trip
         }
     };
     BreakerSettings {
-        max_failures: int(&format!("{at}.max_failures"), &raw.max_failures, u64::from(base.max_failures), 1, 1_000, err)
-            as u32,
+        max_failures: int(
+            &format!("{at}.max_failures"),
+            &raw.max_failures,
+            u64::from(base.max_failures),
+            1,
+            1_000,
+            err,
+        ) as u32,
         on_trip,
         cooldown: Duration::from_secs(int(
             &format!("{at}.cooldown_secs"),
@@ -85,7 +108,10 @@ pub(crate) fn breaker(raw: &RawBreaker, base: BreakerSettings, at: &str, err: &m
 /// `[limits]`.
 pub(crate) fn limits(raw: &RawLimits, err: &mut Report<'_>) -> SystemLimits {
     let d = SystemLimits::default();
-    let max_rss_mb = raw.max_rss_mb.as_ref().map(|_| int("limits.max_rss_mb", &raw.max_rss_mb, 0, 1, 1 << 30, err));
+    let max_rss_mb = raw
+        .max_rss_mb
+        .as_ref()
+        .map(|_| int("limits.max_rss_mb", &raw.max_rss_mb, 0, 1, 1 << 30, err));
     let interval = float(
         "limits.check_interval_secs",
         &raw.check_interval_secs,
@@ -95,7 +121,14 @@ pub(crate) fn limits(raw: &RawLimits, err: &mut Report<'_>) -> SystemLimits {
         err,
     );
     SystemLimits {
-        max_load_average: float("limits.max_load_average", &raw.max_load_average, d.max_load_average, 0.0, 1e6, err),
+        max_load_average: float(
+            "limits.max_load_average",
+            &raw.max_load_average,
+            d.max_load_average,
+            0.0,
+            1e6,
+            err,
+        ),
         max_rss_mb: max_rss_mb.filter(|mb| *mb > 0),
         check_interval: Duration::from_secs_f64(interval),
     }
@@ -112,7 +145,14 @@ pub(crate) fn restarts(raw: &RawRestarts, err: &mut Report<'_>) -> RestartPolicy
         86_400_000,
         err,
     );
-    let max = int("restarts.backoff_max_ms", &raw.backoff_max_ms, d.max_backoff.as_millis() as u64, 1, 86_400_000, err);
+    let max = int(
+        "restarts.backoff_max_ms",
+        &raw.backoff_max_ms,
+        d.max_backoff.as_millis() as u64,
+        1,
+        86_400_000,
+        err,
+    );
     if let (Some(m), true) = (&raw.backoff_max_ms, max < initial) {
         err(
             Some(m.span()),
@@ -121,8 +161,22 @@ pub(crate) fn restarts(raw: &RawRestarts, err: &mut Report<'_>) -> RestartPolicy
         );
     }
     RestartPolicy {
-        window: Duration::from_secs(int("restarts.window_secs", &raw.window_secs, d.window.as_secs(), 1, 604_800, err)),
-        free_starts: int("restarts.free_starts", &raw.free_starts, u64::from(d.free_starts), 0, 1_000, err) as u32,
+        window: Duration::from_secs(int(
+            "restarts.window_secs",
+            &raw.window_secs,
+            d.window.as_secs(),
+            1,
+            604_800,
+            err,
+        )),
+        free_starts: int(
+            "restarts.free_starts",
+            &raw.free_starts,
+            u64::from(d.free_starts),
+            0,
+            1_000,
+            err,
+        ) as u32,
         initial_backoff: Duration::from_millis(initial),
         max_backoff: Duration::from_millis(max.max(initial)),
     }

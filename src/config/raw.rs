@@ -54,6 +54,23 @@ pub struct RawDiscord {
     /// Live mode: a Discord-compatible API base instead of `https://discord.com` (a proxy, or a
     /// sandbox started with `troupe sandbox`).
     pub api_url: Option<Spanned<String>>,
+    /// Longest agent chain allowed (default 4).
+    pub max_chain: Option<Spanned<i64>>,
+    /// Text after `acl:N • ` in every footer.
+    pub tagline: Option<String>,
+    /// Notice carried by the reply at exactly `max_chain`.
+    pub courtesy: Option<String>,
+    /// Delay before answering a message written by a bot, in milliseconds (default 17000).
+    pub bot_delay_ms: Option<u64>,
+    /// Random extra delay, 0 to this many milliseconds (default 3000).
+    pub bot_delay_jitter_ms: Option<u64>,
+    /// Per-user limit: messages a user may send an agent within `user_rate_window_secs`
+    /// (0 turns it off; default 20).
+    pub user_rate_limit: Option<Spanned<i64>>,
+    /// Window of `user_rate_limit` (default 60).
+    pub user_rate_window_secs: Option<Spanned<i64>>,
+    /// The one polite notice a user gets when over the limit.
+    pub rate_notice: Option<String>,
 }
 
 /// `[http]`.
@@ -244,8 +261,27 @@ pub struct RawAgent {
     /// When the agent answers.
     #[serde(default)]
     pub triggers: RawTriggers,
+    /// Speak through a webhook with the persona's name and avatar instead of the bot user.
+    pub webhook: Option<RawWebhook>,
+    /// Avatar shown on webhook messages.
+    pub avatar_url: Option<String>,
     /// Overrides of `[breaker]` for this agent.
     pub breaker: Option<Spanned<RawBreaker>>,
+}
+
+/// `[agents.webhook]`: an existing webhook (`id` and `token_env`/`token_file`), or one troupe
+/// creates (`channel`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    /// ID of an existing webhook.
+    pub id: Option<Spanned<String>>,
+    /// Environment variable holding the webhook's token.
+    pub token_env: Option<String>,
+    /// File holding the webhook's token.
+    pub token_file: Option<String>,
+    /// Channel (name or ID) where troupe creates a webhook for this agent at startup.
+    pub channel: Option<String>,
 }
 
 /// `[agents.triggers]`.
@@ -264,6 +300,9 @@ pub struct RawTriggers {
     /// Channels (names or IDs) where the agent answers every message.
     #[serde(default)]
     pub channels: Vec<String>,
+    /// Treat `@everyone` / `@here` as addressing the agent (default false).
+    #[serde(default)]
+    pub everyone: bool,
 }
 
 impl Default for RawTriggers {
@@ -273,6 +312,7 @@ impl Default for RawTriggers {
             dm: true,
             reply: true,
             channels: Vec::new(),
+            everyone: false,
         }
     }
 }

@@ -31,5 +31,9 @@ pub fn inbound(m: &Message) -> Inbound {
             .iter()
             .filter_map(|e| e.footer.as_ref().map(|f| f.text.clone()))
             .collect(),
+        chain: crate::acl::chain_of_message(
+            m.embeds.iter().map(|e| e.footer.as_ref().map(|f| f.text.as_str())),
+            m.author.bot || m.webhook_id.is_some(),
+        ),
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serenity::all::{Context, EventHandler, GatewayIntents, Guild, Http, HttpBuilder, Message, Ready, ResumedEvent};
-use serenity::gateway::ShardManager;
+use serenity::gateway::{ConnectionStage, ShardManager};
 use tokio::task::JoinHandle;
 
 use super::convert;
@@ -22,7 +22,13 @@ pub enum GatewayEvent {
     Message(Inbound),
     /// Guild text channels the bot can see (from GUILD_CREATE).
     Channels(Vec<ChannelInfo>),
+    /// The session came up (`true`, sent once) or is down (`false`, sent at every poll while
+    /// serenity reconnects), as serenity's shard manager reports it, polled every [`STAGE_POLL`].
+    Connection(bool),
 }
+
+/// How often the shard's connection stage is read for [`GatewayEvent::Connection`].
+pub const STAGE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A guild text channel, by ID and name.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +39,10 @@ pub struct ChannelInfo {
     pub name: String,
     /// Guild.
     pub guild_id: u64,
+    /// The bot can view the channel and send messages in it.
+    pub writable: bool,
+    /// Slowmode (`rate_limit_per_user`).
+    pub slowmode: std::time::Duration,
 }
 
 /// Where events go.
@@ -56,14 +66,26 @@ impl EventHandler for Handler {
         (self.sink)(GatewayEvent::Resumed);
     }
 
-    async fn guild_create(&self, _ctx: Context, guild: Guild, _is_new: Option<bool>) {
+    async fn guild_create(&self, ctx: Context, guild: Guild, _is_new: Option<bool>) {
+        let me = ctx.cache.current_user().id;
+        let member = guild.members.get(&me).cloned();
         let channels = guild
             .channels
             .values()
-            .map(|c| ChannelInfo {
-                id: c.id.get(),
-                name: c.name.clone(),
-                guild_id: guild.id.get(),
+            .map(|c| {
+                // Permissions are computed from the guild's roles and the channel's overwrites
+                // (View Channel + Send Messages), so the agent never tries and fails.
+                let writable = member.as_ref().is_some_and(|m| {
+                    let p = guild.user_permissions_in(c, m);
+                    p.view_channel() && p.send_messages()
+                });
+                ChannelInfo {
+                    id: c.id.get(),
+                    name: c.name.clone(),
+                    guild_id: guild.id.get(),
+                    writable,
+                    slowmode: std::time::Duration::from_secs(u64::from(c.rate_limit_per_user.unwrap_or(0))),
+                }
             })
             .collect();
         (self.sink)(GatewayEvent::Channels(channels));
@@ -97,6 +119,7 @@ pub fn http_client(token: &Secret, api_base: Option<&str>) -> Http {
 pub struct GatewayConnection {
     shard_manager: Arc<ShardManager>,
     task: JoinHandle<()>,
+    watcher: JoinHandle<()>,
     /// The REST client of this bot.
     pub http: Arc<Http>,
 }
@@ -122,11 +145,13 @@ impl GatewayConnection {
         on_end: Box<dyn FnOnce(String) + Send>,
     ) -> Result<Self, GatewayError> {
         let http = http_client(token, api_base);
+        let watch_sink = sink.clone();
         let mut client = serenity::client::ClientBuilder::new_with_http(http, intents())
             .event_handler(Handler { sink })
             .await
             .map_err(|e| GatewayError(redact(&e.to_string(), token)))?;
         let shard_manager = client.shard_manager.clone();
+        let watcher = tokio::spawn(watch_connection(shard_manager.clone(), watch_sink));
         let http = client.http.clone();
         let token = token.clone();
         let task = tokio::spawn(async move {
@@ -139,12 +164,14 @@ impl GatewayConnection {
         Ok(Self {
             shard_manager,
             task,
+            watcher,
             http,
         })
     }
 
     /// Closes the connection and waits for the client to stop.
     pub async fn shutdown(mut self) {
+        self.watcher.abort();
         self.shard_manager.shutdown_all().await;
         let _ = (&mut self.task).await;
     }
@@ -155,6 +182,28 @@ impl Drop for GatewayConnection {
         // If nobody called `shutdown` (e.g. the owning actor was killed), do not leave a
         // connected client behind.
         self.task.abort();
+        self.watcher.abort();
+    }
+}
+
+/// Reports the session going down and coming back. serenity reconnects by itself (RESUME, or a
+/// new IDENTIFY after INVALID_SESSION) and tells the event handler nothing reliable when a
+/// session drops, so the shard manager's record of each shard's stage is polled instead.
+///
+/// "Down" is repeated at every poll: READY (handled elsewhere) may have marked the session up
+/// between two polls, and a drop right after must still be reported.
+async fn watch_connection(manager: Arc<ShardManager>, sink: EventSink) {
+    let mut up = false;
+    loop {
+        tokio::time::sleep(STAGE_POLL).await;
+        let now_up = {
+            let runners = manager.runners.lock().await;
+            !runners.is_empty() && runners.values().all(|r| r.stage == ConnectionStage::Connected)
+        };
+        if !now_up || !up {
+            sink(GatewayEvent::Connection(now_up));
+        }
+        up = now_up;
     }
 }
 

@@ -1,30 +1,63 @@
-//! Delivery to Discord: replies with embeds footers, `allowed_mentions` that ping nobody,
-//! a reference to the answered message, a deterministic nonce; typing indicators.
+//! Delivery to Discord: a reply is split into Discord-sized parts ([`crate::split`]), each part
+//! carries the ACL footer, the first references the answered message, every part is sent with a
+//! deterministic nonce and `allowed_mentions` that ping nobody but explicitly allowed users
+//! (other agents the reply addresses), slowmode is waited out, and throttling or server errors
+//! are retried a bounded number of times. A persona may speak through a webhook with its own
+//! name and avatar. `--no-discord` swaps the Discord outbox for one that only prints.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serenity::all::{
-    ChannelId, CreateAllowedMentions, CreateEmbed, CreateEmbedFooter, CreateMessage, Http, MessageId, MessageReference,
+    ChannelId, CreateAllowedMentions, CreateEmbed, CreateEmbedFooter, CreateMessage, ExecuteWebhook, Http, MessageId,
+    MessageReference, WebhookId,
 };
 use serenity::model::channel::Nonce;
 
-/// A message to send.
+use crate::acl::{self, ChainLength};
+use crate::secret::Secret;
+use crate::split::{split_message, DISCORD_LIMIT};
+
+/// How many times one part is attempted when Discord throttles (429) or fails (5xx).
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// A reply to deliver.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OutgoingMessage {
+pub struct Reply {
     /// Channel.
     pub channel_id: u64,
-    /// Text (at most 2000 characters).
-    pub content: String,
-    /// Embed footer text (the ACL footer).
-    pub footer: Option<String>,
-    /// Message it answers.
+    /// Message it answers (referenced by the first part).
     pub reply_to: Option<u64>,
-    /// Deterministic nonce; sent with `enforce_nonce` so a retry cannot duplicate.
-    pub nonce: Option<String>,
+    /// Full text; split into parts as needed.
+    pub text: String,
+    /// Its agent chain length (footer `acl:N`).
+    pub chain: ChainLength,
+    /// Footer tagline.
+    pub tagline: String,
+    /// Courtesy notice for the reply at the chain limit (shown on the last part).
+    pub courtesy: Option<String>,
+    /// Users who may be pinged (other agents the reply addresses); nobody else is.
+    pub allowed_users: Vec<u64>,
+    /// Slowmode of the channel, waited out between the agent's messages there.
+    pub slowmode: Duration,
+    /// Seed of the parts' nonces (agent name), with `reply_to`.
+    pub nonce_seed: String,
 }
 
-/// Why delivery failed.
-#[derive(Debug, Clone, thiserror::Error)]
+/// What was delivered.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Delivered {
+    /// IDs of the parts Discord accepted, in order.
+    pub message_ids: Vec<u64>,
+    /// The text of those parts, joined: what the channel actually shows.
+    pub text: String,
+    /// Why delivery stopped early, if it did.
+    pub error: Option<DeliveryError>,
+}
+
+/// Why a part was not delivered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("discord rejected the message (status {status:?}): {reason}")]
 pub struct DeliveryError {
     /// HTTP status, when Discord answered.
@@ -33,10 +66,37 @@ pub struct DeliveryError {
     pub reason: String,
 }
 
-/// Sends messages as one bot.
+/// An agent's webhook identity.
+#[derive(Clone)]
+pub struct WebhookIdentity {
+    /// Webhook ID.
+    pub id: u64,
+    /// Its token.
+    pub token: Secret,
+    /// The one channel it posts in.
+    pub channel_id: u64,
+    /// Name shown on its messages.
+    pub username: String,
+    /// Avatar shown on its messages.
+    pub avatar_url: Option<String>,
+}
+
+/// Sends messages as one agent.
 #[derive(Clone)]
 pub struct Outbox {
-    http: Arc<Http>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sink: Sink,
+    webhook: Mutex<Option<WebhookIdentity>>,
+    last_sent: Mutex<HashMap<u64, Instant>>,
+}
+
+enum Sink {
+    Discord(Arc<Http>),
+    /// Prints what would be sent (`--no-discord`) and records it.
+    Print(Mutex<Vec<OutgoingMessage>>),
 }
 
 impl std::fmt::Debug for Outbox {
@@ -45,48 +105,299 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
+/// One message as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    /// Channel.
+    pub channel_id: u64,
+    /// Text (at most 2000 characters).
+    pub content: String,
+    /// Embed footer text (the ACL footer).
+    pub footer: String,
+    /// Embed description (the courtesy notice).
+    pub description: Option<String>,
+    /// Message it answers.
+    pub reply_to: Option<u64>,
+    /// Deterministic nonce, sent with `enforce_nonce`.
+    pub nonce: String,
+    /// Users who may be pinged.
+    pub allowed_users: Vec<u64>,
+}
+
 impl Outbox {
     /// An outbox over a bot's REST client.
     pub fn new(http: Arc<Http>) -> Self {
-        Self { http }
+        Self::with_sink(Sink::Discord(http))
+    }
+
+    /// An outbox that prints instead of sending (`--no-discord`); IDs are made up.
+    pub fn printing() -> Self {
+        Self::with_sink(Sink::Print(Mutex::new(Vec::new())))
+    }
+
+    fn with_sink(sink: Sink) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                sink,
+                webhook: Mutex::new(None),
+                last_sent: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Speaks through this webhook in its channel from now on.
+    pub fn set_webhook(&self, webhook: WebhookIdentity) {
+        *self.inner.webhook.lock().expect("outbox lock") = Some(webhook);
+    }
+
+    /// The webhook's ID, if the agent speaks through one.
+    pub fn webhook_id(&self) -> Option<u64> {
+        self.inner.webhook.lock().expect("outbox lock").as_ref().map(|w| w.id)
+    }
+
+    /// What a printing outbox has "sent".
+    pub fn printed(&self) -> Vec<OutgoingMessage> {
+        match &self.inner.sink {
+            Sink::Print(sent) => sent.lock().expect("outbox lock").clone(),
+            Sink::Discord(_) => Vec::new(),
+        }
     }
 
     /// Shows "<bot> is typing…" in a channel (best effort).
     pub async fn typing(&self, channel_id: u64) {
-        let _ = ChannelId::new(channel_id).broadcast_typing(&self.http).await;
+        if let Sink::Discord(http) = &self.inner.sink {
+            let _ = ChannelId::new(channel_id).broadcast_typing(http).await;
+        }
     }
 
-    /// Sends one message; returns its ID.
-    pub async fn send(&self, m: &OutgoingMessage) -> Result<u64, DeliveryError> {
-        let channel = ChannelId::new(m.channel_id);
-        let mut builder = CreateMessage::new()
-            .content(m.content.clone())
-            // Nothing an LLM writes may ping anyone: no @everyone/@here, roles or users.
-            .allowed_mentions(CreateAllowedMentions::new().replied_user(false));
-        if let Some(footer) = &m.footer {
-            builder = builder.embed(CreateEmbed::new().footer(CreateEmbedFooter::new(footer.clone())));
-        }
-        if let Some(reply_to) = m.reply_to {
-            builder = builder.reference_message(MessageReference::from((channel, MessageId::new(reply_to))));
-        }
-        if let Some(nonce) = &m.nonce {
-            builder = builder.nonce(Nonce::String(nonce.clone())).enforce_nonce(true);
-        }
-        channel
-            .send_message(&self.http, builder)
-            .await
-            .map(|sent| sent.id.get())
-            .map_err(|e| {
-                let status = match &e {
-                    serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
-                        Some(r.status_code.as_u16())
+    /// Sends a plain notice (no LLM involved), e.g. the per-user rate-limit notice.
+    pub async fn notice(
+        &self,
+        channel_id: u64,
+        reply_to: u64,
+        text: &str,
+        tagline: &str,
+        nonce_seed: &str,
+    ) -> Delivered {
+        let reply = Reply {
+            channel_id,
+            reply_to: Some(reply_to),
+            text: text.to_string(),
+            chain: ChainLength::HUMAN.next(),
+            tagline: tagline.to_string(),
+            courtesy: None,
+            allowed_users: Vec::new(),
+            slowmode: Duration::ZERO,
+            nonce_seed: format!("{nonce_seed}/notice"),
+        };
+        self.deliver(&reply).await
+    }
+
+    /// Delivers a reply part by part, in order. Stops at the first part Discord rejects (the
+    /// rest would read out of context); never retries a rejection.
+    pub async fn deliver(&self, reply: &Reply) -> Delivered {
+        let footer = acl::footer_text(reply.chain, &reply.tagline);
+        let parts = split_message(&reply.text, DISCORD_LIMIT);
+        let parts = if parts.is_empty() {
+            vec!["…".to_string()]
+        } else {
+            parts
+        };
+        let mut delivered = Delivered::default();
+        let last = parts.len() - 1;
+        for (i, part) in parts.into_iter().enumerate() {
+            let message = OutgoingMessage {
+                channel_id: reply.channel_id,
+                content: part,
+                footer: footer.clone(),
+                description: if i == last { reply.courtesy.clone() } else { None },
+                reply_to: if i == 0 { reply.reply_to } else { None },
+                nonce: nonce(&reply.nonce_seed, reply.reply_to.unwrap_or(0), i),
+                allowed_users: reply.allowed_users.clone(),
+            };
+            self.wait_slowmode(reply.channel_id, reply.slowmode).await;
+            match self.send_with_retries(&message).await {
+                Ok(id) => {
+                    if !delivered.text.is_empty() {
+                        delivered.text.push('\n');
                     }
-                    _ => None,
-                };
+                    delivered.text.push_str(&message.content);
+                    delivered.message_ids.push(id);
+                }
+                Err(e) => {
+                    delivered.error = Some(e);
+                    break;
+                }
+            }
+        }
+        delivered
+    }
+
+    async fn wait_slowmode(&self, channel_id: u64, slowmode: Duration) {
+        if slowmode.is_zero() {
+            return;
+        }
+        let wait = {
+            let last = self.inner.last_sent.lock().expect("outbox lock");
+            last.get(&channel_id)
+                .map(|t| (*t + slowmode).saturating_duration_since(Instant::now()))
+        };
+        if let Some(wait) = wait.filter(|w| !w.is_zero()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn send_with_retries(&self, m: &OutgoingMessage) -> Result<u64, DeliveryError> {
+        let mut attempt = 1;
+        loop {
+            match self.send_once(m).await {
+                Ok(id) => {
+                    self.inner
+                        .last_sent
+                        .lock()
+                        .expect("outbox lock")
+                        .insert(m.channel_id, Instant::now());
+                    return Ok(id);
+                }
+                Err((e, retry_after)) => {
+                    let retryable = matches!(e.status, Some(429) | Some(500..=599) | None);
+                    if !retryable || attempt >= MAX_ATTEMPTS {
+                        return Err(e);
+                    }
+                    let wait = retry_after.unwrap_or(Duration::from_millis(500 * u64::from(attempt)));
+                    tracing::warn!(channel = m.channel_id, status = ?e.status, attempt, wait_ms = wait.as_millis() as u64, "discord did not take the message; retrying");
+                    tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn send_once(&self, m: &OutgoingMessage) -> Result<u64, (DeliveryError, Option<Duration>)> {
+        let http = match &self.inner.sink {
+            Sink::Discord(http) => http,
+            Sink::Print(sent) => {
+                println!(
+                    "[no-discord] channel {} (reply to {:?}): {} [{}]",
+                    m.channel_id, m.reply_to, m.content, m.footer
+                );
+                let mut sent = sent.lock().expect("outbox lock");
+                sent.push(m.clone());
+                return Ok(sent.len() as u64);
+            }
+        };
+        let mentions = CreateAllowedMentions::new()
+            .replied_user(false)
+            .users(m.allowed_users.iter().map(|u| serenity::all::UserId::new(*u)));
+        let mut embed = CreateEmbed::new().footer(CreateEmbedFooter::new(m.footer.clone()));
+        if let Some(d) = &m.description {
+            embed = embed.description(d.clone());
+        }
+        let webhook = self
+            .inner
+            .webhook
+            .lock()
+            .expect("outbox lock")
+            .clone()
+            .filter(|w| w.channel_id == m.channel_id);
+        let result = match webhook {
+            Some(w) => {
+                // Webhooks cannot reply to a message; the chain is tracked by message ID instead.
+                let mut builder = ExecuteWebhook::new()
+                    .content(m.content.clone())
+                    .username(w.username.clone())
+                    .embed(embed)
+                    .allowed_mentions(mentions);
+                if let Some(avatar) = &w.avatar_url {
+                    builder = builder.avatar_url(avatar.clone());
+                }
+                http.execute_webhook(WebhookId::new(w.id), None, w.token.expose(), true, vec![], &builder)
+                    .await
+                    .map(|sent| sent.map_or(0, |s| s.id.get()))
+            }
+            None => {
+                let channel = ChannelId::new(m.channel_id);
+                let mut builder = CreateMessage::new()
+                    .content(m.content.clone())
+                    .allowed_mentions(mentions)
+                    .embed(embed)
+                    .nonce(Nonce::String(m.nonce.clone()))
+                    .enforce_nonce(true);
+                if let Some(reply_to) = m.reply_to {
+                    builder = builder.reference_message(MessageReference::from((channel, MessageId::new(reply_to))));
+                }
+                channel.send_message(http, builder).await.map(|sent| sent.id.get())
+            }
+        };
+        result.map_err(|e| {
+            let (status, retry_after) = match &e {
+                // serenity keeps Discord's status and message but not `retry_after`; in live mode
+                // its own rate limiter waits 429s out before we see them.
+                serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
+                    (Some(r.status_code.as_u16()), None)
+                }
+                _ => (None, None),
+            };
+            (
                 DeliveryError {
                     status,
                     reason: e.to_string(),
-                }
-            })
+                },
+                retry_after,
+            )
+        })
+    }
+}
+
+/// A deterministic nonce for "agent answers message, part N": at most 25 characters.
+pub fn nonce(agent: &str, message_id: u64, part: usize) -> String {
+    // FNV-1a over the agent name: stable across runs and builds, unlike std's hasher.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in agent.as_bytes() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{:07x}{message_id:x}{:x}", h >> 4, part.min(255))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonce_is_deterministic_short_and_distinct() {
+        let n = nonce("Ada", u64::MAX, 255);
+        assert!(n.len() <= 25, "{n}");
+        assert_eq!(nonce("Ada", 42, 0), nonce("Ada", 42, 0));
+        assert_ne!(nonce("Ada", 42, 0), nonce("Bea", 42, 0));
+        assert_ne!(nonce("Ada", 42, 0), nonce("Ada", 43, 0));
+        assert_ne!(nonce("Ada", 42, 0), nonce("Ada", 42, 1));
+    }
+
+    #[tokio::test]
+    async fn printing_outbox_splits_and_footers_every_part() {
+        let outbox = Outbox::printing();
+        let reply = Reply {
+            channel_id: 1,
+            reply_to: Some(9),
+            text: format!("{}\n\n{}", "a".repeat(1500), "b".repeat(1500)),
+            chain: ChainLength::new(4).unwrap(),
+            tagline: "tag".into(),
+            courtesy: Some("no reply expected".into()),
+            allowed_users: vec![],
+            slowmode: Duration::ZERO,
+            nonce_seed: "Ada".into(),
+        };
+        let d = outbox.deliver(&reply).await;
+        assert_eq!(d.message_ids.len(), 2);
+        let sent = outbox.printed();
+        assert!(sent
+            .iter()
+            .all(|m| m.footer == "acl:4 • tag" && m.content.chars().count() <= 2000));
+        assert_eq!(sent[0].reply_to, Some(9));
+        assert_eq!(sent[1].reply_to, None);
+        assert_eq!(sent[0].description, None);
+        assert_eq!(sent[1].description.as_deref(), Some("no reply expected"));
+        assert_ne!(sent[0].nonce, sent[1].nonce);
     }
 }

@@ -79,10 +79,16 @@ impl fmt::Display for ExitReason {
                 "agent `{agent}`: circuit breaker tripped after {failures} consecutive failed turns (last: {cause})"
             ),
             ExitReason::LoadTooHigh { load, max } => {
-                write!(f, "load average {load:.2} is at or above [limits] max_load_average = {max}")
+                write!(
+                    f,
+                    "load average {load:.2} is at or above [limits] max_load_average = {max}"
+                )
             }
             ExitReason::MemoryTooHigh { rss_mb, max_mb } => {
-                write!(f, "resident memory {rss_mb} MiB is at or above [limits] max_rss_mb = {max_mb}")
+                write!(
+                    f,
+                    "resident memory {rss_mb} MiB is at or above [limits] max_rss_mb = {max_mb}"
+                )
             }
         }
     }
@@ -164,10 +170,19 @@ mod tests {
 
     #[test]
     fn codes_are_distinct_and_documented_ones() {
-        let breaker = ExitReason::BreakerTripped { agent: "Ada".into(), failures: 5, cause: "timeout".into() };
-        let memory = ExitReason::MemoryTooHigh { rss_mb: 600, max_mb: 512 };
+        let breaker = ExitReason::BreakerTripped {
+            agent: "Ada".into(),
+            failures: 5,
+            cause: "timeout".into(),
+        };
+        let memory = ExitReason::MemoryTooHigh {
+            rss_mb: 600,
+            max_mb: 512,
+        };
         assert_eq!([breaker.code(), load().code(), memory.code()], [7, 8, 9]);
-        assert!(breaker.to_string().contains("agent `Ada`: circuit breaker tripped after 5"));
+        assert!(breaker
+            .to_string()
+            .contains("agent `Ada`: circuit breaker tripped after 5"));
         assert!(memory.to_string().contains("max_rss_mb = 512"));
     }
 }

@@ -131,17 +131,17 @@ impl Health {
         *self.phase.read().expect("health lock")
     }
 
-    fn update(&self, agent: &str, f: impl FnOnce(&mut AgentHealth)) {
+    fn update<T>(&self, agent: &str, f: impl FnOnce(&mut AgentHealth) -> T) -> Option<T> {
         let mut agents = self.agents.write().expect("health lock");
-        if let Some(a) = agents.iter_mut().find(|a| a.name == agent) {
-            f(a);
-        }
+        agents.iter_mut().find(|a| a.name == agent).map(f)
     }
 
     /// The agent's gateway session is up (READY or RESUMED) or down (connecting again).
-    pub fn set_gateway(&self, agent: &str, connected: bool) {
-        self.update(agent, |a| a.connected = connected);
+    /// Returns whether it was up before.
+    pub fn set_gateway(&self, agent: &str, connected: bool) -> bool {
+        let was = self.update(agent, |a| std::mem::replace(&mut a.connected, connected));
         telemetry::gateway_connected(agent, connected);
+        was.unwrap_or(false)
     }
 
     /// The agent's breaker moved.
@@ -225,7 +225,12 @@ mod tests {
         let h = running();
         h.set_gateway("Ada", true);
         h.set_gateway("Basil", true);
-        h.set_breaker("Ada", BreakerState::Open { until: std::time::Instant::now() });
+        h.set_breaker(
+            "Ada",
+            BreakerState::Open {
+                until: std::time::Instant::now(),
+            },
+        );
         h.set_replaying_backlog("Basil", true);
         let r = h.readiness(true);
         assert_eq!((r.agents[0].state, r.agents[0].breaker), ("breaker open", "open"));

@@ -50,8 +50,15 @@ pub fn router(state: OpsState) -> Router {
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes.
-pub async fn serve(listener: tokio::net::TcpListener, state: OpsState, shutdown: impl Future<Output = ()> + Send + 'static) {
-    if let Err(e) = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: OpsState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    if let Err(e) = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         tracing::error!(error = %e, "http server failed");
     }
 }
@@ -65,8 +72,16 @@ async fn liveness(State(s): State<OpsState>) -> Response {
         Some(ActorStatus::Stopping | ActorStatus::Stopped) => "stopping",
         Some(_) => "running",
     };
-    let status = if actors == "stopped" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    (status, Json(json!({"alive": status == StatusCode::OK, "actors": actors}))).into_response()
+    let status = if actors == "stopped" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        Json(json!({"alive": status == StatusCode::OK, "actors": actors})),
+    )
+        .into_response()
 }
 
 /// 200 when the store answers and every agent's gateway is connected; 503 otherwise. The JSON
@@ -74,7 +89,11 @@ async fn liveness(State(s): State<OpsState>) -> Response {
 async fn readiness(State(s): State<OpsState>) -> Response {
     let store_ok = s.store.check().is_ok();
     let report = s.health.readiness(store_ok);
-    let status = if report.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(report)).into_response()
 }
 
@@ -138,11 +157,20 @@ mod tests {
     #[tokio::test]
     async fn metrics_is_prometheus_text() {
         let (s, _dir) = state();
-        telemetry::reply_sent("UnitTestAgent");
-        let resp = router(s).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
-        assert!(resp.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        telemetry::replies_sent("UnitTestAgent", 1);
+        let resp = router(s)
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert!(resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
         let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
         let text = String::from_utf8(body.to_vec()).unwrap();
-        assert!(text.contains(r#"troupe_replies_sent_total{agent="UnitTestAgent"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"troupe_replies_sent_total{agent="UnitTestAgent"} 1"#),
+            "{text}"
+        );
     }
 }

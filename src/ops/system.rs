@@ -66,7 +66,10 @@ pub fn sample(system: &mut Option<sysinfo::System>) -> Sample {
         );
         system.process(pid).map(|p| p.memory())
     });
-    Sample { load_average, rss_bytes }
+    Sample {
+        load_average,
+        rss_bytes,
+    }
 }
 
 /// Starts the watchdog; the first check runs at once.
@@ -79,7 +82,11 @@ pub fn spawn(limits: SystemLimits, exits: ExitRequests) -> JoinHandle<()> {
             ticks.tick().await;
             let reading = sample(&mut system);
             telemetry::system(reading.load_average, reading.rss_bytes);
-            tracing::debug!(load_average = reading.load_average, rss_bytes = reading.rss_bytes, "system check");
+            tracing::debug!(
+                load_average = reading.load_average,
+                rss_bytes = reading.rss_bytes,
+                "system check"
+            );
             if let Some(reason) = verdict(reading, &limits) {
                 exits.request(reason);
                 return;
@@ -104,19 +111,34 @@ mod tests {
 
     #[test]
     fn load_at_or_above_the_limit_exits() {
-        let at = Sample { load_average: 21.0, rss_bytes: None };
-        assert_eq!(verdict(at, &limits(None)), Some(ExitReason::LoadTooHigh { load: 21.0, max: 21.0 }));
-        let below = Sample { load_average: 20.9, rss_bytes: Some(10 * MIB) };
+        let at = Sample {
+            load_average: 21.0,
+            rss_bytes: None,
+        };
+        assert_eq!(
+            verdict(at, &limits(None)),
+            Some(ExitReason::LoadTooHigh { load: 21.0, max: 21.0 })
+        );
+        let below = Sample {
+            load_average: 20.9,
+            rss_bytes: Some(10 * MIB),
+        };
         assert_eq!(verdict(below, &limits(None)), None);
     }
 
     #[test]
     fn memory_ceiling_applies_only_when_set() {
-        let big = Sample { load_average: 1.0, rss_bytes: Some(600 * MIB) };
+        let big = Sample {
+            load_average: 1.0,
+            rss_bytes: Some(600 * MIB),
+        };
         assert_eq!(verdict(big, &limits(None)), None);
         assert_eq!(
             verdict(big, &limits(Some(512))),
-            Some(ExitReason::MemoryTooHigh { rss_mb: 600, max_mb: 512 })
+            Some(ExitReason::MemoryTooHigh {
+                rss_mb: 600,
+                max_mb: 512
+            })
         );
         assert_eq!(verdict(big, &limits(Some(601))), None);
     }

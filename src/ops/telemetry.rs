@@ -21,7 +21,7 @@ pub const MESSAGES_RECEIVED: &str = "troupe_messages_received_total";
 pub const MESSAGES_PROCESSED: &str = "troupe_messages_processed_total";
 /// Messages an agent decided not to answer. Labels: `agent`, `reason`.
 pub const MESSAGES_IGNORED: &str = "troupe_messages_ignored_total";
-/// Replies (message parts) Discord accepted. Labels: `agent`.
+/// Reply messages Discord accepted (each part of a split reply counts). Labels: `agent`.
 pub const REPLIES_SENT: &str = "troupe_replies_sent_total";
 /// Replies not sent because the agent chain was too long. Labels: `agent`.
 pub const CHAINS_BLOCKED: &str = "troupe_chains_blocked_total";
@@ -80,22 +80,38 @@ pub fn render(handle: &PrometheusHandle) -> String {
 }
 
 fn describe() {
-    describe_counter!(MESSAGES_RECEIVED, "Messages delivered by an agent's gateway, before routing.");
-    describe_counter!(MESSAGES_PROCESSED, "Messages an agent decided to answer, by routing reason.");
-    describe_counter!(MESSAGES_IGNORED, "Messages an agent decided not to answer, by routing reason.");
+    describe_counter!(
+        MESSAGES_RECEIVED,
+        "Messages delivered by an agent's gateway, before routing."
+    );
+    describe_counter!(
+        MESSAGES_PROCESSED,
+        "Messages an agent decided to answer, by routing reason."
+    );
+    describe_counter!(
+        MESSAGES_IGNORED,
+        "Messages an agent decided not to answer, by routing reason."
+    );
     describe_counter!(REPLIES_SENT, "Reply messages Discord accepted.");
     describe_counter!(CHAINS_BLOCKED, "Replies not sent because the agent chain was too long.");
     describe_counter!(LLM_REQUESTS, "Completion requests by backend and outcome.");
     describe_histogram!(LLM_DURATION, Unit::Seconds, "Completion latency by backend.");
     describe_counter!(LLM_TOKENS, "Tokens reported by providers, by agent and kind.");
     describe_counter!(LLM_RETRIES, "Retried LLM requests by backend.");
-    describe_gauge!(BREAKER_STATE, "Circuit breaker per agent: 0 closed, 1 open, 2 half-open.");
+    describe_gauge!(
+        BREAKER_STATE,
+        "Circuit breaker per agent: 0 closed, 1 open, 2 half-open."
+    );
     describe_gauge!(GATEWAY_CONNECTED, "1 while the agent's gateway session is up.");
     describe_gauge!(BACKLOG_MESSAGES, "Messages waiting in an agent's backlog.");
     describe_gauge!(ACTIVE_CONVERSATIONS, "Conversation actors alive.");
     describe_counter!(DISCORD_REST_ERRORS, "Failed Discord REST calls by HTTP status.");
     describe_gauge!(LOAD_AVERAGE, "The host's 1-minute load average at the last check.");
-    describe_gauge!(RESIDENT_MEMORY, Unit::Bytes, "troupe's resident memory at the last check.");
+    describe_gauge!(
+        RESIDENT_MEMORY,
+        Unit::Bytes,
+        "troupe's resident memory at the last check."
+    );
 }
 
 /// A gateway delivered a message to `agent`.
@@ -105,13 +121,17 @@ pub fn message_received(agent: &str) {
 
 /// `agent` decided to answer (`processed`) or not, by routing `reason` (`Reason::label`).
 pub fn message_routed(agent: &str, processed: bool, reason: &'static str) {
-    let name = if processed { MESSAGES_PROCESSED } else { MESSAGES_IGNORED };
+    let name = if processed {
+        MESSAGES_PROCESSED
+    } else {
+        MESSAGES_IGNORED
+    };
     counter!(name, "agent" => agent.to_string(), "reason" => reason).increment(1);
 }
 
-/// Discord accepted one reply message of `agent`.
-pub fn reply_sent(agent: &str) {
-    counter!(REPLIES_SENT, "agent" => agent.to_string()).increment(1);
+/// Discord accepted `messages` reply messages of `agent` (a long reply is split in parts).
+pub fn replies_sent(agent: &str, messages: usize) {
+    counter!(REPLIES_SENT, "agent" => agent.to_string()).increment(messages as u64);
 }
 
 /// A reply of `agent` was not sent: the agent chain was too long.
@@ -120,10 +140,12 @@ pub fn chain_blocked(agent: &str) {
 }
 
 /// One completion request to `backend` ended with `outcome` (`ok`, `queue_full`, or
-/// `LlmError::kind()`) after `elapsed`.
-pub fn llm_request(backend: &str, outcome: &'static str, elapsed: Duration) {
+/// `LlmError::kind()`), after `elapsed` when it reached the backend.
+pub fn llm_request(backend: &str, outcome: &'static str, elapsed: Option<Duration>) {
     counter!(LLM_REQUESTS, "backend" => backend.to_string(), "outcome" => outcome).increment(1);
-    histogram!(LLM_DURATION, "backend" => backend.to_string()).record(elapsed.as_secs_f64());
+    if let Some(elapsed) = elapsed {
+        histogram!(LLM_DURATION, "backend" => backend.to_string()).record(elapsed.as_secs_f64());
+    }
 }
 
 /// A completion of `agent` used these tokens.
@@ -157,9 +179,10 @@ pub fn backlog_size(agent: &str, messages: usize) {
     gauge!(BACKLOG_MESSAGES, "agent" => agent.to_string()).set(messages as f64);
 }
 
-/// `count` conversation actors are alive.
-pub fn active_conversations(count: usize) {
-    gauge!(ACTIVE_CONVERSATIONS).set(count as f64);
+/// A conversation actor started (`+1`) or ended (`-1`). Increments rather than a set value, so
+/// concurrent starts and ends cannot leave the gauge stale.
+pub fn active_conversations_changed(delta: f64) {
+    gauge!(ACTIVE_CONVERSATIONS).increment(delta);
 }
 
 /// A Discord REST call failed with `status` (`None`: no HTTP answer).

@@ -11,8 +11,9 @@ use troupe::config::Config;
 /// How long a condition may take before a test fails. Generous: CI machines are shared.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A minimal configuration with the given extra TOML appended; the sandbox listens on port 0
-/// and the store lives in the returned temporary directory (keep it alive for the test).
+/// A minimal configuration with the given extra TOML appended; the sandbox and the HTTP
+/// endpoints listen on port 0 and the store lives in the returned temporary directory (keep it
+/// alive for the test).
 pub fn config(extra: &str) -> (Config, tempfile::TempDir) {
     config_with("", extra)
 }
@@ -24,6 +25,7 @@ pub fn config_with(sandbox: &str, extra: &str) -> (Config, tempfile::TempDir) {
     let mut config = Config::parse("test.toml", &text).unwrap_or_else(|e| panic!("test config invalid: {e}"));
     let dir = tempfile::tempdir().unwrap();
     config.store_path = dir.path().join("state");
+    config.http_listen = "127.0.0.1:0".parse().unwrap();
     (config, dir)
 }
 
@@ -191,21 +193,36 @@ impl Control {
 /// A `troupe` process started by a test; killed on drop.
 pub struct Process {
     pub child: std::process::Child,
-    /// `http://ADDR` from its "sandbox listening on" line.
+    /// `http://ADDR` from its "sandbox listening on" line (empty when it printed none).
     pub url: String,
+    /// `http://ADDR` from its "http listening on" line (the operations endpoints), if printed.
+    pub http_url: Option<String>,
     pub stderr_path: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Process {
     /// Runs the real binary with `args` in the repository root, waits for the
-    /// `sandbox listening on http://ADDR/` line and returns.
+    /// `sandbox listening on http://ADDR/` line and returns. Unless `args` run a subcommand or
+    /// set `--http-listen`, the HTTP endpoints listen on a free port.
     pub fn spawn(args: &[&str]) -> Process {
+        Self::spawn_with(args, &[], "sandbox listening on ")
+    }
+
+    /// Like [`Process::spawn`], with extra environment variables, waiting for the stdout line
+    /// starting with `ready_prefix` (e.g. `"http listening on "` in live mode).
+    pub fn spawn_with(args: &[&str], envs: &[(&str, &str)], ready_prefix: &str) -> Process {
         use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         let stderr_path = dir.path().join("stderr.log");
+        let mut args: Vec<&str> = args.to_vec();
+        let subcommand = args.first().is_some_and(|a| !a.starts_with('-'));
+        if !subcommand && !args.contains(&"--http-listen") {
+            args.extend(["--http-listen", "127.0.0.1:0"]);
+        }
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
-            .args(args)
+            .args(&args)
+            .envs(envs.iter().copied())
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
@@ -215,26 +232,67 @@ impl Process {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("sandbox listening on ") {
-                    let _ = tx.send(rest.trim_end_matches('/').to_string());
+                for prefix in ["http listening on ", "sandbox listening on "] {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        let _ = tx.send((prefix, rest.trim_end_matches('/').to_string()));
+                    }
                 }
             }
         });
-        let url = match rx.recv_timeout(DEADLINE) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "no `sandbox listening on` line; stderr:\n{}",
-                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
-                );
+        let (mut url, mut http_url) = (String::new(), None);
+        let start = Instant::now();
+        loop {
+            match rx.recv_timeout(DEADLINE.saturating_sub(start.elapsed())) {
+                Ok((prefix, addr)) => {
+                    if prefix == "http listening on " {
+                        http_url = Some(addr);
+                    } else {
+                        url = addr;
+                    }
+                    if prefix == ready_prefix {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "no `{ready_prefix}` line; stderr:\n{}",
+                        std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                    );
+                }
             }
-        };
+        }
         Process {
             child,
             url,
+            http_url,
             stderr_path,
             _dir: dir,
+        }
+    }
+
+    /// Sends a signal (`"TERM"`, `"INT"`) without waiting.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args([format!("-{name}").as_str(), &pid])
+            .status()
+            .unwrap();
+    }
+
+    /// Waits (with a deadline) for the process to exit by itself.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "troupe did not exit; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -1,0 +1,105 @@
+//! Per-user rate limiting of an agent: at most N messages per user within a sliding window; the
+//! first message over the limit gets one polite notice, later ones silence until the window has
+//! room again. Pure: the caller passes the time.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// What to do with a user's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the limit: answer it.
+    Allow,
+    /// Just went over: send the notice once, do not answer.
+    Notice,
+    /// Still over, notice already sent: stay silent.
+    Drop,
+}
+
+/// Sliding-window limiter keyed by user ID.
+#[derive(Debug)]
+pub struct UserRateLimiter {
+    max: usize,
+    window: Duration,
+    users: HashMap<u64, UserWindow>,
+}
+
+#[derive(Debug, Default)]
+struct UserWindow {
+    times: VecDeque<Instant>,
+    noticed: bool,
+}
+
+impl UserRateLimiter {
+    /// `max` messages per `window`; `max == 0` disables the limit.
+    pub fn new(max: usize, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            users: HashMap::new(),
+        }
+    }
+
+    /// Records a message from `user` at `now` and says what to do with it.
+    pub fn check(&mut self, user: u64, now: Instant) -> Verdict {
+        if self.max == 0 {
+            return Verdict::Allow;
+        }
+        let w = self.users.entry(user).or_default();
+        while w.times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            w.times.pop_front();
+        }
+        if w.times.len() < self.max {
+            w.times.push_back(now);
+            w.noticed = false;
+            Verdict::Allow
+        } else if !w.noticed {
+            w.noticed = true;
+            Verdict::Notice
+        } else {
+            Verdict::Drop
+        }
+    }
+
+    /// Forgets users with nothing left in their window (bounded memory).
+    pub fn prune(&mut self, now: Instant) {
+        let window = self.window;
+        self.users
+            .retain(|_, w| w.times.back().is_some_and(|t| now.duration_since(*t) < window));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allows_then_notices_once_then_drops_until_the_window_has_room() {
+        let t0 = Instant::now();
+        let mut l = UserRateLimiter::new(3, Duration::from_secs(60));
+        let at = |s| t0 + Duration::from_secs(s);
+        assert_eq!(
+            [l.check(1, at(0)), l.check(1, at(1)), l.check(1, at(2))],
+            [Verdict::Allow; 3]
+        );
+        assert_eq!(l.check(1, at(3)), Verdict::Notice);
+        assert_eq!(l.check(1, at(4)), Verdict::Drop);
+        // Another user is not affected.
+        assert_eq!(l.check(2, at(4)), Verdict::Allow);
+        // The first message leaves the window at 60 s: room for one more.
+        assert_eq!(l.check(1, at(60)), Verdict::Allow);
+        assert_eq!(l.check(1, at(61)), Verdict::Allow);
+        assert_eq!(l.check(1, at(61)), Verdict::Notice);
+    }
+
+    #[test]
+    fn zero_disables_and_prune_forgets_quiet_users() {
+        let t0 = Instant::now();
+        let mut off = UserRateLimiter::new(0, Duration::from_secs(1));
+        assert!((0..100).all(|_| off.check(1, t0) == Verdict::Allow));
+        let mut l = UserRateLimiter::new(1, Duration::from_secs(10));
+        l.check(1, t0);
+        l.prune(t0 + Duration::from_secs(11));
+        assert!(l.users.is_empty());
+    }
+}
