@@ -84,9 +84,22 @@ pub struct Running {
     http_stop: oneshot::Sender<()>,
     http_task: JoinHandle<()>,
     watchdog: JoinHandle<()>,
+    tracker: Arc<crate::actors::replay::ReplayTracker>,
+    run_mode: crate::config::RunMode,
 }
 
 impl Running {
+    /// What this run does.
+    pub fn run_mode(&self) -> crate::config::RunMode {
+        self.run_mode
+    }
+
+    /// Completes when every agent has finished its backlog (with `--no-monitoring`, also every
+    /// turn it started; with `--show-backlog`, the listing). Returns the backlog lines.
+    pub async fn backlog_done(&self) -> Vec<crate::actors::replay::BacklogLine> {
+        self.tracker.all_done().await
+    }
+
     /// `http://ADDR` of the sandbox in use (in-process or remote); `None` in live mode.
     pub fn sandbox_url(&self) -> Option<&str> {
         self.sandbox_url.as_deref()
@@ -222,6 +235,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         .map(|b| (b.name.clone(), Pool::new(b.max_concurrency, b.max_queue)))
         .collect();
     let cast = Arc::new(crate::actors::Cast::default());
+    let tracker = crate::actors::replay::ReplayTracker::new(config.agents.iter().map(|a| a.name.as_str()));
     let mut specs = Vec::new();
     for agent in &config.agents {
         let token = match (&agent.token, config.mode) {
@@ -242,10 +256,18 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             gauges: gauges.clone(),
             health: health.clone(),
             exits: exits.clone(),
-            breaker: Arc::new(AgentBreaker::new(&agent.name, agent.breaker, health.clone(), exits.clone())),
+            breaker: Arc::new(AgentBreaker::new(
+                &agent.name,
+                agent.breaker,
+                health.clone(),
+                exits.clone(),
+            )),
             discord: config.discord.clone(),
             bot_dms_channel: config.bot_dms_channel.clone(),
             cast: cast.clone(),
+            backlog: config.backlog,
+            run: config.run.clone(),
+            tracker: tracker.clone(),
         }));
     }
     let tree = if backoff.is_zero() {
@@ -280,6 +302,8 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     };
     let watchdog = system::spawn(config.limits, exits.clone());
     Ok(Running {
+        tracker,
+        run_mode: config.run.mode,
         sandbox,
         sandbox_url,
         tree,
@@ -308,12 +332,16 @@ async fn spawn_tree(
     Ok((root, task))
 }
 
-/// Runs troupe until `shutdown` completes, then stops it cleanly.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+/// Runs troupe until `shutdown` completes or a component requests an exit (a tripped breaker,
+/// a system limit), then stops it cleanly. Returns that request, if it is what ended the run.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<Option<ExitReason>, AppError> {
     let running = start(config).await?;
-    shutdown.await;
+    let reason = tokio::select! {
+        _ = shutdown => None,
+        reason = running.exit_requested() => Some(reason),
+    };
     running.stop().await;
-    Ok(())
+    Ok(reason)
 }
 
 /// Makes sure a remote sandbox knows every agent's bot (it may have been started with another

@@ -44,6 +44,35 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
 
+    /// Replay the backlog (messages missed while troupe was down), then exit instead of
+    /// answering in real time.
+    #[arg(long = "no-monitoring", short = '1')]
+    pub no_monitoring: bool,
+
+    /// Dry run: decide what would be answered, but call no model and send nothing (the store
+    /// is left untouched).
+    #[arg(long)]
+    pub no_agent: bool,
+
+    /// Dry run: call the model, but print the replies instead of sending them to Discord (the
+    /// store is left untouched).
+    #[arg(long, conflicts_with = "no_agent")]
+    pub no_discord: bool,
+
+    /// Which channels the backlog replay covers: dms, botdms, text or all (repeat or
+    /// comma-separate for several; default all).
+    #[arg(long, value_name = "SCOPE", value_delimiter = ',')]
+    pub scope: Vec<String>,
+
+    /// List what would be replayed (per agent and channel: count, oldest, newest) without
+    /// processing anything, then exit.
+    #[arg(long, conflicts_with_all = ["clear_backlog", "no_monitoring"])]
+    pub show_backlog: bool,
+
+    /// Move every cursor to the newest message without processing anything, then exit.
+    #[arg(long, conflicts_with = "no_monitoring")]
+    pub clear_backlog: bool,
+
     /// What to run.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -7,6 +7,7 @@
 //! - [`config`]: `agents.toml` parsed, then validated into the types the rest trusts.
 //! - [`acl`]: the agent-chain-length footer protocol that stops bot loops (pure).
 //! - [`split`]: splitting replies into Discord-sized parts, code fences kept whole (pure).
+//! - [`backlog`]: replay planning: scopes, bounds, cursors from per-channel progress (pure).
 //! - [`actors`]: the ractor supervision tree (supervisor → agents → conversations).
 //! - [`ratelimit`]: per-user message limits of an agent (pure).
 //! - [`routing`]: which messages an agent answers, and which conversation they belong to (pure).
@@ -26,6 +27,7 @@
 pub mod acl;
 pub mod actors;
 pub mod app;
+pub mod backlog;
 pub mod breaker;
 pub mod cli;
 pub mod config;

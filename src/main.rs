@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use troupe::actors::replay::BacklogLine;
+use troupe::backlog::Scope;
 use troupe::cli::{Cli, Command, LogFormat};
-use troupe::config::Config;
+use troupe::config::{Config, DryRun, RunMode, RunOptions};
 use troupe::ops::exit::code;
 use troupe::sandbox::spec::{sandbox_token, WorldSpec};
 use troupe::sandbox::Sandbox;
@@ -43,7 +45,83 @@ async fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
     if let Some(addr) = cli.http_listen {
         config.http_listen = addr;
     }
+    config.run = match run_options(cli) {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::from(code::CONFIG));
+        }
+    };
     Ok(config)
+}
+
+/// The backlog flags, as run options.
+fn run_options(cli: &Cli) -> Result<RunOptions, String> {
+    let mode = if cli.show_backlog {
+        RunMode::ShowBacklog
+    } else if cli.clear_backlog {
+        RunMode::ClearBacklog
+    } else if cli.no_monitoring {
+        RunMode::BacklogOnly
+    } else {
+        RunMode::Monitor
+    };
+    let dry_run = if cli.no_agent {
+        DryRun::NoAgent
+    } else if cli.no_discord {
+        DryRun::NoDiscord
+    } else {
+        DryRun::None
+    };
+    let mut run = RunOptions {
+        mode,
+        dry_run,
+        ..RunOptions::default()
+    };
+    if !cli.scope.is_empty() {
+        let mut scopes = Vec::new();
+        for s in &cli.scope {
+            scopes.extend(Scope::parse_list(s).map_err(|e| format!("--scope: {e}"))?);
+        }
+        scopes.sort_unstable();
+        scopes.dedup();
+        run.scopes = scopes;
+    }
+    Ok(run)
+}
+
+/// `--show-backlog` output: one line per agent and channel.
+fn print_backlog(lines: &[BacklogLine]) {
+    let when = |ms: u64| {
+        chrono::DateTime::from_timestamp_millis(ms as i64)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default()
+    };
+    println!(
+        "{:<16} {:<8} {:<24} {:>6}  {:<19}  {:<19}",
+        "AGENT", "SCOPE", "CHANNEL", "COUNT", "OLDEST (UTC)", "NEWEST (UTC)"
+    );
+    for l in lines {
+        let (oldest, newest) = l
+            .span
+            .map_or((String::from("-"), String::from("-")), |(a, b)| (when(a), when(b)));
+        let skipped = if l.skipped > 0 {
+            format!("  ({} older skipped)", l.skipped)
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<16} {:<8} {:<24} {:>6}  {:<19}  {:<19}{skipped}",
+            l.agent,
+            l.scope.label(),
+            l.channel,
+            l.count,
+            oldest,
+            newest
+        );
+    }
+    let total: usize = lines.iter().map(|l| l.count).sum();
+    println!("{total} message(s) would be replayed");
 }
 
 async fn run_agents(cli: &Cli) -> ExitCode {
@@ -68,9 +146,18 @@ async fn run_agents(cli: &Cli) -> ExitCode {
     if let Some(url) = running.sandbox_url() {
         println!("sandbox listening on {url}/");
     }
+    let monitoring = running.run_mode() == RunMode::Monitor;
     let exit_code = tokio::select! {
         _ = signals.recv() => {
             tracing::info!("shutting down; a second signal exits at once");
+            code::CLEAN
+        }
+        lines = running.backlog_done(), if !monitoring => {
+            match running.run_mode() {
+                RunMode::ShowBacklog => print_backlog(&lines),
+                RunMode::ClearBacklog => println!("backlog cleared: every cursor is at the newest message"),
+                _ => tracing::info!("backlog done; exiting (--no-monitoring)"),
+            }
             code::CLEAN
         }
         reason = running.exit_requested() => {

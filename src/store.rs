@@ -7,6 +7,11 @@
 //! - `mem/1/<agent>/<conversation>` → JSON `{"v":1,"turns":[...]}`
 //! - `acl/1/<message id>` → one byte: the agent chain length troupe knows for that message
 //! - `hook/1/<agent>/<channel id>` → JSON `{"id":..,"token":..}`: a webhook troupe created
+//! - `cur/1/<agent>/<channel id>` → 8 bytes (big-endian): the last message the agent has finished
+//!   with in that channel (answered, or decided not to answer)
+//! - `ans/1/<agent>/<message id>` → empty: the agent has delivered its answer to that message
+//! - `dm/1/<agent>/<channel id>` → empty: a DM channel the agent has seen (Discord gives bots no
+//!   list of them)
 //! - `meta/1/starts` → JSON `{"v":1,"starts_ms":[...]}`: recent start times (crash-loop back-off)
 
 use std::path::{Path, PathBuf};
@@ -189,6 +194,78 @@ impl Store {
         self.flush().await
     }
 
+    /// The agent's cursor in a channel: the last message it has finished with.
+    pub fn cursor(&self, agent: &str, channel_id: u64) -> Result<Option<u64>, StoreError> {
+        let key = format!("cur/1/{agent}/{channel_id}");
+        let v = self.db.get(&key).map_err(|e| classify(&self.path, e))?;
+        match v {
+            None => Ok(None),
+            Some(b) => <[u8; 8]>::try_from(b.as_ref())
+                .map(|b| Some(u64::from_be_bytes(b)))
+                .map_err(|_| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("{key}: not 8 bytes"),
+                }),
+        }
+    }
+
+    /// Moves the agent's cursor in a channel forward (never back).
+    pub fn advance_cursor(&self, agent: &str, channel_id: u64, message_id: u64) -> Result<(), StoreError> {
+        self.db
+            .fetch_and_update(format!("cur/1/{agent}/{channel_id}"), |old| {
+                let old = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, u64::from_be_bytes);
+                Some(old.max(message_id).to_be_bytes().to_vec())
+            })
+            .map(|_| ())
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    /// Whether the agent has delivered an answer to this message.
+    pub fn answered(&self, agent: &str, message_id: u64) -> Result<bool, StoreError> {
+        self.db
+            .contains_key(format!("ans/1/{agent}/{message_id}"))
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    /// Records that the agent delivered its answer to these messages, durably.
+    pub async fn record_answered(&self, agent: &str, message_ids: &[u64]) -> Result<(), StoreError> {
+        for id in message_ids {
+            self.db
+                .insert(format!("ans/1/{agent}/{id}"), &[])
+                .map_err(|e| classify(&self.path, e))?;
+        }
+        self.flush().await
+    }
+
+    /// Remembers a DM channel the agent has seen.
+    pub fn remember_dm(&self, agent: &str, channel_id: u64) -> Result<(), StoreError> {
+        self.db
+            .insert(format!("dm/1/{agent}/{channel_id}"), &[])
+            .map(|_| ())
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    /// Every DM channel the agent has seen.
+    pub fn dm_channels(&self, agent: &str) -> Result<Vec<u64>, StoreError> {
+        let prefix = format!("dm/1/{agent}/");
+        self.db
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|k| {
+                let k = k.map_err(|e| classify(&self.path, e))?;
+                std::str::from_utf8(&k[prefix.len()..])
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        path: self.path.clone(),
+                        detail: format!("bad DM key under {prefix}"),
+                    })
+            })
+            .collect()
+    }
+
     /// Writes everything to disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db
@@ -302,6 +379,27 @@ mod tests {
         let err = Store::open(dir.path()).unwrap_err();
         assert!(matches!(err, StoreError::Locked(_)), "{err}");
         assert!(err.to_string().contains("locked by another process"));
+    }
+
+    #[tokio::test]
+    async fn cursors_answers_and_dm_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.cursor("Ada", 1).unwrap(), None);
+        s.advance_cursor("Ada", 1, 50).unwrap();
+        s.advance_cursor("Ada", 1, 40).unwrap();
+        assert_eq!(s.cursor("Ada", 1).unwrap(), Some(50));
+        assert_eq!(s.cursor("Bea", 1).unwrap(), None);
+        assert!(!s.answered("Ada", 7).unwrap());
+        s.record_answered("Ada", &[7, 8]).await.unwrap();
+        assert!(s.answered("Ada", 8).unwrap() && !s.answered("Bea", 8).unwrap());
+        s.remember_dm("Ada", 99).unwrap();
+        s.remember_dm("Ada", 98).unwrap();
+        s.remember_dm("Ada", 99).unwrap();
+        let mut dms = s.dm_channels("Ada").unwrap();
+        dms.sort_unstable();
+        assert_eq!(dms, vec![98, 99]);
+        assert!(s.dm_channels("Ad").unwrap().is_empty());
     }
 
     #[test]

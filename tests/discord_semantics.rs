@@ -410,6 +410,7 @@ async fn a_rejected_reply_is_not_retried_and_not_remembered() {
     let running = troupe::app::start(config).await.unwrap();
     let sb = Control::new(running.sandbox_url().unwrap());
     sb.wait_connected(&["Ada"]).await;
+    settle(&sb, &["Ada"]).await; // startup replay done: the next /messages call is the reply
     sb.faults(json!({"rest": {"status": 400, "count": 1, "path_contains": "/messages"}}))
         .await;
     let first = sb.say("general", "alice", "<@Ada> first").await;

@@ -455,3 +455,15 @@ async fn the_kubernetes_configmap_holds_a_valid_configuration() {
     let resolved: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(resolved["http"]["listen"], "0.0.0.0:23459", "the probes' port");
 }
+
+#[tokio::test]
+async fn help_names_the_operations_flags() {
+    let out = troupe(&["--help"], &[]).await;
+    for needle in ["--http-listen", "check-config", "s3://BUCKET/KEY"] {
+        assert!(
+            out.stdout.contains(needle),
+            "--help does not mention {needle}:\n{}",
+            out.stdout
+        );
+    }
+}

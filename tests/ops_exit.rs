@@ -216,3 +216,13 @@ async fn a_second_signal_exits_at_once_and_the_store_stays_usable() {
     let store = troupe::store::Store::open(&state).unwrap_or_else(|e| panic!("{e}"));
     store.check().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_run_ends_with_the_exit_request_it_received() {
+    let (mut config, _dir) = common::config("[[agents]]\nname = \"Ada\"\nbackend = \"offline\"\n");
+    config.limits.max_load_average = 0.0;
+    config.limits.check_interval = std::time::Duration::from_millis(50);
+    let ended = troupe::app::run(config, std::future::pending()).await.unwrap();
+    let reason = ended.expect("the watchdog's request ended the run");
+    assert_eq!(reason.code(), 8, "{reason}");
+}

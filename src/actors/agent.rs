@@ -10,10 +10,13 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Supervisio
 
 use super::conversation::{ConversationActor, ConversationArgs, ConversationMsg};
 use super::gateway::{GatewayActor, GatewayArgs};
+use super::replay::{self, BacklogLine, ReplayChannel};
 use super::supervisor::backoff;
 use super::SharedSpec;
 use crate::acl::{self, ChainLength};
+use crate::backlog::{ChannelProgress, Scope};
 use crate::config::WebhookConfig;
+use crate::config::{DryRun, RunMode};
 use crate::discord::gateway::{http_client, ChannelInfo};
 use crate::discord::outbox::WebhookIdentity;
 use crate::discord::{GatewayEvent, Outbox};
@@ -40,6 +43,36 @@ pub enum AgentMsg {
         /// Its waiting messages.
         messages: Vec<crate::message::Inbound>,
     },
+    /// Missed messages of one channel, oldest first, read by the replay task.
+    Backlog {
+        /// Channel.
+        channel: u64,
+        /// Its missed messages.
+        messages: Vec<Inbound>,
+        /// Which replay (a new READY starts a new one).
+        generation: u64,
+    },
+    /// The replay task has read every channel.
+    ReplayDone {
+        /// What it found, for `--show-backlog`.
+        lines: Vec<BacklogLine>,
+        /// Which replay.
+        generation: u64,
+    },
+    /// A conversation is finished with these messages (answered, or failed for good):
+    /// `(channel, message)` pairs. Cursors advance from these.
+    Finished(Vec<(u64, u64)>),
+}
+
+/// Where the agent is between READY and real time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for READY and every GUILD_CREATE.
+    Connecting,
+    /// Reading and answering the backlog; live messages wait in `queued`.
+    Replaying,
+    /// Real time.
+    Live,
 }
 
 /// An agent's state.
@@ -66,6 +99,19 @@ pub struct AgentState {
     bot_dms: Option<u64>,
     /// Per-user message limits.
     limiter: UserRateLimiter,
+    phase: Phase,
+    /// Replays started (each READY starts one); stale replay messages are ignored.
+    generation: u64,
+    /// Live messages that arrived during the replay.
+    queued: Vec<Inbound>,
+    /// Messages the current replay has handed out, so the queue does not answer them twice.
+    replayed: std::collections::HashSet<u64>,
+    /// Per-channel progress, from which cursors advance.
+    progress: HashMap<u64, ChannelProgress>,
+    /// What the last replay found.
+    lines: Vec<BacklogLine>,
+    /// The end of the first replay has been reported to the tracker.
+    reported: bool,
 }
 
 impl Actor for AgentActor {
@@ -78,7 +124,11 @@ impl Actor for AgentActor {
         myself: ActorRef<Self::Msg>,
         spec: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let outbox = Outbox::new(std::sync::Arc::new(http_client(&spec.token, spec.api_base.as_deref())));
+        let outbox = match spec.run.dry_run {
+            // `--no-discord`: replies are printed, not sent.
+            DryRun::NoDiscord => Outbox::printing(),
+            _ => Outbox::new(std::sync::Arc::new(http_client(&spec.token, spec.api_base.as_deref()))),
+        };
         if let Some(WebhookConfig::Existing { id, token }) = &spec.config.webhook {
             let token = token.resolve(&spec.config.name)?;
             // Its channel is learned from Discord once connected (see `setup_webhook`).
@@ -107,6 +157,13 @@ impl Actor for AgentActor {
             early: Vec::new(),
             bot_dms: None,
             limiter,
+            phase: Phase::Connecting,
+            generation: 0,
+            queued: Vec::new(),
+            replayed: std::collections::HashSet::new(),
+            progress: HashMap::new(),
+            lines: Vec::new(),
+            reported: false,
         })
     }
 
@@ -150,6 +207,9 @@ impl Actor for AgentActor {
                 state.spec.cast.add(me.user_id);
                 state.me = Some(me);
                 state.guilds_seen = 0;
+                // A new session (first connect, or a re-identify after the session was lost):
+                // whatever happened meanwhile is replayed before going real-time.
+                state.phase = Phase::Connecting;
                 release_early(&myself, state).await?;
             }
             AgentMsg::Gateway(GatewayEvent::Connection(up)) => {
@@ -177,13 +237,64 @@ impl Actor for AgentActor {
                 setup_webhook(state).await;
                 release_early(&myself, state).await?;
             }
-            AgentMsg::Gateway(GatewayEvent::Message(m)) => {
-                let ready = state.me.as_ref().is_some_and(|me| state.guilds_seen >= me.guilds);
-                if !ready {
-                    state.early.push(m);
-                    return Ok(());
+            AgentMsg::Gateway(GatewayEvent::Message(m)) => match state.phase {
+                Phase::Connecting => state.early.push(m),
+                Phase::Replaying => state.queued.push(m),
+                Phase::Live => on_message(&myself, state, m).await?,
+            },
+            AgentMsg::Backlog {
+                channel,
+                messages,
+                generation,
+            } if generation == state.generation => {
+                let slowmode = state
+                    .channels
+                    .iter()
+                    .find(|c| c.id == channel)
+                    .map_or(Duration::ZERO, |c| c.slowmode);
+                let mut batches: HashMap<ConversationKey, Vec<Inbound>> = HashMap::new();
+                for m in messages {
+                    state.replayed.insert(m.id);
+                    if let Some(m) = admit(state, m, false) {
+                        batches
+                            .entry(ConversationKey::for_message(state.spec.config.memory, &m))
+                            .or_default()
+                            .push(m);
+                    }
                 }
-                on_message(&myself, state, m).await?;
+                for (key, messages) in batches {
+                    if let Some(conversation) = conversation_or_quarantine(&myself, state, key, &messages).await? {
+                        conversation.cast(ConversationMsg::Backlog { messages, slowmode })?;
+                    }
+                }
+                check_done(state);
+            }
+            AgentMsg::ReplayDone { lines, generation } if generation == state.generation => {
+                tracing::info!(agent = %state.spec.config.name, channels = lines.len(), missed = lines.iter().map(|l| l.count).sum::<usize>(), "backlog replayed; going real-time");
+                state.lines = lines;
+                state.phase = Phase::Live;
+                if matches!(state.spec.run.mode, RunMode::ShowBacklog | RunMode::ClearBacklog) {
+                    state.queued.clear();
+                } else {
+                    let mut queued = std::mem::take(&mut state.queued);
+                    queued.sort_by_key(|m| m.id);
+                    for m in queued {
+                        if !state.replayed.contains(&m.id) {
+                            on_message(&myself, state, m).await?;
+                        }
+                    }
+                }
+                state.replayed.clear();
+                check_done(state);
+            }
+            AgentMsg::Backlog { .. } | AgentMsg::ReplayDone { .. } => {
+                tracing::debug!(agent = %state.spec.config.name, "result of a superseded replay ignored");
+            }
+            AgentMsg::Finished(done) => {
+                for (channel, id) in done {
+                    finish(state, channel, id);
+                }
+                check_done(state);
             }
         }
         Ok(())
@@ -242,55 +353,19 @@ impl Actor for AgentActor {
     }
 }
 
-/// Routing of one live message: its chain length (the highest troupe knows), the decision,
-/// the per-user limit, then its conversation.
-async fn on_message(
-    myself: &ActorRef<AgentMsg>,
-    state: &mut AgentState,
-    mut m: Inbound,
-) -> Result<(), ActorProcessingErr> {
+/// One live message: admitted (chain, routing, progress), then rate-limited per user, then
+/// handed to its conversation.
+async fn on_message(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: Inbound) -> Result<(), ActorProcessingErr> {
     telemetry::message_received(&state.spec.config.name);
-    let Some(me) = state.me.as_ref().map(|me| me.user_id) else {
-        return Ok(());
-    };
-    let store = &state.spec.store;
-    let recorded = store.chain(m.id).ok().flatten();
-    let replied = m
-        .reply_to
-        .as_ref()
-        .and_then(|r| store.chain(r.message_id).ok().flatten());
-    m.chain = acl::inbound_chain(m.chain, recorded, m.author_is_bot, replied);
-    if m.chain > ChainLength::HUMAN {
-        if let Err(e) = store.record_chain(m.id, m.chain) {
-            tracing::warn!(agent = %state.spec.config.name, error = %e, "cannot record a chain length");
-        }
-    }
-    let my_ids: Vec<u64> = std::iter::once(me).chain(state.outbox.webhook_id()).collect();
-    let channels = &state.channels;
-    let writable = |c: u64| channels.iter().any(|x| x.id == c && x.writable);
-    let ctx = routing::Context {
-        me: &my_ids,
-        triggers: &state.spec.config.triggers,
-        listen_channels: &state.listen_channels,
-        bot_dms: state.bot_dms,
-        writable: &writable,
-        max_chain: state.spec.discord.max_chain,
-    };
-    let decision = routing::decide(&ctx, &m, m.chain);
-    tracing::debug!(agent = %state.spec.config.name, message_id = m.id, channel = m.channel_id, chain = %m.chain, ?decision, "routing");
-    let (processed, reason) = match decision {
-        Decision::Process(r) => (true, r),
-        Decision::Ignore(r) => (false, r),
-    };
-    telemetry::message_routed(&state.spec.config.name, processed, reason.label());
-    if reason == routing::Reason::ChainLimit {
-        telemetry::chain_blocked(&state.spec.config.name);
-    }
-    let Decision::Process(_) = decision else { return Ok(()) };
+    let Some(m) = admit(state, m, true) else { return Ok(()) };
     match state.limiter.check(m.author_id, Instant::now()) {
         Verdict::Allow => route(myself, state, m).await,
         Verdict::Notice => {
             tracing::info!(agent = %state.spec.config.name, user = m.author_id, "user over the rate limit; one notice sent");
+            finish(state, m.channel_id, m.id);
+            if state.spec.run.dry_run != DryRun::None {
+                return Ok(());
+            }
             let (outbox, spec) = (state.outbox.clone(), state.spec.clone());
             tokio::spawn(async move {
                 let d = outbox
@@ -310,9 +385,163 @@ async fn on_message(
         }
         Verdict::Drop => {
             tracing::debug!(agent = %state.spec.config.name, user = m.author_id, message_id = m.id, "user over the rate limit; not answered");
+            finish(state, m.channel_id, m.id);
             Ok(())
         }
     }
+}
+
+/// Decides whether the agent processes a message (live or replayed): its chain length (the
+/// highest troupe knows), whether it was already answered, the routing rules. Tracks progress:
+/// a processed message is in flight until its conversation finishes it; any other is finished
+/// at once. Returns the message to process.
+fn admit(state: &mut AgentState, mut m: Inbound, live: bool) -> Option<Inbound> {
+    let me = state.me.as_ref()?.user_id;
+    let name = &state.spec.config.name;
+    let store = &state.spec.store;
+    let dry = state.spec.run.dry_run != DryRun::None;
+    if m.is_dm() && !dry {
+        if let Err(e) = store.remember_dm(name, m.channel_id) {
+            tracing::warn!(agent = %name, error = %e, "cannot remember a DM channel");
+        }
+    }
+    if state.progress.get(&m.channel_id).is_some_and(|p| p.is_in_flight(m.id)) {
+        return None; // already being answered
+    }
+    if store.answered(name, m.id).unwrap_or(false) {
+        tracing::debug!(agent = %name, message_id = m.id, "already answered; skipped");
+        finish(state, m.channel_id, m.id);
+        return None;
+    }
+    let recorded = store.chain(m.id).ok().flatten();
+    let replied = m
+        .reply_to
+        .as_ref()
+        .and_then(|r| store.chain(r.message_id).ok().flatten());
+    m.chain = acl::inbound_chain(m.chain, recorded, m.author_is_bot, replied);
+    if m.chain > ChainLength::HUMAN {
+        if let Err(e) = store.record_chain(m.id, m.chain) {
+            tracing::warn!(agent = %name, error = %e, "cannot record a chain length");
+        }
+    }
+    let my_ids: Vec<u64> = std::iter::once(me).chain(state.outbox.webhook_id()).collect();
+    let channels = &state.channels;
+    let writable = |c: u64| channels.iter().any(|x| x.id == c && x.writable);
+    let ctx = routing::Context {
+        me: &my_ids,
+        triggers: &state.spec.config.triggers,
+        listen_channels: &state.listen_channels,
+        bot_dms: state.bot_dms,
+        writable: &writable,
+        max_chain: state.spec.discord.max_chain,
+    };
+    let decision = routing::decide(&ctx, &m, m.chain);
+    tracing::debug!(agent = %name, message_id = m.id, channel = m.channel_id, chain = %m.chain, live, ?decision, "routing");
+    let (processed, reason) = match decision {
+        Decision::Process(r) => (true, r),
+        Decision::Ignore(r) => (false, r),
+    };
+    telemetry::message_routed(name, processed, reason.label());
+    if reason == routing::Reason::ChainLimit {
+        telemetry::chain_blocked(name);
+    }
+    if processed {
+        state.progress.entry(m.channel_id).or_default().start(m.id);
+        Some(m)
+    } else {
+        finish(state, m.channel_id, m.id);
+        None
+    }
+}
+
+/// A message is finished with: advance the channel's cursor as far as progress allows.
+fn finish(state: &mut AgentState, channel: u64, id: u64) {
+    let progress = state.progress.entry(channel).or_default();
+    progress.finish(id);
+    let cursor = progress.cursor();
+    if cursor > 0 && state.spec.run.dry_run == DryRun::None {
+        if let Err(e) = state
+            .spec
+            .store
+            .advance_cursor(&state.spec.config.name, channel, cursor)
+        {
+            tracing::warn!(agent = %state.spec.config.name, error = %e, "cannot save a cursor");
+        }
+    }
+}
+
+/// With `--no-monitoring`, `--show-backlog` or `--clear-backlog`: once live and with nothing in
+/// flight, tell the tracker this agent is done.
+fn check_done(state: &mut AgentState) {
+    if state.reported || state.phase != Phase::Live {
+        return;
+    }
+    if state.progress.values().all(ChannelProgress::is_idle) {
+        state.reported = true;
+        state.spec.tracker.done(&state.spec.config.name, state.lines.clone());
+    }
+}
+
+/// Starts the replay of what this agent missed: DMs, then the bot-DMs channel, then guild
+/// text channels it can write in, each subject to `--scope`.
+fn begin_replay(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
+    state.generation += 1;
+    state.phase = Phase::Replaying;
+    state.replayed.clear();
+    state.queued.append(&mut state.early);
+    let spec = &state.spec;
+    let mut channels = Vec::new();
+    for scope in [Scope::Dms, Scope::BotDms, Scope::Text] {
+        if !spec.run.scopes.contains(&scope) {
+            continue;
+        }
+        match scope {
+            Scope::Dms => {
+                let mut dms = spec.store.dm_channels(&spec.config.name).unwrap_or_default();
+                dms.extend(spec.config.dm_channels.iter().copied());
+                dms.sort_unstable();
+                dms.dedup();
+                channels.extend(dms.into_iter().map(|id| ReplayChannel {
+                    scope,
+                    id,
+                    name: format!("dm:{id}"),
+                }));
+            }
+            Scope::BotDms => {
+                if let Some(c) = state
+                    .bot_dms
+                    .and_then(|id| state.channels.iter().find(|c| c.id == id && c.writable))
+                {
+                    channels.push(ReplayChannel {
+                        scope,
+                        id: c.id,
+                        name: c.name.clone(),
+                    });
+                }
+            }
+            Scope::Text => {
+                let mut text: Vec<&ChannelInfo> = state
+                    .channels
+                    .iter()
+                    .filter(|c| c.writable && Some(c.id) != state.bot_dms)
+                    .collect();
+                text.sort_by(|a, b| (a.guild_id, &a.name).cmp(&(b.guild_id, &b.name)));
+                channels.extend(text.into_iter().map(|c| ReplayChannel {
+                    scope,
+                    id: c.id,
+                    name: c.name.clone(),
+                }));
+            }
+        }
+    }
+    let http = std::sync::Arc::new(http_client(&spec.token, spec.api_base.as_deref()));
+    tokio::spawn(replay::run(
+        spec.clone(),
+        http,
+        myself.clone(),
+        channels,
+        state.generation,
+    ));
 }
 
 /// Looks an existing webhook up, to learn its channel.
@@ -392,36 +621,45 @@ async fn setup_webhook(state: &mut AgentState) {
 
 /// Hands a message the agent answers to its conversation, unless that conversation is
 /// quarantined after repeated failures.
-async fn route(
-    myself: &ActorRef<AgentMsg>,
-    state: &mut AgentState,
-    m: crate::message::Inbound,
-) -> Result<(), ActorProcessingErr> {
+async fn route(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: Inbound) -> Result<(), ActorProcessingErr> {
     let key = ConversationKey::for_message(state.spec.config.memory, &m);
-    if let Some(until) = state.quarantined.get(&key) {
-        if *until > Instant::now() {
-            tracing::warn!(agent = %state.spec.config.name, ?key, message_id = m.id, "conversation quarantined after repeated failures; message not answered");
-            return Ok(());
-        }
-        state.quarantined.remove(&key);
-    }
     let slowmode = state
         .channels
         .iter()
         .find(|c| c.id == m.channel_id)
         .map_or(Duration::ZERO, |c| c.slowmode);
-    let conversation = conversation_for(myself, state, key).await?;
-    conversation.cast(ConversationMsg::Inbound { message: m, slowmode })?;
+    if let Some(conversation) = conversation_or_quarantine(myself, state, key, std::slice::from_ref(&m)).await? {
+        conversation.cast(ConversationMsg::Inbound { message: m, slowmode })?;
+    }
     Ok(())
 }
 
-/// Once READY and every GUILD_CREATE are in, handles the messages that overtook them.
-/// They are handled here, in arrival order, before anything queued behind them.
-async fn release_early(myself: &ActorRef<AgentMsg>, state: &mut AgentState) -> Result<(), ActorProcessingErr> {
-    if state.me.as_ref().is_some_and(|me| state.guilds_seen >= me.guilds) {
-        for m in std::mem::take(&mut state.early) {
-            on_message(myself, state, m).await?;
+/// The conversation for a key, unless it is quarantined after repeated failures: then the
+/// messages are finished unanswered (logged).
+async fn conversation_or_quarantine(
+    myself: &ActorRef<AgentMsg>,
+    state: &mut AgentState,
+    key: ConversationKey,
+    messages: &[Inbound],
+) -> Result<Option<ActorRef<ConversationMsg>>, ActorProcessingErr> {
+    if let Some(until) = state.quarantined.get(&key) {
+        if *until > Instant::now() {
+            for m in messages {
+                tracing::warn!(agent = %state.spec.config.name, ?key, message_id = m.id, "conversation quarantined after repeated failures; message not answered");
+                finish(state, m.channel_id, m.id);
+            }
+            return Ok(None);
         }
+        state.quarantined.remove(&key);
+    }
+    Ok(Some(conversation_for(myself, state, key).await?))
+}
+
+/// Once READY and every GUILD_CREATE are in, handles the messages that overtook them.
+/// They wait, with every live message, until the replay of what was missed is done.
+async fn release_early(myself: &ActorRef<AgentMsg>, state: &mut AgentState) -> Result<(), ActorProcessingErr> {
+    if state.phase == Phase::Connecting && state.me.as_ref().is_some_and(|me| state.guilds_seen >= me.guilds) {
+        begin_replay(myself, state);
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use super::agent::AgentMsg;
 use super::{Cast, GaugeGuard, SharedSpec};
 use crate::acl::{self, ChainLength, ReplyDecision};
-use crate::config::DiscordSettings;
+use crate::config::{DiscordSettings, DryRun};
 use crate::discord::outbox::Reply;
 use crate::discord::Outbox;
 use crate::memory::{self, MemoryTurn};
@@ -63,6 +63,13 @@ pub enum ConversationMsg {
         /// Its channel's slowmode.
         slowmode: Duration,
     },
+    /// Missed messages read by the backlog replay: answered together, in one turn, at once.
+    Backlog {
+        /// The messages, oldest first.
+        messages: Vec<Inbound>,
+        /// Their channel's slowmode.
+        slowmode: Duration,
+    },
     /// Start the next turn if idle; `batch` answers every waiting message together (after a
     /// bot delay), otherwise only the oldest.
     Start {
@@ -98,6 +105,10 @@ pub struct ConversationState {
     memory: Vec<MemoryTurn>,
     idle_generation: u64,
     slowmode: std::collections::HashMap<u64, Duration>,
+    /// Backlog messages wait: the next turn starts at once and answers everything together.
+    backlog_waiting: bool,
+    /// `(channel, message)` of the turn in flight, reported finished if it panics.
+    in_turn: Vec<(u64, u64)>,
     _gauge: GaugeGuard,
 }
 
@@ -121,6 +132,8 @@ impl Actor for ConversationActor {
             memory,
             idle_generation: 0,
             slowmode: std::collections::HashMap::new(),
+            backlog_waiting: false,
+            in_turn: Vec::new(),
         };
         arm_idle_timer(&myself, &mut state);
         Ok(state)
@@ -136,10 +149,20 @@ impl Actor for ConversationActor {
             ConversationMsg::Inbound { message: m, slowmode } => {
                 if state.pending.len() >= state.args.spec.conversations.queue_limit {
                     tracing::warn!(agent = %state.args.spec.config.name, key = ?state.args.key, message_id = m.id, "conversation queue full; message not answered");
+                    let _ = state.args.agent.cast(AgentMsg::Finished(vec![(m.channel_id, m.id)]));
                     return Ok(());
                 }
                 state.slowmode.insert(m.channel_id, slowmode);
                 state.pending.insert(m.id, m);
+                arm_idle_timer(&myself, state);
+                schedule_start(&myself, state);
+            }
+            ConversationMsg::Backlog { messages, slowmode } => {
+                for m in messages {
+                    state.slowmode.insert(m.channel_id, slowmode);
+                    state.pending.insert(m.id, m);
+                }
+                state.backlog_waiting = true;
                 arm_idle_timer(&myself, state);
                 schedule_start(&myself, state);
             }
@@ -149,6 +172,8 @@ impl Actor for ConversationActor {
             }
             ConversationMsg::TurnDone(outcome) => {
                 state.turn = None;
+                let done = std::mem::take(&mut state.in_turn);
+                let _ = state.args.agent.cast(AgentMsg::Finished(done));
                 state.memory = outcome.memory;
                 if let Err(e) = outcome.reply {
                     tracing::warn!(agent = %state.args.spec.config.name, message_id = outcome.message_id, error = %e, "turn failed");
@@ -158,6 +183,10 @@ impl Actor for ConversationActor {
             }
             ConversationMsg::TurnPanicked(why) => {
                 state.turn = None;
+                // The message whose turn panicked is finished with (not retried: it may be
+                // the cause).
+                let done = std::mem::take(&mut state.in_turn);
+                let _ = state.args.agent.cast(AgentMsg::Finished(done));
                 // Hand the waiting messages back before failing, so the restarted conversation
                 // answers them; the message whose turn panicked is not among them.
                 let waiting: Vec<Inbound> = std::mem::take(&mut state.pending).into_values().collect();
@@ -228,12 +257,14 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState,
         return;
     }
     let messages: Vec<Inbound> = if batch {
+        state.backlog_waiting = false;
         std::mem::take(&mut state.pending).into_values().collect()
     } else {
         state.pending.pop_first().map(|(_, m)| m).into_iter().collect()
     };
     let Some(latest) = messages.last() else { return };
     let message_id = latest.id;
+    state.in_turn = messages.iter().map(|m| (m.channel_id, m.id)).collect();
     let slowmode = state.slowmode.get(&latest.channel_id).copied().unwrap_or_default();
     let spec = state.args.spec.clone();
     let outbox = state.args.outbox.clone();
@@ -301,13 +332,42 @@ async fn run_turn(
 ) -> (Vec<MemoryTurn>, Result<String, String>) {
     let name = &spec.config.name;
     let limits = spec.config.memory_limits;
+    let dry = spec.run.dry_run;
     let Some(latest) = batch.last() else {
         return (memory, Err("empty batch".into()));
     };
+    // Dry runs leave the store untouched.
+    let save = |memory: Vec<MemoryTurn>| async move {
+        if dry == DryRun::None {
+            spec.store
+                .save_memory(name, key, &memory)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(memory)
+    };
+    if dry == DryRun::NoAgent {
+        let ids: Vec<u64> = batch.iter().map(|m| m.id).collect();
+        println!(
+            "[no-agent] {name} would answer {ids:?} in channel {}",
+            latest.channel_id
+        );
+        return (memory, Ok(String::new()));
+    }
     let chain = acl::batch_chain(batch.iter().map(|m| m.chain));
+    // A reply remembered for this message but never confirmed delivered (troupe stopped in
+    // between): deliver that same reply again. Its nonce makes Discord return the first copy
+    // if it did arrive, so nothing is answered twice and no tokens are spent twice.
+    let remembered = memory
+        .iter()
+        .rev()
+        .find(|t| t.assistant && t.message_id == latest.id)
+        .map(|t| t.content.clone());
     let history: Vec<_> = memory.iter().map(MemoryTurn::to_prompt).collect();
     let fresh: Vec<MemoryTurn> = batch
         .iter()
+        // A message already in memory (replayed after a restart) is not added again.
+        .filter(|m| !memory.iter().any(|t| !t.assistant && t.message_id == m.id))
         .map(|m| MemoryTurn {
             assistant: false,
             author: m.author_name.clone(),
@@ -324,64 +384,65 @@ async fn run_turn(
             // the last line of defence. No tokens are spent.
             tracing::warn!(agent = %name, message_id = latest.id, chain = %would_be, "reply would exceed the chain limit; not sent");
             telemetry::chain_blocked(name);
-            let saved = spec
-                .store
-                .save_memory(name, key, &memory)
-                .await
-                .map_err(|e| e.to_string());
-            return (memory, saved.and(Err("chain limit".to_string())));
+            return match save(memory.clone()).await {
+                Ok(m) => (m, Err("chain limit".to_string())),
+                Err(e) => (memory, Err(e)),
+            };
         }
         d => d,
     };
-    outbox.typing(latest.channel_id).await;
-    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let fresh_prompt: Vec<_> = fresh.iter().map(MemoryTurn::to_prompt).collect();
-    let mut prompt = crate::prompt::build(name, &spec.config.system_prompt, &date, &history, &fresh_prompt);
     let courtesy = matches!(reply_chain, ReplyDecision::SendWithCourtesy { .. }).then(|| spec.discord.courtesy.clone());
-    if courtesy.is_some() {
-        prompt.system.push_str("\n\nThis reply ends an agent chain that has reached its limit: it is the last message, and no reply to it is expected.");
-    }
-
-    let completion = match spec.pool.acquire(name).await {
-        Ok(_permit) => {
-            let started = std::time::Instant::now();
-            let result = spec.backend.complete(&prompt).await;
-            let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
-            telemetry::llm_request(&spec.config.backend, outcome, Some(started.elapsed()));
-            if let Some(usage) = result.as_ref().ok().and_then(|c| c.usage.as_ref()) {
-                telemetry::llm_tokens(name, usage.input_tokens, usage.output_tokens);
+    let (text, with_reply) = match remembered {
+        Some(text) => (text, memory.clone()),
+        None => {
+            outbox.typing(latest.channel_id).await;
+            let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+            let fresh_prompt: Vec<_> = fresh.iter().map(MemoryTurn::to_prompt).collect();
+            let mut prompt = crate::prompt::build(name, &spec.config.system_prompt, &date, &history, &fresh_prompt);
+            if courtesy.is_some() {
+                prompt.system.push_str("\n\nThis reply ends an agent chain that has reached its limit: it is the last message, and no reply to it is expected.");
             }
-            result.map_err(|e| e.to_string())
-        }
-        Err(full) => {
-            telemetry::llm_request(&spec.config.backend, "queue_full", None);
-            Err(full.to_string())
+            let completion = match spec.pool.acquire(name).await {
+                Ok(_permit) => {
+                    let started = std::time::Instant::now();
+                    let result = spec.backend.complete(&prompt).await;
+                    let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+                    telemetry::llm_request(&spec.config.backend, outcome, Some(started.elapsed()));
+                    if let Some(usage) = result.as_ref().ok().and_then(|c| c.usage.as_ref()) {
+                        telemetry::llm_tokens(name, usage.input_tokens, usage.output_tokens);
+                    }
+                    result.map_err(|e| e.to_string())
+                }
+                Err(full) => {
+                    telemetry::llm_request(&spec.config.backend, "queue_full", None);
+                    Err(full.to_string())
+                }
+            };
+            let text = match completion {
+                Ok(c) => c.text,
+                Err(e) => {
+                    return match save(memory.clone()).await {
+                        Ok(m) => (m, Err(e)),
+                        Err(saved) => (memory, Err(saved)),
+                    };
+                }
+            };
+            // Memory (with the reply) is durable before the reply is sent.
+            let mut with_reply = memory.clone();
+            with_reply.push(MemoryTurn {
+                assistant: true,
+                author: name.clone(),
+                content: text.clone(),
+                message_id: latest.id,
+                time_ms: now_ms(),
+            });
+            memory::trim(&mut with_reply, limits);
+            match save(with_reply).await {
+                Ok(w) => (text, w),
+                Err(e) => return (memory, Err(e)),
+            }
         }
     };
-    let text = match completion {
-        Ok(c) => c.text,
-        Err(e) => {
-            let saved = spec
-                .store
-                .save_memory(name, key, &memory)
-                .await
-                .map_err(|e| e.to_string());
-            return (memory, Err(saved.err().unwrap_or(e)));
-        }
-    };
-    // Memory (with the reply) is durable before the reply is sent.
-    let mut with_reply = memory.clone();
-    with_reply.push(MemoryTurn {
-        assistant: true,
-        author: name.clone(),
-        content: text.clone(),
-        message_id: latest.id,
-        time_ms: now_ms(),
-    });
-    memory::trim(&mut with_reply, limits);
-    if let Err(e) = spec.store.save_memory(name, key, &with_reply).await {
-        return (memory, Err(e.to_string()));
-    }
     let reply = Reply {
         channel_id: latest.channel_id,
         reply_to: Some(latest.id),
@@ -398,13 +459,25 @@ async fn run_turn(
     if let Some(e) = &delivered.error {
         telemetry::discord_rest_error(e.status);
     }
-    for id in &delivered.message_ids {
-        if let Err(e) = spec.store.record_chain(*id, reply.chain) {
-            tracing::warn!(agent = %name, error = %e, "cannot record a chain length");
+    if dry == DryRun::None {
+        for id in &delivered.message_ids {
+            if let Err(e) = spec.store.record_chain(*id, reply.chain) {
+                tracing::warn!(agent = %name, error = %e, "cannot record a chain length");
+            }
         }
     }
     match delivered.error {
-        None => (with_reply, Ok(delivered.text)),
+        None => {
+            if dry == DryRun::None {
+                // The completion record: keyed by the answered messages themselves, whatever
+                // the reply looks like (references are optional on Discord's side).
+                let ids: Vec<u64> = batch.iter().map(|m| m.id).collect();
+                if let Err(e) = spec.store.record_answered(name, &ids).await {
+                    tracing::warn!(agent = %name, error = %e, "cannot record answered messages");
+                }
+            }
+            (with_reply, Ok(delivered.text))
+        }
         Some(e) => {
             tracing::warn!(agent = %name, message_id = latest.id, status = ?e.status, delivered_parts = delivered.message_ids.len(), reason = %e.reason, "discord rejected the reply");
             // Remember only what the channel shows: never a reply Discord refused.
@@ -419,8 +492,10 @@ async fn run_turn(
                 });
                 memory::trim(&mut shown, limits);
             }
-            let _ = spec.store.save_memory(name, key, &shown).await;
-            (shown, Err(e.to_string()))
+            match save(shown.clone()).await {
+                Ok(m) => (m, Err(e.to_string())),
+                Err(_) => (shown, Err(e.to_string())),
+            }
         }
     }
 }
@@ -502,6 +577,15 @@ mod tests {
             cast: Default::default(),
             health: std::sync::Arc::new(crate::ops::health::Health::new(["Ada"])),
             exits: crate::ops::exit::ExitRequests::new(),
+            breaker: std::sync::Arc::new(crate::ops::breakers::AgentBreaker::new(
+                "Ada",
+                Default::default(),
+                std::sync::Arc::new(crate::ops::health::Health::new(["Ada"])),
+                crate::ops::exit::ExitRequests::new(),
+            )),
+            backlog: config.backlog,
+            run: config.run.clone(),
+            tracker: super::super::replay::ReplayTracker::new(["Ada"]),
         });
         let (agent, _) = Actor::spawn(None, NoAgent, ()).await.unwrap();
         let outbox = Outbox::printing();

@@ -12,10 +12,12 @@
 //! - [`agent`]: decides what its agent answers, feeds conversations, restarts failed children.
 //! - [`gateway`]: owns one bot's gateway connection and forwards its events to the agent.
 //! - [`conversation`]: answers one conversation's messages in ID order, one turn at a time.
+//! - [`replay`]: reads an agent's missed messages (startup and after a re-identify).
 
 pub mod agent;
 pub mod conversation;
 pub mod gateway;
+pub mod replay;
 pub mod supervisor;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -79,6 +81,12 @@ pub struct AgentSpec {
     pub bot_dms_channel: Option<String>,
     /// Every agent's IDs.
     pub cast: Arc<Cast>,
+    /// Backlog replay bounds.
+    pub backlog: crate::backlog::Bounds,
+    /// What this run does (monitor, backlog only, show/clear backlog; dry runs; scopes).
+    pub run: crate::config::RunOptions,
+    /// Where agents report the end of their replay.
+    pub tracker: Arc<replay::ReplayTracker>,
     /// What `/readiness` reports: set the agent's gateway and breaker states here.
     pub health: Arc<crate::ops::health::Health>,
     /// Requests a clean exit with a code (a breaker tripped with `on_trip = "exit"`).

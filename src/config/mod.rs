@@ -44,6 +44,10 @@ pub struct Config {
     pub store_path: PathBuf,
     /// Conversation actors' limits.
     pub conversations: ConversationSettings,
+    /// Backlog replay bounds.
+    pub backlog: crate::backlog::Bounds,
+    /// How this run behaves (set from the command line).
+    pub run: RunOptions,
     /// Live mode: a Discord-compatible API base replacing `https://discord.com`.
     pub discord_api_url: Option<String>,
     /// Address of the operations HTTP server (`[http] listen`).
@@ -67,6 +71,53 @@ pub enum Mode {
     Sandbox,
     /// Discord itself.
     Live,
+}
+
+/// What a run does: monitor in real time (default) or only handle the backlog, and whether
+/// it is a dry run. Set from the command line, not the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    /// What to do.
+    pub mode: RunMode,
+    /// Dry runs leave the store untouched.
+    pub dry_run: DryRun,
+    /// Which kinds of channel the backlog replay covers.
+    pub scopes: Vec<crate::backlog::Scope>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        use crate::backlog::Scope;
+        Self {
+            mode: RunMode::Monitor,
+            dry_run: DryRun::None,
+            scopes: vec![Scope::Dms, Scope::BotDms, Scope::Text],
+        }
+    }
+}
+
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Replay the backlog, then answer in real time until stopped.
+    Monitor,
+    /// Replay the backlog, then exit (`--no-monitoring`).
+    BacklogOnly,
+    /// List what would be replayed, then exit (`--show-backlog`).
+    ShowBacklog,
+    /// Move every cursor to the newest message without processing, then exit (`--clear-backlog`).
+    ClearBacklog,
+}
+
+/// Dry runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    /// A real run.
+    None,
+    /// Decide what to answer, but call no model and send nothing (`--no-agent`).
+    NoAgent,
+    /// Call the model, but print replies instead of sending them (`--no-discord`).
+    NoDiscord,
 }
 
 /// Limits of conversation actors.
@@ -188,6 +239,8 @@ pub struct AgentConfig {
     pub webhook: Option<WebhookConfig>,
     /// Avatar for webhook messages.
     pub avatar_url: Option<String>,
+    /// DM channels to replay even if not seen yet.
+    pub dm_channels: Vec<u64>,
     /// Where its bot token comes from.
     pub token: TokenSource,
     /// Its turns' circuit breaker (`[breaker]`, or its own `breaker = {...}`).
@@ -482,6 +535,34 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         }
     };
 
+    let backlog = {
+        let d = crate::backlog::Bounds::default();
+        let b = &raw.backlog;
+        let mut ranged = |field: &str, v: &Option<Spanned<i64>>, default: u64, max: i64| -> u64 {
+            match v.as_ref().map(|m| (*m.get_ref(), m.span())) {
+                None => default,
+                Some((n, _)) if (1..=max).contains(&n) => n as u64,
+                Some((n, span)) => {
+                    err(
+                        Some(span),
+                        format!("backlog.{field}"),
+                        format!("{n} is out of range; use 1 to {max}"),
+                    );
+                    default
+                }
+            }
+        };
+        crate::backlog::Bounds {
+            max_age: std::time::Duration::from_secs(ranged(
+                "max_age_secs",
+                &b.max_age_secs,
+                d.max_age.as_secs(),
+                365 * 86_400,
+            )),
+            max_messages: ranged("max_messages", &b.max_messages, d.max_messages as u64, 1_000_000) as usize,
+        }
+    };
+
     let mut backends = BTreeMap::new();
     for (name, b) in &raw.backends {
         let b = b.get_ref();
@@ -660,6 +741,21 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
             .webhook
             .as_ref()
             .and_then(|w| webhook_config(w, &field, &name, &mut err));
+        let dm_channels = a
+            .dm_channels
+            .iter()
+            .filter_map(|c| match c.get_ref().parse::<u64>() {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    err(
+                        Some(c.span()),
+                        field("dm_channels"),
+                        format!("agent `{name}`: `{}` is not a channel ID", c.get_ref()),
+                    );
+                    None
+                }
+            })
+            .collect();
         agents.push(AgentConfig {
             name,
             backend: a.backend.get_ref().clone(),
@@ -674,6 +770,7 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
                 everyone: a.triggers.everyone,
             },
             webhook,
+            dm_channels,
             avatar_url: a.avatar_url.clone(),
             token,
             breaker,
@@ -693,6 +790,8 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
             discord,
             store_path: PathBuf::from(raw.store.path.unwrap_or_else(|| "state".to_string())),
             conversations,
+            backlog,
+            run: RunOptions::default(),
             discord_api_url,
             http_listen,
             breaker,

@@ -25,6 +25,9 @@ pub struct RawConfig {
     /// Conversation actors' limits.
     #[serde(default)]
     pub conversations: RawConversations,
+    /// Backlog replay bounds.
+    #[serde(default)]
+    pub backlog: RawBacklog,
     /// The operations HTTP server.
     #[serde(default)]
     pub http: RawHttp,
@@ -125,6 +128,16 @@ pub struct RawRestarts {
 pub struct RawStore {
     /// Directory of the sled store.
     pub path: Option<String>,
+}
+
+/// `[backlog]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBacklog {
+    /// Messages older than this many seconds are not replayed (default 7 days).
+    pub max_age_secs: Option<Spanned<i64>>,
+    /// At most this many (the newest) missed messages are replayed per channel (default 1000).
+    pub max_messages: Option<Spanned<i64>>,
 }
 
 /// `[conversations]`.
@@ -265,6 +278,9 @@ pub struct RawAgent {
     pub webhook: Option<RawWebhook>,
     /// Avatar shown on webhook messages.
     pub avatar_url: Option<String>,
+    /// DM channel IDs to replay even if troupe has not seen them yet.
+    #[serde(default)]
+    pub dm_channels: Vec<Spanned<String>>,
     /// Overrides of `[breaker]` for this agent.
     pub breaker: Option<Spanned<RawBreaker>>,
 }

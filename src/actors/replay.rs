@@ -1,0 +1,245 @@
+//! Backlog replay for one agent: the task that reads what was missed (DMs, then the bot-DMs
+//! channel, then guild text channels, subject to `--scope`), page by page, and hands each
+//! channel's messages to the agent; and the tracker through which agents report, so
+//! `--no-monitoring`, `--show-backlog` and `--clear-backlog` know when every agent is done.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use ractor::ActorRef;
+use serenity::all::Http;
+use tokio::sync::Notify;
+
+use super::agent::AgentMsg;
+use super::SharedSpec;
+use crate::backlog::{self, Scope, Start};
+use crate::config::RunMode;
+use crate::discord::history;
+use crate::sandbox::snowflake;
+
+/// One line of `--show-backlog`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BacklogLine {
+    /// Agent.
+    pub agent: String,
+    /// Channel kind.
+    pub scope: Scope,
+    /// Channel (name, or ID for DMs).
+    pub channel: String,
+    /// Messages that would be replayed.
+    pub count: usize,
+    /// Oldest and newest of them (Unix ms), if any.
+    pub span: Option<(u64, u64)>,
+    /// Older messages beyond the bounds, not replayed.
+    pub skipped: usize,
+}
+
+/// Where agents report the end of their replay.
+#[derive(Debug, Default)]
+pub struct ReplayTracker {
+    inner: Mutex<TrackerState>,
+    notify: Notify,
+}
+
+#[derive(Debug, Default)]
+struct TrackerState {
+    waiting: HashSet<String>,
+    lines: Vec<BacklogLine>,
+}
+
+impl ReplayTracker {
+    /// A tracker waiting for these agents.
+    pub fn new<'a>(agents: impl IntoIterator<Item = &'a str>) -> Arc<Self> {
+        let t = Self::default();
+        t.inner.lock().expect("tracker lock").waiting = agents.into_iter().map(str::to_string).collect();
+        Arc::new(t)
+    }
+
+    /// An agent finished its backlog (and, with `--no-monitoring`, every turn it started).
+    pub fn done(&self, agent: &str, lines: Vec<BacklogLine>) {
+        let mut s = self.inner.lock().expect("tracker lock");
+        if s.waiting.remove(agent) {
+            s.lines.extend(lines);
+        }
+        drop(s);
+        self.notify.notify_waiters();
+    }
+
+    /// Waits until every agent is done; returns the backlog lines, agents and channels in order.
+    pub async fn all_done(&self) -> Vec<BacklogLine> {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let s = self.inner.lock().expect("tracker lock");
+                if s.waiting.is_empty() {
+                    let mut lines = s.lines.clone();
+                    lines.sort_by(|a, b| (&a.agent, a.scope).cmp(&(&b.agent, b.scope)));
+                    return lines;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A channel to replay.
+#[derive(Debug, Clone)]
+pub struct ReplayChannel {
+    /// Its kind.
+    pub scope: Scope,
+    /// ID.
+    pub id: u64,
+    /// Name for output.
+    pub name: String,
+}
+
+/// Reads each channel's backlog in order and casts it to the agent, then `ReplayDone`.
+/// In `--show-backlog` mode it only counts; in `--clear-backlog` mode it moves cursors to the
+/// newest message. Channels never seen before start at their newest message.
+pub async fn run(
+    spec: SharedSpec,
+    http: Arc<Http>,
+    agent: ActorRef<AgentMsg>,
+    channels: Vec<ReplayChannel>,
+    generation: u64,
+) {
+    let name = spec.config.name.clone();
+    let mut lines = Vec::new();
+    let progress = progress_bar(&name, channels.len());
+    for c in channels {
+        let cursor = match spec.store.cursor(&name, c.id) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(agent = %name, channel = c.id, error = %e, "cannot read the cursor; channel skipped");
+                continue;
+            }
+        };
+        let now = snowflake::unix_ms(snowflake::from_unix_ms(now_ms()));
+        let after = match backlog::start(cursor, now, spec.backlog) {
+            Start::Fresh => {
+                // Nothing is owed for history never seen: start at the newest message.
+                if spec.run.dry_run == crate::config::DryRun::None || spec.run.mode == RunMode::ClearBacklog {
+                    match history::newest(&http, c.id).await {
+                        Ok(Some(newest)) => {
+                            let _ = spec.store.advance_cursor(&name, c.id, newest);
+                        }
+                        Ok(None) => {
+                            let _ = spec.store.advance_cursor(&name, c.id, 1);
+                        }
+                        Err(e) => tracing::warn!(agent = %name, error = %e, "cannot read the newest message"),
+                    }
+                }
+                lines.push(BacklogLine {
+                    agent: name.clone(),
+                    scope: c.scope,
+                    channel: c.name.clone(),
+                    count: 0,
+                    span: None,
+                    skipped: 0,
+                });
+                progress.inc();
+                continue;
+            }
+            Start::After(after) => after,
+        };
+        if spec.run.mode == RunMode::ClearBacklog {
+            match history::newest(&http, c.id).await {
+                Ok(Some(newest)) => {
+                    let _ = spec.store.advance_cursor(&name, c.id, newest);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(agent = %name, error = %e, "cannot read the newest message"),
+            }
+            progress.inc();
+            continue;
+        }
+        match history::messages_after(&http, c.id, after, spec.backlog.max_messages).await {
+            Ok((messages, skipped)) => {
+                if skipped > 0 {
+                    tracing::warn!(agent = %name, channel = %c.name, skipped, kept = messages.len(), "backlog longer than [backlog] max_messages; oldest messages skipped");
+                }
+                let span = messages
+                    .first()
+                    .zip(messages.last())
+                    .map(|(a, b)| (snowflake::unix_ms(a.id), snowflake::unix_ms(b.id)));
+                lines.push(BacklogLine {
+                    agent: name.clone(),
+                    scope: c.scope,
+                    channel: c.name.clone(),
+                    count: messages.len(),
+                    span,
+                    skipped,
+                });
+                progress.message(&c.name, messages.len());
+                if spec.run.mode != RunMode::ShowBacklog && !messages.is_empty() {
+                    let _ = agent.cast(AgentMsg::Backlog {
+                        channel: c.id,
+                        messages,
+                        generation,
+                    });
+                }
+            }
+            Err(e) => tracing::error!(agent = %name, error = %e, "backlog of this channel not replayed"),
+        }
+        progress.inc();
+    }
+    progress.finish();
+    let _ = agent.cast(AgentMsg::ReplayDone { lines, generation });
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A progress bar on a terminal, plain log lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    agent: String,
+}
+
+fn progress_bar(agent: &str, channels: usize) -> Progress {
+    use std::io::IsTerminal;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(channels as u64);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{prefix} replay [{bar:30}] {pos}/{len} channels {msg}")
+        {
+            bar.set_style(style);
+        }
+        bar.set_prefix(agent.to_string());
+        bar
+    });
+    if bar.is_none() {
+        tracing::info!(agent, channels, "backlog replay started");
+    }
+    Progress {
+        bar,
+        agent: agent.to_string(),
+    }
+}
+
+impl Progress {
+    fn message(&self, channel: &str, count: usize) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("#{channel}: {count} missed")),
+            None if count > 0 => tracing::info!(agent = %self.agent, channel, missed = count, "replaying channel"),
+            None => {}
+        }
+    }
+
+    fn inc(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    fn finish(&self) {
+        match &self.bar {
+            Some(bar) => bar.finish_and_clear(),
+            None => tracing::info!(agent = %self.agent, "backlog read"),
+        }
+    }
+}
