@@ -246,9 +246,14 @@ fn schedule_start(myself: &ActorRef<ConversationMsg>, state: &mut ConversationSt
     let Some(oldest) = state.pending.values().next() else {
         return;
     };
+    state.start_scheduled = true;
+    if state.backlog_waiting {
+        // Missed messages are old already: answer them together, now.
+        let _ = myself.cast(ConversationMsg::Start { batch: true });
+        return;
+    }
     let from_bot = oldest.author_is_bot;
     let delay = start_delay(from_bot, &state.args.spec.discord, rand::random::<f64>());
-    state.start_scheduled = true;
     myself.send_after(delay, move || ConversationMsg::Start { batch: from_bot });
 }
 
@@ -258,7 +263,17 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState,
     }
     let messages: Vec<Inbound> = if batch {
         state.backlog_waiting = false;
-        std::mem::take(&mut state.pending).into_values().collect()
+        let mut all: Vec<Inbound> = std::mem::take(&mut state.pending).into_values().collect();
+        // A reply remembered but not confirmed delivered (troupe stopped in between) answers
+        // the messages up to the one it was for: deliver it on its own first, and answer the
+        // rest in the next turn, so no message is answered twice or left out.
+        if let Some(cut) = all.iter().position(|m| remembers_reply(&state.memory, m.id)) {
+            for m in all.split_off(cut + 1) {
+                state.pending.insert(m.id, m);
+            }
+            state.backlog_waiting = !state.pending.is_empty();
+        }
+        all
     } else {
         state.pending.pop_first().map(|(_, m)| m).into_iter().collect()
     };
@@ -286,6 +301,11 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState,
         };
         let _ = me.cast(msg);
     }));
+}
+
+/// Whether memory holds the agent's reply to this message.
+fn remembers_reply(memory: &[MemoryTurn], message_id: u64) -> bool {
+    memory.iter().any(|t| t.assistant && t.message_id == message_id)
 }
 
 fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {

@@ -1,6 +1,6 @@
 //! The sandbox's control API under `/sandbox`: inspect the world, post as a human, read a
-//! channel, register bots, inject faults, read the REST request log. Used by tests, by the web
-//! page and by anyone testing a bot.
+//! channel, register bots, inject faults, read the REST request log and reply timings. Used by
+//! tests, by the web page, by benchmarks and by anyone testing a bot.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/faults", post(faults))
         .route("/bots", post(add_bot))
         .route("/requests", get(requests))
+        .route("/latencies", get(latencies))
         .fallback(|| async { ApiError::not_found() })
 }
 
@@ -231,6 +232,21 @@ async fn requests(State(s): State<Arc<Shared>>, Query(q): Query<RequestsQuery>) 
     Json(json!({"total": log.len(), "requests": &log[since..]})).into_response()
 }
 
+/// `GET /sandbox/latencies?since=N`: bots' replies timed from the dispatch of the message they
+/// answer to the arrival of the reply, on the sandbox's clock (µs since it started).
+async fn latencies(State(s): State<Arc<Shared>>, Query(q): Query<RequestsQuery>) -> Response {
+    let (total, replies) = s.timings.replies_since(q.since.unwrap_or(0));
+    let replies: Vec<Value> = replies
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["latency_us"] = json!(r.latency().as_micros() as u64);
+            v
+        })
+        .collect();
+    Json(json!({"total": total, "now_us": s.timings.now_us(), "latencies": replies})).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +260,64 @@ mod tests {
             resolve_mentions(&w, "<@Ada> hi <@nobody> <@&1> <@12> <@"),
             format!("<@{ada}> hi <@nobody> <@&1> <@12> <@")
         );
+    }
+
+    #[tokio::test]
+    async fn latencies_time_bot_replies_but_not_human_ones() {
+        let bots = [("Ada".to_string(), "ada-token".to_string())];
+        let sandbox = crate::sandbox::Sandbox::start(&WorldSpec::default(), &bots, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let http = reqwest::Client::new();
+        let post = |body: Value| {
+            let req = http.post(format!("{}/sandbox/messages", sandbox.url())).json(&body);
+            async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+        let asked = post(json!({"channel": "general", "author": "alice", "content": "hi"})).await;
+        let asked_id = asked["id"].as_str().unwrap().to_string();
+        post(json!({"channel": "general", "author": "bob", "content": "me too", "reply_to": asked_id})).await;
+        let reply: Value = http
+            .post(format!(
+                "{}/api/v10/channels/{}/messages",
+                sandbox.url(),
+                asked["channel_id"].as_str().unwrap()
+            ))
+            .header("authorization", "Bot ada-token")
+            .json(&json!({"content": "hello", "message_reference": {"message_id": asked_id}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let v: Value = http
+            .get(format!("{}/sandbox/latencies", sandbox.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["total"], 1, "{v}");
+        let timed = &v["latencies"][0];
+        assert_eq!(timed["message_id"], asked_id.as_str());
+        assert_eq!(timed["reply_id"], reply["id"]);
+        assert_eq!(timed["author_id"], reply["author"]["id"]);
+        let (from, to) = (
+            timed["dispatched_us"].as_u64().unwrap(),
+            timed["replied_us"].as_u64().unwrap(),
+        );
+        assert_eq!(timed["latency_us"].as_u64(), Some(to - from));
+        assert!(v["now_us"].as_u64().unwrap() >= to);
+        let since: Value = http
+            .get(format!("{}/sandbox/latencies?since=1", sandbox.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(since["latencies"], json!([]));
+        sandbox.stop().await;
     }
 }

@@ -7,6 +7,7 @@
 //! - [`rest`]: the REST API under `/api/v10`.
 //! - [`control`]: `/sandbox/*`, the tester's API.
 //! - [`faults`]: injected REST errors, delays and dropped sessions.
+//! - [`timing`]: dispatch-to-reply timings on the sandbox's clock, for benchmarks.
 //! - [`error`]: Discord's error bodies.
 //! - [`snowflake`]: IDs with real timestamps.
 
@@ -17,6 +18,7 @@ pub mod gateway;
 pub mod rest;
 pub mod snowflake;
 pub mod spec;
+pub mod timing;
 pub mod world;
 
 use std::net::SocketAddr;
@@ -52,6 +54,8 @@ pub struct Shared {
     pub faults: Mutex<RestFaults>,
     /// Every `/api/v10` request, in order.
     pub requests: Mutex<Vec<RequestRecord>>,
+    /// When messages were dispatched and bots' replies to them arrived.
+    pub timings: timing::Timings,
     /// `ws://ADDR`, the base of the gateway URL.
     pub ws_base: String,
 }
@@ -92,6 +96,7 @@ impl Sandbox {
             gateway: Gateway::default(),
             faults: Mutex::new(RestFaults::default()),
             requests: Mutex::new(Vec::new()),
+            timings: timing::Timings::default(),
             ws_base: format!("ws://{addr}"),
         });
         let app = router(shared.clone());

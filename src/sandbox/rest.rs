@@ -246,7 +246,16 @@ pub fn post_and_dispatch(s: &Shared, channel_id: u64, author: Author, new: NewMe
     let mut world = s.world.lock().expect("world lock");
     let posted = world.post(channel_id, author, new)?;
     if posted.created {
-        s.gateway.dispatch_message_create(&world, &posted.message);
+        let m = &posted.message;
+        let replier = match &m.author {
+            Author::User(id) => world.user(*id).filter(|u| u.bot).map(|u| u.id),
+            Author::Webhook { id, .. } => Some(*id),
+        };
+        if let (Some(answered), Some(replier)) = (m.reference, replier) {
+            s.timings.replied(answered, m.id, replier);
+        }
+        s.timings.dispatched(m.id);
+        s.gateway.dispatch_message_create(&world, m);
     }
     Ok(world.message_json(&posted.message, true))
 }

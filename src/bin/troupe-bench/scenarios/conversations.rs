@@ -1,0 +1,151 @@
+//! Scenario 3 (conversations): one agent with `memory = "channel-user"` in 100 channels with
+//! 100 humans, so 10,000 conversations. Each is seeded with 20 turns through troupe's own
+//! `Store::save_memory` before troupe starts, then touched by one message from its human in its
+//! channel: troupe starts the conversation actor, which loads its 20 turns, answers (echo
+//! backend: no HTTP, the memory is the subject) and keeps 22. Resident memory before and after,
+//! and per conversation; then the store's size on disk (scenario 6).
+
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use troupe::routing::ConversationKey;
+use troupe::store::Store;
+
+use super::store::turn;
+use super::{progress, Bench, CONNECT_DEADLINE, STALL};
+use crate::process::{disk_usage, Backend, Troupe, TroupeConfig};
+use crate::report::Figure;
+use crate::stage::{channel, human, Post, Stage};
+use crate::{BenchError, Context, Result};
+
+const MIB: f64 = 1024.0 * 1024.0;
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Writes `turns` turns to every (channel, human) conversation of agent `agent`, 64 at a time;
+/// returns conversations written per second.
+async fn seed(state: &std::path::Path, agent: &str, keys: &[(u64, u64, String)], turns: usize) -> Result<f64> {
+    let store = Store::open(state).context("opening the store to seed it")?;
+    let start = Instant::now();
+    let results: Vec<Result<()>> = stream::iter(keys)
+        .map(|(c, h, name)| {
+            let store = store.clone();
+            async move {
+                let memory: Vec<_> = (0..turns).map(|i| turn(i, name)).collect();
+                store
+                    .save_memory(agent, ConversationKey::ChannelUser(*c, *h), &memory)
+                    .await
+                    .context("seeding a conversation")
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    let rate = keys.len() as f64 / start.elapsed().as_secs_f64();
+    store.flush().await.context("flushing the seeded store")?;
+    Ok(rate)
+}
+
+/// Runs the scenario.
+pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
+    let p = &b.plan;
+    let (channels, humans, turns) = (p.conversation_channels, p.conversation_humans, p.seeded_turns);
+    let n = channels * humans;
+    let stage = Stage::start(channels, humans).await?;
+    stage.add_bots(&["Agent".into()]).await?;
+    let mut keys = Vec::with_capacity(n);
+    for c in 0..channels {
+        for h in 0..humans {
+            let (cid, hid) = stage
+                .id_of(&channel(c))
+                .zip(stage.id_of(&human(h)))
+                .expect("in the world");
+            keys.push((cid, hid, human(h)));
+        }
+    }
+    let state = b.dir.join("conversations-state");
+    progress(
+        "memory",
+        &format!("seeding {n} conversations × {turns} turns through the store"),
+    );
+    let seeded_per_sec = seed(&state, "Agent", &keys, turns).await?;
+
+    let config = TroupeConfig {
+        agents: vec!["Agent".into()],
+        backend: Backend::Echo,
+        memory: "channel-user",
+        max_concurrency: 64,
+    };
+    let mut troupe = Troupe::spawn(&b.troupe, &config, &stage.url(), &state, &b.dir)?;
+    troupe.wait_ready(CONNECT_DEADLINE).await?;
+    tokio::time::sleep(SETTLE).await;
+    let before = troupe.rss()?;
+
+    progress("memory", &format!("touching {n} conversations with one message each"));
+    let posts: Vec<Post> = (0..channels)
+        .flat_map(|c| {
+            (0..humans).map(move |h| Post {
+                channel: channel(c),
+                author: human(h),
+                content: "<@Agent> do you remember?".into(),
+            })
+        })
+        .collect();
+    let mark = stage.replies();
+    stage.flood(posts, 64).await?;
+    let answered = stage.wait_replies(mark + n, STALL).await - mark;
+    tokio::time::sleep(SETTLE).await;
+    let after = troupe.rss()?;
+    let alive = troupe.metric("troupe_active_conversations").await;
+    troupe.stop();
+    stage.stop().await;
+    if answered == 0 {
+        return Err(BenchError(format!("none of the {n} conversations answered")));
+    }
+    let on_disk = disk_usage(&state);
+    let alive_note = alive.map_or_else(String::new, |a| format!(", {a:.0} conversation actors alive"));
+    let partial = if answered < n {
+        format!("; only {answered} of {n} answered")
+    } else {
+        String::new()
+    };
+    let per_conversation = (after.now as f64 - before.now as f64) / answered as f64;
+    Ok(vec![
+        Figure::new(
+            "memory",
+            "RSS, 1 agent, no conversation",
+            "MiB",
+            before.now as f64 / MIB,
+            None,
+        ),
+        Figure::new(
+            "memory",
+            &format!("RSS, {answered} conversations × {} turns", turns + 2),
+            "MiB",
+            after.now as f64 / MIB,
+            None,
+        )
+        .note(format!("peak {:.1} MiB{alive_note}{partial}", after.peak as f64 / MIB)),
+        Figure::new("memory", "RSS per conversation", "KiB", per_conversation / 1024.0, None)
+            .note("(RSS after − RSS before) / conversations"),
+        Figure::new(
+            "store",
+            "seeding: 20-turn conversations written/s, 64 at once",
+            "1/s",
+            seeded_per_sec,
+            None,
+        ),
+        Figure::new(
+            "store",
+            &format!("size on disk, {n} conversations"),
+            "MiB",
+            on_disk as f64 / MIB,
+            None,
+        )
+        .note(format!(
+            "{:.0} bytes per turn kept ({} turns)",
+            on_disk as f64 / (n * (turns + 2)) as f64,
+            n * (turns + 2)
+        )),
+    ])
+}

@@ -1,0 +1,181 @@
+//! Scenario 2, throughput: 10 bots × 100 channels; every message mentions one bot, and messages
+//! are posted as fast as the sandbox takes them (round-robin over the (bot, channel) pairs, so no
+//! conversation holds more than its queue). Replies per second from the first dispatch to the
+//! last reply, on the sandbox's clock. Then troupe alone with a 200 ms model and
+//! `max_concurrency = 64`, against the pool's bound of 64 / 0.2 s = 320 replies per second.
+
+use std::time::Duration;
+
+use troupe::llm::test_server::{LlmTestServer, Reply};
+
+use super::{progress, Bench, CONNECT_DEADLINE, STALL};
+use crate::process::{Backend, Baseline, Troupe, TroupeConfig};
+use crate::report::Figure;
+use crate::stage::{channel, human, Post, Stage};
+use crate::{Context, Result};
+
+/// Messages posted at once while flooding.
+const FLOOD_CONCURRENCY: usize = 64;
+/// The model's latency for the bound, and the pool size.
+const SLOW_MODEL: Duration = Duration::from_millis(200);
+const POOL: usize = 64;
+
+/// What a flood achieved.
+#[derive(Debug, Clone, Copy)]
+pub struct Flood {
+    /// Replies received.
+    pub answered: usize,
+    /// Messages posted.
+    pub posted: usize,
+    /// Replies per second, first dispatch to last reply.
+    pub per_sec: f64,
+}
+
+/// The flood: `n` messages round-robin over every (bot, channel) pair.
+fn posts(bots: &[String], channels: usize, n: usize) -> Vec<Post> {
+    (0..n)
+        .map(|i| {
+            let bot = &bots[i % bots.len()];
+            Post {
+                channel: channel((i / bots.len()) % channels),
+                author: human(0),
+                content: format!("<@{bot}> message {i}"),
+            }
+        })
+        .collect()
+}
+
+/// Posts the flood and waits for the replies.
+pub async fn flood(stage: &Stage, bots: &[String], channels: usize, n: usize) -> Result<Flood> {
+    let mark = stage.replies();
+    let start_us = stage.now_us();
+    stage.flood(posts(bots, channels, n), FLOOD_CONCURRENCY).await?;
+    let answered = stage.wait_replies(mark + n, STALL).await - mark;
+    let end_us = stage
+        .replies_since(mark)
+        .iter()
+        .map(|r| r.replied_us)
+        .max()
+        .unwrap_or(start_us);
+    let secs = (end_us.saturating_sub(start_us) as f64 / 1e6).max(1e-6);
+    Ok(Flood {
+        answered,
+        posted: n,
+        per_sec: answered as f64 / secs,
+    })
+}
+
+/// One message to every bot, so connections and conversations exist before measuring.
+async fn warm_up(stage: &Stage, bots: &[String], channels: usize) -> Result<()> {
+    let n = bots.len() * channels;
+    let mark = stage.replies();
+    stage.flood(posts(bots, channels, n), FLOOD_CONCURRENCY).await?;
+    stage.wait_replies(mark + n, STALL).await;
+    Ok(())
+}
+
+fn note(f: &Flood, what: &str) -> String {
+    let missing = if f.answered < f.posted {
+        format!("; {} unanswered", f.posted - f.answered)
+    } else {
+        String::new()
+    };
+    format!("{} messages, {what}{missing}", f.posted)
+}
+
+/// Runs the scenario.
+pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
+    let p = &b.plan;
+    let (agents, channels) = (p.throughput_agents, p.throughput_channels);
+    let n = agents * channels * p.throughput_rounds;
+    let llm = LlmTestServer::start().await.context("starting the LLM test server")?;
+    llm.set_default(Reply::text("pong"));
+    let stage = Stage::start(channels, 1).await?;
+
+    progress(
+        "throughput",
+        &format!("baseline: {agents} bots × {channels} channels, {n} messages"),
+    );
+    let base_bots: Vec<String> = (0..agents).map(|i| format!("Base{i:02}")).collect();
+    let tokens = stage.add_bots(&base_bots).await?;
+    let ids: Vec<u64> = base_bots.iter().filter_map(|n| stage.id_of(n)).collect();
+    let baseline = Baseline::spawn(&stage.url(), &tokens)?;
+    stage.wait_connected(&ids, CONNECT_DEADLINE).await?;
+    warm_up(&stage, &base_bots, channels).await?;
+    let base = flood(&stage, &base_bots, channels, n).await;
+    baseline.stop();
+    let base = base?;
+
+    progress(
+        "throughput",
+        &format!("troupe: {agents} agents × {channels} channels, {n} messages"),
+    );
+    let names: Vec<String> = (0..agents).map(|i| format!("Agent{i:02}")).collect();
+    stage.add_bots(&names).await?;
+    let config = TroupeConfig {
+        agents: names.clone(),
+        backend: Backend::OpenAi(llm.openai_base_url()),
+        memory: "channel",
+        max_concurrency: POOL,
+    };
+    let mut troupe = Troupe::spawn(
+        &b.troupe,
+        &config,
+        &stage.url(),
+        &b.dir.join("throughput-state"),
+        &b.dir,
+    )?;
+    troupe.wait_ready(CONNECT_DEADLINE).await?;
+    warm_up(&stage, &names, channels).await?;
+    let fast = flood(&stage, &names, channels, n).await;
+
+    let bound = POOL as f64 / SLOW_MODEL.as_secs_f64();
+    let m = p.bound_messages;
+    progress(
+        "throughput",
+        &format!("troupe: 200 ms model, max_concurrency {POOL}, {m} messages"),
+    );
+    llm.set_default(Reply::text("pong").ttft(SLOW_MODEL));
+    let slow = flood(&stage, &names, channels, m).await;
+    troupe.stop();
+    stage.stop().await;
+    let (fast, slow) = (fast?, slow?);
+
+    Ok(vec![
+        Figure::new(
+            "throughput",
+            &format!("replies/s, {agents} agents × {channels} channels"),
+            "1/s",
+            fast.per_sec,
+            Some(base.per_sec),
+        )
+        .note(note(&fast, "zero-latency LLM")),
+        Figure::new(
+            "throughput",
+            &format!("replies/s, 200 ms LLM, max_concurrency {POOL}"),
+            "1/s",
+            slow.per_sec,
+            Some(bound),
+        )
+        .note(note(&slow, "baseline column: the bound 64 / 0.2 s")),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flood_goes_round_robin_over_bots_then_channels() {
+        let bots = vec!["A".to_string(), "B".to_string()];
+        let p = posts(&bots, 3, 7);
+        let got: Vec<(String, String)> = p
+            .iter()
+            .map(|p| (p.channel.clone(), p.content.split(' ').next().unwrap().to_string()))
+            .collect();
+        assert_eq!(got[0], ("c000".into(), "<@A>".into()));
+        assert_eq!(got[1], ("c000".into(), "<@B>".into()));
+        assert_eq!(got[2], ("c001".into(), "<@A>".into()));
+        assert_eq!(got[6], ("c000".into(), "<@A>".into()));
+    }
+}
