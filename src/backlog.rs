@@ -114,6 +114,11 @@ impl ChannelProgress {
         }
     }
 
+    /// How many messages are being worked on.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
     /// Nothing in this channel is being worked on.
     pub fn is_idle(&self) -> bool {
         self.in_flight.is_empty()

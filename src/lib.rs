@@ -12,7 +12,7 @@
 //! - [`ratelimit`]: per-user message limits of an agent (pure).
 //! - [`routing`]: which messages an agent answers, and which conversation they belong to (pure).
 //! - [`prompt`]: the system prompt and turns sent to a backend (pure).
-//! - [`llm`]: backends (echo, ...) and the providers' streaming formats.
+//! - [`llm`]: backends (OpenAI-compatible, Anthropic, command, echo), the worker pool, stream formats.
 //! - [`discord`]: the serenity adapter: gateway events in, messages out.
 //! - [`memory`]: what a conversation remembers, bounded and trimmed oldest first (pure).
 //! - [`store`]: durable state in sled (memory), versioned keys.

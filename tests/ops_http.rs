@@ -34,9 +34,14 @@ fn agent_state(body: &Value, agent: &str) -> String {
 }
 
 async fn wait_ready(http: &str) -> Value {
-    wait_for("readiness 200", || async {
+    // 200 comes as soon as every gateway is connected; the backlog replay that follows shows as
+    // `replaying backlog` in the body. Wait for both.
+    wait_for("readiness 200 with every agent ready", || async {
         let (status, body) = get_json(&format!("{http}/readiness")).await;
-        (status == 200).then_some(body)
+        let all_ready = body["agents"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|x| x["state"] == "ready"));
+        (status == 200 && all_ready).then_some(body)
     })
     .await
 }

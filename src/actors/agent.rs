@@ -273,6 +273,7 @@ impl Actor for AgentActor {
                 tracing::info!(agent = %state.spec.config.name, channels = lines.len(), missed = lines.iter().map(|l| l.count).sum::<usize>(), "backlog replayed; going real-time");
                 state.lines = lines;
                 state.phase = Phase::Live;
+                state.spec.health.set_replaying_backlog(&state.spec.config.name, false);
                 if matches!(state.spec.run.mode, RunMode::ShowBacklog | RunMode::ClearBacklog) {
                     state.queued.clear();
                 } else {
@@ -471,8 +472,10 @@ fn finish(state: &mut AgentState, channel: u64, id: u64) {
 }
 
 /// With `--no-monitoring`, `--show-backlog` or `--clear-backlog`: once live and with nothing in
-/// flight, tell the tracker this agent is done.
+/// flight, tell the tracker this agent is done. Also publishes how many messages are in flight.
 fn check_done(state: &mut AgentState) {
+    let in_flight: usize = state.progress.values().map(ChannelProgress::in_flight).sum();
+    telemetry::backlog_size(&state.spec.config.name, in_flight + state.queued.len());
     if state.reported || state.phase != Phase::Live {
         return;
     }
@@ -487,6 +490,7 @@ fn check_done(state: &mut AgentState) {
 fn begin_replay(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
     state.generation += 1;
     state.phase = Phase::Replaying;
+    state.spec.health.set_replaying_backlog(&state.spec.config.name, true);
     state.replayed.clear();
     state.queued.append(&mut state.early);
     let spec = &state.spec;

@@ -422,10 +422,28 @@ async fn run_turn(
             if courtesy.is_some() {
                 prompt.system.push_str("\n\nThis reply ends an agent chain that has reached its limit: it is the last message, and no reply to it is expected.");
             }
+            // An open circuit breaker (`on_trip = "isolate"`): this agent does not ask its
+            // backend until the cooldown lets one probe through. The message is finished with,
+            // unanswered; users never see the error.
+            if !spec.breaker.allow(std::time::Instant::now()) {
+                tracing::warn!(agent = %name, message_id = latest.id, "circuit breaker open; message not answered");
+                return match save(memory.clone()).await {
+                    Ok(m) => (m, Err("circuit breaker open".to_string())),
+                    Err(e) => (memory, Err(e)),
+                };
+            }
             let completion = match spec.pool.acquire(name).await {
                 Ok(_permit) => {
                     let started = std::time::Instant::now();
                     let result = spec.backend.complete(&prompt).await;
+                    // A full pool is load shedding, not a backend failure: only calls count.
+                    match &result {
+                        Ok(_) => spec.breaker.record_success(),
+                        Err(e) => {
+                            spec.breaker
+                                .record_failure(std::time::Instant::now(), &format!("{}: {e}", e.kind()));
+                        }
+                    }
                     let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
                     telemetry::llm_request(&spec.config.backend, outcome, Some(started.elapsed()));
                     if let Some(usage) = result.as_ref().ok().and_then(|c| c.usage.as_ref()) {

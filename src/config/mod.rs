@@ -907,6 +907,15 @@ backend = "offline"
     }
 
     #[test]
+    fn readme_configuration_example_is_valid() {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("## Configuration (`agents.toml`)").expect("section")..];
+        let start = section.find("```toml\n").expect("toml block") + "```toml\n".len();
+        let text = &section[start..start + section[start..].find("```").expect("end of block")];
+        Config::parse("README.md", text).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
     fn shipped_agents_toml_is_valid() {
         let text = include_str!("../../agents.toml");
         let c = Config::parse("agents.toml", text).unwrap_or_else(|e| panic!("{e}"));

@@ -114,6 +114,7 @@ impl HttpBackend {
                 delay_ms = delay.as_millis() as u64,
                 "LLM request failed; retrying"
             );
+            crate::ops::telemetry::llm_retry(&self.name);
             tokio::time::sleep(delay).await;
         }
     }
