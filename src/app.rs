@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ractor::{Actor, ActorCell, ActorRef};
+use ractor::{ActorCell, ActorRef};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::actors::supervisor::{Supervisor, SupervisorMsg};
+use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::{AgentSpec, Gauges};
 use crate::config::{Config, Mode, TokenSource};
 use crate::llm::pool::Pool;
@@ -324,7 +324,7 @@ async fn spawn_tree(
     root_cell: &OnceLock<ActorCell>,
     health: &Health,
 ) -> Result<(ActorRef<SupervisorMsg>, JoinHandle<()>), AppError> {
-    let (root, task) = Actor::spawn(None, Supervisor, specs)
+    let (root, task) = crate::actors::supervisor::start(specs)
         .await
         .map_err(|e| AppError::Actors(e.to_string()))?;
     let _ = root_cell.set(root.get_cell());

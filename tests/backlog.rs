@@ -260,7 +260,12 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         seed ^= seed << 17;
         seed
     };
-    for cycle in 0..50 {
+    // 50 cycles in `make test`; `make soak` runs more (TROUPE_SOAK_CYCLES).
+    let cycles: usize = std::env::var("TROUPE_SOAK_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    for cycle in 0..cycles {
         let mut troupe = h.troupe(&[]);
         for k in 0..(1 + next() % 3) {
             let channel = channels[(next() % 3) as usize];

@@ -195,6 +195,40 @@ async fn sigterm_lets_the_in_flight_turn_finish_then_exits_0() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_abandons_a_turn_past_the_grace_and_it_is_answered_after_restart() {
+    let sandbox = Process::spawn(&["sandbox", "--listen", "127.0.0.1:0"]);
+    let sb = Control::new(&sandbox.url);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let slow = tempfile::tempdir().unwrap();
+    // The turn would take 60 s; the grace period is 1 s.
+    let config = slow_ada(slow.path(), 60_000, 1);
+    let args = |config: &Path| {
+        vec![
+            "--config".to_string(),
+            config.display().to_string(),
+            "--state-dir".to_string(),
+            state.display().to_string(),
+            "--sandbox-url".to_string(),
+            sandbox.url.clone(),
+        ]
+    };
+    let first = args(&config);
+    let mut troupe = Process::spawn(&first.iter().map(String::as_str).collect::<Vec<_>>());
+    sb.wait_connected(&["Ada"]).await;
+    let asked = start_a_turn(&sb).await;
+    let status = troupe.terminate();
+    assert_eq!(status.code(), Some(0), "{}", troupe.stderr());
+    assert!(troupe.stderr().contains("abandoned"), "{}", troupe.stderr());
+    // The store reopens cleanly (the next troupe opens it before printing its address), and the
+    // unfinished message is answered by it.
+    let fast = slow_ada(dir.path(), 0, 20);
+    let second = args(&fast);
+    let _restarted = Process::spawn(&second.iter().map(String::as_str).collect::<Vec<_>>());
+    sb.reply_to("general", "Ada", &asked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_exits_at_once_and_the_store_stays_usable() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

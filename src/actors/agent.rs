@@ -56,6 +56,8 @@ pub enum AgentMsg {
     ReplayDone {
         /// What it found, for `--show-backlog`.
         lines: Vec<BacklogLine>,
+        /// Channels seen for the first time, with their newest message: cursors start there.
+        fresh: Vec<(u64, u64)>,
         /// Which replay.
         generation: u64,
     },
@@ -269,7 +271,31 @@ impl Actor for AgentActor {
                 }
                 check_done(state);
             }
-            AgentMsg::ReplayDone { lines, generation } if generation == state.generation => {
+            AgentMsg::ReplayDone {
+                lines,
+                fresh,
+                generation,
+            } if generation == state.generation => {
+                // A first-seen channel's cursor starts at its newest message, but never past a
+                // live message waiting in the queue.
+                if state.spec.run.dry_run == DryRun::None && state.spec.run.mode != RunMode::ShowBacklog {
+                    for (channel, newest) in fresh {
+                        let oldest_queued = state
+                            .queued
+                            .iter()
+                            .filter(|m| m.channel_id == channel)
+                            .map(|m| m.id)
+                            .min();
+                        let cursor = oldest_queued.map_or(newest, |q| newest.min(q - 1));
+                        if let Err(e) = state
+                            .spec
+                            .store
+                            .advance_cursor(&state.spec.config.name, channel, cursor)
+                        {
+                            tracing::warn!(agent = %state.spec.config.name, error = %e, "cannot save a cursor");
+                        }
+                    }
+                }
                 tracing::info!(agent = %state.spec.config.name, channels = lines.len(), missed = lines.iter().map(|l| l.count).sum::<usize>(), "backlog replayed; going real-time");
                 state.lines = lines;
                 state.phase = Phase::Live;

@@ -105,6 +105,7 @@ pub async fn run(
 ) {
     let name = spec.config.name.clone();
     let mut lines = Vec::new();
+    let mut fresh = Vec::new();
     let progress = progress_bar(&name, channels.len());
     for c in channels {
         let cursor = match spec.store.cursor(&name, c.id) {
@@ -117,17 +118,15 @@ pub async fn run(
         let now = snowflake::unix_ms(snowflake::from_unix_ms(now_ms()));
         let after = match backlog::start(cursor, now, spec.backlog) {
             Start::Fresh => {
-                // Nothing is owed for history never seen: start at the newest message.
-                if spec.run.dry_run == crate::config::DryRun::None || spec.run.mode == RunMode::ClearBacklog {
-                    match history::newest(&http, c.id).await {
-                        Ok(Some(newest)) => {
-                            let _ = spec.store.advance_cursor(&name, c.id, newest);
-                        }
-                        Ok(None) => {
-                            let _ = spec.store.advance_cursor(&name, c.id, 1);
-                        }
-                        Err(e) => tracing::warn!(agent = %name, error = %e, "cannot read the newest message"),
+                // Nothing is owed for history never seen: the cursor starts at the newest
+                // message. The agent writes it, so it never passes a live message that arrived
+                // meanwhile and is still being answered.
+                match history::newest(&http, c.id).await {
+                    Ok(newest) if spec.run.mode == RunMode::ClearBacklog => {
+                        let _ = spec.store.advance_cursor(&name, c.id, newest.unwrap_or(1));
                     }
+                    Ok(newest) => fresh.push((c.id, newest.unwrap_or(1))),
+                    Err(e) => tracing::warn!(agent = %name, error = %e, "cannot read the newest message"),
                 }
                 lines.push(BacklogLine {
                     agent: name.clone(),
@@ -184,7 +183,11 @@ pub async fn run(
         progress.inc();
     }
     progress.finish();
-    let _ = agent.cast(AgentMsg::ReplayDone { lines, generation });
+    let _ = agent.cast(AgentMsg::ReplayDone {
+        lines,
+        fresh,
+        generation,
+    });
 }
 
 fn now_ms() -> u64 {

@@ -12,6 +12,13 @@ use super::SharedSpec;
 /// Backoff before restarting an agent: doubles per consecutive failure, up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// Spawns the root of the tree with every agent's spec; the root starts the agents.
+pub async fn start(
+    specs: Vec<SharedSpec>,
+) -> Result<(ActorRef<SupervisorMsg>, tokio::task::JoinHandle<()>), ractor::SpawnErr> {
+    Actor::spawn(None, Supervisor, specs).await
+}
+
 /// The root actor.
 #[derive(Debug)]
 pub struct Supervisor;
