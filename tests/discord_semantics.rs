@@ -429,3 +429,61 @@ async fn a_rejected_reply_is_not_retried_and_not_remembered() {
     assert_eq!(rejected, 1, "a 400 is not retried");
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_are_answered_like_their_channel() {
+    let (config, _state) = config_with(
+        r#"guilds = [{ name = "G", channels = [{ name = "general" }, { name = "random" }, { name = "news", read_only_for = ["Ada"] }] }]"#,
+        "[[agents]]\nname = \"Ada\"\nbackend = \"offline\"\ntriggers = { channels = [\"random\"] }\n",
+    );
+    let running = troupe::app::start(config).await.unwrap();
+    let sb = Control::new(running.sandbox_url().unwrap());
+    sb.wait_connected(&["Ada"]).await;
+    settle(&sb, &["Ada"]).await;
+    let thread = |channel: &str, name: &str| {
+        let sb = sb.clone();
+        let body = json!({"channel": channel, "name": name, "author": "alice"});
+        async move {
+            let resp = sb
+                .http
+                .post(format!("{}/sandbox/threads", sb.url))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success());
+            resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+        }
+    };
+    let in_general = thread("general", "planning").await;
+    let in_random = thread("random", "chatter").await;
+    let in_news = thread("news", "announcements").await;
+    assert_eq!(
+        sb.state().await["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["type"] == "thread")
+            .count(),
+        3
+    );
+
+    let mention = sb.say(&in_general, "alice", "<@Ada> in a thread").await;
+    let reply = sb.reply_to(&in_general, "Ada", mention["id"].as_str().unwrap()).await;
+    assert_eq!(reply["channel_id"].as_str(), Some(in_general.as_str()));
+    // A thread of a listen channel is listened to as well.
+    let chatter = sb.say(&in_random, "bob", "no mention needed here").await;
+    sb.reply_to(&in_random, "Ada", chatter["id"].as_str().unwrap()).await;
+    // A thread where Ada may not send (its channel is read-only for her) is not tried.
+    sb.say(&in_news, "alice", "<@Ada> can you post here?").await;
+    settle(&sb, &["Ada"]).await;
+    assert!(by(&sb.messages(&in_news).await, "Ada").is_empty());
+    let tried = sb
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r["method"] == "POST" && r["path"].as_str().unwrap().contains(&in_news))
+        .count();
+    assert_eq!(tried, 0, "Ada must not try to post where it may not");
+    running.stop().await;
+}

@@ -220,6 +220,11 @@ impl Actor for AgentActor {
                     tracing::info!(agent = %state.spec.config.name, "gateway session lost; serenity is reconnecting");
                 }
             }
+            AgentMsg::Gateway(GatewayEvent::Thread(thread)) => {
+                state.channels.retain(|x| x.id != thread.id);
+                state.channels.push(thread);
+                state.listen_channels = listen_channels(&state.spec.config.triggers.channels, &state.channels);
+            }
             AgentMsg::Gateway(GatewayEvent::Resumed) => {
                 tracing::info!(agent = %state.spec.config.name, "gateway session resumed");
                 state.spec.health.set_gateway(&state.spec.config.name, true);
@@ -229,7 +234,7 @@ impl Actor for AgentActor {
                     state.channels.retain(|x| x.id != c.id);
                     state.channels.push(c);
                 }
-                state.listen_channels = resolve_channels(&state.spec.config.triggers.channels, &state.channels);
+                state.listen_channels = listen_channels(&state.spec.config.triggers.channels, &state.channels);
                 state.bot_dms = state.spec.bot_dms_channel.as_ref().and_then(|c| {
                     resolve_channels(std::slice::from_ref(c), &state.channels)
                         .first()
@@ -769,15 +774,30 @@ async fn conversation_for(
     Ok(actor)
 }
 
+/// The channels where the agent answers everything: the configured ones and their threads.
+fn listen_channels(wanted: &[String], known: &[ChannelInfo]) -> Vec<u64> {
+    let direct = resolve_channels(wanted, known);
+    let threads = known
+        .iter()
+        .filter(|c| c.parent_id.is_some_and(|p| direct.contains(&p)))
+        .map(|c| c.id);
+    let mut all: Vec<u64> = direct.iter().copied().chain(threads).collect();
+    all.dedup();
+    all
+}
+
 /// Channel IDs for configured names or IDs.
 fn resolve_channels(wanted: &[String], known: &[ChannelInfo]) -> Vec<u64> {
     wanted
         .iter()
         .filter_map(|w| {
             let w = w.trim_start_matches('#');
-            w.parse::<u64>()
-                .ok()
-                .or_else(|| known.iter().find(|c| c.name == w).map(|c| c.id))
+            w.parse::<u64>().ok().or_else(|| {
+                known
+                    .iter()
+                    .find(|c| c.name == w && c.parent_id.is_none())
+                    .map(|c| c.id)
+            })
         })
         .collect()
 }

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use serenity::all::{Context, EventHandler, GatewayIntents, Guild, Http, HttpBuilder, Message, Ready, ResumedEvent};
+use serenity::all::{
+    Context, EventHandler, GatewayIntents, Guild, GuildChannel, Http, HttpBuilder, Message, Ready, ResumedEvent,
+};
 use serenity::gateway::{ConnectionStage, ShardManager};
 use tokio::task::JoinHandle;
 
@@ -20,8 +22,10 @@ pub enum GatewayEvent {
     Resumed,
     /// A message was created somewhere the bot can see.
     Message(Inbound),
-    /// Guild text channels the bot can see (from GUILD_CREATE).
+    /// Guild text channels and active threads the bot can see (from GUILD_CREATE).
     Channels(Vec<ChannelInfo>),
+    /// A thread was created where the bot can see it.
+    Thread(ChannelInfo),
     /// The session came up (`true`, sent once) or is down (`false`, sent at every poll while
     /// serenity reconnects), as serenity's shard manager reports it, polled every [`STAGE_POLL`].
     Connection(bool),
@@ -43,6 +47,8 @@ pub struct ChannelInfo {
     pub writable: bool,
     /// Slowmode (`rate_limit_per_user`).
     pub slowmode: std::time::Duration,
+    /// For a thread: the channel it belongs to.
+    pub parent_id: Option<u64>,
 }
 
 /// Where events go.
@@ -68,31 +74,58 @@ impl EventHandler for Handler {
 
     async fn guild_create(&self, ctx: Context, guild: Guild, _is_new: Option<bool>) {
         let me = ctx.cache.current_user().id;
-        let member = guild.members.get(&me).cloned();
         let channels = guild
             .channels
             .values()
-            .map(|c| {
-                // Permissions are computed from the guild's roles and the channel's overwrites
-                // (View Channel + Send Messages), so the agent never tries and fails.
-                let writable = member.as_ref().is_some_and(|m| {
-                    let p = guild.user_permissions_in(c, m);
-                    p.view_channel() && p.send_messages()
-                });
-                ChannelInfo {
-                    id: c.id.get(),
-                    name: c.name.clone(),
-                    guild_id: guild.id.get(),
-                    writable,
-                    slowmode: std::time::Duration::from_secs(u64::from(c.rate_limit_per_user.unwrap_or(0))),
-                }
-            })
+            .chain(guild.threads.iter())
+            .map(|c| channel_info(&guild, me, c))
             .collect();
         (self.sink)(GatewayEvent::Channels(channels));
     }
 
+    async fn thread_create(&self, ctx: Context, thread: GuildChannel) {
+        let me = ctx.cache.current_user().id;
+        let info = ctx
+            .cache
+            .guild(thread.guild_id)
+            .map(|guild| channel_info(&guild, me, &thread));
+        if let Some(info) = info {
+            (self.sink)(GatewayEvent::Thread(info));
+        }
+    }
+
     async fn message(&self, _ctx: Context, message: Message) {
         (self.sink)(GatewayEvent::Message(convert::inbound(&message)));
+    }
+}
+
+/// Our view of a guild channel or thread. Permissions are computed from the guild's roles and
+/// the channel's overwrites (a thread follows its parent: View Channel and Send Messages in
+/// Threads), so the agent never tries and fails.
+fn channel_info(guild: &Guild, me: serenity::all::UserId, c: &GuildChannel) -> ChannelInfo {
+    let member = guild.members.get(&me);
+    let thread_parent = c
+        .thread_metadata
+        .as_ref()
+        .and(c.parent_id)
+        .and_then(|p| guild.channels.get(&p));
+    let writable = member.is_some_and(|m| match thread_parent {
+        Some(parent) => {
+            let p = guild.user_permissions_in(parent, m);
+            p.view_channel() && p.send_messages_in_threads()
+        }
+        None => {
+            let p = guild.user_permissions_in(c, m);
+            p.view_channel() && p.send_messages()
+        }
+    });
+    ChannelInfo {
+        id: c.id.get(),
+        name: c.name.clone(),
+        guild_id: guild.id.get(),
+        writable,
+        slowmode: std::time::Duration::from_secs(u64::from(c.rate_limit_per_user.unwrap_or(0))),
+        parent_id: thread_parent.map(|p| p.id.get()),
     }
 }
 

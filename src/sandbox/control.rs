@@ -30,6 +30,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/channels/{channel}/messages", get(channel_messages))
         .route("/faults", post(faults))
         .route("/bots", post(add_bot))
+        .route("/threads", post(create_thread))
         .route("/requests", get(requests))
         .route("/latencies", get(latencies))
         .fallback(|| async { ApiError::not_found() })
@@ -202,6 +203,32 @@ async fn faults(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
         }
     }
     Ok(Json(json!({"ok": true, "gateway_sessions_affected": affected})).into_response())
+}
+
+/// Body of `POST /sandbox/threads`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThreadRequest {
+    channel: String,
+    name: String,
+    author: String,
+}
+
+async fn create_thread(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+    let req: ThreadRequest = parse(&body)?;
+    let mut world = s.world.lock().expect("world lock");
+    let owner = world
+        .user_by_name(&req.author)
+        .ok_or_else(|| bad("author", &format!("no user named `{}`", req.author)))?
+        .id;
+    let parent = world
+        .channel_by_name(&req.channel)
+        .ok_or_else(|| bad("channel", &format!("no channel named `{}`", req.channel)))?
+        .id;
+    let id = world.create_thread(parent, &req.name, owner)?;
+    s.gateway.dispatch_thread_create(&world, id);
+    let channel = world.channel(id).ok_or_else(ApiError::unknown_channel)?;
+    Ok(Json(world.channel_json(channel)).into_response())
 }
 
 #[derive(Debug, Deserialize)]

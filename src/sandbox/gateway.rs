@@ -141,6 +141,20 @@ impl Gateway {
         }
     }
 
+    /// Sends THREAD_CREATE to every session (with the GUILDS intent) whose bot can see the new
+    /// thread. Call with the world locked.
+    pub fn dispatch_thread_create(&self, world: &World, thread_id: u64) {
+        let Some(thread) = world.channel(thread_id) else { return };
+        let mut d = world.channel_json(thread);
+        d["newly_created"] = json!(true);
+        let mut sessions = self.sessions.lock().expect("gateway lock");
+        for session in sessions.values_mut() {
+            if session.intents & intents::GUILDS != 0 && world.can_view(session.bot_id, thread_id) {
+                session.push("THREAD_CREATE", d.clone());
+            }
+        }
+    }
+
     /// Injects a gateway fault into every session of `bot`; returns how many were affected.
     /// `refuse_for` keeps the bot from connecting again for that long (its IDENTIFY is closed with 4000 and its RESUME answered INVALID_SESSION).
     pub fn inject(&self, bot: u64, fault: GatewayFault, refuse_for: Option<Duration>) -> usize {

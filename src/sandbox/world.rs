@@ -16,6 +16,8 @@ pub mod perms {
     pub const VIEW_CHANNEL: u64 = 1 << 10;
     /// SEND_MESSAGES.
     pub const SEND_MESSAGES: u64 = 1 << 11;
+    /// SEND_MESSAGES_IN_THREADS.
+    pub const SEND_MESSAGES_IN_THREADS: u64 = 1 << 38;
     /// What the @everyone role grants in a sandbox guild.
     pub const EVERYONE: u64 = (1 << 10) // view channel
         | (1 << 11) // send messages
@@ -69,6 +71,15 @@ pub enum ChannelKind {
         hidden_from: Vec<u64>,
         /// Bot user IDs denied Send Messages.
         read_only_for: Vec<u64>,
+    },
+    /// A public thread in a guild text channel; it inherits the parent's permissions.
+    Thread {
+        /// The channel it belongs to.
+        parent_id: u64,
+        /// Thread name.
+        name: String,
+        /// Who started it.
+        owner_id: u64,
     },
     /// A direct-message channel between a human and a bot.
     Dm {
@@ -232,7 +243,7 @@ impl World {
                 owner_id,
             });
             for (position, channel) in guild_spec.channels.iter().enumerate() {
-                if world.find_guild_channel(&channel.name).is_some() {
+                if world.find_text_channel_only(&channel.name).is_some() {
                     return Err(format!("channel name `{}` is used twice", channel.name));
                 }
                 let resolve = |names: &[String], field: &str| {
@@ -353,6 +364,18 @@ impl World {
     }
 
     fn find_guild_channel(&self, name: &str) -> Option<&Channel> {
+        let text = self
+            .channels
+            .values()
+            .find(|c| matches!(&c.kind, ChannelKind::GuildText { name: n, .. } if n == name));
+        text.or_else(|| {
+            self.channels
+                .values()
+                .find(|c| matches!(&c.kind, ChannelKind::Thread { name: n, .. } if n == name))
+        })
+    }
+
+    fn find_text_channel_only(&self, name: &str) -> Option<&Channel> {
         self.channels
             .values()
             .find(|c| matches!(&c.kind, ChannelKind::GuildText { name: n, .. } if n == name))
@@ -367,7 +390,7 @@ impl World {
     pub fn create_webhook(&mut self, channel_id: u64, name: &str) -> Result<Webhook, ApiError> {
         match self.channels.get(&channel_id).map(|c| &c.kind) {
             Some(ChannelKind::GuildText { .. }) => {}
-            Some(ChannelKind::Dm { .. }) => return Err(ApiError::cannot_dm_webhook()),
+            Some(ChannelKind::Dm { .. } | ChannelKind::Thread { .. }) => return Err(ApiError::cannot_dm_webhook()),
             None => return Err(ApiError::unknown_channel()),
         }
         let id = self.ids.next_id();
@@ -398,13 +421,27 @@ impl World {
                     p &= !perms::VIEW_CHANNEL;
                 }
                 if read_only_for.contains(&user) {
-                    p &= !perms::SEND_MESSAGES;
+                    p &= !(perms::SEND_MESSAGES | perms::SEND_MESSAGES_IN_THREADS);
                 }
                 if p & perms::VIEW_CHANNEL == 0 {
                     0
                 } else {
                     p
                 }
+            }
+            // Threads follow their parent: who can see it sees them, who can send there sends
+            // in them (Discord's Send Messages in Threads is granted by @everyone here).
+            ChannelKind::Thread { parent_id, .. } => {
+                let parent = self
+                    .channels
+                    .get(parent_id)
+                    .map_or(0, |parent| self.permissions(user, parent));
+                let send = if parent & perms::SEND_MESSAGES_IN_THREADS != 0 {
+                    perms::SEND_MESSAGES
+                } else {
+                    0
+                };
+                (parent & !perms::SEND_MESSAGES) | send
             }
             ChannelKind::Dm { recipients } => {
                 if recipients.contains(&user) {
@@ -414,6 +451,45 @@ impl World {
                 }
             }
         }
+    }
+
+    /// The guild a channel (or a thread's parent) belongs to; `None` for DMs.
+    pub fn guild_of(&self, channel: &Channel) -> Option<u64> {
+        match &channel.kind {
+            ChannelKind::GuildText { guild_id, .. } => Some(*guild_id),
+            ChannelKind::Thread { parent_id, .. } => self.channels.get(parent_id).and_then(|p| self.guild_of(p)),
+            ChannelKind::Dm { .. } => None,
+        }
+    }
+
+    /// Starts a public thread in a guild text channel.
+    pub fn create_thread(&mut self, parent_id: u64, name: &str, owner_id: u64) -> Result<u64, ApiError> {
+        match self.channels.get(&parent_id).map(|c| &c.kind) {
+            Some(ChannelKind::GuildText { .. }) => {}
+            Some(_) => return Err(ApiError::cannot_dm_webhook()),
+            None => return Err(ApiError::unknown_channel()),
+        }
+        if name.trim().is_empty() || name.chars().count() > 100 {
+            return Err(ApiError::invalid_form(
+                "name",
+                "BASE_TYPE_BAD_LENGTH",
+                "Must be between 1 and 100 in length.",
+            ));
+        }
+        let id = self.ids.next_id();
+        self.channels.insert(
+            id,
+            Channel {
+                id,
+                kind: ChannelKind::Thread {
+                    parent_id,
+                    name: name.to_string(),
+                    owner_id,
+                },
+                messages: Vec::new(),
+            },
+        );
+        Ok(id)
     }
 
     /// Whether `user` can see `channel_id`.
@@ -429,7 +505,7 @@ impl World {
         if self.permissions(user, channel) & perms::VIEW_CHANNEL == 0 {
             return Err(match channel.kind {
                 ChannelKind::Dm { .. } => ApiError::unknown_channel(),
-                ChannelKind::GuildText { .. } => ApiError::missing_access(),
+                ChannelKind::GuildText { .. } | ChannelKind::Thread { .. } => ApiError::missing_access(),
             });
         }
         Ok(channel)
@@ -520,7 +596,7 @@ impl World {
         }
         let parsed = parse_mentions(&new.content);
         let allowed = AllowedMentions::from_json(new.allowed_mentions.as_ref());
-        let guild = matches!(channel.kind, ChannelKind::GuildText { .. });
+        let guild = !matches!(channel.kind, ChannelKind::Dm { .. });
         let mut mentions: Vec<u64> = parsed
             .users
             .into_iter()
@@ -655,7 +731,8 @@ impl World {
                     overwrites.push(json!({"id": uid.to_string(), "type": 1, "allow": "0", "deny": perms::VIEW_CHANNEL.to_string()}));
                 }
                 for uid in read_only_for {
-                    overwrites.push(json!({"id": uid.to_string(), "type": 1, "allow": "0", "deny": perms::SEND_MESSAGES.to_string()}));
+                    let deny = perms::SEND_MESSAGES | perms::SEND_MESSAGES_IN_THREADS;
+                    overwrites.push(json!({"id": uid.to_string(), "type": 1, "allow": "0", "deny": deny.to_string()}));
                 }
                 json!({
                     "id": c.id.to_string(),
@@ -669,6 +746,34 @@ impl World {
                     "rate_limit_per_user": rate_limit_per_user,
                     "last_message_id": c.messages.last().map(|m| m.id.to_string()),
                     "permission_overwrites": overwrites,
+                    "flags": 0,
+                })
+            }
+            ChannelKind::Thread {
+                parent_id,
+                name,
+                owner_id,
+            } => {
+                let created = snowflake::iso8601(c.id);
+                json!({
+                    "id": c.id.to_string(),
+                    "type": 11,
+                    "guild_id": self.guild_of(c).map(|g| g.to_string()),
+                    "parent_id": parent_id.to_string(),
+                    "owner_id": owner_id.to_string(),
+                    "name": name,
+                    "last_message_id": c.messages.last().map(|m| m.id.to_string()),
+                    "rate_limit_per_user": 0,
+                    "message_count": c.messages.len(),
+                    "member_count": 1,
+                    "total_message_sent": c.messages.len(),
+                    "thread_metadata": {
+                        "archived": false,
+                        "auto_archive_duration": 1440,
+                        "archive_timestamp": created,
+                        "locked": false,
+                        "create_timestamp": created,
+                    },
                     "flags": 0,
                 })
             }
@@ -703,10 +808,7 @@ impl World {
 
     fn message_json_depth(&self, m: &Message, with_content: bool, follow_reference: bool) -> Value {
         let channel = self.channels.get(&m.channel_id);
-        let guild_id = match channel.map(|c| &c.kind) {
-            Some(ChannelKind::GuildText { guild_id, .. }) => Some(*guild_id),
-            _ => None,
-        };
+        let guild_id = channel.and_then(|c| self.guild_of(c));
         let (author, webhook_id) = match &m.author {
             Author::User(id) => (self.user_json(*id), None),
             Author::Webhook {
@@ -778,6 +880,13 @@ impl World {
             .channels
             .values()
             .filter(|c| matches!(c.kind, ChannelKind::GuildText { guild_id, .. } if guild_id == g.id))
+            .filter(|c| self.can_view(bot, c.id))
+            .map(|c| self.channel_json(c))
+            .collect();
+        let threads: Vec<Value> = self
+            .channels
+            .values()
+            .filter(|c| matches!(c.kind, ChannelKind::Thread { .. }) && self.guild_of(c) == Some(g.id))
             .filter(|c| self.can_view(bot, c.id))
             .map(|c| self.channel_json(c))
             .collect();
@@ -856,7 +965,7 @@ impl World {
             "voice_states": [],
             "members": members,
             "channels": channels,
-            "threads": [],
+            "threads": threads,
             "presences": [],
             "stage_instances": [],
             "guild_scheduled_events": [],
@@ -888,6 +997,10 @@ impl World {
                 } => json!({
                     "id": c.id.to_string(), "type": "text", "name": name, "guild_id": guild_id.to_string(),
                     "slowmode": rate_limit_per_user, "messages": c.messages.len(),
+                }),
+                ChannelKind::Thread { parent_id, name, .. } => json!({
+                    "id": c.id.to_string(), "type": "thread", "name": name, "parent_id": parent_id.to_string(),
+                    "guild_id": self.guild_of(c).map(|g| g.to_string()), "messages": c.messages.len(),
                 }),
                 ChannelKind::Dm { recipients } => {
                     let names: Vec<&str> = recipients
@@ -1287,6 +1400,23 @@ mod tests {
         let guild: serenity::model::guild::Guild =
             serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
         assert_eq!(guild.channels.len(), 3);
+        let thread = w.create_thread(general, "a topic", alice).unwrap();
+        let v = w.channel_json(w.channel(thread).unwrap());
+        let parsed: serenity::model::channel::GuildChannel =
+            serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+        assert_eq!(parsed.parent_id.map(|p| p.get()), Some(general));
+        let in_thread = w
+            .post(thread, Author::User(alice), text("in a thread"))
+            .unwrap()
+            .message;
+        let v = w.message_json(&in_thread, true);
+        let parsed: serenity::model::channel::Message =
+            serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+        assert_eq!(parsed.guild_id.map(|g| g.get()), Some(w.guilds()[0].id));
+        let v = w.guild_create_json(&g, ada);
+        let guild: serenity::model::guild::Guild =
+            serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+        assert_eq!(guild.threads.len(), 1);
         let dm = w.open_dm(alice, ada).unwrap();
         let v = w.channel_json_for(w.channel(dm).unwrap(), ada);
         let _: serenity::model::channel::Channel =
