@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use toml::Spanned;
 
+use self::backend::Report;
 pub use self::backend::{
     ApiKeySource, CommandSettings, HttpSettings, MaxTokensParam, OnTruncation, RetrySettings, Timeouts, TokenLadder,
 };
@@ -434,19 +435,8 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
     let conversations = {
         let d = ConversationSettings::default();
         let c = &raw.conversations;
-        let mut num = |field: &str, v: &Option<Spanned<i64>>, default: u64, min: i64, max: i64| -> u64 {
-            match v.as_ref().map(|m| (*m.get_ref(), m.span())) {
-                None => default,
-                Some((n, _)) if (min..=max).contains(&n) => n as u64,
-                Some((n, span)) => {
-                    err(
-                        Some(span),
-                        format!("conversations.{field}"),
-                        format!("{n} is out of range; use {min} to {max}"),
-                    );
-                    default
-                }
-            }
+        let mut num = |field: &str, v: &Option<Spanned<i64>>, default: u64, min: i64, max: i64| {
+            operations::int(&format!("conversations.{field}"), v, default, min, max, &mut err)
         };
         ConversationSettings {
             idle: std::time::Duration::from_secs(num("idle_secs", &c.idle_secs, d.idle.as_secs(), 1, 86_400 * 30)),
@@ -494,19 +484,8 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
     let discord = {
         let d = DiscordSettings::default();
         let r = &raw.discord;
-        let mut ranged = |field: &str, v: &Option<Spanned<i64>>, default: i64, min: i64, max: i64| -> i64 {
-            match v.as_ref().map(|m| (*m.get_ref(), m.span())) {
-                None => default,
-                Some((n, _)) if (min..=max).contains(&n) => n,
-                Some((n, span)) => {
-                    err(
-                        Some(span),
-                        format!("discord.{field}"),
-                        format!("{n} is out of range; use {min} to {max}"),
-                    );
-                    default
-                }
-            }
+        let mut ranged = |field: &str, v: &Option<Spanned<i64>>, default: i64, min: i64, max: i64| {
+            operations::int(&format!("discord.{field}"), v, default as u64, min, max, &mut err) as i64
         };
         let max_chain = ranged("max_chain", &r.max_chain, i64::from(d.max_chain.get()), 1, 99);
         DiscordSettings {
@@ -538,19 +517,8 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
     let backlog = {
         let d = crate::backlog::Bounds::default();
         let b = &raw.backlog;
-        let mut ranged = |field: &str, v: &Option<Spanned<i64>>, default: u64, max: i64| -> u64 {
-            match v.as_ref().map(|m| (*m.get_ref(), m.span())) {
-                None => default,
-                Some((n, _)) if (1..=max).contains(&n) => n as u64,
-                Some((n, span)) => {
-                    err(
-                        Some(span),
-                        format!("backlog.{field}"),
-                        format!("{n} is out of range; use 1 to {max}"),
-                    );
-                    default
-                }
-            }
+        let mut ranged = |field: &str, v: &Option<Spanned<i64>>, default: u64, max: i64| {
+            operations::int(&format!("backlog.{field}"), v, default, 1, max, &mut err)
         };
         crate::backlog::Bounds {
             max_age: std::time::Duration::from_secs(ranged(
@@ -611,20 +579,8 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
                 None
             }
         };
-        let mut bounded = |field: &str, v: &Option<Spanned<i64>>, default: usize, max: i64| match v
-            .as_ref()
-            .map(|m| (*m.get_ref(), m.span()))
-        {
-            None => default,
-            Some((n, _)) if (1..=max).contains(&n) => n as usize,
-            Some((n, span)) => {
-                err(
-                    Some(span),
-                    format!("backends.{name}.{field}"),
-                    format!("{n} is out of range; use 1 to {max}"),
-                );
-                1
-            }
+        let mut bounded = |field: &str, v: &Option<Spanned<i64>>, default: usize, max: i64| {
+            operations::int(&format!("backends.{name}.{field}"), v, default as u64, 1, max, &mut err) as usize
         };
         let max_concurrency = bounded("max_concurrency", &b.max_concurrency, 4, 10_000);
         let max_queue = bounded("max_queue", &b.max_queue, 1_000, 1_000_000);
@@ -698,22 +654,8 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
                 MemoryMode::Channel
             }
         };
-        let limit = |v: &Option<Spanned<i64>>,
-                     f: &str,
-                     default: usize,
-                     err: &mut dyn FnMut(Option<std::ops::Range<usize>>, String, String)| {
-            match v.as_ref().map(|m| (*m.get_ref(), m.span())) {
-                None => default,
-                Some((n, _)) if (1..=10_000_000).contains(&n) => n as usize,
-                Some((n, span)) => {
-                    err(
-                        Some(span),
-                        field(f),
-                        format!("agent `{name}`: {n} is out of range; use 1 to 10000000"),
-                    );
-                    default
-                }
-            }
+        let limit = |v: &Option<Spanned<i64>>, f: &str, default: usize, err: &mut Report<'_>| {
+            operations::int(&field(f), v, default as u64, 1, 10_000_000, err) as usize
         };
         let defaults = crate::memory::Limits::default();
         let memory_limits = crate::memory::Limits {

@@ -17,7 +17,14 @@ use crate::ops::system::SystemLimits;
 pub const DEFAULT_HTTP_LISTEN: &str = "0.0.0.0:23459";
 
 /// An integer in `min..=max`, or `default` (the error is reported).
-fn int(field: &str, v: &Option<Spanned<i64>>, default: u64, min: i64, max: i64, err: &mut Report<'_>) -> u64 {
+pub(crate) fn int(
+    field: &str,
+    v: &Option<Spanned<i64>>,
+    default: u64,
+    min: i64,
+    max: i64,
+    err: &mut Report<'_>,
+) -> u64 {
     match v.as_ref().map(|m| (*m.get_ref(), m.span())) {
         None => default,
         Some((n, _)) if (min..=max).contains(&n) => n as u64,
