@@ -487,3 +487,54 @@ async fn threads_are_answered_like_their_channel() {
     assert_eq!(tried, 0, "Ada must not try to post where it may not");
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_webhook_from_a_token_file_is_used_in_its_channel() {
+    // The sandbox is started first so the webhook exists before troupe reads its configuration.
+    let spec = troupe::sandbox::spec::WorldSpec::default();
+    let bots = [("Ada".to_string(), troupe::sandbox::spec::sandbox_token("Ada"))];
+    let sandbox = troupe::sandbox::Sandbox::start(&spec, &bots, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let sb = Control::new(&sandbox.url());
+    let random = sb.id_of("channels", "random").await;
+    let hook: Value = sb
+        .http
+        .post(format!("{}/api/v10/channels/{random}/webhooks", sb.url))
+        .header("authorization", format!("Bot {}", bots[0].1))
+        .json(&json!({"name": "persona"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("hook-token");
+    std::fs::write(&token_file, hook["token"].as_str().unwrap()).unwrap();
+    let (mut config, _state) = config(&format!(
+        "[[agents]]\nname = \"Ada\"\nbackend = \"offline\"\nwebhook = {{ id = \"{}\", token_file = \"{}\" }}\n",
+        hook["id"].as_str().unwrap(),
+        token_file.display()
+    ));
+    config.sandbox.url = Some(sandbox.url());
+    let running = troupe::app::start(config).await.unwrap();
+    sb.wait_connected(&["Ada"]).await;
+    let asked = sb.say("random", "alice", "<@Ada> through the hook?").await;
+    let reply = wait_for("the webhook reply", || async {
+        sb.messages("random")
+            .await
+            .into_iter()
+            .find(|m| m["webhook_id"] == hook["id"])
+    })
+    .await;
+    assert_eq!(reply["author"]["username"], "Ada");
+    assert!(reply["content"].as_str().unwrap().contains("through the hook?"));
+    // Elsewhere Ada speaks as her bot user.
+    let elsewhere = sb.say("general", "alice", "<@Ada> and here?").await;
+    let bot_reply = sb.reply_to("general", "Ada", elsewhere["id"].as_str().unwrap()).await;
+    assert!(bot_reply["webhook_id"].is_null());
+    let _ = asked;
+    running.stop().await;
+    sandbox.stop().await;
+}

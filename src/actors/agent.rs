@@ -133,7 +133,7 @@ impl Actor for AgentActor {
         };
         if let Some(WebhookConfig::Existing { id, token }) = &spec.config.webhook {
             let token = token.resolve(&spec.config.name)?;
-            // Its channel is learned from Discord once connected (see `setup_webhook`).
+            // Looking it up checks the token and tells which channel it posts in.
             let webhook = fetch_webhook(&spec, *id, &token).await?;
             outbox.set_webhook(webhook);
         }
