@@ -63,6 +63,18 @@ pub enum StoreError {
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
+    flusher: std::sync::Arc<Flusher>,
+}
+
+/// One flush at a time, shared by every write made before it started (group commit). sled
+/// 0.34's `flush_async` deadlocks when called concurrently (spacejam/sled#1308, fixed on sled's
+/// main branch but never released), and concurrent fsyncs of the same log are wasted anyway.
+#[derive(Debug, Default)]
+struct Flusher {
+    /// Flush requests so far; each is made after its caller's write.
+    requested: std::sync::atomic::AtomicU64,
+    /// The highest request a completed flush covers.
+    flushed: tokio::sync::Mutex<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -78,6 +90,7 @@ impl Store {
         let store = Store {
             db,
             path: path.to_path_buf(),
+            flusher: Default::default(),
         };
         match store.db.get("meta/schema").map_err(|e| classify(path, e))? {
             None => {
@@ -268,11 +281,24 @@ impl Store {
 
     /// Writes everything to disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db
-            .flush_async()
+        use std::sync::atomic::Ordering::SeqCst;
+        let mine = self.flusher.requested.fetch_add(1, SeqCst) + 1;
+        let mut flushed = self.flusher.flushed.lock().await;
+        if *flushed >= mine {
+            // A flush that started after this caller's write has completed.
+            return Ok(());
+        }
+        let covers = self.flusher.requested.load(SeqCst);
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map(|_| ())
-            .map_err(|e| classify(&self.path, e))
+            .map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("flush task failed: {e}"),
+            })?
+            .map_err(|e| classify(&self.path, e))?;
+        *flushed = covers;
+        Ok(())
     }
 
     /// Whether the store answers a read (for `/readiness`).
@@ -400,6 +426,37 @@ mod tests {
         dms.sort_unstable();
         assert_eq!(dms, vec![98, 99]);
         assert!(s.dm_channels("Ad").unwrap().is_empty());
+    }
+
+    /// Regression: sled 0.34's `flush_async` deadlocked when many conversations saved at once
+    /// (the benchmark's throughput scenario stalled with every turn waiting on a flush).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_saves_all_complete_and_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let saves = (0..64u64).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let t = MemoryTurn {
+                    assistant: false,
+                    author: "a".into(),
+                    content: format!("turn {i}"),
+                    message_id: i,
+                    time_ms: 0,
+                };
+                s.save_memory("Ada", ConversationKey::User(i), &[t]).await
+            })
+        });
+        let all = tokio::time::timeout(std::time::Duration::from_secs(60), futures::future::join_all(saves))
+            .await
+            .expect("concurrent saves must not hang");
+        assert!(all.into_iter().all(|r| r.unwrap().is_ok()));
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.memory("Ada", ConversationKey::User(63)).unwrap()[0].content,
+            "turn 63"
+        );
     }
 
     #[test]
