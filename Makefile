@@ -1,7 +1,7 @@
 # troupe: the two commands a newcomer needs are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run sandbox test soak check fmt clean
+.PHONY: run sandbox test soak bench check fmt clean
 
 ## Start troupe on the local sandbox with the shipped agents.toml (prints the web page address).
 run:
@@ -19,6 +19,13 @@ test:
 SOAK_CYCLES ?= 500
 soak:
 	TROUPE_SOAK_CYCLES=$(SOAK_CYCLES) $(CARGO) test --test backlog kill_9 -- --nocapture
+
+## Benchmarks against the sandbox, beside a bare serenity bot (release build; about 5 minutes).
+## QUICK=1: reduced sizes, under a minute. BENCH_ARGS: more flags (e.g. --compare FILE).
+## Prints a table and writes target/bench/latest-{full,quick}.json. See docs/benchmarks.md.
+bench:
+	$(CARGO) build --release --bins
+	$(CARGO) run --release --quiet --bin troupe-bench -- $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 ## Formatting and lints, as CI checks them.
 check:

@@ -232,6 +232,11 @@ impl LlmTestServer {
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
+        // Streams are many small writes: without TCP_NODELAY, Nagle holds each chunk until the
+        // previous one is acknowledged, and the client's delayed ACK adds ~40 ms per reply.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

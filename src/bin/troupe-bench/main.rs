@@ -59,7 +59,8 @@ struct Cli {
     /// Reduced sizes: the whole run in under a minute.
     #[arg(long)]
     quick: bool,
-    /// Run only these scenarios: overhead, throughput, memory, startup, replay, store.
+    /// Run only these scenarios: overhead, throughput, memory (or its halves: agents,
+    /// conversations), startup, replay, store.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Messages of the overhead scenario (overrides the mode's size).

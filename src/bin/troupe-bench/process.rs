@@ -35,14 +35,15 @@ impl TroupeConfig {
     /// The configuration text. Limits that would make troupe refuse a benchmark's load are
     /// lifted: the per-user rate limit (0 turns it off), the load-average watchdog, the
     /// crash-loop back-off (scenarios restart troupe on purpose) and the pool's wait queue.
-    /// Conversations stay alive for the whole run (`idle_secs`).
+    /// Conversations stay alive for the whole run (`idle_secs`); a stop does not wait long for
+    /// a hung turn (`shutdown_grace_secs`).
     pub fn toml(&self) -> String {
         let backend = match &self.backend {
             Backend::OpenAi(url) => format!("provider = \"openai\"\nbase_url = \"{url}\"\nmodel = \"m\""),
             Backend::Echo => "provider = \"echo\"".to_string(),
         };
         let mut text = format!(
-            "[discord]\nuser_rate_limit = 0\n\n[conversations]\nidle_secs = 3600\n\n\
+            "[discord]\nuser_rate_limit = 0\n\n[conversations]\nidle_secs = 3600\nshutdown_grace_secs = 2\n\n\
              [limits]\nmax_load_average = 100000\n\n[restarts]\nfree_starts = 1000\n\n\
              [backends.llm]\n{backend}\nmax_concurrency = {}\nmax_queue = 1000000\n",
             self.max_concurrency
@@ -84,6 +85,24 @@ impl Rss {
     }
 }
 
+/// CPU time a process has used so far (user + system), from /proc/PID/stat.
+pub fn cpu_secs(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/PID/stat")?;
+    // The command name may hold spaces: the fields start after its closing parenthesis.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    // SAFETY: sysconf reads a constant of the system; no memory is involved.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => Ok((user + system) as f64 / per_sec),
+        _ => Err(BenchError(format!("unexpected /proc/{pid}/stat"))),
+    }
+}
+
 /// Sends SIGTERM and waits up to `grace` for the exit, then kills.
 fn terminate(child: &mut Child, grace: Duration) {
     if let Ok(pid) = i32::try_from(child.id()) {
@@ -119,7 +138,8 @@ impl Troupe {
     /// returns once it printed its HTTP address. Logs go to `dir/troupe-<n>.log`.
     pub fn spawn(bin: &Path, config: &TroupeConfig, sandbox_url: &str, state: &Path, dir: &Path) -> Result<Troupe> {
         std::fs::create_dir_all(dir).context("creating the run directory")?;
-        let n = std::fs::read_dir(dir).map_or(0, |d| d.count());
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let config_path = dir.join(format!("agents-{n}.toml"));
         std::fs::write(&config_path, config.toml()).context("writing agents.toml")?;
         let log = dir.join(format!("troupe-{n}.log"));
@@ -176,6 +196,11 @@ impl Troupe {
         Rss::of(self.pid())
     }
 
+    /// CPU seconds it has used.
+    pub fn cpu(&self) -> Result<f64> {
+        cpu_secs(self.pid())
+    }
+
     /// Waits until `/readiness` answers 200 (every agent's gateway connected); returns when.
     pub async fn wait_ready(&mut self, deadline: Duration) -> Result<Instant> {
         let start = Instant::now();
@@ -224,9 +249,9 @@ impl Troupe {
         (!values.is_empty()).then(|| values.iter().sum())
     }
 
-    /// Stops it cleanly (SIGTERM; the store is flushed) and waits.
+    /// Stops it cleanly (SIGTERM; the store is flushed) and waits; kills it after 10 s.
     pub fn stop(mut self) {
-        terminate(&mut self.child, Duration::from_secs(30));
+        terminate(&mut self.child, Duration::from_secs(10));
     }
 }
 
@@ -261,6 +286,11 @@ impl Baseline {
     /// Its resident memory now and at peak.
     pub fn rss(&self) -> Result<Rss> {
         Rss::of(self.child.id())
+    }
+
+    /// CPU seconds it has used.
+    pub fn cpu(&self) -> Result<f64> {
+        cpu_secs(self.child.id())
     }
 
     /// Stops it.
@@ -317,8 +347,16 @@ mod tests {
     }
 
     #[test]
-    fn own_memory_is_readable() {
+    fn own_memory_and_cpu_are_readable() {
         let rss = Rss::of(std::process::id()).unwrap();
         assert!(rss.now > 0 && rss.peak >= rss.now, "{rss:?}");
+        let before = cpu_secs(std::process::id()).unwrap();
+        let mut x = 0u64;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(50) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(cpu_secs(std::process::id()).unwrap() >= before);
     }
 }

@@ -136,13 +136,14 @@ impl Stage {
     }
 
     /// Posts every message, `concurrency` at a time: as fast as the sandbox takes them.
-    pub async fn flood(&self, posts: Vec<Post>, concurrency: usize) -> Result<()> {
+    /// Returns the posted messages, in no particular order.
+    pub async fn flood(&self, posts: Vec<Post>, concurrency: usize) -> Result<Vec<Value>> {
         let results: Vec<Result<Value>> = stream::iter(posts)
             .map(|p| async move { self.post(&p).await })
             .buffer_unordered(concurrency)
             .collect()
             .await;
-        results.into_iter().try_for_each(|r| r.map(|_| ()))
+        results.into_iter().collect()
     }
 
     /// The number of timed replies so far (a mark for [`Stage::replies_since`]).

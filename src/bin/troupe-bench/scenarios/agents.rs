@@ -13,7 +13,7 @@ use crate::stage::Stage;
 use crate::Result;
 
 /// Time given to a process after its last connection before its memory is read.
-const SETTLE: Duration = Duration::from_secs(2);
+const SETTLE: Duration = Duration::from_secs(1);
 
 const MIB: f64 = 1024.0 * 1024.0;
 

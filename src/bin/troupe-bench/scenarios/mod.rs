@@ -53,6 +53,9 @@ pub struct Plan {
     pub store_appends: usize,
     /// Store: conversations appended to at once, and appends each.
     pub store_parallel: (usize, usize),
+    /// How long a flood may go without progress before the rest counts as unanswered (and how
+    /// long replay may take to answer its first message).
+    pub stall: Duration,
 }
 
 impl Plan {
@@ -73,6 +76,7 @@ impl Plan {
             replay_per_channel: 100,
             store_appends: 2_000,
             store_parallel: (64, 40),
+            stall: Duration::from_secs(30),
         }
     }
 
@@ -89,6 +93,7 @@ impl Plan {
             replay_per_channel: 50,
             store_appends: 300,
             store_parallel: (16, 20),
+            stall: Duration::from_secs(10),
             ..Plan::full()
         }
     }
@@ -108,8 +113,6 @@ pub struct Bench {
 
 /// How long troupe or the baseline may take to connect every bot.
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(120);
-/// How long a flood may go without a single reply before the rest counts as unanswered.
-pub const STALL: Duration = Duration::from_secs(30);
 
 /// A unit of work of the run; some produce figures of several scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,12 +144,14 @@ impl Step {
                 "overhead" => &[Overhead],
                 "throughput" => &[Throughput],
                 "memory" => &[Agents, Conversations],
+                "agents" => &[Agents],
+                "conversations" => &[Conversations],
                 "startup" => &[Agents],
                 "replay" => &[Replay],
                 "store" => &[Store],
                 other => {
                     return Err(format!(
-                        "unknown scenario `{other}`; use overhead, throughput, memory, startup, replay or store"
+                        "unknown scenario `{other}`; use overhead, throughput, memory (agents, conversations), startup, replay or store"
                     ))
                 }
             };

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use troupe::llm::test_server::{LlmTestServer, Reply};
 
-use super::{progress, Bench, CONNECT_DEADLINE, STALL};
+use super::{progress, Bench, CONNECT_DEADLINE};
 use crate::process::{Backend, Baseline, Troupe, TroupeConfig};
 use crate::report::Figure;
 use crate::stage::{channel, human, Post, Stage};
@@ -46,11 +46,11 @@ fn posts(bots: &[String], channels: usize, n: usize) -> Vec<Post> {
 }
 
 /// Posts the flood and waits for the replies.
-pub async fn flood(stage: &Stage, bots: &[String], channels: usize, n: usize) -> Result<Flood> {
+pub async fn flood(stage: &Stage, bots: &[String], channels: usize, n: usize, stall: Duration) -> Result<Flood> {
     let mark = stage.replies();
     let start_us = stage.now_us();
     stage.flood(posts(bots, channels, n), FLOOD_CONCURRENCY).await?;
-    let answered = stage.wait_replies(mark + n, STALL).await - mark;
+    let answered = stage.wait_replies(mark + n, stall).await - mark;
     let end_us = stage
         .replies_since(mark)
         .iter()
@@ -65,13 +65,13 @@ pub async fn flood(stage: &Stage, bots: &[String], channels: usize, n: usize) ->
     })
 }
 
-/// One message to every bot, so connections and conversations exist before measuring.
-async fn warm_up(stage: &Stage, bots: &[String], channels: usize) -> Result<()> {
+/// One message to every (bot, channel) pair, so connections and conversations exist before
+/// measuring; returns how many were answered.
+async fn warm_up(stage: &Stage, bots: &[String], channels: usize, stall: Duration) -> Result<usize> {
     let n = bots.len() * channels;
     let mark = stage.replies();
     stage.flood(posts(bots, channels, n), FLOOD_CONCURRENCY).await?;
-    stage.wait_replies(mark + n, STALL).await;
-    Ok(())
+    Ok(stage.wait_replies(mark + n, stall).await - mark)
 }
 
 fn note(f: &Flood, what: &str) -> String {
@@ -101,8 +101,10 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     let ids: Vec<u64> = base_bots.iter().filter_map(|n| stage.id_of(n)).collect();
     let baseline = Baseline::spawn(&stage.url(), &tokens)?;
     stage.wait_connected(&ids, CONNECT_DEADLINE).await?;
-    warm_up(&stage, &base_bots, channels).await?;
-    let base = flood(&stage, &base_bots, channels, n).await;
+    warm_up(&stage, &base_bots, channels, p.stall).await?;
+    let cpu = baseline.cpu()?;
+    let base = flood(&stage, &base_bots, channels, n, p.stall).await;
+    let base_cpu = baseline.cpu()? - cpu;
     baseline.stop();
     let base = base?;
 
@@ -126,8 +128,28 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         &b.dir,
     )?;
     troupe.wait_ready(CONNECT_DEADLINE).await?;
-    warm_up(&stage, &names, channels).await?;
-    let fast = flood(&stage, &names, channels, n).await;
+    if warm_up(&stage, &names, channels, p.stall).await? == 0 {
+        troupe.stop();
+        stage.stop().await;
+        let why = format!(
+            "troupe answered none of {} warm-up messages within {:?}: hung",
+            agents * channels,
+            p.stall
+        );
+        let fast = format!("replies/s, {agents} agents × {channels} channels");
+        return Ok(vec![
+            Figure::new("throughput", &fast, "1/s", 0.0, Some(base.per_sec)).note(why.clone()),
+            Figure::unavailable(
+                "throughput",
+                &format!("replies/s, 200 ms LLM, max_concurrency {POOL}"),
+                "1/s",
+                &why,
+            ),
+        ]);
+    }
+    let cpu = troupe.cpu()?;
+    let fast = flood(&stage, &names, channels, n, p.stall).await;
+    let fast_cpu = troupe.cpu()? - cpu;
 
     let bound = POOL as f64 / SLOW_MODEL.as_secs_f64();
     let m = p.bound_messages;
@@ -136,7 +158,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         &format!("troupe: 200 ms model, max_concurrency {POOL}, {m} messages"),
     );
     llm.set_default(Reply::text("pong").ttft(SLOW_MODEL));
-    let slow = flood(&stage, &names, channels, m).await;
+    let slow = flood(&stage, &names, channels, m, p.stall).await;
     troupe.stop();
     stage.stop().await;
     let (fast, slow) = (fast?, slow?);
@@ -150,6 +172,14 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
             Some(base.per_sec),
         )
         .note(note(&fast, "zero-latency LLM")),
+        Figure::new(
+            "throughput",
+            "CPU time per reply, zero-latency LLM",
+            "ms",
+            1000.0 * fast_cpu / fast.answered.max(1) as f64,
+            Some(1000.0 * base_cpu / base.answered.max(1) as f64),
+        )
+        .note("user + system time of the troupe (baseline) process during the flood"),
         Figure::new(
             "throughput",
             &format!("replies/s, 200 ms LLM, max_concurrency {POOL}"),
