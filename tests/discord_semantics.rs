@@ -440,24 +440,9 @@ async fn threads_are_answered_like_their_channel() {
     let sb = Control::new(running.sandbox_url().unwrap());
     sb.wait_connected(&["Ada"]).await;
     settle(&sb, &["Ada"]).await;
-    let thread = |channel: &str, name: &str| {
-        let sb = sb.clone();
-        let body = json!({"channel": channel, "name": name, "author": "alice"});
-        async move {
-            let resp = sb
-                .http
-                .post(format!("{}/sandbox/threads", sb.url))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert!(resp.status().is_success());
-            resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
-        }
-    };
-    let in_general = thread("general", "planning").await;
-    let in_random = thread("random", "chatter").await;
-    let in_news = thread("news", "announcements").await;
+    let in_general = sb.thread("general", "planning", "alice").await;
+    let in_random = sb.thread("random", "chatter", "alice").await;
+    let in_news = sb.thread("news", "announcements", "alice").await;
     assert_eq!(
         sb.state().await["channels"]
             .as_array()
