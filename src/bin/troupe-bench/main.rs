@@ -146,6 +146,7 @@ async fn run(cli: &Cli) -> Result<()> {
         troupe: troupe.clone(),
         dir: run_dir.clone(),
     };
+    let machine = Machine::detect(&troupe);
     let start = Instant::now();
     eprintln!(
         "troupe-bench ({mode}): troupe {}, run directory {}",
@@ -158,7 +159,7 @@ async fn run(cli: &Cli) -> Result<()> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         started_unix,
         duration_secs: start.elapsed().as_secs_f64(),
-        machine: Machine::detect(&troupe),
+        machine,
         figures,
     };
     let previous = match &cli.compare {

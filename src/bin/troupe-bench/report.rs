@@ -72,7 +72,7 @@ pub struct Machine {
     pub memory_mib: u64,
     /// Build profile of the harness and of the troupe binary it ran.
     pub profile: String,
-    /// The troupe commit, if the run was made in a git checkout.
+    /// The troupe commit when the run started, if it was made in a git checkout.
     pub commit: String,
 }
 
@@ -97,13 +97,19 @@ impl Machine {
             .and_then(|p| p.file_name())
             .map_or_else(|| "unknown".into(), |p| p.to_string_lossy().into_owned());
         let harness_profile = if cfg!(debug_assertions) { "debug" } else { "release" };
-        let commit = std::process::Command::new("git")
-            .args(["rev-parse", "--short", "HEAD"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default();
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        let commit = match (git(&["rev-parse", "--short", "HEAD"]), git(&["status", "--porcelain"])) {
+            (Some(c), Some(changes)) if !changes.is_empty() => format!("{c}+uncommitted changes"),
+            (Some(c), _) => c,
+            _ => String::new(),
+        };
         Self {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu,

@@ -74,6 +74,22 @@ async fn warm_up(stage: &Stage, bots: &[String], channels: usize, stall: Duratio
     Ok(stage.wait_replies(mark + n, stall).await - mark)
 }
 
+/// CPU time per reply of troupe beside the baseline's; not available when nothing was answered.
+fn cpu_per_reply(cpu: f64, f: &Flood, base_cpu: f64, base: &Flood) -> Figure {
+    let (what, unit) = ("CPU time per reply, zero-latency LLM", "ms");
+    if f.answered == 0 || base.answered == 0 {
+        return Figure::unavailable("throughput", what, unit, "no reply to divide by");
+    }
+    Figure::new(
+        "throughput",
+        what,
+        unit,
+        1000.0 * cpu / f.answered as f64,
+        Some(1000.0 * base_cpu / base.answered as f64),
+    )
+    .note("user + system time of the troupe (baseline) process during the flood")
+}
+
 fn note(f: &Flood, what: &str) -> String {
     let missing = if f.answered < f.posted {
         format!("; {} unanswered", f.posted - f.answered)
@@ -172,14 +188,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
             Some(base.per_sec),
         )
         .note(note(&fast, "zero-latency LLM")),
-        Figure::new(
-            "throughput",
-            "CPU time per reply, zero-latency LLM",
-            "ms",
-            1000.0 * fast_cpu / fast.answered.max(1) as f64,
-            Some(1000.0 * base_cpu / base.answered.max(1) as f64),
-        )
-        .note("user + system time of the troupe (baseline) process during the flood"),
+        cpu_per_reply(fast_cpu, &fast, base_cpu, &base),
         Figure::new(
             "throughput",
             &format!("replies/s, 200 ms LLM, max_concurrency {POOL}"),
