@@ -80,8 +80,8 @@ pub enum ConversationMsg {
     TurnDone(TurnOutcome),
     /// A turn panicked: fail the actor so it is restarted clean.
     TurnPanicked(String),
-    /// Stop if nothing happened since the idle timer of this generation was set.
-    IdleCheck(u64),
+    /// Stop if nothing has happened for the idle time (else wait out the rest).
+    IdleCheck,
 }
 
 /// The result of one turn.
@@ -103,7 +103,10 @@ pub struct ConversationState {
     turn: Option<JoinHandle<()>>,
     start_scheduled: bool,
     memory: Vec<MemoryTurn>,
-    idle_generation: u64,
+    /// When the conversation last had something to do.
+    last_activity: tokio::time::Instant,
+    /// An idle check is scheduled (one at a time, however many messages arrive).
+    idle_armed: bool,
     slowmode: std::collections::HashMap<u64, Duration>,
     /// Backlog messages wait: the next turn starts at once and answers everything together.
     backlog_waiting: bool,
@@ -130,7 +133,8 @@ impl Actor for ConversationActor {
             turn: None,
             start_scheduled: false,
             memory,
-            idle_generation: 0,
+            last_activity: tokio::time::Instant::now(),
+            idle_armed: false,
             slowmode: std::collections::HashMap::new(),
             backlog_waiting: false,
             in_turn: Vec::new(),
@@ -196,8 +200,15 @@ impl Actor for ConversationActor {
                 });
                 return Err(format!("turn panicked: {why}").into());
             }
-            ConversationMsg::IdleCheck(generation) => {
-                if generation == state.idle_generation && state.turn.is_none() && state.pending.is_empty() {
+            ConversationMsg::IdleCheck => {
+                state.idle_armed = false;
+                let idle_for = state.last_activity.elapsed();
+                let idle = state.args.spec.conversations.idle;
+                if state.turn.is_some() || !state.pending.is_empty() {
+                    schedule_idle_check(&myself, state, idle);
+                } else if idle_for < idle {
+                    schedule_idle_check(&myself, state, idle - idle_for);
+                } else {
                     myself.stop(Some("idle".into()));
                 }
             }
@@ -220,12 +231,19 @@ impl Actor for ConversationActor {
     }
 }
 
+/// Records activity; the idle check, if none is scheduled yet, comes after the idle time.
 fn arm_idle_timer(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState) {
-    state.idle_generation += 1;
-    let generation = state.idle_generation;
-    myself.send_after(state.args.spec.conversations.idle, move || {
-        ConversationMsg::IdleCheck(generation)
-    });
+    state.last_activity = tokio::time::Instant::now();
+    let idle = state.args.spec.conversations.idle;
+    schedule_idle_check(myself, state, idle);
+}
+
+fn schedule_idle_check(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState, after: Duration) {
+    if !state.idle_armed {
+        state.idle_armed = true;
+        // Never sooner than a tick, so a check cannot spin.
+        myself.send_after(after.max(Duration::from_millis(10)), || ConversationMsg::IdleCheck);
+    }
 }
 
 /// When the next turn may start: after the reorder window for a human's message; after the bot
