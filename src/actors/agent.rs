@@ -82,6 +82,8 @@ enum Phase {
 pub struct AgentState {
     spec: SharedSpec,
     me: Option<BotIdentity>,
+    /// The bot's REST client, shared by the outbox, replay and webhook set-up.
+    http: std::sync::Arc<serenity::http::Http>,
     outbox: Outbox,
     gateway: Option<ActorCell>,
     gateway_failures: u32,
@@ -126,15 +128,18 @@ impl Actor for AgentActor {
         myself: ActorRef<Self::Msg>,
         spec: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
+        // One REST client for the bot (replies, history, webhooks), so serenity's rate
+        // limiter sees all of this token's requests.
+        let http = std::sync::Arc::new(http_client(&spec.token, spec.api_base.as_deref()));
         let outbox = match spec.run.dry_run {
             // `--no-discord`: replies are printed, not sent.
             DryRun::NoDiscord => Outbox::printing(),
-            _ => Outbox::new(std::sync::Arc::new(http_client(&spec.token, spec.api_base.as_deref()))),
+            _ => Outbox::new(http.clone()),
         };
         if let Some(WebhookConfig::Existing { id, token }) = &spec.config.webhook {
             let token = token.resolve(&spec.config.name)?;
             // Looking it up checks the token and tells which channel it posts in.
-            let webhook = fetch_webhook(&spec, *id, &token).await?;
+            let webhook = fetch_webhook(&spec, &http, *id, &token).await?;
             outbox.set_webhook(webhook);
         }
         if let Some(id) = outbox.webhook_id() {
@@ -145,6 +150,7 @@ impl Actor for AgentActor {
         Ok(AgentState {
             spec,
             me: None,
+            http,
             outbox,
             gateway: None,
             gateway_failures: 0,
@@ -569,10 +575,9 @@ fn begin_replay(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
             }
         }
     }
-    let http = std::sync::Arc::new(http_client(&spec.token, spec.api_base.as_deref()));
     tokio::spawn(replay::run(
         spec.clone(),
-        http,
+        state.http.clone(),
         myself.clone(),
         channels,
         state.generation,
@@ -582,10 +587,10 @@ fn begin_replay(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
 /// Looks an existing webhook up, to learn its channel.
 async fn fetch_webhook(
     spec: &SharedSpec,
+    http: &serenity::http::Http,
     id: u64,
     token: &crate::secret::Secret,
 ) -> Result<WebhookIdentity, ActorProcessingErr> {
-    let http = http_client(&spec.token, spec.api_base.as_deref());
     let hook = http
         .get_webhook_with_token(serenity::all::WebhookId::new(id), token.expose())
         .await
@@ -619,10 +624,9 @@ async fn setup_webhook(state: &mut AgentState) {
     let (id, token) = match spec.store.webhook(name, channel_id) {
         Ok(Some(known)) => known,
         _ => {
-            let http = http_client(&spec.token, spec.api_base.as_deref());
             let builder = serenity::all::CreateWebhook::new(format!("troupe {name}"));
             match serenity::all::ChannelId::new(channel_id)
-                .create_webhook(&http, builder)
+                .create_webhook(&*state.http, builder)
                 .await
             {
                 Ok(hook) => {

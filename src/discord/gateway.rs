@@ -138,10 +138,29 @@ pub fn intents() -> GatewayIntents {
         | GatewayIntents::MESSAGE_CONTENT
 }
 
+/// The process's one HTTP connection pool for Discord REST: every agent's clients share it, so
+/// 100 agents build one TLS configuration and root store instead of 300 (see
+/// `docs/benchmarks.md`). Requests carry their own token, so sharing the pool shares nothing else.
+fn shared_reqwest() -> reqwest::Client {
+    static SHARED: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            // What serenity's own builder does (`use_rustls_tls`); building fails only when
+            // the TLS backend cannot initialise, and then serenity's default would fail too.
+            reqwest::Client::builder()
+                .use_rustls_tls()
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
+        .clone()
+}
+
 /// A REST client for a token; `api_base` (e.g. the sandbox's `http://127.0.0.1:8686`) replaces
 /// `https://discord.com`, and then serenity's own rate limiter is off, as its proxy needs.
+/// Build one per bot and share it (`Arc`): serenity's rate limiter lives in the client, so two
+/// clients for one token would not see each other's buckets.
 pub fn http_client(token: &Secret, api_base: Option<&str>) -> Http {
-    let builder = HttpBuilder::new(token.expose());
+    let builder = HttpBuilder::new(token.expose()).client(shared_reqwest());
     match api_base {
         Some(base) => builder.proxy(base).ratelimiter_disabled(true).build(),
         None => builder.build(),
