@@ -446,18 +446,22 @@ fn admit(state: &mut AgentState, mut m: Inbound, live: bool) -> Option<Inbound> 
     if state.progress.get(&m.channel_id).is_some_and(|p| p.is_in_flight(m.id)) {
         return None; // already being answered
     }
-    if store.answered(name, m.id).unwrap_or(false) {
-        tracing::debug!(agent = %name, message_id = m.id, "already answered; skipped");
-        finish(state, m.channel_id, m.id);
-        return None;
-    }
-    let recorded = store.chain(m.id).ok().flatten();
-    let replied = m
-        .reply_to
-        .as_ref()
-        .and_then(|r| store.chain(r.message_id).ok().flatten());
+    // The store's chain records matter only for bots and webhooks (a human's chain is its own
+    // footer's, which is recorded only when it is above zero): every agent sees every message,
+    // so humans' messages skip these lookups.
+    let (recorded, replied) = if m.author_is_bot || m.chain > ChainLength::HUMAN {
+        let recorded = store.chain(m.id).ok().flatten();
+        let replied = m
+            .reply_to
+            .as_ref()
+            .and_then(|r| store.chain(r.message_id).ok().flatten());
+        (recorded, replied)
+    } else {
+        (None, None)
+    };
     m.chain = acl::inbound_chain(m.chain, recorded, m.author_is_bot, replied);
-    if m.chain > ChainLength::HUMAN {
+    // Every agent sees a bot's message; the first records its chain, the others find it.
+    if m.chain > ChainLength::HUMAN && recorded != Some(m.chain) {
         if let Err(e) = store.record_chain(m.id, m.chain) {
             tracing::warn!(agent = %name, error = %e, "cannot record a chain length");
         }
@@ -479,6 +483,13 @@ fn admit(state: &mut AgentState, mut m: Inbound, live: bool) -> Option<Inbound> 
         Decision::Process(r) => (true, r),
         Decision::Ignore(r) => (false, r),
     };
+    // Only a message this agent would answer can have been answered already (replayed twice,
+    // or live and replayed): the store is asked after routing, not for every message seen.
+    if processed && store.answered(name, m.id).unwrap_or(false) {
+        tracing::debug!(agent = %name, message_id = m.id, "already answered; skipped");
+        finish(state, m.channel_id, m.id);
+        return None;
+    }
     telemetry::message_routed(name, processed, reason.label());
     if reason == routing::Reason::ChainLimit {
         telemetry::chain_blocked(name);
