@@ -24,6 +24,11 @@ use crate::routing::ConversationKey;
 /// The schema this build writes and reads.
 pub const SCHEMA: u32 = 1;
 
+/// The most memory sled's page cache may hold (its default is 1 GiB). Conversation actors keep
+/// their memory in their own state, so the store is read when a conversation starts and is
+/// otherwise written: the cache need not hold everything; the OS page cache still does.
+const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -86,7 +91,11 @@ struct MemoryRecord {
 impl Store {
     /// Opens (or creates) the store at `path` and checks its schema.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path).open().map_err(|e| classify(path, e))?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_CAPACITY)
+            .open()
+            .map_err(|e| classify(path, e))?;
         let store = Store {
             db,
             path: path.to_path_buf(),
