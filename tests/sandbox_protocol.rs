@@ -1418,6 +1418,46 @@ async fn control_post_errors_are_discord_shaped() {
 }
 
 #[tokio::test]
+async fn control_burst_dispatches_in_order_and_names_a_bad_message() {
+    let env = Env::start().await;
+    let (mut ws, _) = env.session(ADA, ALL).await;
+    let r = env
+        .control_post(
+            "/burst",
+            r#"{"messages": [{"channel": "general", "author": "alice", "content": "one"},
+                             {"channel": "general", "author": "bob", "content": "two"},
+                             {"channel": "general", "author": "alice", "content": "three"}]}"#,
+        )
+        .await;
+    let posted = r.expect(200).as_array().unwrap().clone();
+    assert_eq!(posted.len(), 3);
+    for (want, m) in ["one", "two", "three"].iter().zip(&posted) {
+        let d = ws.message().await;
+        assert_eq!(d["content"], *want);
+        assert_eq!(d["id"], m["id"]);
+    }
+    let r = env
+        .control_post(
+            "/burst",
+            r#"{"messages": [{"channel": "general", "author": "alice", "content": "four"},
+                             {"channel": "general", "author": "nobody", "content": "five"}]}"#,
+        )
+        .await;
+    let b = r.expect(400);
+    assert!(b["message"].as_str().unwrap().starts_with("messages[1]: "), "{b}");
+    // The first message stays posted, as the error's index says.
+    let contents: Vec<Value> = env
+        .sb
+        .messages("general")
+        .await
+        .iter()
+        .map(|m| m["content"].clone())
+        .collect();
+    assert_eq!(contents, ["one", "two", "three", "four"]);
+    env.sandbox.stop().await;
+}
+
+#[tokio::test]
 async fn control_state_reports_connected_bots() {
     let env = Env::start().await;
     let ada = env.id("users", "Ada").await;

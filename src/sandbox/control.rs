@@ -27,6 +27,7 @@ pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/state", get(state))
         .route("/messages", post(post_message))
+        .route("/burst", post(post_burst))
         .route("/channels/{channel}/messages", get(channel_messages))
         .route("/faults", post(faults))
         .route("/bots", post(add_bot))
@@ -112,6 +113,35 @@ fn resolve_mentions(world: &World, content: &str) -> String {
 
 async fn post_message(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
     let req: PostRequest = parse(&body)?;
+    Ok(Json(post_one(&s, req)?).into_response())
+}
+
+/// `POST /sandbox/burst`: several messages posted and dispatched back to back, with no await in
+/// between, so their MESSAGE_CREATEs leave together, as a busy channel's do on Discord (tests of
+/// event ordering need that; separate requests arrive too far apart).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BurstRequest {
+    messages: Vec<PostRequest>,
+}
+
+async fn post_burst(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+    let req: BurstRequest = parse(&body)?;
+    let mut posted = Vec::with_capacity(req.messages.len());
+    for (i, m) in req.messages.into_iter().enumerate() {
+        // Earlier messages stay posted when a later one is refused: the error says which.
+        let value = post_one(&s, m).map_err(|mut e| {
+            if let Some(msg) = e.body.get("message").and_then(Value::as_str) {
+                e.body["message"] = Value::from(format!("messages[{i}]: {msg}"));
+            }
+            e
+        })?;
+        posted.push(value);
+    }
+    Ok(Json(Value::Array(posted)).into_response())
+}
+
+fn post_one(s: &Shared, req: PostRequest) -> Result<Value, ApiError> {
     let (channel_id, author, content) = {
         let mut world = s.world.lock().expect("world lock");
         let user = world
@@ -157,7 +187,7 @@ async fn post_message(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
         reference,
         ..Default::default()
     };
-    Ok(Json(post_and_dispatch(&s, channel_id, author, new)?).into_response())
+    post_and_dispatch(s, channel_id, author, new)
 }
 
 async fn channel_messages(State(s): State<Arc<Shared>>, Path(channel): Path<String>) -> ApiResult {

@@ -105,6 +105,26 @@ impl Control {
         v
     }
 
+    /// Posts several messages as humans, dispatched back to back (`POST /sandbox/burst`).
+    #[allow(dead_code)]
+    pub async fn burst(&self, channel: &str, author: &str, contents: &[String]) -> Vec<Value> {
+        let messages: Vec<Value> = contents
+            .iter()
+            .map(|c| json!({"channel": channel, "author": author, "content": c}))
+            .collect();
+        let resp = self
+            .http
+            .post(format!("{}/sandbox/burst", self.url))
+            .json(&json!({ "messages": messages }))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap();
+        assert!(status.is_success(), "burst failed: {status} {v}");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn say(&self, channel: &str, author: &str, content: &str) -> Value {
         self.post(json!({"channel": channel, "author": author, "content": content}))
             .await
