@@ -214,6 +214,12 @@ async fn offline_messages_are_answered_once_in_order_with_minimal_fetches() {
         "{:#?}",
         after.iter().filter(|r| r["method"] == "GET").collect::<Vec<_>>()
     );
+    // Nobody watches a backlog reply being typed: the only typing indicator is the live one's.
+    let typing: Vec<&Value> = after
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["path"].as_str().unwrap_or_default().ends_with("/typing"))
+        .collect();
+    assert_eq!(typing.len(), 1, "{typing:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

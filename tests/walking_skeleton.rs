@@ -31,6 +31,17 @@ async fn agent_answers_a_mention_in_its_channel() {
     // The reply pings nobody.
     assert_eq!(reply["allowed_mentions"]["parse"], serde_json::json!([]));
     assert_eq!(reply["mentions"], serde_json::json!([]));
+    // The typing indicator (sent alongside the model call) reaches the channel before the reply,
+    // never after it.
+    let channel = asked["channel_id"].as_str().unwrap();
+    let requests = sb.requests().await;
+    let position = |wanted: &str| {
+        requests
+            .iter()
+            .position(|r| r["method"] == "POST" && r["path"].as_str().is_some_and(|p| p.ends_with(wanted)))
+            .unwrap_or_else(|| panic!("no POST {wanted}: {requests:#?}"))
+    };
+    assert!(position(&format!("/channels/{channel}/typing")) < position(&format!("/channels/{channel}/messages")));
     running.stop().await;
 }
 

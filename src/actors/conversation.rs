@@ -29,10 +29,9 @@ use crate::message::Inbound;
 use crate::ops::telemetry;
 use crate::routing::ConversationKey;
 
-/// How long a conversation waits after a message arrives before starting a turn, so that
-/// messages serenity delivered out of order (it dispatches each event on its own task) are
-/// sorted by ID first.
-pub const REORDER_WINDOW: Duration = Duration::from_millis(15);
+/// How long a reply waits for its typing indicator's request before going out anyway (the
+/// indicator is sent alongside the model call and must not arrive after the reply).
+const TYPING_WAIT: Duration = Duration::from_secs(5);
 
 /// The conversation actor.
 #[derive(Debug)]
@@ -246,14 +245,16 @@ fn schedule_idle_check(myself: &ActorRef<ConversationMsg>, state: &mut Conversat
     }
 }
 
-/// When the next turn may start: after the reorder window for a human's message; after the bot
-/// delay (plus jitter) when the oldest waiting message is a bot's, so humans can step in and
-/// bot exchanges stay readable. `jitter` is a sample in `[0, 1)`.
-pub fn start_delay(oldest_is_bot: bool, settings: &DiscordSettings, jitter: f64) -> Duration {
+/// When the next turn may start: after the reorder window (`[conversations] reorder_ms`) for a
+/// human's message, so messages serenity delivered out of order (it dispatches each event on its
+/// own task) are sorted by ID first; after the bot delay (plus jitter) when the oldest waiting
+/// message is a bot's, so humans can step in and bot exchanges stay readable. `jitter` is a
+/// sample in `[0, 1)`.
+pub fn start_delay(oldest_is_bot: bool, settings: &DiscordSettings, reorder: Duration, jitter: f64) -> Duration {
     if oldest_is_bot {
         settings.bot_delay + settings.bot_delay_jitter.mul_f64(jitter.clamp(0.0, 1.0))
     } else {
-        REORDER_WINDOW
+        reorder
     }
 }
 
@@ -271,14 +272,26 @@ fn schedule_start(myself: &ActorRef<ConversationMsg>, state: &mut ConversationSt
         return;
     }
     let from_bot = oldest.author_is_bot;
-    let delay = start_delay(from_bot, &state.args.spec.discord, rand::random::<f64>());
-    myself.send_after(delay, move || ConversationMsg::Start { batch: from_bot });
+    let spec = &state.args.spec;
+    let delay = start_delay(
+        from_bot,
+        &spec.discord,
+        spec.conversations.reorder,
+        rand::random::<f64>(),
+    );
+    if delay.is_zero() {
+        let _ = myself.cast(ConversationMsg::Start { batch: from_bot });
+    } else {
+        myself.send_after(delay, move || ConversationMsg::Start { batch: from_bot });
+    }
 }
 
 fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState, batch: bool) {
     if state.turn.is_some() {
         return;
     }
+    // Nobody watches a reply to missed messages being typed: no indicator for backlog turns.
+    let typing = !(batch && state.backlog_waiting);
     let messages: Vec<Inbound> = if batch {
         state.backlog_waiting = false;
         let mut all: Vec<Inbound> = std::mem::take(&mut state.pending).into_values().collect();
@@ -298,14 +311,17 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState,
     let Some(latest) = messages.last() else { return };
     let message_id = latest.id;
     state.in_turn = messages.iter().map(|m| (m.channel_id, m.id)).collect();
-    let slowmode = state.slowmode.get(&latest.channel_id).copied().unwrap_or_default();
+    let pacing = Pacing {
+        slowmode: state.slowmode.get(&latest.channel_id).copied().unwrap_or_default(),
+        typing,
+    };
     let spec = state.args.spec.clone();
     let outbox = state.args.outbox.clone();
     let key = state.args.key;
     let memory = state.memory.clone();
     let me = myself.clone();
     let self_ids = state.args.self_ids.clone();
-    let turn = tokio::spawn(async move { run_turn(&spec, &outbox, key, memory, &messages, slowmode, &self_ids).await });
+    let turn = tokio::spawn(async move { run_turn(&spec, &outbox, key, memory, &messages, pacing, &self_ids).await });
     // A watcher turns the task's end into a message, so a panic in the turn reaches the actor.
     state.turn = Some(tokio::spawn(async move {
         let msg = match turn.await {
@@ -356,16 +372,29 @@ fn allowed_users(text: &str, cast: &Cast, me: &[u64]) -> Vec<u64> {
     out
 }
 
+/// How a turn's reply is paced.
+#[derive(Debug, Clone, Copy)]
+struct Pacing {
+    /// The channel's slowmode, respected between the reply's parts.
+    slowmode: Duration,
+    /// Show the typing indicator while the model works (not for backlog turns).
+    typing: bool,
+}
+
 /// One turn for a batch of messages (usually one): the chain decision, the prompt, the
 /// completion (through the backend's pool), memory saved, the reply delivered in parts.
 /// Returns the memory as saved and the outcome.
+///
+/// The model call's and the delivery's futures are boxed: held inline they would make every
+/// spawned turn (one per busy conversation, waiting for a pool permit) ~18 KB larger; see
+/// `docs/benchmarks.md`.
 async fn run_turn(
     spec: &SharedSpec,
     outbox: &Outbox,
     key: ConversationKey,
     mut memory: Vec<MemoryTurn>,
     batch: &[Inbound],
-    slowmode: Duration,
+    pacing: Pacing,
     self_ids: &[u64],
 ) -> (Vec<MemoryTurn>, Result<String, String>) {
     let name = &spec.config.name;
@@ -430,10 +459,10 @@ async fn run_turn(
         d => d,
     };
     let courtesy = matches!(reply_chain, ReplyDecision::SendWithCourtesy { .. }).then(|| spec.discord.courtesy.clone());
+    let mut typing: Option<tokio::task::JoinHandle<()>> = None;
     let (text, with_reply) = match remembered {
         Some(text) => (text, memory.clone()),
         None => {
-            outbox.typing(latest.channel_id).await;
             let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
             let fresh_prompt: Vec<_> = fresh.iter().map(MemoryTurn::to_prompt).collect();
             let mut prompt = crate::prompt::build(name, &spec.config.system_prompt, &date, &history, &fresh_prompt);
@@ -450,10 +479,16 @@ async fn run_turn(
                     Err(e) => (memory, Err(e)),
                 };
             }
+            // The indicator's request runs alongside the model call rather than before it: on
+            // Discord it is a full REST round trip.
+            if pacing.typing {
+                let (outbox, channel) = (outbox.clone(), latest.channel_id);
+                typing = Some(tokio::spawn(async move { outbox.typing(channel).await }));
+            }
             let completion = match spec.pool.acquire(name).await {
                 Ok(_permit) => {
                     let started = std::time::Instant::now();
-                    let result = spec.backend.complete(&prompt).await;
+                    let result = Box::pin(spec.backend.complete(&prompt)).await;
                     // A full pool is load shedding, not a backend failure: only calls count.
                     match &result {
                         Ok(_) => spec.breaker.record_success(),
@@ -507,10 +542,17 @@ async fn run_turn(
         chain: reply_chain.chain().unwrap_or(ChainLength::HUMAN.next()),
         tagline: spec.discord.tagline.clone(),
         courtesy,
-        slowmode,
+        slowmode: pacing.slowmode,
         nonce_seed: name.clone(),
     };
-    let delivered = outbox.deliver(&reply).await;
+    // The indicator must not arrive after the reply (it would show for ~10 s more); a request
+    // that hangs does not hold the reply past `TYPING_WAIT`.
+    if let Some(mut handle) = typing {
+        if tokio::time::timeout(TYPING_WAIT, &mut handle).await.is_err() {
+            handle.abort();
+        }
+    }
+    let delivered = Box::pin(outbox.deliver(&reply)).await;
     telemetry::replies_sent(name, delivered.message_ids.len());
     if let Some(e) = &delivered.error {
         telemetry::discord_rest_error(e.status);
@@ -567,10 +609,15 @@ mod tests {
             bot_delay_jitter: Duration::from_secs(3),
             ..DiscordSettings::default()
         };
-        assert_eq!(start_delay(false, &settings, 0.9), REORDER_WINDOW);
-        assert_eq!(start_delay(true, &settings, 0.0), Duration::from_secs(17));
-        assert_eq!(start_delay(true, &settings, 0.5), Duration::from_millis(18_500));
-        assert!(start_delay(true, &settings, 7.0) <= Duration::from_secs(20));
+        let reorder = Duration::from_millis(2);
+        assert_eq!(start_delay(false, &settings, reorder, 0.9), reorder);
+        assert_eq!(start_delay(false, &settings, Duration::ZERO, 0.9), Duration::ZERO);
+        assert_eq!(start_delay(true, &settings, reorder, 0.0), Duration::from_secs(17));
+        assert_eq!(
+            start_delay(true, &settings, reorder, 0.5),
+            Duration::from_millis(18_500)
+        );
+        assert!(start_delay(true, &settings, reorder, 7.0) <= Duration::from_secs(20));
     }
 
     #[test]

@@ -134,6 +134,9 @@ pub struct ConversationSettings {
     pub restart_window: std::time::Duration,
     /// Time in-flight turns get to finish on shutdown.
     pub shutdown_grace: std::time::Duration,
+    /// How long a turn waits after a human's message, so that messages serenity delivered out
+    /// of order (one task per event) are sorted by ID first. Zero turns the wait off.
+    pub reorder: std::time::Duration,
 }
 
 impl Default for ConversationSettings {
@@ -144,6 +147,7 @@ impl Default for ConversationSettings {
             restart_limit: 3,
             restart_window: std::time::Duration::from_secs(60),
             shutdown_grace: std::time::Duration::from_secs(20),
+            reorder: std::time::Duration::from_millis(5),
         }
     }
 }
@@ -455,6 +459,13 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
                 d.shutdown_grace.as_secs(),
                 0,
                 3_600,
+            )),
+            reorder: std::time::Duration::from_millis(num(
+                "reorder_ms",
+                &c.reorder_ms,
+                d.reorder.as_millis() as u64,
+                0,
+                1_000,
             )),
         }
     };
@@ -869,6 +880,19 @@ backend = "offline"
         let e = errors(&format!("{MINIMAL}sytem_prompt = \"x\"\n"));
         assert!(e.starts_with("agents.toml:8:"), "{e}");
         assert!(e.contains("did you mean `system_prompt`?"), "{e}");
+    }
+
+    #[test]
+    fn reorder_window_defaults_to_5_ms_and_is_bounded() {
+        let c = Config::parse("agents.toml", MINIMAL).unwrap();
+        assert_eq!(c.conversations.reorder, std::time::Duration::from_millis(5));
+        let c = Config::parse("agents.toml", &format!("[conversations]\nreorder_ms = 0\n{MINIMAL}")).unwrap();
+        assert_eq!(c.conversations.reorder, std::time::Duration::ZERO);
+        let e = errors(&format!("[conversations]\nreorder_ms = 5000\n{MINIMAL}"));
+        assert!(
+            e.contains("agents.toml:2:") && e.contains("conversations.reorder_ms"),
+            "{e}"
+        );
     }
 
     #[test]

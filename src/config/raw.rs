@@ -155,6 +155,8 @@ pub struct RawConversations {
     pub restart_window_secs: Option<Spanned<i64>>,
     /// On shutdown, seconds in-flight turns get to finish.
     pub shutdown_grace_secs: Option<Spanned<i64>>,
+    /// Milliseconds a turn waits after a human's message so out-of-order events are sorted.
+    pub reorder_ms: Option<Spanned<i64>>,
 }
 
 /// `[backends.NAME]`.

@@ -76,6 +76,7 @@ pub fn resolve(config: &Config) -> (Value, Vec<String>) {
             "restart_limit": c.restart_limit,
             "restart_window_secs": c.restart_window.as_secs(),
             "shutdown_grace_secs": c.shutdown_grace.as_secs(),
+            "reorder_ms": c.reorder.as_millis() as u64,
         },
         "http": {"listen": config.http_listen.to_string()},
         "breaker": breaker(&config.breaker),
