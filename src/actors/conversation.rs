@@ -178,6 +178,9 @@ impl Actor for ConversationActor {
                 let done = std::mem::take(&mut state.in_turn);
                 let _ = state.args.agent.cast(AgentMsg::Finished(done));
                 state.memory = outcome.memory;
+                // The turn's copy grew by doubling; an idle conversation keeps only what it holds
+                // (10,000 idle conversations: see docs/benchmarks.md).
+                state.memory.shrink_to_fit();
                 if let Err(e) = outcome.reply {
                     tracing::warn!(agent = %state.args.spec.config.name, message_id = outcome.message_id, error = %e, "turn failed");
                 }
@@ -306,7 +309,12 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState,
         }
         all
     } else {
-        state.pending.pop_first().map(|(_, m)| m).into_iter().collect()
+        let first = state.pending.pop_first().map(|(_, m)| m).into_iter().collect();
+        if state.pending.is_empty() {
+            // An emptied BTreeMap keeps its root node (~2 KB of `Inbound` slots): release it.
+            state.pending = BTreeMap::new();
+        }
+        first
     };
     let Some(latest) = messages.last() else { return };
     let message_id = latest.id;
