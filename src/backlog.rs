@@ -88,10 +88,17 @@ pub fn keep_newest<T>(messages: &mut Vec<T>, bounds: Bounds) -> usize {
 
 /// Progress through one channel: which messages are being worked on, and the newest finished.
 /// The cursor may only pass a message once it and every earlier one are finished.
+///
+/// It also tracks the cursor last saved, so that saves can be spaced out: every agent finishes
+/// every message it sees, and a store write for each was the largest cost of routing under load
+/// (`docs/benchmarks.md`). A saved cursor that lags is safe: a replay re-reads a few messages,
+/// which are routed again (answered ones are recognised by their records).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChannelProgress {
     in_flight: BTreeSet<u64>,
     newest_done: u64,
+    saved: u64,
+    saved_at: Option<std::time::Instant>,
 }
 
 impl ChannelProgress {
@@ -127,6 +134,27 @@ impl ChannelProgress {
     /// Whether a message is being worked on.
     pub fn is_in_flight(&self, id: u64) -> bool {
         self.in_flight.contains(&id)
+    }
+
+    /// The cursor to save now, if it moved since the last save and that save is at least
+    /// `interval` old (the first save is never held back).
+    pub fn cursor_to_save(&self, now: std::time::Instant, interval: Duration) -> Option<u64> {
+        let due = self
+            .saved_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= interval);
+        self.unsaved_cursor().filter(|_| due)
+    }
+
+    /// The cursor, if it moved since the last save (to save before a replay or a stop).
+    pub fn unsaved_cursor(&self) -> Option<u64> {
+        let cursor = self.cursor();
+        (cursor > self.saved).then_some(cursor)
+    }
+
+    /// Records that `cursor` was saved at `now`.
+    pub fn saved(&mut self, cursor: u64, now: std::time::Instant) {
+        self.saved = self.saved.max(cursor);
+        self.saved_at = Some(now);
     }
 }
 
@@ -198,5 +226,38 @@ mod tests {
         p.finish(40);
         assert_eq!(p.cursor(), 40);
         assert!(!p.is_in_flight(30));
+    }
+
+    #[test]
+    fn cursor_saves_are_spaced_out_but_none_is_lost() {
+        let second = Duration::from_secs(1);
+        let t0 = std::time::Instant::now();
+        let mut p = ChannelProgress::default();
+        assert_eq!(p.cursor_to_save(t0, second), None, "nothing finished yet");
+        p.finish(10);
+        assert_eq!(
+            p.cursor_to_save(t0, second),
+            Some(10),
+            "the first save is not held back"
+        );
+        p.saved(10, t0);
+        assert_eq!(p.unsaved_cursor(), None);
+        p.finish(11);
+        p.finish(12);
+        let soon = t0 + Duration::from_millis(300);
+        assert_eq!(p.cursor_to_save(soon, second), None, "saved 300 ms ago: wait");
+        assert_eq!(p.unsaved_cursor(), Some(12), "but a stop or a replay saves it");
+        let later = t0 + second;
+        assert_eq!(p.cursor_to_save(later, second), Some(12));
+        p.saved(12, later);
+        // A save never moves the record back.
+        p.saved(5, later);
+        assert_eq!(p.unsaved_cursor(), None);
+        // A message in flight holds the cursor back, saved or not.
+        p.start(13);
+        p.finish(14);
+        assert_eq!(p.cursor_to_save(later + second, second), None, "cursor is still 12");
+        p.finish(13);
+        assert_eq!(p.cursor_to_save(later + second, second), Some(14));
     }
 }

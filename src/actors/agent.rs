@@ -387,6 +387,7 @@ impl Actor for AgentActor {
         myself
             .stop_children_and_wait(Some("agent stopping".into()), Some(Duration::from_secs(10)))
             .await;
+        save_cursors(state);
         Ok(())
     }
 }
@@ -503,19 +504,41 @@ fn admit(state: &mut AgentState, mut m: Inbound, live: bool) -> Option<Inbound> 
     }
 }
 
-/// A message is finished with: advance the channel's cursor as far as progress allows.
+/// How often, at most, a channel's cursor is saved while its messages flow; a replay and a stop
+/// save every cursor that moved.
+const CURSOR_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A message is finished with: advance the channel's cursor as far as progress allows, and save
+/// it unless it was saved less than `CURSOR_SAVE_INTERVAL` ago.
 fn finish(state: &mut AgentState, channel: u64, id: u64) {
     let progress = state.progress.entry(channel).or_default();
     progress.finish(id);
-    let cursor = progress.cursor();
-    if cursor > 0 && state.spec.run.dry_run == DryRun::None {
-        if let Err(e) = state
-            .spec
-            .store
-            .advance_cursor(&state.spec.config.name, channel, cursor)
-        {
-            tracing::warn!(agent = %state.spec.config.name, error = %e, "cannot save a cursor");
+    let now = Instant::now();
+    if let Some(cursor) = progress.cursor_to_save(now, CURSOR_SAVE_INTERVAL) {
+        save_cursor(&state.spec, channel, cursor);
+        if let Some(p) = state.progress.get_mut(&channel) {
+            p.saved(cursor, now);
         }
+    }
+}
+
+/// Saves every cursor that moved since its last save: before a replay reads them, and on stop.
+fn save_cursors(state: &mut AgentState) {
+    let now = Instant::now();
+    for (channel, progress) in &mut state.progress {
+        if let Some(cursor) = progress.unsaved_cursor() {
+            save_cursor(&state.spec, *channel, cursor);
+            progress.saved(cursor, now);
+        }
+    }
+}
+
+fn save_cursor(spec: &SharedSpec, channel: u64, cursor: u64) {
+    if spec.run.dry_run != DryRun::None {
+        return;
+    }
+    if let Err(e) = spec.store.advance_cursor(&spec.config.name, channel, cursor) {
+        tracing::warn!(agent = %spec.config.name, error = %e, "cannot save a cursor");
     }
 }
 
@@ -536,6 +559,8 @@ fn check_done(state: &mut AgentState) {
 /// Starts the replay of what this agent missed: DMs, then the bot-DMs channel, then guild
 /// text channels it can write in, each subject to `--scope`.
 fn begin_replay(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
+    // The replay starts from the saved cursors: bring them up to date first.
+    save_cursors(state);
     state.generation += 1;
     state.phase = Phase::Replaying;
     state.spec.health.set_replaying_backlog(&state.spec.config.name, true);
