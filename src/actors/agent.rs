@@ -515,9 +515,8 @@ fn finish(state: &mut AgentState, channel: u64, id: u64) {
     progress.finish(id);
     let now = Instant::now();
     if let Some(cursor) = progress.cursor_to_save(now, CURSOR_SAVE_INTERVAL) {
-        save_cursor(&state.spec, channel, cursor);
-        if let Some(p) = state.progress.get_mut(&channel) {
-            p.saved(cursor, now);
+        if save_cursor(&state.spec, channel, cursor) {
+            progress.saved(cursor, now);
         }
     }
 }
@@ -527,18 +526,25 @@ fn save_cursors(state: &mut AgentState) {
     let now = Instant::now();
     for (channel, progress) in &mut state.progress {
         if let Some(cursor) = progress.unsaved_cursor() {
-            save_cursor(&state.spec, *channel, cursor);
-            progress.saved(cursor, now);
+            if save_cursor(&state.spec, *channel, cursor) {
+                progress.saved(cursor, now);
+            }
         }
     }
 }
 
-fn save_cursor(spec: &SharedSpec, channel: u64, cursor: u64) {
+/// Saves a cursor (dry runs leave the store untouched); false when the store refused, so the
+/// next finished message tries again.
+fn save_cursor(spec: &SharedSpec, channel: u64, cursor: u64) -> bool {
     if spec.run.dry_run != DryRun::None {
-        return;
+        return true;
     }
-    if let Err(e) = spec.store.advance_cursor(&spec.config.name, channel, cursor) {
-        tracing::warn!(agent = %spec.config.name, error = %e, "cannot save a cursor");
+    match spec.store.advance_cursor(&spec.config.name, channel, cursor) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(agent = %spec.config.name, error = %e, "cannot save a cursor");
+            false
+        }
     }
 }
 

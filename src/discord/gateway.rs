@@ -141,17 +141,13 @@ pub fn intents() -> GatewayIntents {
 /// The process's one HTTP connection pool for Discord REST: every agent's clients share it, so
 /// 100 agents build one TLS configuration and root store instead of 300 (see
 /// `docs/benchmarks.md`). Requests carry their own token, so sharing the pool shares nothing else.
-fn shared_reqwest() -> reqwest::Client {
-    static SHARED: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+/// `None` if it cannot be built (the TLS backend failed to initialise): each client then builds
+/// its own, as serenity does by default.
+fn shared_reqwest() -> Option<reqwest::Client> {
+    static SHARED: std::sync::OnceLock<Option<reqwest::Client>> = std::sync::OnceLock::new();
     SHARED
-        .get_or_init(|| {
-            // What serenity's own builder does (`use_rustls_tls`); building fails only when
-            // the TLS backend cannot initialise, and then serenity's default would fail too.
-            reqwest::Client::builder()
-                .use_rustls_tls()
-                .build()
-                .unwrap_or_else(|_| reqwest::Client::new())
-        })
+        // What serenity's own builder does (`use_rustls_tls`).
+        .get_or_init(|| reqwest::Client::builder().use_rustls_tls().build().ok())
         .clone()
 }
 
@@ -160,7 +156,10 @@ fn shared_reqwest() -> reqwest::Client {
 /// Build one per bot and share it (`Arc`): serenity's rate limiter lives in the client, so two
 /// clients for one token would not see each other's buckets.
 pub fn http_client(token: &Secret, api_base: Option<&str>) -> Http {
-    let builder = HttpBuilder::new(token.expose()).client(shared_reqwest());
+    let mut builder = HttpBuilder::new(token.expose());
+    if let Some(client) = shared_reqwest() {
+        builder = builder.client(client);
+    }
     match api_base {
         Some(base) => builder.proxy(base).ratelimiter_disabled(true).build(),
         None => builder.build(),
