@@ -90,19 +90,24 @@ impl Control {
             .unwrap()
     }
 
-    /// Posts as a human; returns the created message.
-    pub async fn post(&self, body: Value) -> Value {
+    /// POSTs JSON to a control endpoint (`/sandbox/{path}`); panics unless it succeeds.
+    async fn control(&self, path: &str, body: &Value) -> Value {
         let resp = self
             .http
-            .post(format!("{}/sandbox/messages", self.url))
-            .json(&body)
+            .post(format!("{}/sandbox/{path}", self.url))
+            .json(body)
             .send()
             .await
             .unwrap();
         let status = resp.status();
         let v: Value = resp.json().await.unwrap();
-        assert!(status.is_success(), "post failed: {status} {v}");
+        assert!(status.is_success(), "POST /sandbox/{path} failed: {status} {v}");
         v
+    }
+
+    /// Posts as a human; returns the created message.
+    pub async fn post(&self, body: Value) -> Value {
+        self.control("messages", &body).await
     }
 
     /// Posts several messages as humans, dispatched back to back (`POST /sandbox/burst`).
@@ -112,16 +117,7 @@ impl Control {
             .iter()
             .map(|c| json!({"channel": channel, "author": author, "content": c}))
             .collect();
-        let resp = self
-            .http
-            .post(format!("{}/sandbox/burst", self.url))
-            .json(&json!({ "messages": messages }))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap();
-        assert!(status.is_success(), "burst failed: {status} {v}");
+        let v = self.control("burst", &json!({ "messages": messages })).await;
         v.as_array().cloned().unwrap_or_default()
     }
 
