@@ -377,6 +377,21 @@ fn classify(path: &Path, e: sled::Error) -> StoreError {
 mod tests {
     use super::*;
 
+    /// Opens the store again after the previous handle was dropped. sled's I/O threads may
+    /// still hold the file lock for a moment after the last handle goes, so `Locked` is retried
+    /// until a deadline; any other outcome is returned at once.
+    fn reopen(path: &Path) -> Result<Store, StoreError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Store::open(path) {
+                Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn turn(content: &str) -> MemoryTurn {
         MemoryTurn {
             assistant: false,
@@ -398,7 +413,7 @@ mod tests {
             assert!(s.memory("Ada", ConversationKey::User(8)).unwrap().is_empty());
             assert!(s.memory("Bea", ConversationKey::User(7)).unwrap().is_empty());
         }
-        let s = Store::open(dir.path()).unwrap();
+        let s = reopen(dir.path()).unwrap();
         assert_eq!(
             s.memory("Ada", ConversationKey::User(7)).unwrap(),
             vec![turn("my cat is Tom")]
@@ -461,7 +476,7 @@ mod tests {
             .expect("concurrent saves must not hang");
         assert!(all.into_iter().all(|r| r.unwrap().is_ok()));
         drop(s);
-        let s = Store::open(dir.path()).unwrap();
+        let s = reopen(dir.path()).unwrap();
         assert_eq!(
             s.memory("Ada", ConversationKey::User(63)).unwrap()[0].content,
             "turn 63"
@@ -487,7 +502,7 @@ mod tests {
             db.insert("meta/schema", "99").unwrap();
             db.flush().unwrap();
         }
-        let err = Store::open(dir.path()).unwrap_err();
+        let err = reopen(dir.path()).unwrap_err();
         assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
     }
 
@@ -509,7 +524,7 @@ mod tests {
             assert_eq!(s.record_start(1_000, 500).await.unwrap(), vec![1_000]);
             assert_eq!(s.record_start(1_200, 500).await.unwrap(), vec![1_000, 1_200]);
         }
-        let s = Store::open(dir.path()).unwrap();
+        let s = reopen(dir.path()).unwrap();
         assert_eq!(s.record_start(1_600, 500).await.unwrap(), vec![1_200, 1_600]);
         // The clock was set back a long way: entries from its "future" do not count forever.
         assert_eq!(s.record_start(10, 500).await.unwrap(), vec![10]);
