@@ -347,14 +347,11 @@ mod tests {
             .json()
             .await
             .unwrap();
-        let v: Value = http
-            .get(format!("{}/sandbox/latencies", sandbox.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let latencies = |query: &'static str| {
+            let req = http.get(format!("{}/sandbox/latencies{query}", sandbox.url()));
+            async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+        let v = latencies("").await;
         assert_eq!(v["total"], 1, "{v}");
         let timed = &v["latencies"][0];
         assert_eq!(timed["message_id"], asked_id.as_str());
@@ -366,14 +363,7 @@ mod tests {
         );
         assert_eq!(timed["latency_us"].as_u64(), Some(to - from));
         assert!(v["now_us"].as_u64().unwrap() >= to);
-        let since: Value = http
-            .get(format!("{}/sandbox/latencies?since=1", sandbox.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let since = latencies("?since=1").await;
         assert_eq!(since["latencies"], json!([]));
         sandbox.stop().await;
     }

@@ -154,27 +154,11 @@ impl Control {
     /// Starts a thread in `channel`; returns its ID.
     pub async fn thread(&self, channel: &str, name: &str, author: &str) -> String {
         let body = json!({"channel": channel, "name": name, "author": author});
-        let resp = self
-            .http
-            .post(format!("{}/sandbox/threads", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success());
-        resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+        self.control("threads", &body).await["id"].as_str().unwrap().to_string()
     }
 
     pub async fn faults(&self, body: Value) -> Value {
-        let resp = self
-            .http
-            .post(format!("{}/sandbox/faults", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success());
-        resp.json().await.unwrap()
+        self.control("faults", &body).await
     }
 
     pub async fn requests(&self) -> Vec<Value> {
