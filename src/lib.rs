@@ -19,6 +19,8 @@
 //! - [`message`]: troupe's own message types, converted from serenity at the edge.
 //! - [`sandbox`]: a local Discord-compatible server with a control API and a web page.
 //! - [`secret`]: tokens and keys in a type that cannot be printed.
+//! - [`retry`]: one retry policy (back-off with jitter, `retry-after`) for LLM requests, Discord
+//!   deliveries, history reads and deferred answers (pure).
 //! - [`breaker`]: the per-agent circuit breaker over consecutive failed turns (pure).
 //! - [`ops`]: health and metrics endpoints, exit codes and exit requests, system limits,
 //!   crash-loop back-off.
@@ -38,6 +40,7 @@ pub mod message;
 pub mod ops;
 pub mod prompt;
 pub mod ratelimit;
+pub mod retry;
 pub mod routing;
 pub mod sandbox;
 pub mod secret;

@@ -95,7 +95,7 @@ impl HttpBackend {
                     continue;
                 }
             }
-            let delay = super::retry::next_delay(
+            let delay = crate::retry::next_delay(
                 policy,
                 attempt,
                 err.is_transient(),
@@ -238,7 +238,7 @@ impl Accumulator {
 /// `retry-after-ms` / `retry-after` of a response.
 fn retry_after(headers: &HeaderMap) -> Option<std::time::Duration> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    super::retry::retry_after(get("retry-after-ms"), get("retry-after"), SystemTime::now())
+    crate::retry::retry_after(get("retry-after-ms"), get("retry-after"), SystemTime::now())
 }
 
 /// Reads at most [`MAX_ERROR_BODY_BYTES`] of an error body before `deadline`; whatever was read.

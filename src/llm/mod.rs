@@ -5,7 +5,6 @@
 //! - [`http`]: OpenAI-compatible and Anthropic backends over streamed HTTP, with timeouts.
 //! - [`command`]: CLI agents run as child processes in their own process group.
 //! - [`progressive`]: the progressive token strategy (regenerate or continue a cut reply).
-//! - [`retry`]: when to retry and how long to wait (pure).
 //! - [`wire`]: request bodies of both APIs (pure).
 //! - [`error`]: [`LlmError`], typed failures with a short `kind()` label.
 //! - [`stream`]: completions, finish reasons, usage and typed stream errors.
@@ -22,7 +21,6 @@ pub mod http;
 pub mod openai_stream;
 pub mod pool;
 pub mod progressive;
-pub mod retry;
 pub mod sse;
 pub mod stream;
 pub mod test_server;

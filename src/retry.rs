@@ -1,5 +1,7 @@
-//! When to retry a failed request and how long to wait first. Pure: the caller supplies the
-//! jitter sample and the clock, so the schedule is unit-tested without sleeping.
+//! When to retry a failed request and how long to wait first: one policy for LLM requests,
+//! Discord deliveries, history reads and deferred answers (exponential, capped, with jitter, and
+//! a server's `retry-after` honoured). Pure: the caller supplies the jitter sample and the clock,
+//! so the schedule is unit-tested without sleeping.
 
 use std::time::{Duration, SystemTime};
 
@@ -27,12 +29,27 @@ pub fn next_delay(
     if let Some(wait) = retry_after {
         return (wait <= policy.max_delay).then_some(wait);
     }
-    let exp = policy
-        .base_delay
-        .saturating_mul(1u32 << (attempt - 1).min(20))
-        .min(policy.max_delay);
+    Some(backoff(policy.base_delay, policy.max_delay, attempt, jitter))
+}
+
+/// The wait after failed attempt `attempt` (1-based): `base · 2^(attempt-1)` capped at `max`,
+/// of which a random half is dropped ("equal jitter", `jitter` in `[0, 1)`), so clients that
+/// failed together do not retry together.
+pub fn backoff(base: Duration, max: Duration, attempt: u32, jitter: f64) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20)).min(max);
     let half = exp / 2;
-    Some(half + half.mul_f64(jitter.clamp(0.0, 1.0)))
+    half + half.mul_f64(jitter.clamp(0.0, 1.0))
+}
+
+/// The wait before trying a deferred answer again: the back-off, or longer when the server
+/// asked for longer (`retry_after` is honoured even beyond `max`: deferring is cheap, and asking
+/// sooner would only be refused).
+pub fn deferral(base: Duration, max: Duration, attempt: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+    match retry_after {
+        // Never a busy loop, whatever a server asks for.
+        Some(asked) => asked.max(Duration::from_millis(50)),
+        None => backoff(base, max, attempt, jitter),
+    }
 }
 
 /// The wait a response asks for: `retry-after-ms` (milliseconds, OpenAI) wins over
@@ -99,6 +116,23 @@ mod tests {
             Some(Duration::from_millis(700))
         );
         assert_eq!(next_delay(&p, 1, true, Some(Duration::from_secs(60)), 0.5), None);
+    }
+
+    #[test]
+    fn deferrals_back_off_and_honour_a_long_retry_after() {
+        let (base, max) = (Duration::from_secs(1), Duration::from_secs(30));
+        assert_eq!(deferral(base, max, 1, None, 0.0), Duration::from_millis(500));
+        assert_eq!(deferral(base, max, 10, None, 0.999_999).as_secs(), 29);
+        // A provider asking for five minutes is waited out, not retried every 30 s.
+        assert_eq!(
+            deferral(base, max, 1, Some(Duration::from_secs(300)), 0.5),
+            Duration::from_secs(300)
+        );
+        // A short retry-after is honoured as asked.
+        assert_eq!(
+            deferral(base, max, 1, Some(Duration::from_millis(200)), 0.5),
+            Duration::from_millis(200)
+        );
     }
 
     #[test]
