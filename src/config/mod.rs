@@ -3,6 +3,7 @@
 //! the file, line and field, and all problems are reported at once.
 
 pub mod backend;
+pub mod delivery;
 pub mod error;
 pub mod operations;
 pub mod raw;
@@ -59,6 +60,8 @@ pub struct Config {
     pub limits: crate::ops::system::SystemLimits,
     /// `[restarts]`: the crash-loop back-off.
     pub restarts: crate::ops::restarts::RestartPolicy,
+    /// `[delivery]`: retries of failed answers and the give-up policy (notices are per agent).
+    pub delivery: delivery::DeliverySettings,
     /// Backends by name.
     pub backends: BTreeMap<String, BackendConfig>,
     /// The cast, in file order.
@@ -250,6 +253,11 @@ pub struct AgentConfig {
     pub token: TokenSource,
     /// Its turns' circuit breaker (`[breaker]`, or its own `breaker = {...}`).
     pub breaker: crate::breaker::BreakerSettings,
+    /// Sent when an answer is given up (`[delivery] failure_notice`, or the agent's own); empty:
+    /// silence.
+    pub failure_notice: String,
+    /// Sent when a message waited for room for too long; empty: silence.
+    pub busy_notice: String,
 }
 
 /// When an agent answers.
@@ -542,6 +550,8 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         }
     };
 
+    let delivery = delivery::delivery(&raw.delivery, backlog.max_age, &mut err);
+
     let mut backends = BTreeMap::new();
     for (name, b) in &raw.backends {
         let b = b.get_ref();
@@ -727,6 +737,11 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
             avatar_url: a.avatar_url.clone(),
             token,
             breaker,
+            failure_notice: a
+                .failure_notice
+                .clone()
+                .unwrap_or_else(|| delivery.failure_notice.clone()),
+            busy_notice: a.busy_notice.clone().unwrap_or_else(|| delivery.busy_notice.clone()),
         });
     }
 
@@ -750,6 +765,7 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
             breaker,
             limits,
             restarts,
+            delivery,
             backends,
             agents,
         })

@@ -40,6 +40,9 @@ pub struct RawConfig {
     /// Crash-loop back-off.
     #[serde(default)]
     pub restarts: RawRestarts,
+    /// Retries of failed answers and the give-up policy.
+    #[serde(default)]
+    pub delivery: RawDelivery,
     /// LLM backends by name.
     #[serde(default)]
     pub backends: BTreeMap<String, Spanned<RawBackend>>,
@@ -157,6 +160,24 @@ pub struct RawConversations {
     pub shutdown_grace_secs: Option<Spanned<i64>>,
     /// Milliseconds a turn waits after a human's message so out-of-order events are sorted.
     pub reorder_ms: Option<Spanned<i64>>,
+}
+
+/// `[delivery]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelivery {
+    /// Seconds a message may stay pending after its first failure before it is given up.
+    pub give_up_after_secs: Option<Spanned<i64>>,
+    /// First wait before retrying a failed answer, in milliseconds.
+    pub retry_initial_ms: Option<Spanned<i64>>,
+    /// Longest wait between retries, in seconds (a provider's `retry-after` may ask for more).
+    pub retry_max_secs: Option<Spanned<i64>>,
+    /// Seconds one delivery keeps retrying Discord's 429s, 5xx and connection errors.
+    pub discord_retry_secs: Option<Spanned<i64>>,
+    /// The notice sent when an answer is given up (`""`: silence).
+    pub failure_notice: Option<String>,
+    /// The notice sent when a message waited for room too long (`""`: silence).
+    pub busy_notice: Option<String>,
 }
 
 /// `[backends.NAME]`.
@@ -285,6 +306,10 @@ pub struct RawAgent {
     pub dm_channels: Vec<Spanned<String>>,
     /// Overrides of `[breaker]` for this agent.
     pub breaker: Option<Spanned<RawBreaker>>,
+    /// Overrides `[delivery] failure_notice` for this agent.
+    pub failure_notice: Option<String>,
+    /// Overrides `[delivery] busy_notice` for this agent.
+    pub busy_notice: Option<String>,
 }
 
 /// `[agents.webhook]`: an existing webhook (`id` and `token_env`/`token_file`), or one troupe
