@@ -29,8 +29,23 @@ const BOT_MINIMUM: ChainLength = ChainLength(1);
 /// agent's reply to a chain of length N.
 ///
 /// Always between 0 and [`ChainLength::MAX`] (99), the range a footer can carry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
 pub struct ChainLength(u8);
+
+impl TryFrom<u8> for ChainLength {
+    type Error = String;
+
+    fn try_from(n: u8) -> Result<Self, String> {
+        ChainLength::new(n).ok_or_else(|| format!("chain length {n} is above {}", ChainLength::MAX.0))
+    }
+}
+
+impl From<ChainLength> for u8 {
+    fn from(c: ChainLength) -> u8 {
+        c.0
+    }
+}
 
 impl ChainLength {
     /// The chain length of a message written by a human.

@@ -3,8 +3,9 @@
 
 use crate::acl::ChainLength;
 
-/// A message as an agent received it.
-#[derive(Debug, Clone, PartialEq)]
+/// A message as an agent received it. Serializable: a message troupe owes an answer to is kept
+/// in the store while it is pending.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Inbound {
     /// Snowflake; orders messages by creation time.
     pub id: u64,
@@ -35,7 +36,7 @@ pub struct Inbound {
 }
 
 /// The message a reply points at.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReplyRef {
     /// Its ID.
     pub message_id: u64,

@@ -12,12 +12,18 @@
 //! - `ans/1/<agent>/<message id>` → empty: the agent has delivered its answer to that message
 //! - `dm/1/<agent>/<channel id>` → empty: a DM channel the agent has seen (Discord gives bots no
 //!   list of them)
+//! - `pend/1/<agent>/<conversation>/<message id>` → JSON: a message the agent owes an answer
+//!   that a failure deferred (see [`PendingRecord`])
+//! - `bad/1/<key>` → a record that could not be read, set aside rather than deleted
 //! - `meta/1/starts` → JSON `{"v":1,"starts_ms":[...]}`: recent start times (crash-loop back-off)
+
+mod pending;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use self::pending::PendingRecord;
 use crate::memory::MemoryTurn;
 use crate::routing::ConversationKey;
 
@@ -134,12 +140,7 @@ impl Store {
     }
 
     fn memory_key(agent: &str, key: ConversationKey) -> String {
-        let k = match key {
-            ConversationKey::Channel(c) => format!("c:{c}"),
-            ConversationKey::ChannelUser(c, u) => format!("cu:{c}:{u}"),
-            ConversationKey::User(u) => format!("u:{u}"),
-        };
-        format!("mem/{SCHEMA}/{agent}/{k}")
+        format!("mem/{SCHEMA}/{agent}/{}", pending::key_segment(key))
     }
 
     /// The remembered turns of a conversation (empty if none).
@@ -154,6 +155,12 @@ impl Store {
                     detail: format!("{k}: {e}"),
                 }),
         }
+    }
+
+    /// Sets a conversation's unreadable memory aside (kept under `bad/`, nothing is deleted) so
+    /// the conversation can go on with fresh memory; returns where it is kept.
+    pub fn set_aside_memory(&self, agent: &str, key: ConversationKey) -> Result<String, StoreError> {
+        self.set_aside(&Self::memory_key(agent, key))
     }
 
     /// Replaces a conversation's turns and makes them durable before returning (they survive a
