@@ -86,6 +86,7 @@ pub struct Running {
     watchdog: JoinHandle<()>,
     tracker: Arc<crate::actors::replay::ReplayTracker>,
     run_mode: crate::config::RunMode,
+    agents: Vec<String>,
 }
 
 impl Running {
@@ -98,6 +99,19 @@ impl Running {
     /// turn it started; with `--show-backlog`, the listing). Returns the backlog lines.
     pub async fn backlog_done(&self) -> Vec<crate::actors::replay::BacklogLine> {
         self.tracker.all_done().await
+    }
+
+    /// Messages each agent owes an answer that a failure deferred or that wait for room:
+    /// `(agent, record)`, oldest first per agent (`--show-backlog` lists them).
+    pub fn pending(&self) -> Vec<(String, crate::store::PendingRecord)> {
+        let mut out = Vec::new();
+        for agent in &self.agents {
+            match self.store.all_pending(agent) {
+                Ok(records) => out.extend(records.into_iter().map(|r| (agent.clone(), r))),
+                Err(e) => tracing::error!(agent = %agent, error = %e, "cannot list pending messages"),
+            }
+        }
+        out
     }
 
     /// `http://ADDR` of the sandbox in use (in-process or remote); `None` in live mode.
@@ -268,6 +282,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             backlog: config.backlog,
             run: config.run.clone(),
             tracker: tracker.clone(),
+            delivery: config.delivery.clone(),
         }));
     }
     let tree = if backoff.is_zero() {
@@ -304,6 +319,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     Ok(Running {
         tracker,
         run_mode: config.run.mode,
+        agents: config.agents.iter().map(|a| a.name.clone()).collect(),
         sandbox,
         sandbox_url,
         tree,

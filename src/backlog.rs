@@ -97,6 +97,8 @@ pub fn keep_newest<T>(messages: &mut Vec<T>, bounds: Bounds) -> usize {
 pub struct ChannelProgress {
     in_flight: BTreeSet<u64>,
     newest_done: u64,
+    /// The channel's backlog after this message could not be read: the cursor stays here.
+    hold: Option<u64>,
     saved: u64,
     saved_at: Option<std::time::Instant>,
 }
@@ -113,12 +115,25 @@ impl ChannelProgress {
         self.newest_done = self.newest_done.max(id);
     }
 
-    /// The cursor this progress allows: every message up to it is finished.
+    /// The cursor this progress allows: every message up to it is finished, and it does not
+    /// pass a hold.
     pub fn cursor(&self) -> u64 {
-        match self.in_flight.first() {
+        let cursor = match self.in_flight.first() {
             Some(oldest_open) => self.newest_done.min(oldest_open - 1),
             None => self.newest_done,
-        }
+        };
+        self.hold.map_or(cursor, |hold| cursor.min(hold))
+    }
+
+    /// The backlog after `cursor` could not be read: the cursor may not pass it until
+    /// [`ChannelProgress::release`], whatever live messages finish meanwhile.
+    pub fn hold(&mut self, cursor: u64) {
+        self.hold = Some(self.hold.map_or(cursor, |h| h.min(cursor)));
+    }
+
+    /// The backlog was read: the cursor follows progress again.
+    pub fn release(&mut self) {
+        self.hold = None;
     }
 
     /// How many messages are being worked on.
@@ -226,6 +241,20 @@ mod tests {
         p.finish(40);
         assert_eq!(p.cursor(), 40);
         assert!(!p.is_in_flight(30));
+    }
+
+    #[test]
+    fn a_hold_keeps_the_cursor_before_an_unread_backlog() {
+        let mut p = ChannelProgress::default();
+        p.finish(10);
+        p.hold(10);
+        // Live messages after the unread backlog are answered, but cannot move the cursor.
+        p.start(50);
+        p.finish(50);
+        assert_eq!(p.cursor(), 10);
+        assert_eq!(p.unsaved_cursor(), Some(10));
+        p.release();
+        assert_eq!(p.cursor(), 50);
     }
 
     #[test]

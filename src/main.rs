@@ -90,6 +90,33 @@ fn run_options(cli: &Cli) -> Result<RunOptions, String> {
     Ok(run)
 }
 
+/// `--show-backlog` output, second part: the answers owed after failures, with their age and
+/// last error.
+fn print_pending(pending: &[(String, troupe::store::PendingRecord)]) {
+    if pending.is_empty() {
+        println!("no message is pending after a failure");
+        return;
+    }
+    let now = troupe::actors::turn::now_ms();
+    println!(
+        "{:<16} {:>20} {:>20} {:>8} {:>8}  {:<10} LAST ERROR",
+        "AGENT", "CHANNEL", "MESSAGE", "AGE (s)", "ATTEMPTS", "CAUSE"
+    );
+    for (agent, r) in pending {
+        println!(
+            "{:<16} {:>20} {:>20} {:>8} {:>8}  {:<10} {}",
+            agent,
+            r.message.channel_id,
+            r.message.id,
+            now.saturating_sub(r.since_ms) / 1000,
+            r.attempts,
+            r.cause,
+            r.last_error
+        );
+    }
+    println!("{} message(s) pending after a failure", pending.len());
+}
+
 /// `--show-backlog` output: one line per agent and channel.
 fn print_backlog(lines: &[BacklogLine]) {
     let when = |ms: u64| {
@@ -154,7 +181,10 @@ async fn run_agents(cli: &Cli) -> ExitCode {
         }
         lines = running.backlog_done(), if !monitoring => {
             match running.run_mode() {
-                RunMode::ShowBacklog => print_backlog(&lines),
+                RunMode::ShowBacklog => {
+                    print_backlog(&lines);
+                    print_pending(&running.pending());
+                }
                 RunMode::ClearBacklog => println!("backlog cleared: every cursor is at the newest message"),
                 _ => tracing::info!("backlog done; exiting (--no-monitoring)"),
             }

@@ -405,7 +405,7 @@ async fn slowmode_is_respected_for_the_agents_own_replies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejected_reply_is_not_retried_and_not_remembered() {
+async fn a_rejected_reply_is_not_retried_not_remembered_and_given_up_with_the_notice() {
     let (config, _state) = config("[[agents]]\nname = \"Ada\"\nbackend = \"offline\"\n");
     let running = troupe::app::start(config).await.unwrap();
     let sb = Control::new(running.sandbox_url().unwrap());
@@ -423,8 +423,15 @@ async fn a_rejected_reply_is_not_retried_and_not_remembered() {
         content.contains("first / alice:") && content.ends_with("(remembering 0 earlier turns)"),
         "{content}"
     );
+    // Refused for good: the answer is given up visibly, with the failure notice.
+    let notice = sb.reply_to("general", "Ada", first["id"].as_str().unwrap()).await;
+    assert_eq!(
+        notice["content"],
+        troupe::config::delivery::DEFAULT_FAILURE_NOTICE,
+        "{notice}"
+    );
     let msgs = sb.messages("general").await;
-    assert_eq!(replies_to(&msgs, &first["id"]), 0);
+    assert_eq!(replies_to(&msgs, &first["id"]), 1);
     let rejected = sb.requests().await.into_iter().filter(|r| r["status"] == 400).count();
     assert_eq!(rejected, 1, "a 400 is not retried");
     running.stop().await;

@@ -106,7 +106,7 @@ async fn no_token_or_key_appears_in_logs_errors_or_endpoints() {
     // A rejected key: the failure is logged, the key must not be.
     sb.say("general", "alice", "<@Ada> first").await;
     wait_for("the failed turn to be logged", || async {
-        troupe.stderr().contains("turn failed").then_some(())
+        troupe.stderr().contains("giving up").then_some(())
     })
     .await;
     // Then a good answer.

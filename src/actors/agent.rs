@@ -3,13 +3,14 @@
 //! message of a conversation key, restarted within a budget when they fail), and decides which
 //! messages the persona answers ([`crate::routing`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::conversation::{ConversationActor, ConversationArgs, ConversationMsg};
 use super::gateway::{GatewayActor, GatewayArgs};
+use super::registry::{AfterFailure, Registry};
 use super::replay::{self, BacklogLine, ReplayChannel};
 use super::supervisor::backoff;
 use super::SharedSpec;
@@ -36,13 +37,31 @@ pub enum AgentMsg {
     Gateway(GatewayEvent),
     /// (Re)start the gateway actor.
     StartGateway,
-    /// A failing conversation hands back messages it had not answered yet.
+    /// A failing conversation hands back the messages it had not answered yet, and those of
+    /// the turn that failed (to be given up with the notice by its replacement).
     Reroute {
         /// The failing conversation actor.
         from: ActorId,
         /// Its waiting messages.
         messages: Vec<crate::message::Inbound>,
+        /// The messages of the turn that panicked.
+        give_up: Vec<crate::message::Inbound>,
     },
+    /// A conversation has nothing to do and asks to be stopped, having received `received`
+    /// messages; it is stopped only if no message is on its way to it.
+    Idle {
+        /// The conversation actor.
+        from: ActorId,
+        /// Messages it received.
+        received: u64,
+    },
+    /// Messages could not be handed to a conversation (it was stopping and no new one could be
+    /// started): try again.
+    Retry(Vec<Inbound>),
+    /// A quarantined conversation's time is up: start it, so it answers what was set aside.
+    Wake(ConversationKey),
+    /// Read channels again whose backlog could not be read.
+    Reread(Vec<ReplayChannel>),
     /// Missed messages of one channel, oldest first, read by the replay task.
     Backlog {
         /// Channel.
@@ -58,6 +77,11 @@ pub enum AgentMsg {
         lines: Vec<BacklogLine>,
         /// Channels seen for the first time, with their newest message: cursors start there.
         fresh: Vec<(u64, u64)>,
+        /// Channels whose backlog was read whole.
+        read: Vec<u64>,
+        /// Channels whose backlog could not be read, with their cursor: held there until a
+        /// later read succeeds.
+        unread: Vec<(ReplayChannel, u64)>,
         /// Which replay.
         generation: u64,
     },
@@ -88,10 +112,7 @@ pub struct AgentState {
     gateway: Option<ActorCell>,
     gateway_failures: u32,
     gateway_started: Instant,
-    conversations: HashMap<ConversationKey, ActorRef<ConversationMsg>>,
-    keys: HashMap<ActorId, ConversationKey>,
-    restarts: HashMap<ConversationKey, VecDeque<Instant>>,
-    quarantined: HashMap<ConversationKey, Instant>,
+    conversations: Registry<ActorRef<ConversationMsg>>,
     channels: Vec<ChannelInfo>,
     listen_channels: Vec<u64>,
     /// GUILD_CREATEs seen since the last READY.
@@ -116,6 +137,10 @@ pub struct AgentState {
     lines: Vec<BacklogLine>,
     /// The end of the first replay has been reported to the tracker.
     reported: bool,
+    /// DM channels known to be remembered durably (with a cursor), this run.
+    known_dms: HashSet<u64>,
+    /// Conversations with messages owed from before were started (after the first replay).
+    resumed: bool,
 }
 
 impl Actor for AgentActor {
@@ -136,6 +161,7 @@ impl Actor for AgentActor {
             DryRun::NoDiscord => Outbox::printing(),
             _ => Outbox::new(http.clone()),
         };
+        outbox.set_retry_for(spec.delivery.discord_retry);
         if let Some(WebhookConfig::Existing { id, token }) = &spec.config.webhook {
             let token = token.resolve(&spec.config.name)?;
             // Looking it up checks the token and tells which channel it posts in.
@@ -155,10 +181,7 @@ impl Actor for AgentActor {
             gateway: None,
             gateway_failures: 0,
             gateway_started: Instant::now(),
-            conversations: HashMap::new(),
-            keys: HashMap::new(),
-            restarts: HashMap::new(),
-            quarantined: HashMap::new(),
+            conversations: Registry::default(),
             channels: Vec::new(),
             listen_channels: Vec::new(),
             guilds_seen: 0,
@@ -172,6 +195,8 @@ impl Actor for AgentActor {
             progress: HashMap::new(),
             lines: Vec::new(),
             reported: false,
+            known_dms: HashSet::new(),
+            resumed: false,
         })
     }
 
@@ -197,16 +222,46 @@ impl Actor for AgentActor {
                     Err(e) => gateway_down(&myself, state, &e.to_string()),
                 }
             }
-            AgentMsg::Reroute { from, messages } => {
+            AgentMsg::Reroute {
+                from,
+                messages,
+                give_up,
+            } => {
                 // Forget the failing actor now, so these messages reach its replacement rather
                 // than its closing mailbox; the supervision event that follows does the rest.
-                if let Some(key) = state.keys.get(&from).copied() {
-                    if state.conversations.get(&key).is_some_and(|c| c.get_id() == from) {
-                        state.conversations.remove(&key);
-                    }
-                }
+                let key = state.conversations.forget(from);
                 for m in messages {
-                    route(&myself, state, m).await?;
+                    route(&myself, state, m).await;
+                }
+                if let (Some(key), false) = (key, give_up.is_empty()) {
+                    let msg = ConversationMsg::GiveUp {
+                        messages: give_up.clone(),
+                        cause: "panic",
+                    };
+                    send(&myself, state, key, msg, give_up).await;
+                }
+            }
+            AgentMsg::Idle { from, received } => {
+                if let Some(idle) = state.conversations.take_idle(from, received) {
+                    idle.stop(Some("idle".into()));
+                }
+            }
+            AgentMsg::Retry(messages) => {
+                for m in messages {
+                    route(&myself, state, m).await;
+                }
+            }
+            AgentMsg::Wake(key) => {
+                if state.conversations.get(key).is_none() {
+                    let _ = conversation_for(&myself, state, key).await;
+                }
+            }
+            AgentMsg::Reread(channels) => {
+                if state.phase == Phase::Live {
+                    spawn_replay(&myself, state, channels);
+                } else {
+                    // A replay is running or about to: it reads every channel anyway.
+                    tracing::debug!(agent = %state.spec.config.name, "re-read folded into the coming replay");
                 }
             }
             AgentMsg::Gateway(GatewayEvent::Ready(me)) => {
@@ -250,11 +305,16 @@ impl Actor for AgentActor {
                 setup_webhook(state).await;
                 release_early(&myself, state).await?;
             }
-            AgentMsg::Gateway(GatewayEvent::Message(m)) => match state.phase {
-                Phase::Connecting => state.early.push(m),
-                Phase::Replaying => state.queued.push(m),
-                Phase::Live => on_message(&myself, state, m).await?,
-            },
+            AgentMsg::Gateway(GatewayEvent::Message(m)) => {
+                if m.is_dm() {
+                    remember_dm(state, &m).await;
+                }
+                match state.phase {
+                    Phase::Connecting => state.early.push(m),
+                    Phase::Replaying => state.queued.push(m),
+                    Phase::Live => on_message(&myself, state, m).await,
+                }
+            }
             AgentMsg::Backlog {
                 channel,
                 messages,
@@ -276,17 +336,25 @@ impl Actor for AgentActor {
                     }
                 }
                 for (key, messages) in batches {
-                    if let Some(conversation) = conversation_or_quarantine(&myself, state, key, &messages).await? {
-                        conversation.cast(ConversationMsg::Backlog { messages, slowmode })?;
+                    if quarantined(&myself, state, key, &messages) {
+                        continue;
                     }
+                    let msg = ConversationMsg::Backlog {
+                        messages: messages.clone(),
+                        slowmode,
+                    };
+                    send(&myself, state, key, msg, messages).await;
                 }
                 check_done(state);
             }
             AgentMsg::ReplayDone {
                 lines,
                 fresh,
+                read,
+                unread,
                 generation,
             } if generation == state.generation => {
+                hold_unread(&myself, state, &read, unread);
                 // A first-seen channel's cursor starts at its newest message, but never past a
                 // live message waiting in the queue.
                 if state.spec.run.dry_run == DryRun::None && state.spec.run.mode != RunMode::ShowBacklog {
@@ -318,11 +386,12 @@ impl Actor for AgentActor {
                     queued.sort_by_key(|m| m.id);
                     for m in queued {
                         if !state.replayed.contains(&m.id) {
-                            on_message(&myself, state, m).await?;
+                            on_message(&myself, state, m).await;
                         }
                     }
                 }
                 state.replayed.clear();
+                resume_pending(&myself, state).await;
                 check_done(state);
             }
             AgentMsg::Backlog { .. } | AgentMsg::ReplayDone { .. } => {
@@ -330,7 +399,12 @@ impl Actor for AgentActor {
             }
             AgentMsg::Finished(done) => {
                 for (channel, id) in done {
-                    finish(state, channel, id);
+                    // Only what this run admitted moves a cursor: a conversation may also finish
+                    // a message owed from before a restart, in a channel the replay has not
+                    // reached yet (that replay recognises it as answered).
+                    if state.progress.get(&channel).is_some_and(|p| p.is_in_flight(id)) {
+                        finish(state, channel, id);
+                    }
                 }
                 check_done(state);
             }
@@ -357,17 +431,10 @@ impl Actor for AgentActor {
             gateway_down(&myself, state, failure.as_deref().unwrap_or("stopped"));
             return Ok(());
         }
-        let Some(key) = state.keys.remove(&cell.get_id()) else {
+        // It may already have been replaced (see `Reroute`).
+        let Some((key, current)) = state.conversations.ended(cell.get_id()) else {
             return Ok(());
         };
-        // It may already have been replaced (see `Reroute`): only forget it if it is current.
-        let current = state
-            .conversations
-            .get(&key)
-            .is_some_and(|c| c.get_id() == cell.get_id());
-        if current {
-            state.conversations.remove(&key);
-        }
         if let Some(err) = failure {
             conversation_failed(&myself, state, key, &err, !current).await;
         }
@@ -377,7 +444,7 @@ impl Actor for AgentActor {
     async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         // Conversations first (they may be finishing a turn), then the gateway.
         let grace = state.spec.conversations.shutdown_grace + Duration::from_secs(1);
-        let conversations: Vec<_> = state.conversations.values().cloned().collect();
+        let conversations = state.conversations.handles();
         for c in &conversations {
             c.stop(Some("agent stopping".into()));
         }
@@ -394,16 +461,16 @@ impl Actor for AgentActor {
 
 /// One live message: admitted (chain, routing, progress), then rate-limited per user, then
 /// handed to its conversation.
-async fn on_message(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: Inbound) -> Result<(), ActorProcessingErr> {
+async fn on_message(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: Inbound) {
     telemetry::message_received(&state.spec.config.name);
-    let Some(m) = admit(state, m, true) else { return Ok(()) };
+    let Some(m) = admit(state, m, true) else { return };
     match state.limiter.check(m.author_id, Instant::now()) {
         Verdict::Allow => route(myself, state, m).await,
         Verdict::Notice => {
             tracing::info!(agent = %state.spec.config.name, user = m.author_id, "user over the rate limit; one notice sent");
             finish(state, m.channel_id, m.id);
             if state.spec.run.dry_run != DryRun::None {
-                return Ok(());
+                return;
             }
             let (outbox, spec) = (state.outbox.clone(), state.spec.clone());
             tokio::spawn(async move {
@@ -420,12 +487,10 @@ async fn on_message(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: Inbo
                     let _ = spec.store.record_chain(id, ChainLength::HUMAN.next());
                 }
             });
-            Ok(())
         }
         Verdict::Drop => {
             tracing::debug!(agent = %state.spec.config.name, user = m.author_id, message_id = m.id, "user over the rate limit; not answered");
             finish(state, m.channel_id, m.id);
-            Ok(())
         }
     }
 }
@@ -553,6 +618,7 @@ fn save_cursor(spec: &SharedSpec, channel: u64, cursor: u64) -> bool {
 fn check_done(state: &mut AgentState) {
     let in_flight: usize = state.progress.values().map(ChannelProgress::in_flight).sum();
     telemetry::backlog_size(&state.spec.config.name, in_flight + state.queued.len());
+    telemetry::pending_messages(&state.spec.config.name, in_flight);
     if state.reported || state.phase != Phase::Live {
         return;
     }
@@ -617,13 +683,89 @@ fn begin_replay(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
             }
         }
     }
+    spawn_replay(myself, state, channels);
+}
+
+/// Reads these channels' backlog in a task that casts it back (for the current generation).
+fn spawn_replay(myself: &ActorRef<AgentMsg>, state: &AgentState, channels: Vec<ReplayChannel>) {
     tokio::spawn(replay::run(
-        spec.clone(),
+        state.spec.clone(),
         state.http.clone(),
         myself.clone(),
         channels,
         state.generation,
     ));
+}
+
+/// Channels whose backlog was read are released; those that could not be read keep their
+/// cursor where it is (later live messages there are answered, but cannot move it past the
+/// unread ones) and are read again later.
+fn hold_unread(myself: &ActorRef<AgentMsg>, state: &mut AgentState, read: &[u64], unread: Vec<(ReplayChannel, u64)>) {
+    for channel in read {
+        if let Some(p) = state.progress.get_mut(channel) {
+            p.release();
+        }
+    }
+    if unread.is_empty() {
+        return;
+    }
+    let once = matches!(state.spec.run.mode, RunMode::ShowBacklog | RunMode::ClearBacklog);
+    let mut again = Vec::new();
+    for (channel, cursor) in unread {
+        tracing::error!(agent = %state.spec.config.name, channel = channel.id, cursor, "backlog of this channel could not be read; its cursor is held and it is read again later");
+        state.progress.entry(channel.id).or_default().hold(cursor);
+        again.push(channel);
+    }
+    if !once {
+        // Read again after the longest retry wait (`[delivery] retry_max_secs`).
+        myself.send_after(state.spec.delivery.retry_max, move || AgentMsg::Reread(again));
+    }
+}
+
+/// After the first replay: conversations that owe answers from before (set aside, deferred,
+/// or quarantined when troupe stopped) are started, so they answer without waiting for a new
+/// message.
+async fn resume_pending(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
+    if state.resumed || state.spec.run.mode != RunMode::Monitor || state.spec.run.dry_run != DryRun::None {
+        return;
+    }
+    state.resumed = true;
+    let keys = match state.spec.store.pending_conversations(&state.spec.config.name) {
+        Ok(keys) => keys,
+        Err(e) => {
+            tracing::error!(agent = %state.spec.config.name, error = %e, "cannot list pending messages; they are answered when their conversations next start");
+            return;
+        }
+    };
+    for key in keys {
+        if state.conversations.get(key).is_none() && !quarantined(myself, state, key, &[]) {
+            let _ = conversation_for(myself, state, key).await;
+        }
+    }
+}
+
+/// A DM channel seen for the first time is remembered durably, with its cursor just before this
+/// message, before anything else happens: a crash before the reply must not leave the replay
+/// unaware of the channel (Discord lists no DM channels to bots), nor let it start past the
+/// message.
+async fn remember_dm(state: &mut AgentState, m: &Inbound) {
+    if state.spec.run.dry_run != DryRun::None || state.known_dms.contains(&m.channel_id) {
+        return;
+    }
+    let (store, name) = (&state.spec.store, &state.spec.config.name);
+    let saved = async {
+        if store.cursor(name, m.channel_id)?.is_none() {
+            store.advance_cursor(name, m.channel_id, m.id.saturating_sub(1))?;
+        }
+        store.remember_dm(name, m.channel_id)?;
+        store.flush().await
+    };
+    match saved.await {
+        Ok(()) => {
+            state.known_dms.insert(m.channel_id);
+        }
+        Err(e) => tracing::error!(agent = %name, channel = m.channel_id, error = %e, "cannot remember a DM channel"),
+    }
 }
 
 /// Looks an existing webhook up, to learn its channel.
@@ -700,40 +842,97 @@ async fn setup_webhook(state: &mut AgentState) {
     });
 }
 
-/// Hands a message the agent answers to its conversation, unless that conversation is
-/// quarantined after repeated failures.
-async fn route(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: Inbound) -> Result<(), ActorProcessingErr> {
+/// Hands a message the agent answers to its conversation (set aside while that conversation is
+/// quarantined).
+async fn route(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: Inbound) {
     let key = ConversationKey::for_message(state.spec.config.memory, &m);
     let slowmode = state
         .channels
         .iter()
         .find(|c| c.id == m.channel_id)
         .map_or(Duration::ZERO, |c| c.slowmode);
-    if let Some(conversation) = conversation_or_quarantine(myself, state, key, std::slice::from_ref(&m)).await? {
-        conversation.cast(ConversationMsg::Inbound { message: m, slowmode })?;
+    if quarantined(myself, state, key, std::slice::from_ref(&m)) {
+        return;
     }
-    Ok(())
+    let msg = ConversationMsg::Inbound {
+        message: m.clone(),
+        slowmode,
+    };
+    send(myself, state, key, msg, vec![m]).await;
 }
 
-/// The conversation for a key, unless it is quarantined after repeated failures: then the
-/// messages are finished unanswered (logged).
-async fn conversation_or_quarantine(
+/// Sends to the conversation of `key`, starting one if needed. A conversation that is stopping
+/// refuses the message: a new one is started and given it. If none can be started, the
+/// messages are routed again a little later; they are never lost (the agent's `?` here once
+/// took the whole agent down).
+async fn send(
+    myself: &ActorRef<AgentMsg>,
+    state: &mut AgentState,
+    key: ConversationKey,
+    msg: ConversationMsg,
+    messages: Vec<Inbound>,
+) {
+    let mut msg = Some(msg);
+    for _ in 0..2 {
+        let Ok(conversation) = conversation_for(myself, state, key).await else {
+            break;
+        };
+        match conversation.cast(msg.take().expect("message to send")) {
+            Ok(()) => {
+                state.conversations.sent(key);
+                return;
+            }
+            Err(ractor::MessagingErr::SendErr(back)) => {
+                // It stopped in between: forget it and start a new one.
+                state.conversations.forget(conversation.get_id());
+                msg = Some(back);
+            }
+            Err(e) => {
+                tracing::warn!(agent = %state.spec.config.name, ?key, error = %e, "conversation unreachable");
+                state.conversations.forget(conversation.get_id());
+                break;
+            }
+        }
+    }
+    tracing::warn!(agent = %state.spec.config.name, ?key, "no conversation could take the messages; routing them again shortly");
+    if let Some(ConversationMsg::GiveUp { messages: give_up, .. }) = msg {
+        // Given up by a replacement: they count as finished if none can be started, so
+        // nothing is stuck; the replay after a restart answers them if troupe stops first.
+        for m in give_up {
+            tracing::error!(agent = %state.spec.config.name, message_id = m.id, "message whose turn panicked could not be given up");
+        }
+        return;
+    }
+    myself.send_after(Duration::from_secs(1), move || AgentMsg::Retry(messages));
+}
+
+/// Whether `key` is quarantined after repeated failures. Its messages are then set aside in the
+/// store (pending), and the conversation is woken when the quarantine ends to answer them.
+fn quarantined(
     myself: &ActorRef<AgentMsg>,
     state: &mut AgentState,
     key: ConversationKey,
     messages: &[Inbound],
-) -> Result<Option<ActorRef<ConversationMsg>>, ActorProcessingErr> {
-    if let Some(until) = state.quarantined.get(&key) {
-        if *until > Instant::now() {
-            for m in messages {
-                tracing::warn!(agent = %state.spec.config.name, ?key, message_id = m.id, "conversation quarantined after repeated failures; message not answered");
-                finish(state, m.channel_id, m.id);
-            }
-            return Ok(None);
+) -> bool {
+    let Some(until) = state.conversations.quarantined_until(key, Instant::now()) else {
+        return false;
+    };
+    let name = &state.spec.config.name;
+    for m in messages {
+        tracing::warn!(agent = %name, ?key, message_id = m.id, "conversation quarantined after repeated failures; message waits");
+        let record = crate::store::PendingRecord::new(
+            m.clone(),
+            super::turn::now_ms(),
+            "quarantine",
+            "conversation failed repeatedly",
+        );
+        if let Err(e) = state.spec.store.save_pending(name, key, &record) {
+            tracing::error!(agent = %name, error = %e, "cannot set a message aside; it is answered after a restart");
         }
-        state.quarantined.remove(&key);
     }
-    Ok(Some(conversation_for(myself, state, key).await?))
+    let wait = until.saturating_duration_since(Instant::now());
+    myself.send_after(wait, move || AgentMsg::Wake(key));
+    true
 }
 
 /// Once READY and every GUILD_CREATE are in, handles the messages that overtook them.
@@ -757,8 +956,8 @@ fn gateway_down(myself: &ActorRef<AgentMsg>, state: &mut AgentState, reason: &st
 }
 
 /// Restarts a failed conversation right away, unless it failed `restart_limit` times within
-/// `restart_window`: then it is quarantined for the rest of the window and its messages are
-/// not answered (logged).
+/// `restart_window`: then it is quarantined for the rest of the window; its messages meanwhile
+/// wait in the store and are answered when it is woken.
 async fn conversation_failed(
     myself: &ActorRef<AgentMsg>,
     state: &mut AgentState,
@@ -768,29 +967,27 @@ async fn conversation_failed(
 ) {
     let settings = state.spec.conversations;
     let now = Instant::now();
-    let history = state.restarts.entry(key).or_default();
-    while history
-        .front()
-        .is_some_and(|t| now.duration_since(*t) > settings.restart_window)
+    match state
+        .conversations
+        .failed(key, now, settings.restart_limit, settings.restart_window)
     {
-        history.pop_front();
-    }
-    if history.len() >= settings.restart_limit {
-        tracing::error!(agent = %state.spec.config.name, ?key, error = err, restarts = history.len(), "conversation keeps failing; giving up until the restart window passes");
-        let until = history.front().map_or(now, |t| *t + settings.restart_window);
-        state.quarantined.insert(key, until);
-        if let Some(replacement) = state.conversations.remove(&key) {
-            replacement.stop(Some("quarantined".into()));
+        (AfterFailure::Quarantine { until }, replacement) => {
+            tracing::error!(agent = %state.spec.config.name, ?key, error = err, "conversation keeps failing; quarantined until the restart window passes");
+            if let Some(replacement) = replacement {
+                replacement.stop(Some("quarantined".into()));
+            }
+            let wait = until.saturating_duration_since(now);
+            myself.send_after(wait, move || AgentMsg::Wake(key));
         }
-        return;
-    }
-    history.push_back(now);
-    tracing::warn!(agent = %state.spec.config.name, ?key, error = err, "conversation failed; restarting it");
-    if already_replaced {
-        return;
-    }
-    if let Err(e) = conversation_for(myself, state, key).await {
-        tracing::error!(agent = %state.spec.config.name, ?key, error = %e, "conversation restart failed");
+        (AfterFailure::Restart, _) => {
+            tracing::warn!(agent = %state.spec.config.name, ?key, error = err, "conversation failed; restarting it");
+            if already_replaced {
+                return;
+            }
+            if let Err(e) = conversation_for(myself, state, key).await {
+                tracing::error!(agent = %state.spec.config.name, ?key, error = %e, "conversation restart failed");
+            }
+        }
     }
 }
 
@@ -799,8 +996,8 @@ async fn conversation_for(
     state: &mut AgentState,
     key: ConversationKey,
 ) -> Result<ActorRef<ConversationMsg>, ActorProcessingErr> {
-    if let Some(c) = state.conversations.get(&key) {
-        return Ok(c.clone());
+    if let Some(c) = state.conversations.get(key) {
+        return Ok(c);
     }
     let args = ConversationArgs {
         spec: state.spec.clone(),
@@ -815,8 +1012,7 @@ async fn conversation_for(
             .collect(),
     };
     let (actor, _) = Actor::spawn_linked(None, ConversationActor, args, myself.get_cell()).await?;
-    state.keys.insert(actor.get_id(), key);
-    state.conversations.insert(key, actor.clone());
+    state.conversations.insert(key, actor.get_id(), actor.clone());
     Ok(actor)
 }
 

@@ -1,37 +1,42 @@
 //! A conversation actor: one per conversation key of an agent. Answers its messages in
-//! message-ID order, one turn at a time, without going deaf: the LLM call and delivery run in a
-//! spawned task whose outcome is cast back.
+//! message-ID order, one turn at a time ([`super::turn`]), without going deaf: the turn runs in
+//! a spawned task whose outcome is cast back.
 //!
-//! - **Memory** is loaded from the store when the actor starts and written (and flushed) by the
-//!   turn *before* the reply is sent; a failed delivery keeps the user's turn, not the reply.
-//! - **Queue**: at most `queue_limit` messages wait; when full, new messages are refused (logged,
-//!   not answered) so a flood cannot grow memory without bound.
-//! - **Failure**: a panic in a turn fails the actor after handing its waiting messages back to
-//!   the agent; the agent restarts it (within a budget), it reloads its memory and answers them.
-//!   The message being answered is not retried (it may be the cause).
-//! - **Idle**: after `idle` without messages the actor stops; the next message starts it again.
-//! - **Stop**: an in-flight turn gets `shutdown_grace` to finish; waiting messages are abandoned.
+//! Nothing it is given is dropped. Each message ends answered, or given up with a visible
+//! notice, and only then is it reported `Finished` to the agent (whose cursors move on):
+//! - **A turn failed and retrying can help** (model outage, throttling, open breaker, full
+//!   pool, Discord errors, store errors): the messages go back to the head of the queue, are
+//!   recorded pending in the store (first failure's time, attempts, last error), and are tried
+//!   again after a back-off with jitter, or after the provider's `retry-after`, however long.
+//!   Once they have been pending for `[delivery] give_up_after_secs` they are given up.
+//! - **Retrying cannot help** (the key or the prompt refused, Discord refusing for good): given
+//!   up at once. A give-up sends the agent's `failure_notice` (or nothing when it is empty).
+//! - **Queue full**: at most `queue_limit` messages wait in memory; more are set aside in the
+//!   store and read back when there is room (given up with the `busy_notice` if they waited
+//!   `give_up_after_secs`).
+//! - **Panic in a turn**: its messages are handed back to be given up by the replacement, the
+//!   waiting ones to be answered by it; then the actor fails and the agent restarts it.
+//! - **Idle**: after `idle` with nothing to do it asks the agent to stop it; the agent does so
+//!   only if no message is on its way to it, so no message can land in a stopping mailbox.
+//! - **Stop**: an in-flight turn gets `shutdown_grace`; whatever still waits is answered after
+//!   the restart (the agent's cursors were held back by it).
 
-use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
 use super::agent::AgentMsg;
-use super::{Cast, GaugeGuard, SharedSpec};
-use crate::acl::{self, ChainLength, ReplyDecision};
+use super::turn::{self, Cause, Pacing, TurnFailure, TurnKind, TurnOutcome};
+use super::{GaugeGuard, SharedSpec};
 use crate::config::{DiscordSettings, DryRun};
-use crate::discord::outbox::Reply;
 use crate::discord::Outbox;
-use crate::memory::{self, MemoryTurn};
+use crate::memory::MemoryTurn;
 use crate::message::Inbound;
 use crate::ops::telemetry;
 use crate::routing::ConversationKey;
-
-/// How long a reply waits for its typing indicator's request before going out anyway (the
-/// indicator is sent alongside the model call and must not arrive after the reply).
-const TYPING_WAIT: Duration = Duration::from_secs(5);
+use crate::store::PendingRecord;
 
 /// The conversation actor.
 #[derive(Debug)]
@@ -46,7 +51,7 @@ pub struct ConversationArgs {
     pub key: ConversationKey,
     /// Where replies go.
     pub outbox: Outbox,
-    /// The agent, to hand back waiting messages when this conversation fails.
+    /// The agent, to report finished messages, idleness, and hand back messages on failure.
     pub agent: ActorRef<AgentMsg>,
     /// The agent's own user IDs (bot user, webhook): never pinged by its replies.
     pub self_ids: Vec<u64>,
@@ -69,29 +74,48 @@ pub enum ConversationMsg {
         /// Their channel's slowmode.
         slowmode: Duration,
     },
-    /// Start the next turn if idle; `batch` answers every waiting message together (after a
-    /// bot delay), otherwise only the oldest.
-    Start {
-        /// Answer everything waiting in one turn.
-        batch: bool,
+    /// Messages to give up on (their turn panicked in the conversation this one replaces).
+    GiveUp {
+        /// The messages.
+        messages: Vec<Inbound>,
+        /// Why, for metrics.
+        cause: &'static str,
     },
-    /// A turn finished (answered or failed); carries the memory it saved.
+    /// Start the next turn if one is due.
+    Start,
+    /// A turn finished (its messages answered or given up, or a failure to handle).
     TurnDone(TurnOutcome),
     /// A turn panicked: fail the actor so it is restarted clean.
     TurnPanicked(String),
-    /// Stop if nothing has happened for the idle time (else wait out the rest).
+    /// Ask to be stopped if nothing has happened for the idle time (else wait out the rest).
     IdleCheck,
 }
 
-/// The result of one turn.
+/// A turn in flight.
 #[derive(Debug)]
-pub struct TurnOutcome {
-    /// The (latest) message answered.
-    pub message_id: u64,
-    /// Memory after the turn, as saved.
-    pub memory: Vec<MemoryTurn>,
-    /// The reply that was delivered, or why there is none.
-    pub reply: Result<String, String>,
+struct Turn {
+    task: JoinHandle<()>,
+    batch: Vec<Inbound>,
+    kind: TurnKind,
+    /// For a give-up turn, the cause counted when it is done.
+    cause: &'static str,
+}
+
+/// The head of the queue failed: when it may be tried again, and what is known of it.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    attempts: u32,
+    not_before: tokio::time::Instant,
+    /// The message whose reply was partly delivered, and how many parts.
+    parts_done: Option<(u64, usize)>,
+}
+
+/// Messages to give up on, with the notice and the cause counted.
+#[derive(Debug)]
+struct GiveUp {
+    batch: Vec<Inbound>,
+    notice: String,
+    cause: &'static str,
 }
 
 /// A conversation's state.
@@ -99,7 +123,7 @@ pub struct TurnOutcome {
 pub struct ConversationState {
     args: ConversationArgs,
     pending: BTreeMap<u64, Inbound>,
-    turn: Option<JoinHandle<()>>,
+    turn: Option<Turn>,
     start_scheduled: bool,
     memory: Vec<MemoryTurn>,
     /// When the conversation last had something to do.
@@ -109,8 +133,14 @@ pub struct ConversationState {
     slowmode: std::collections::HashMap<u64, Duration>,
     /// Backlog messages wait: the next turn starts at once and answers everything together.
     backlog_waiting: bool,
-    /// `(channel, message)` of the turn in flight, reported finished if it panics.
-    in_turn: Vec<(u64, u64)>,
+    retry: Option<Retry>,
+    give_ups: VecDeque<GiveUp>,
+    /// Messages are set aside in the store, waiting for room.
+    spilled: bool,
+    /// Messages that have a pending record in the store (removed when they finish).
+    recorded: HashSet<u64>,
+    /// `Inbound` and `Backlog` messages received, for the idle handshake with the agent.
+    received: u64,
     _gauge: GaugeGuard,
 }
 
@@ -124,7 +154,8 @@ impl Actor for ConversationActor {
         myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let memory = args.spec.store.memory(&args.spec.config.name, args.key)?;
+        let memory = load_memory(&args);
+        let spilled = args.spec.store.pending_count(&args.spec.config.name, args.key) > 0;
         let mut state = ConversationState {
             _gauge: GaugeGuard::conversation(&args.spec.gauges),
             args,
@@ -136,9 +167,18 @@ impl Actor for ConversationActor {
             idle_armed: false,
             slowmode: std::collections::HashMap::new(),
             backlog_waiting: false,
-            in_turn: Vec::new(),
+            retry: None,
+            give_ups: VecDeque::new(),
+            spilled,
+            recorded: HashSet::new(),
+            received: 0,
         };
+        // Messages owed from before (set aside for room, deferred, or from before a restart).
+        if refill(&mut state) > 0 {
+            state.backlog_waiting = true;
+        }
         arm_idle_timer(&myself, &mut state);
+        schedule_start(&myself, &mut state);
         Ok(state)
     }
 
@@ -149,18 +189,19 @@ impl Actor for ConversationActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ConversationMsg::Inbound { message: m, slowmode } => {
+            ConversationMsg::Inbound { message, slowmode } => {
+                state.received += 1;
+                state.slowmode.insert(message.channel_id, slowmode);
                 if state.pending.len() >= state.args.spec.conversations.queue_limit {
-                    tracing::warn!(agent = %state.args.spec.config.name, key = ?state.args.key, message_id = m.id, "conversation queue full; message not answered");
-                    let _ = state.args.agent.cast(AgentMsg::Finished(vec![(m.channel_id, m.id)]));
-                    return Ok(());
+                    set_aside(state, message);
+                } else {
+                    state.pending.insert(message.id, message);
                 }
-                state.slowmode.insert(m.channel_id, slowmode);
-                state.pending.insert(m.id, m);
                 arm_idle_timer(&myself, state);
                 schedule_start(&myself, state);
             }
             ConversationMsg::Backlog { messages, slowmode } => {
+                state.received += 1;
                 for m in messages {
                     state.slowmode.insert(m.channel_id, slowmode);
                     state.pending.insert(m.id, m);
@@ -169,36 +210,44 @@ impl Actor for ConversationActor {
                 arm_idle_timer(&myself, state);
                 schedule_start(&myself, state);
             }
-            ConversationMsg::Start { batch } => {
+            ConversationMsg::GiveUp { messages, cause } => {
+                let notice = state.args.spec.config.failure_notice.clone();
+                state.give_ups.push_back(GiveUp {
+                    batch: messages,
+                    notice,
+                    cause,
+                });
+                schedule_start(&myself, state);
+            }
+            ConversationMsg::Start => {
                 state.start_scheduled = false;
-                start_turn(&myself, state, batch);
+                start_turn(&myself, state);
             }
             ConversationMsg::TurnDone(outcome) => {
-                state.turn = None;
-                let done = std::mem::take(&mut state.in_turn);
-                let _ = state.args.agent.cast(AgentMsg::Finished(done));
+                let Some(turn) = state.turn.take() else { return Ok(()) };
                 state.memory = outcome.memory;
                 // The turn's copy grew by doubling; an idle conversation keeps only what it holds
                 // (10,000 idle conversations: see docs/benchmarks.md).
                 state.memory.shrink_to_fit();
-                if let Err(e) = outcome.reply {
-                    tracing::warn!(agent = %state.args.spec.config.name, message_id = outcome.message_id, error = %e, "turn failed");
+                match outcome.result {
+                    Ok(()) => finished(state, &turn),
+                    Err(failure) => turn_failed(state, turn, failure, outcome.parts_done),
                 }
+                refill(state);
                 arm_idle_timer(&myself, state);
                 schedule_start(&myself, state);
             }
             ConversationMsg::TurnPanicked(why) => {
-                state.turn = None;
-                // The message whose turn panicked is finished with (not retried: it may be
-                // the cause).
-                let done = std::mem::take(&mut state.in_turn);
-                let _ = state.args.agent.cast(AgentMsg::Finished(done));
-                // Hand the waiting messages back before failing, so the restarted conversation
-                // answers them; the message whose turn panicked is not among them.
+                let turn = state.turn.take();
+                // The messages whose turn panicked are given up (with the notice) by the
+                // replacement, not retried: they may be the cause. The waiting ones are handed
+                // back to be answered by it.
+                let give_up = turn.map(|t| t.batch).unwrap_or_default();
                 let waiting: Vec<Inbound> = std::mem::take(&mut state.pending).into_values().collect();
                 let _ = state.args.agent.cast(AgentMsg::Reroute {
                     from: myself.get_id(),
                     messages: waiting,
+                    give_up,
                 });
                 return Err(format!("turn panicked: {why}").into());
             }
@@ -206,12 +255,16 @@ impl Actor for ConversationActor {
                 state.idle_armed = false;
                 let idle_for = state.last_activity.elapsed();
                 let idle = state.args.spec.conversations.idle;
-                if state.turn.is_some() || !state.pending.is_empty() {
+                if !is_idle(state) {
                     schedule_idle_check(&myself, state, idle);
                 } else if idle_for < idle {
                     schedule_idle_check(&myself, state, idle - idle_for);
                 } else {
-                    myself.stop(Some("idle".into()));
+                    // The agent stops this actor unless a message is already on its way here.
+                    let _ = state.args.agent.cast(AgentMsg::Idle {
+                        from: myself.get_id(),
+                        received: state.received,
+                    });
                 }
             }
         }
@@ -222,15 +275,280 @@ impl Actor for ConversationActor {
         if let Some(turn) = state.turn.take() {
             // The turn saves its own memory before delivering; give it the grace period.
             let grace = state.args.spec.conversations.shutdown_grace;
-            if tokio::time::timeout(grace, turn).await.is_err() {
-                tracing::warn!(agent = %state.args.spec.config.name, key = ?state.args.key, "in-flight turn abandoned at shutdown");
+            if tokio::time::timeout(grace, turn.task).await.is_err() {
+                tracing::warn!(agent = %state.args.spec.config.name, key = ?state.args.key, "in-flight turn abandoned at shutdown; it is answered after the restart");
             }
         }
-        if !state.pending.is_empty() {
-            tracing::info!(agent = %state.args.spec.config.name, key = ?state.args.key, abandoned = state.pending.len(), "waiting messages not answered before stop");
-        }
+        keep_owed(state);
         Ok(())
     }
+}
+
+/// Messages still owed an answer when the actor stops (shutdown, quarantine) are kept pending in
+/// the store: the conversation that next starts for this key (after a restart, or when the
+/// quarantine ends) reads them back. The replay would find them too; they are the same
+/// messages, answered once.
+fn keep_owed(state: &mut ConversationState) {
+    let (spec, key) = (&state.args.spec, state.args.key);
+    let name = &spec.config.name;
+    let owed: Vec<&Inbound> = state
+        .pending
+        .values()
+        .chain(state.give_ups.iter().flat_map(|g| g.batch.iter()))
+        .filter(|m| !state.recorded.contains(&m.id))
+        .collect();
+    if owed.is_empty() || spec.run.dry_run != DryRun::None {
+        return;
+    }
+    tracing::info!(agent = %name, key = ?key, owed = owed.len(), "messages still owed an answer at stop; kept pending");
+    for m in owed {
+        let record = PendingRecord::new(
+            m.clone(),
+            turn::now_ms(),
+            "stopped",
+            "conversation stopped before answering",
+        );
+        if let Err(e) = spec.store.save_pending(name, key, &record) {
+            tracing::warn!(agent = %name, error = %e, "cannot keep a message pending (the replay after a restart still finds it)");
+        }
+    }
+}
+
+/// Nothing to do and nothing owed.
+fn is_idle(state: &ConversationState) -> bool {
+    state.turn.is_none() && state.pending.is_empty() && state.give_ups.is_empty() && !state.spilled
+}
+
+/// The conversation's memory; an unreadable record is set aside (kept in the store under
+/// `bad/`) and the conversation goes on with fresh memory, rather than failing its agent.
+fn load_memory(args: &ConversationArgs) -> Vec<MemoryTurn> {
+    let (store, name) = (&args.spec.store, &args.spec.config.name);
+    match store.memory(name, args.key) {
+        Ok(memory) => memory,
+        Err(e) => {
+            let kept = store.set_aside_memory(name, args.key);
+            tracing::error!(agent = %name, key = ?args.key, error = %e, kept_under = ?kept, "conversation memory cannot be read; set aside, answering with fresh memory");
+            Vec::new()
+        }
+    }
+}
+
+/// A message that finds the queue full waits in the store until there is room. If the store
+/// cannot take it, it waits in memory: a full queue never loses a message.
+fn set_aside(state: &mut ConversationState, m: Inbound) {
+    let (spec, key) = (&state.args.spec, state.args.key);
+    let name = &spec.config.name;
+    if spec.run.dry_run != DryRun::None {
+        state.pending.insert(m.id, m);
+        return;
+    }
+    let mut record = PendingRecord::new(m.clone(), turn::now_ms(), "room", "conversation queue full");
+    record.waiting_for_room = true;
+    match spec.store.save_pending(name, key, &record) {
+        Ok(()) => {
+            tracing::warn!(agent = %name, key = ?key, message_id = m.id, "conversation queue full; message set aside until there is room");
+            telemetry::message_retry(name, Cause::Queue.label());
+            state.recorded.insert(m.id);
+            state.spilled = true;
+        }
+        Err(e) => {
+            tracing::error!(agent = %name, key = ?key, message_id = m.id, error = %e, "conversation queue full and the store refused the message; keeping it in memory");
+            state.pending.insert(m.id, m);
+        }
+    }
+}
+
+/// Reads messages set aside in the store back into the queue while there is room; those that
+/// waited past the give-up time are given up instead. Returns how many were read.
+fn refill(state: &mut ConversationState) -> usize {
+    let limit = state.args.spec.conversations.queue_limit;
+    if !state.spilled || state.pending.len() >= limit {
+        return 0;
+    }
+    let (spec, key) = (state.args.spec.clone(), state.args.key);
+    let name = &spec.config.name;
+    let room = limit - state.pending.len();
+    let in_turn: Vec<u64> = state.turn.iter().flat_map(|t| t.batch.iter().map(|m| m.id)).collect();
+    let giving_up: Vec<u64> = state
+        .give_ups
+        .iter()
+        .flat_map(|g| g.batch.iter().map(|m| m.id))
+        .collect();
+    let pending = &state.pending;
+    let records = match spec.store.pending_of(name, key, room, |id| {
+        pending.contains_key(&id) || in_turn.contains(&id) || giving_up.contains(&id)
+    }) {
+        Ok(records) => records,
+        Err(e) => {
+            tracing::error!(agent = %name, key = ?key, error = %e, "cannot read pending messages; trying again after the next turn");
+            return 0;
+        }
+    };
+    if records.len() < room {
+        state.spilled = false;
+    }
+    let now = turn::now_ms();
+    let mut read = 0;
+    for r in records {
+        let id = r.message.id;
+        if spec.store.answered(name, id).unwrap_or(false) {
+            // Answered, but stopped before its record was removed.
+            let _ = spec.store.remove_pending(name, key, &[id]);
+            continue;
+        }
+        state.recorded.insert(id);
+        // Only a message whose answer has failed runs the give-up clock: waiting for room, or
+        // for troupe to start again, does not count.
+        if r.attempts > 0 && now.saturating_sub(r.since_ms) >= spec.delivery.give_up_after.as_millis() as u64 {
+            state.give_ups.push_back(GiveUp {
+                batch: vec![r.message],
+                notice: spec.config.failure_notice.clone(),
+                cause: "age",
+            });
+        } else {
+            state.pending.insert(id, r.message);
+            read += 1;
+        }
+    }
+    read
+}
+
+/// Every message of the turn is finished: tell the agent, forget their pending records.
+fn finished(state: &mut ConversationState, turn: &Turn) {
+    let (spec, key) = (&state.args.spec, state.args.key);
+    let name = &spec.config.name;
+    let ids: Vec<u64> = turn.batch.iter().map(|m| m.id).collect();
+    let recorded: Vec<u64> = ids.iter().copied().filter(|id| state.recorded.remove(id)).collect();
+    if !recorded.is_empty() {
+        if let Err(e) = spec.store.remove_pending(name, key, &recorded) {
+            tracing::warn!(agent = %name, error = %e, "cannot remove pending records (they are recognised as answered later)");
+        }
+    }
+    if let TurnKind::GiveUp { .. } = turn.kind {
+        tracing::warn!(agent = %name, key = ?key, messages = ?ids, cause = turn.cause, "gave up on answering; notice sent");
+        telemetry::message_give_up(name, turn.cause);
+    }
+    if state.retry.is_some_and(|_| state.pending.is_empty()) || matches!(turn.kind, TurnKind::Answer) {
+        state.retry = None;
+    }
+    let done = turn.batch.iter().map(|m| (m.channel_id, m.id)).collect();
+    let _ = state.args.agent.cast(AgentMsg::Finished(done));
+}
+
+/// A turn failed: give up at once when retrying cannot help, or when the messages have been
+/// pending for the give-up time; otherwise put them back at the head of the queue, record them
+/// pending, and try again after a back-off.
+fn turn_failed(state: &mut ConversationState, turn: Turn, failure: TurnFailure, parts_done: usize) {
+    let spec = state.args.spec.clone();
+    let (name, key) = (&spec.config.name, state.args.key);
+    if failure.cause == Cause::Chain {
+        // Nothing to send and nothing owed: the chain rules forbid a reply.
+        let done = Turn {
+            kind: TurnKind::Answer,
+            ..turn
+        };
+        finished(state, &done);
+        return;
+    }
+    if let TurnKind::GiveUp { notice } = &turn.kind {
+        // Only a transient failure to send the notice comes back here: send it again later.
+        tracing::warn!(agent = %name, key = ?key, error = %failure.detail, "give-up notice not delivered; trying again");
+        let attempts = state.retry.map_or(0, |r| r.attempts) + 1;
+        schedule_retry(state, &failure, None, attempts);
+        state.give_ups.push_front(GiveUp {
+            batch: turn.batch,
+            notice: notice.clone(),
+            cause: turn.cause,
+        });
+        return;
+    }
+    if failure.permanent {
+        tracing::warn!(agent = %name, key = ?key, cause = failure.cause.label(), error = %failure.detail, "answer failed and retrying cannot help; giving up");
+        state.retry = None;
+        state.give_ups.push_back(GiveUp {
+            batch: turn.batch,
+            notice: spec.config.failure_notice.clone(),
+            cause: failure.cause.label(),
+        });
+        return;
+    }
+    // Record the failure on each message; the earliest first failure starts the give-up clock.
+    let now = turn::now_ms();
+    let mut since = now;
+    for m in &turn.batch {
+        let mut record = spec
+            .store
+            .pending_record(name, key, m.id)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| PendingRecord::new(m.clone(), now, "", ""));
+        if record.attempts == 0 {
+            // The first failure starts the give-up clock (not the wait for room or a restart).
+            record.since_ms = now;
+        }
+        record.attempts += 1;
+        record.cause = failure.cause.label().to_string();
+        record.last_error = failure.detail.clone();
+        record.waiting_for_room = false;
+        since = since.min(record.since_ms);
+        if spec.run.dry_run == DryRun::None {
+            match spec.store.save_pending(name, key, &record) {
+                Ok(()) => {
+                    state.recorded.insert(m.id);
+                }
+                Err(e) => {
+                    tracing::warn!(agent = %name, error = %e, "cannot record a pending message (it is still retried)")
+                }
+            }
+        }
+        telemetry::message_retry(name, failure.cause.label());
+    }
+    if now.saturating_sub(since) >= spec.delivery.give_up_after.as_millis() as u64 {
+        tracing::warn!(agent = %name, key = ?key, cause = failure.cause.label(), error = %failure.detail, pending_secs = (now - since) / 1000, "answer still failing after the give-up time; giving up");
+        state.retry = None;
+        // Still refused a worker after all this time: troupe is too busy, not broken.
+        let (notice, cause) = if failure.cause == Cause::Queue {
+            (spec.config.busy_notice.clone(), "shed")
+        } else {
+            (spec.config.failure_notice.clone(), "age")
+        };
+        state.give_ups.push_back(GiveUp {
+            batch: turn.batch,
+            notice,
+            cause,
+        });
+        return;
+    }
+    let latest = turn.batch.last().map(|m| m.id).unwrap_or_default();
+    let attempts = state.retry.map_or(0, |r| r.attempts) + 1;
+    let delay = schedule_retry(state, &failure, Some((latest, parts_done)), attempts);
+    tracing::warn!(agent = %name, key = ?key, cause = failure.cause.label(), error = %failure.detail, attempt = attempts, retry_in_ms = delay.as_millis() as u64, "answer deferred; it will be tried again");
+    for m in turn.batch {
+        state.pending.insert(m.id, m);
+    }
+}
+
+/// Sets when the head of the queue may be tried again; returns the wait.
+fn schedule_retry(
+    state: &mut ConversationState,
+    failure: &TurnFailure,
+    parts_done: Option<(u64, usize)>,
+    attempts: u32,
+) -> Duration {
+    let d = &state.args.spec.delivery;
+    let delay = crate::retry::deferral(
+        d.retry_initial,
+        d.retry_max,
+        attempts,
+        failure.retry_after,
+        rand::random::<f64>(),
+    );
+    state.retry = Some(Retry {
+        attempts,
+        not_before: tokio::time::Instant::now() + delay,
+        parts_done: parts_done.filter(|(_, n)| *n > 0),
+    });
+    delay
 }
 
 /// Records activity; the idle check, if none is scheduled yet, comes after the idle time.
@@ -265,42 +583,60 @@ fn schedule_start(myself: &ActorRef<ConversationMsg>, state: &mut ConversationSt
     if state.turn.is_some() || state.start_scheduled {
         return;
     }
-    let Some(oldest) = state.pending.values().next() else {
-        return;
+    let delay = if let Some(retry) = state.retry {
+        if state.pending.is_empty() && state.give_ups.is_empty() {
+            return;
+        }
+        retry.not_before.saturating_duration_since(tokio::time::Instant::now())
+    } else if !state.give_ups.is_empty() || state.backlog_waiting {
+        // Give-ups and missed messages are old already: now.
+        Duration::ZERO
+    } else {
+        let Some(oldest) = state.pending.values().next() else {
+            return;
+        };
+        let spec = &state.args.spec;
+        start_delay(
+            oldest.author_is_bot,
+            &spec.discord,
+            spec.conversations.reorder,
+            rand::random::<f64>(),
+        )
     };
     state.start_scheduled = true;
-    if state.backlog_waiting {
-        // Missed messages are old already: answer them together, now.
-        let _ = myself.cast(ConversationMsg::Start { batch: true });
-        return;
-    }
-    let from_bot = oldest.author_is_bot;
-    let spec = &state.args.spec;
-    let delay = start_delay(
-        from_bot,
-        &spec.discord,
-        spec.conversations.reorder,
-        rand::random::<f64>(),
-    );
     if delay.is_zero() {
-        let _ = myself.cast(ConversationMsg::Start { batch: from_bot });
+        let _ = myself.cast(ConversationMsg::Start);
     } else {
-        myself.send_after(delay, move || ConversationMsg::Start { batch: from_bot });
+        myself.send_after(delay, || ConversationMsg::Start);
     }
 }
 
-fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState, batch: bool) {
+/// Starts the next turn: a give-up first, then the waiting messages. Missed, retried and bot
+/// messages are answered together; a human's live message on its own.
+fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState) {
     if state.turn.is_some() {
         return;
     }
-    // Nobody watches a reply to missed messages being typed: no indicator for backlog turns.
-    let typing = !(batch && state.backlog_waiting);
+    if state.retry.is_some_and(|r| r.not_before > tokio::time::Instant::now()) {
+        schedule_start(myself, state);
+        return;
+    }
+    if let Some(give_up) = state.give_ups.pop_front() {
+        let kind = TurnKind::GiveUp { notice: give_up.notice };
+        spawn_turn(myself, state, give_up.batch, kind, give_up.cause);
+        return;
+    }
+    let Some(oldest) = state.pending.values().next() else {
+        return;
+    };
+    let retried = state.retry.is_some();
+    let batch = state.backlog_waiting || retried || oldest.author_is_bot;
     let messages: Vec<Inbound> = if batch {
         state.backlog_waiting = false;
         let mut all: Vec<Inbound> = std::mem::take(&mut state.pending).into_values().collect();
-        // A reply remembered but not confirmed delivered (troupe stopped in between) answers
-        // the messages up to the one it was for: deliver it on its own first, and answer the
-        // rest in the next turn, so no message is answered twice or left out.
+        // A reply remembered but not confirmed delivered answers the messages up to the one it
+        // was for: deliver it on its own first, and answer the rest in the next turn, so no
+        // message is answered twice or left out.
         if let Some(cut) = all.iter().position(|m| remembers_reply(&state.memory, m.id)) {
             for m in all.split_off(cut + 1) {
                 state.pending.insert(m.id, m);
@@ -316,12 +652,29 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState,
         }
         first
     };
-    let Some(latest) = messages.last() else { return };
-    let message_id = latest.id;
-    state.in_turn = messages.iter().map(|m| (m.channel_id, m.id)).collect();
+    spawn_turn(myself, state, messages, TurnKind::Answer, "");
+}
+
+fn spawn_turn(
+    myself: &ActorRef<ConversationMsg>,
+    state: &mut ConversationState,
+    batch: Vec<Inbound>,
+    kind: TurnKind,
+    cause: &'static str,
+) {
+    let Some(latest) = batch.last() else { return };
+    let remembered = remembers_reply(&state.memory, latest.id);
     let pacing = Pacing {
         slowmode: state.slowmode.get(&latest.channel_id).copied().unwrap_or_default(),
-        typing,
+        // Nobody watches a reply to missed or retried messages being typed.
+        typing: kind == TurnKind::Answer && !state.backlog_waiting && state.retry.is_none() && batch.len() == 1,
+        first_part: state
+            .retry
+            .and_then(|r| r.parts_done)
+            .filter(|(id, _)| *id == latest.id)
+            .map_or(0, |(_, n)| n),
+        // A remembered reply may have been posted before troupe stopped or lost the answer.
+        check_existing: remembered || state.retry.is_some(),
     };
     let spec = state.args.spec.clone();
     let outbox = state.args.outbox.clone();
@@ -329,20 +682,26 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState,
     let memory = state.memory.clone();
     let me = myself.clone();
     let self_ids = state.args.self_ids.clone();
-    let turn = tokio::spawn(async move { run_turn(&spec, &outbox, key, memory, &messages, pacing, &self_ids).await });
+    let turn_batch = batch.clone();
+    let turn_kind = kind.clone();
+    let task = tokio::spawn(async move {
+        turn::run(&spec, &outbox, key, memory, &turn_batch, &turn_kind, pacing, &self_ids).await
+    });
     // A watcher turns the task's end into a message, so a panic in the turn reaches the actor.
-    state.turn = Some(tokio::spawn(async move {
-        let msg = match turn.await {
-            Ok((memory, reply)) => ConversationMsg::TurnDone(TurnOutcome {
-                message_id,
-                memory,
-                reply,
-            }),
+    let watcher = tokio::spawn(async move {
+        let msg = match task.await {
+            Ok(outcome) => ConversationMsg::TurnDone(outcome),
             Err(e) if e.is_panic() => ConversationMsg::TurnPanicked(panic_text(e.into_panic())),
             Err(_) => ConversationMsg::TurnPanicked("turn task cancelled".into()),
         };
         let _ = me.cast(msg);
-    }));
+    });
+    state.turn = Some(Turn {
+        task: watcher,
+        batch,
+        kind,
+        cause,
+    });
 }
 
 /// Whether memory holds the agent's reply to this message.
@@ -358,257 +717,10 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Users a reply may ping: agents of this troupe it mentions, never itself, nobody else.
-fn allowed_users(text: &str, cast: &Cast, me: &[u64]) -> Vec<u64> {
-    let mut out = Vec::new();
-    for piece in text.split("<@").skip(1) {
-        let piece = piece.strip_prefix('!').unwrap_or(piece);
-        let digits: String = piece.chars().take_while(char::is_ascii_digit).collect();
-        if let Ok(id) = digits.parse::<u64>() {
-            if piece[digits.len()..].starts_with('>') && cast.contains(id) && !me.contains(&id) && !out.contains(&id) {
-                out.push(id);
-            }
-        }
-    }
-    out
-}
-
-/// How a turn's reply is paced.
-#[derive(Debug, Clone, Copy)]
-struct Pacing {
-    /// The channel's slowmode, respected between the reply's parts.
-    slowmode: Duration,
-    /// Show the typing indicator while the model works (not for backlog turns).
-    typing: bool,
-}
-
-/// One turn for a batch of messages (usually one): the chain decision, the prompt, the
-/// completion (through the backend's pool), memory saved, the reply delivered in parts.
-/// Returns the memory as saved and the outcome.
-///
-/// The model call's and the delivery's futures are boxed: held inline they would make every
-/// spawned turn (one per busy conversation, waiting for a pool permit) ~18 KB larger; see
-/// `docs/benchmarks.md`.
-async fn run_turn(
-    spec: &SharedSpec,
-    outbox: &Outbox,
-    key: ConversationKey,
-    mut memory: Vec<MemoryTurn>,
-    batch: &[Inbound],
-    pacing: Pacing,
-    self_ids: &[u64],
-) -> (Vec<MemoryTurn>, Result<String, String>) {
-    let name = &spec.config.name;
-    let limits = spec.config.memory_limits;
-    let dry = spec.run.dry_run;
-    let Some(latest) = batch.last() else {
-        return (memory, Err("empty batch".into()));
-    };
-    // Dry runs leave the store untouched.
-    let save = |memory: Vec<MemoryTurn>| async move {
-        if dry == DryRun::None {
-            spec.store
-                .save_memory(name, key, &memory)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        Ok::<_, String>(memory)
-    };
-    if dry == DryRun::NoAgent {
-        let ids: Vec<u64> = batch.iter().map(|m| m.id).collect();
-        println!(
-            "[no-agent] {name} would answer {ids:?} in channel {}",
-            latest.channel_id
-        );
-        return (memory, Ok(String::new()));
-    }
-    let chain = acl::batch_chain(batch.iter().map(|m| m.chain));
-    // A reply remembered for this message but never confirmed delivered (troupe stopped in
-    // between): deliver that same reply again. Its nonce makes Discord return the first copy
-    // if it did arrive, so nothing is answered twice and no tokens are spent twice.
-    let remembered = memory
-        .iter()
-        .rev()
-        .find(|t| t.assistant && t.message_id == latest.id)
-        .map(|t| t.content.clone());
-    let history: Vec<_> = memory.iter().map(MemoryTurn::to_prompt).collect();
-    let fresh: Vec<MemoryTurn> = batch
-        .iter()
-        // A message already in memory (replayed after a restart) is not added again.
-        .filter(|m| !memory.iter().any(|t| !t.assistant && t.message_id == m.id))
-        .map(|m| MemoryTurn {
-            assistant: false,
-            author: m.author_name.clone(),
-            content: m.content.clone(),
-            message_id: m.id,
-            time_ms: now_ms(),
-        })
-        .collect();
-    memory.extend(fresh.iter().cloned());
-    memory::trim(&mut memory, limits);
-    let reply_chain = match acl::decide_reply(chain, spec.discord.max_chain) {
-        ReplyDecision::Block { would_be } => {
-            // Never reached through routing (inbound at the limit is not processed); kept as
-            // the last line of defence. No tokens are spent.
-            tracing::warn!(agent = %name, message_id = latest.id, chain = %would_be, "reply would exceed the chain limit; not sent");
-            telemetry::chain_blocked(name);
-            return match save(memory.clone()).await {
-                Ok(m) => (m, Err("chain limit".to_string())),
-                Err(e) => (memory, Err(e)),
-            };
-        }
-        d => d,
-    };
-    let courtesy = matches!(reply_chain, ReplyDecision::SendWithCourtesy { .. }).then(|| spec.discord.courtesy.clone());
-    let mut typing: Option<tokio::task::JoinHandle<()>> = None;
-    let (text, with_reply) = match remembered {
-        Some(text) => (text, memory.clone()),
-        None => {
-            let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
-            let fresh_prompt: Vec<_> = fresh.iter().map(MemoryTurn::to_prompt).collect();
-            let mut prompt = crate::prompt::build(name, &spec.config.system_prompt, &date, &history, &fresh_prompt);
-            if courtesy.is_some() {
-                prompt.system.push_str("\n\nThis reply ends an agent chain that has reached its limit: it is the last message, and no reply to it is expected.");
-            }
-            // An open circuit breaker (`on_trip = "isolate"`): this agent does not ask its
-            // backend until the cooldown lets one probe through. The message is finished with,
-            // unanswered; users never see the error.
-            if !spec.breaker.allow(std::time::Instant::now()) {
-                tracing::warn!(agent = %name, message_id = latest.id, "circuit breaker open; message not answered");
-                return match save(memory.clone()).await {
-                    Ok(m) => (m, Err("circuit breaker open".to_string())),
-                    Err(e) => (memory, Err(e)),
-                };
-            }
-            // The indicator's request runs alongside the model call rather than before it: on
-            // Discord it is a full REST round trip.
-            if pacing.typing {
-                let (outbox, channel) = (outbox.clone(), latest.channel_id);
-                typing = Some(tokio::spawn(async move { outbox.typing(channel).await }));
-            }
-            let completion = match spec.pool.acquire(name).await {
-                Ok(_permit) => {
-                    let started = std::time::Instant::now();
-                    let result = Box::pin(spec.backend.complete(&prompt)).await;
-                    // A full pool is load shedding, not a backend failure: only calls count.
-                    match &result {
-                        Ok(_) => spec.breaker.record_success(),
-                        Err(e) => {
-                            spec.breaker
-                                .record_failure(std::time::Instant::now(), &format!("{}: {e}", e.kind()));
-                        }
-                    }
-                    let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
-                    telemetry::llm_request(&spec.config.backend, outcome, Some(started.elapsed()));
-                    if let Some(usage) = result.as_ref().ok().and_then(|c| c.usage.as_ref()) {
-                        telemetry::llm_tokens(name, usage.input_tokens, usage.output_tokens);
-                    }
-                    result.map_err(|e| e.to_string())
-                }
-                Err(full) => {
-                    telemetry::llm_request(&spec.config.backend, "queue_full", None);
-                    Err(full.to_string())
-                }
-            };
-            let text = match completion {
-                Ok(c) => c.text,
-                Err(e) => {
-                    return match save(memory.clone()).await {
-                        Ok(m) => (m, Err(e)),
-                        Err(saved) => (memory, Err(saved)),
-                    };
-                }
-            };
-            // Memory (with the reply) is durable before the reply is sent.
-            let mut with_reply = memory.clone();
-            with_reply.push(MemoryTurn {
-                assistant: true,
-                author: name.clone(),
-                content: text.clone(),
-                message_id: latest.id,
-                time_ms: now_ms(),
-            });
-            memory::trim(&mut with_reply, limits);
-            match save(with_reply).await {
-                Ok(w) => (text, w),
-                Err(e) => return (memory, Err(e)),
-            }
-        }
-    };
-    let reply = Reply {
-        channel_id: latest.channel_id,
-        reply_to: Some(latest.id),
-        allowed_users: allowed_users(&text, &spec.cast, self_ids),
-        text,
-        chain: reply_chain.chain().unwrap_or(ChainLength::HUMAN.next()),
-        tagline: spec.discord.tagline.clone(),
-        courtesy,
-        slowmode: pacing.slowmode,
-        nonce_seed: name.clone(),
-    };
-    // The indicator must not arrive after the reply (it would show for ~10 s more); a request
-    // that hangs does not hold the reply past `TYPING_WAIT`.
-    if let Some(mut handle) = typing {
-        if tokio::time::timeout(TYPING_WAIT, &mut handle).await.is_err() {
-            handle.abort();
-        }
-    }
-    let delivered = Box::pin(outbox.deliver(&reply)).await;
-    telemetry::replies_sent(name, delivered.message_ids.len());
-    if let Some(e) = &delivered.error {
-        telemetry::discord_rest_error(e.status);
-    }
-    if dry == DryRun::None {
-        for id in &delivered.message_ids {
-            if let Err(e) = spec.store.record_chain(*id, reply.chain) {
-                tracing::warn!(agent = %name, error = %e, "cannot record a chain length");
-            }
-        }
-    }
-    match delivered.error {
-        None => {
-            if dry == DryRun::None {
-                // The completion record: keyed by the answered messages themselves, whatever
-                // the reply looks like (references are optional on Discord's side).
-                let ids: Vec<u64> = batch.iter().map(|m| m.id).collect();
-                if let Err(e) = spec.store.record_answered(name, &ids).await {
-                    tracing::warn!(agent = %name, error = %e, "cannot record answered messages");
-                }
-            }
-            (with_reply, Ok(delivered.text))
-        }
-        Some(e) => {
-            tracing::warn!(agent = %name, message_id = latest.id, status = ?e.status, delivered_parts = delivered.message_ids.len(), reason = %e.reason, "discord rejected the reply");
-            // Remember only what the channel shows: never a reply Discord refused.
-            let mut shown = memory.clone();
-            if !delivered.text.is_empty() {
-                shown.push(MemoryTurn {
-                    assistant: true,
-                    author: name.clone(),
-                    content: delivered.text.clone(),
-                    message_id: latest.id,
-                    time_ms: now_ms(),
-                });
-                memory::trim(&mut shown, limits);
-            }
-            match save(shown.clone()).await {
-                Ok(m) => (m, Err(e.to_string())),
-                Err(_) => (shown, Err(e.to_string())),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::acl::ChainLength;
 
     #[test]
     fn bots_wait_the_delay_humans_only_the_reorder_window() {
@@ -626,16 +738,6 @@ mod tests {
             Duration::from_millis(18_500)
         );
         assert!(start_delay(true, &settings, reorder, 7.0) <= Duration::from_secs(20));
-    }
-
-    #[test]
-    fn only_other_cast_members_may_be_pinged() {
-        let cast = Cast::default();
-        cast.add(1);
-        cast.add(2);
-        let text = "<@1> <@!2> <@3> <@&1> <@2> <@1x> <@";
-        assert_eq!(allowed_users(text, &cast, &[2]), vec![1]);
-        assert_eq!(allowed_users(text, &cast, &[]), vec![1, 2]);
     }
 
     /// An agent stand-in for the conversation's `agent` handle.
@@ -697,6 +799,7 @@ mod tests {
             backlog: config.backlog,
             run: config.run.clone(),
             tracker: super::super::replay::ReplayTracker::new(["Ada"]),
+            delivery: config.delivery.clone(),
         });
         let (agent, _) = Actor::spawn(None, NoAgent, ()).await.unwrap();
         let outbox = Outbox::printing();

@@ -11,14 +11,19 @@
 //! - [`supervisor`]: starts the agents, restarts a failed one with backoff.
 //! - [`agent`]: decides what its agent answers, feeds conversations, restarts failed children.
 //! - [`gateway`]: owns one bot's gateway connection and forwards its events to the agent.
-//! - [`conversation`]: answers one conversation's messages in ID order, one turn at a time.
+//! - [`conversation`]: answers one conversation's messages in ID order, one turn at a time;
+//!   defers and retries failed answers, gives up visibly.
+//! - [`turn`]: one turn's steps: prompt, breaker, pool, model, memory, delivery, records.
+//! - [`registry`]: the agent's conversations by key, their restarts and quarantines.
 //! - [`replay`]: reads an agent's missed messages (startup and after a re-identify).
 
 pub mod agent;
 pub mod conversation;
 pub mod gateway;
+pub mod registry;
 pub mod replay;
 pub mod supervisor;
+pub mod turn;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -91,6 +96,8 @@ pub struct AgentSpec {
     pub health: Arc<crate::ops::health::Health>,
     /// Requests a clean exit with a code (a breaker tripped with `on_trip = "exit"`).
     pub exits: crate::ops::exit::ExitRequests,
+    /// Retries of failed answers and the give-up policy.
+    pub delivery: crate::config::delivery::DeliverySettings,
     /// The agent's circuit breaker over its turns: `allow` before asking the backend,
     /// `record_success` / `record_failure` after (it reports to readiness and requests the exit).
     pub breaker: Arc<crate::ops::breakers::AgentBreaker>,

@@ -106,6 +106,8 @@ pub async fn run(
     let name = spec.config.name.clone();
     let mut lines = Vec::new();
     let mut fresh = Vec::new();
+    let mut read = Vec::new();
+    let mut unread = Vec::new();
     let progress = progress_bar(&name, channels.len());
     for c in channels {
         let cursor = match spec.store.cursor(&name, c.id) {
@@ -121,7 +123,7 @@ pub async fn run(
                 // Nothing is owed for history never seen: the cursor starts at the newest
                 // message. The agent writes it, so it never passes a live message that arrived
                 // meanwhile and is still being answered.
-                match history::newest(&http, c.id).await {
+                match with_retries(&spec.delivery, &name, || history::newest(&http, c.id)).await {
                     Ok(newest) if spec.run.mode == RunMode::ClearBacklog => {
                         let _ = spec.store.advance_cursor(&name, c.id, newest.unwrap_or(1));
                     }
@@ -142,7 +144,7 @@ pub async fn run(
             Start::After(after) => after,
         };
         if spec.run.mode == RunMode::ClearBacklog {
-            match history::newest(&http, c.id).await {
+            match with_retries(&spec.delivery, &name, || history::newest(&http, c.id)).await {
                 Ok(Some(newest)) => {
                     let _ = spec.store.advance_cursor(&name, c.id, newest);
                 }
@@ -152,8 +154,13 @@ pub async fn run(
             progress.inc();
             continue;
         }
-        match history::messages_after(&http, c.id, after, spec.backlog.max_messages).await {
+        match with_retries(&spec.delivery, &name, || {
+            history::messages_after(&http, c.id, after, spec.backlog.max_messages)
+        })
+        .await
+        {
             Ok((messages, skipped)) => {
+                read.push(c.id);
                 if skipped > 0 {
                     tracing::warn!(agent = %name, channel = %c.name, skipped, kept = messages.len(), "backlog longer than [backlog] max_messages; oldest messages skipped");
                 }
@@ -178,7 +185,10 @@ pub async fn run(
                     });
                 }
             }
-            Err(e) => tracing::error!(agent = %name, error = %e, "backlog of this channel not replayed"),
+            Err(e) => {
+                tracing::error!(agent = %name, error = %e, "backlog of this channel could not be read; it is held and read again");
+                unread.push((c.clone(), after));
+            }
         }
         progress.inc();
     }
@@ -186,9 +196,42 @@ pub async fn run(
     let _ = agent.cast(AgentMsg::ReplayDone {
         lines,
         fresh,
+        read,
+        unread,
         generation,
     });
 }
+
+/// Tries a history read up to [`READ_ATTEMPTS`] times, with the `[delivery]` back-off: Discord's
+/// 429s and 5xx are passing. (serenity waits out rate limits itself in live mode.)
+async fn with_retries<T, F, Fut>(
+    policy: &crate::config::delivery::DeliverySettings,
+    agent: &str,
+    mut read: F,
+) -> Result<T, history::HistoryError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, history::HistoryError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match read().await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt >= READ_ATTEMPTS => return Err(e),
+            Err(e) => {
+                let wait =
+                    crate::retry::backoff(policy.retry_initial, policy.retry_max, attempt, rand::random::<f64>());
+                tracing::warn!(agent, error = %e, attempt, wait_ms = wait.as_millis() as u64, "history read failed; retrying");
+                crate::ops::telemetry::message_retry(agent, "history");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Attempts of one history read before the channel is reported unread (and read again later).
+const READ_ATTEMPTS: u32 = 6;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -1,9 +1,14 @@
 //! Delivery to Discord: a reply is split into Discord-sized parts ([`crate::split`]), each part
 //! carries the ACL footer, the first references the answered message, every part is sent with a
 //! deterministic nonce and `allowed_mentions` that ping nobody but explicitly allowed users
-//! (other agents the reply addresses), slowmode is waited out, and throttling or server errors
-//! are retried a bounded number of times. A persona may speak through a webhook with its own
-//! name and avatar. `--no-discord` swaps the Discord outbox for one that only prints.
+//! (other agents the reply addresses), slowmode slots are reserved before sending (two
+//! conversations in one slowmode channel queue up instead of refusing each other), and
+//! throttling, server and connection errors are retried with back-off until a deadline
+//! (`[delivery] discord_retry_secs`); the caller retries the whole answer after that. A reply
+//! resumes at the first part not yet delivered. A persona may speak through a webhook with its
+//! own name and avatar; webhook executions carry no nonce, so a retried or re-delivered webhook
+//! part first looks for its copy in the channel. `--no-discord` swaps the Discord outbox for one
+//! that only prints.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,8 +24,11 @@ use crate::acl::{self, ChainLength};
 use crate::secret::Secret;
 use crate::split::{split_message, DISCORD_LIMIT};
 
-/// How many times one part is attempted when Discord throttles (429) or fails (5xx).
-pub const MAX_ATTEMPTS: u32 = 3;
+/// The first wait after Discord throttled or failed a part; doubles up to [`RETRY_MAX`].
+const RETRY_BASE: Duration = Duration::from_millis(500);
+
+/// The longest wait between two tries of a part.
+const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// A reply to deliver.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,13 +51,20 @@ pub struct Reply {
     pub slowmode: Duration,
     /// Seed of the parts' nonces (agent name), with `reply_to`.
     pub nonce_seed: String,
+    /// Parts before this one were delivered by an earlier attempt: start here.
+    pub first_part: usize,
+    /// An earlier attempt may have posted some parts without troupe learning it (a crash, a
+    /// lost response): webhook parts look for their copy in the channel before posting.
+    pub check_existing: bool,
 }
 
 /// What was delivered.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Delivered {
-    /// IDs of the parts Discord accepted, in order.
+    /// IDs of the parts Discord accepted in this attempt, in order.
     pub message_ids: Vec<u64>,
+    /// Parts delivered so far, earlier attempts included.
+    pub parts_done: usize,
     /// The text of those parts, joined: what the channel actually shows.
     pub text: String,
     /// Why delivery stopped early, if it did.
@@ -64,6 +79,23 @@ pub struct DeliveryError {
     pub status: Option<u16>,
     /// Discord's reason.
     pub reason: String,
+}
+
+impl DeliveryError {
+    /// True when sending again later may work: throttled (429), a server error (5xx), or no
+    /// answer at all (connection refused, reset, timed out). A 4xx other than 429 is final.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.status, Some(429) | Some(500..=599) | None)
+    }
+}
+
+/// Reserves the next slowmode slot of a channel: when this send may go out, given when the
+/// channel's next slot is free (`next_free`), and the slot after it. Reserving before sending
+/// means two conversations replying in one slowmode channel wait their turns instead of one of
+/// them being refused.
+pub fn reserve_slot(next_free: Option<Instant>, slowmode: Duration, now: Instant) -> (Instant, Instant) {
+    let at = next_free.map_or(now, |free| free.max(now));
+    (at, at + slowmode)
 }
 
 /// An agent's webhook identity.
@@ -90,7 +122,10 @@ pub struct Outbox {
 struct Inner {
     sink: Sink,
     webhook: Mutex<Option<WebhookIdentity>>,
-    last_sent: Mutex<HashMap<u64, Instant>>,
+    /// Per slowmode channel: when the agent's next message there may go out.
+    next_slot: Mutex<HashMap<u64, Instant>>,
+    /// How long one part keeps being retried.
+    retry_for: Mutex<Duration>,
 }
 
 enum Sink {
@@ -116,8 +151,10 @@ pub struct OutgoingMessage {
     pub footer: String,
     /// Embed description (the courtesy notice).
     pub description: Option<String>,
-    /// Message it answers.
+    /// Message it references (the first part of a reply).
     pub reply_to: Option<u64>,
+    /// Message the whole reply answers (every part).
+    pub answers: Option<u64>,
     /// Deterministic nonce, sent with `enforce_nonce`.
     pub nonce: String,
     /// Users who may be pinged.
@@ -140,9 +177,16 @@ impl Outbox {
             inner: Arc::new(Inner {
                 sink,
                 webhook: Mutex::new(None),
-                last_sent: Mutex::new(HashMap::new()),
+                next_slot: Mutex::new(HashMap::new()),
+                retry_for: Mutex::new(Duration::from_secs(60)),
             }),
         }
+    }
+
+    /// How long one part keeps being retried after 429s, 5xx and connection errors
+    /// (`[delivery] discord_retry_secs`).
+    pub fn set_retry_for(&self, retry_for: Duration) {
+        *self.inner.retry_for.lock().expect("outbox lock") = retry_for;
     }
 
     /// Speaks through this webhook in its channel from now on.
@@ -189,12 +233,15 @@ impl Outbox {
             allowed_users: Vec::new(),
             slowmode: Duration::ZERO,
             nonce_seed: format!("{nonce_seed}/notice"),
+            first_part: 0,
+            check_existing: false,
         };
         self.deliver(&reply).await
     }
 
-    /// Delivers a reply part by part, in order. Stops at the first part Discord rejects (the
-    /// rest would read out of context); never retries a rejection.
+    /// Delivers a reply part by part, in order, from `reply.first_part`. Stops at the first part
+    /// Discord does not take (the rest would read out of context): a final refusal at once, a
+    /// transient failure once the retry deadline has passed.
     pub async fn deliver(&self, reply: &Reply) -> Delivered {
         let footer = acl::footer_text(reply.chain, &reply.tagline);
         let parts = split_message(&reply.text, DISCORD_LIMIT);
@@ -203,26 +250,33 @@ impl Outbox {
         } else {
             parts
         };
-        let mut delivered = Delivered::default();
+        let mut delivered = Delivered {
+            parts_done: reply.first_part.min(parts.len()),
+            ..Delivered::default()
+        };
         let last = parts.len() - 1;
-        for (i, part) in parts.into_iter().enumerate() {
+        for (i, part) in parts.into_iter().enumerate().skip(reply.first_part) {
             let message = OutgoingMessage {
                 channel_id: reply.channel_id,
                 content: part,
                 footer: footer.clone(),
                 description: if i == last { reply.courtesy.clone() } else { None },
                 reply_to: if i == 0 { reply.reply_to } else { None },
+                answers: reply.reply_to,
                 nonce: nonce(&reply.nonce_seed, reply.reply_to.unwrap_or(0), i),
                 allowed_users: reply.allowed_users.clone(),
             };
-            self.wait_slowmode(reply.channel_id, reply.slowmode).await;
-            match self.send_with_retries(&message).await {
+            match self
+                .send_with_retries(&message, reply.slowmode, reply.check_existing)
+                .await
+            {
                 Ok(id) => {
                     if !delivered.text.is_empty() {
                         delivered.text.push('\n');
                     }
                     delivered.text.push_str(&message.content);
                     delivered.message_ids.push(id);
+                    delivered.parts_done = i + 1;
                 }
                 Err(e) => {
                     delivered.error = Some(e);
@@ -233,47 +287,91 @@ impl Outbox {
         delivered
     }
 
+    /// Waits for this agent's slowmode slot in the channel, reserved before waiting.
     async fn wait_slowmode(&self, channel_id: u64, slowmode: Duration) {
         if slowmode.is_zero() {
             return;
         }
-        let wait = {
-            let last = self.inner.last_sent.lock().expect("outbox lock");
-            last.get(&channel_id)
-                .map(|t| (*t + slowmode).saturating_duration_since(Instant::now()))
+        let at = {
+            let mut slots = self.inner.next_slot.lock().expect("outbox lock");
+            let now = Instant::now();
+            let (at, next) = reserve_slot(slots.get(&channel_id).copied(), slowmode, now);
+            slots.insert(channel_id, next);
+            at
         };
-        if let Some(wait) = wait.filter(|w| !w.is_zero()) {
-            tokio::time::sleep(wait).await;
-        }
+        tokio::time::sleep_until(at.into()).await;
     }
 
-    async fn send_with_retries(&self, m: &OutgoingMessage) -> Result<u64, DeliveryError> {
+    /// Sends one part, retrying 429s, 5xx and connection errors with back-off until the retry
+    /// deadline. A 429 for slowmode (code 20016) waits a slowmode slot again.
+    async fn send_with_retries(
+        &self,
+        m: &OutgoingMessage,
+        slowmode: Duration,
+        check_existing: bool,
+    ) -> Result<u64, DeliveryError> {
+        let deadline = Instant::now() + *self.inner.retry_for.lock().expect("outbox lock");
         let mut attempt = 1;
         loop {
-            match self.send_once(m).await {
-                Ok(id) => {
-                    self.inner
-                        .last_sent
-                        .lock()
-                        .expect("outbox lock")
-                        .insert(m.channel_id, Instant::now());
+            self.wait_slowmode(m.channel_id, slowmode).await;
+            // A webhook execution carries no nonce: after a failure that may have posted the
+            // part anyway (or after a crash), look for it before posting again.
+            if check_existing || attempt > 1 {
+                if let Some(id) = self.find_webhook_copy(m).await {
+                    tracing::info!(
+                        channel = m.channel_id,
+                        message_id = id,
+                        "webhook part already posted; not sent again"
+                    );
                     return Ok(id);
                 }
-                Err((e, retry_after)) => {
-                    let retryable = matches!(e.status, Some(429) | Some(500..=599) | None);
-                    if !retryable || attempt >= MAX_ATTEMPTS {
-                        return Err(e);
-                    }
-                    let wait = retry_after.unwrap_or(Duration::from_millis(500 * u64::from(attempt)));
-                    tracing::warn!(channel = m.channel_id, status = ?e.status, attempt, wait_ms = wait.as_millis() as u64, "discord did not take the message; retrying");
-                    tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
-                    attempt += 1;
-                }
             }
+            let e = match self.send_once(m).await {
+                Ok(id) => return Ok(id),
+                Err(e) => e,
+            };
+            if !e.is_transient() || Instant::now() >= deadline {
+                return Err(e);
+            }
+            let wait = crate::retry::backoff(RETRY_BASE, RETRY_MAX, attempt, rand::random::<f64>());
+            let wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+            tracing::warn!(channel = m.channel_id, status = ?e.status, attempt, wait_ms = wait.as_millis() as u64, "discord did not take the message; retrying");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
         }
     }
 
-    async fn send_once(&self, m: &OutgoingMessage) -> Result<u64, (DeliveryError, Option<Duration>)> {
+    /// A part this agent's webhook already posted in the channel: the webhook's message after
+    /// the answered one with the same text (webhook messages cannot reference what they answer).
+    async fn find_webhook_copy(&self, m: &OutgoingMessage) -> Option<u64> {
+        let Sink::Discord(http) = &self.inner.sink else {
+            return None;
+        };
+        let webhook = self
+            .inner
+            .webhook
+            .lock()
+            .expect("outbox lock")
+            .as_ref()
+            .filter(|w| w.channel_id == m.channel_id)
+            .map(|w| w.id)?;
+        let after = m.answers?;
+        let page = ChannelId::new(m.channel_id)
+            .messages(
+                http,
+                serenity::all::GetMessages::new()
+                    .after(MessageId::new(after))
+                    .limit(100),
+            )
+            .await
+            .ok()?;
+        page.iter()
+            .filter(|p| p.webhook_id.map(|w| w.get()) == Some(webhook) && p.content == m.content)
+            .map(|p| p.id.get())
+            .min()
+    }
+
+    async fn send_once(&self, m: &OutgoingMessage) -> Result<u64, DeliveryError> {
         let http = match &self.inner.sink {
             Sink::Discord(http) => http,
             Sink::Print(sent) => {
@@ -330,21 +428,18 @@ impl Outbox {
             }
         };
         result.map_err(|e| {
-            let (status, retry_after) = match &e {
-                // serenity keeps Discord's status and message but not `retry_after`; in live mode
-                // its own rate limiter waits 429s out before we see them.
+            // serenity keeps Discord's status and message but not `retry_after`; in live mode its
+            // own rate limiter waits 429s out before we see them.
+            let status = match &e {
                 serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
-                    (Some(r.status_code.as_u16()), None)
+                    Some(r.status_code.as_u16())
                 }
-                _ => (None, None),
+                _ => None,
             };
-            (
-                DeliveryError {
-                    status,
-                    reason: e.to_string(),
-                },
-                retry_after,
-            )
+            DeliveryError {
+                status,
+                reason: e.to_string(),
+            }
         })
     }
 }
@@ -387,6 +482,8 @@ mod tests {
             allowed_users: vec![],
             slowmode: Duration::ZERO,
             nonce_seed: "Ada".into(),
+            first_part: 0,
+            check_existing: false,
         };
         let d = outbox.deliver(&reply).await;
         assert_eq!(d.message_ids.len(), 2);
@@ -399,5 +496,42 @@ mod tests {
         assert_eq!(sent[0].description, None);
         assert_eq!(sent[1].description.as_deref(), Some("no reply expected"));
         assert_ne!(sent[0].nonce, sent[1].nonce);
+        // A retry resumes at the first part not delivered, with the same nonce.
+        let again = outbox
+            .deliver(&Reply {
+                first_part: 1,
+                ..reply.clone()
+            })
+            .await;
+        assert_eq!((again.message_ids.len(), again.parts_done), (1, 2));
+        let sent = outbox.printed();
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent[2].nonce, sent[1].nonce);
+        assert_eq!(sent[2].answers, Some(9));
+    }
+
+    #[test]
+    fn slowmode_slots_are_reserved_before_sending() {
+        let now = Instant::now();
+        let slow = Duration::from_secs(5);
+        // Two conversations reply in one slowmode channel at once: the second waits its slot.
+        let (first, next) = reserve_slot(None, slow, now);
+        assert_eq!(first, now);
+        let (second, after) = reserve_slot(Some(next), slow, now);
+        assert_eq!(second, now + slow);
+        assert_eq!(after, now + slow * 2);
+        // A slot long past is free now.
+        let later = now + Duration::from_secs(60);
+        assert_eq!(reserve_slot(Some(after), slow, later).0, later);
+    }
+
+    #[test]
+    fn only_throttling_server_errors_and_silence_are_retried() {
+        let e = |status| DeliveryError {
+            status,
+            reason: String::new(),
+        };
+        assert!(e(Some(429)).is_transient() && e(Some(502)).is_transient() && e(None).is_transient());
+        assert!(!e(Some(403)).is_transient() && !e(Some(400)).is_transient() && !e(Some(404)).is_transient());
     }
 }

@@ -198,3 +198,25 @@ pub fn system(load_average: f64, resident_bytes: Option<u64>) {
         gauge!(RESIDENT_MEMORY).set(bytes as f64);
     }
 }
+
+/// Messages an agent decided to answer and has not finished yet. Labels: `agent`.
+pub const PENDING_MESSAGES: &str = "troupe_pending_messages";
+/// Answers deferred and tried again. Labels: `agent`, `cause`.
+pub const MESSAGE_RETRIES: &str = "troupe_message_retries_total";
+/// Answers given up (with the notice, unless it is silenced). Labels: `agent`, `cause`.
+pub const MESSAGE_GIVE_UPS: &str = "troupe_message_give_ups_total";
+
+/// How many messages an agent owes answers.
+pub fn pending_messages(agent: &str, n: usize) {
+    gauge!(PENDING_MESSAGES, "agent" => agent.to_string()).set(n as f64);
+}
+
+/// An answer was deferred for `cause` and will be tried again.
+pub fn message_retry(agent: &str, cause: &str) {
+    counter!(MESSAGE_RETRIES, "agent" => agent.to_string(), "cause" => cause.to_string()).increment(1);
+}
+
+/// An answer was given up for `cause`.
+pub fn message_give_up(agent: &str, cause: &str) {
+    counter!(MESSAGE_GIVE_UPS, "agent" => agent.to_string(), "cause" => cause.to_string()).increment(1);
+}

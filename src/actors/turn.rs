@@ -1,0 +1,575 @@
+//! One turn of a conversation, as steps: the chain decision, the prompt, the breaker, a pool
+//! permit, the model call, memory saved, the reply delivered, the answer recorded. Or, when
+//! troupe gives up on messages, the notice delivered and recorded. A turn never decides to drop
+//! a message: it reports what failed and whether retrying can help ([`TurnFailure`]), and the
+//! conversation defers, retries or gives up visibly.
+//!
+//! Memory: a failed model call leaves memory as it was (the retry builds the same prompt). A
+//! reply is saved, with the messages it answers, *before* it is sent, so a reply whose delivery
+//! failed or was cut by a crash is delivered again (same nonces, parts already delivered are
+//! skipped) and no tokens are spent twice.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{Cast, SharedSpec};
+use crate::acl::{self, ChainLength, ReplyDecision};
+use crate::config::DryRun;
+use crate::discord::outbox::{Delivered, Reply};
+use crate::discord::Outbox;
+use crate::llm::LlmError;
+use crate::memory::{self, MemoryTurn};
+use crate::message::Inbound;
+use crate::ops::telemetry;
+use crate::routing::ConversationKey;
+
+/// How long a reply waits for its typing indicator's request before going out anyway (the
+/// indicator is sent alongside the model call and must not arrive after the reply).
+const TYPING_WAIT: Duration = Duration::from_secs(5);
+
+/// What a turn does with its messages.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnKind {
+    /// Answer them: ask the model (unless memory holds a reply not yet confirmed delivered).
+    Answer,
+    /// Give up on them: send `notice` (nothing when empty) and record them as finished.
+    GiveUp {
+        /// The notice.
+        notice: String,
+    },
+}
+
+/// How a turn's reply is paced and resumed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pacing {
+    /// The channel's slowmode, respected between the reply's parts.
+    pub slowmode: Duration,
+    /// Show the typing indicator while the model works (not for backlog or retried turns).
+    pub typing: bool,
+    /// Parts of the remembered reply delivered by an earlier attempt.
+    pub first_part: usize,
+    /// An earlier attempt may have posted parts unconfirmed (webhooks look before posting).
+    pub check_existing: bool,
+}
+
+/// What failed in a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The model call failed (timeout, 429, 5xx, 529, a cut stream, a refused connection).
+    Llm,
+    /// The backend refused the key (401, 403).
+    Auth,
+    /// The backend refused this prompt (400): retrying cannot help.
+    BadRequest,
+    /// The agent's breaker is open (`on_trip = "isolate"`).
+    Breaker,
+    /// The backend's worker pool was full.
+    Queue,
+    /// Discord did not take the reply.
+    Delivery,
+    /// The store did not take the memory or the answered record.
+    Store,
+    /// The reply would pass the chain limit (never reached through routing).
+    Chain,
+}
+
+impl Cause {
+    /// A short label for logs, metrics and `--show-backlog`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Cause::Llm => "llm",
+            Cause::Auth => "auth",
+            Cause::BadRequest => "bad_request",
+            Cause::Breaker => "breaker",
+            Cause::Queue => "queue",
+            Cause::Delivery => "delivery",
+            Cause::Store => "store",
+            Cause::Chain => "chain",
+        }
+    }
+}
+
+/// Why a turn did not finish its messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnFailure {
+    /// What failed.
+    pub cause: Cause,
+    /// Retrying cannot help: give up now.
+    pub permanent: bool,
+    /// How long the other side asked us to wait.
+    pub retry_after: Option<Duration>,
+    /// What happened, for logs (never shown on Discord).
+    pub detail: String,
+}
+
+impl TurnFailure {
+    fn retry(cause: Cause, detail: impl Into<String>) -> Self {
+        Self {
+            cause,
+            permanent: false,
+            retry_after: None,
+            detail: detail.into(),
+        }
+    }
+
+    fn permanent(cause: Cause, detail: impl Into<String>) -> Self {
+        Self {
+            permanent: true,
+            ..Self::retry(cause, detail)
+        }
+    }
+
+    /// The failure for a model error: a refused key or prompt is permanent, anything else
+    /// (timeouts, throttling, overload, server errors, cut streams) is retried later.
+    pub fn from_llm(e: &LlmError) -> Self {
+        match e {
+            LlmError::Auth(_) => Self::permanent(Cause::Auth, e.to_string()),
+            LlmError::BadRequest(_) => Self::permanent(Cause::BadRequest, e.to_string()),
+            _ => Self {
+                retry_after: e.retry_after(),
+                ..Self::retry(Cause::Llm, e.to_string())
+            },
+        }
+    }
+}
+
+/// The end of a turn.
+#[derive(Debug)]
+pub struct TurnOutcome {
+    /// Memory after the turn, as saved.
+    pub memory: Vec<MemoryTurn>,
+    /// Parts of the reply delivered so far (earlier attempts included).
+    pub parts_done: usize,
+    /// `Ok`: every message of the turn is finished (answered, or given up with its notice).
+    pub result: Result<(), TurnFailure>,
+}
+
+/// Whether a model error says the backend is unhealthy (and so counts toward the breaker): a
+/// prompt the backend refused (400) says nothing about its health.
+pub fn counts_toward_breaker(e: &LlmError) -> bool {
+    !matches!(e, LlmError::BadRequest(_))
+}
+
+/// Runs one turn for `batch` (oldest first; the reply answers the last).
+///
+/// The model call's and the delivery's futures are boxed: held inline they would make every
+/// spawned turn (one per busy conversation, waiting for a pool permit) ~18 KB larger; see
+/// `docs/benchmarks.md`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    spec: &SharedSpec,
+    outbox: &Outbox,
+    key: ConversationKey,
+    memory: Vec<MemoryTurn>,
+    batch: &[Inbound],
+    kind: &TurnKind,
+    pacing: Pacing,
+    self_ids: &[u64],
+) -> TurnOutcome {
+    let Some(latest) = batch.last() else {
+        return TurnOutcome {
+            memory,
+            parts_done: 0,
+            result: Ok(()),
+        };
+    };
+    if spec.run.dry_run == DryRun::NoAgent {
+        let ids: Vec<u64> = batch.iter().map(|m| m.id).collect();
+        println!(
+            "[no-agent] {} would answer {ids:?} in channel {}",
+            spec.config.name, latest.channel_id
+        );
+        return TurnOutcome {
+            memory,
+            parts_done: 0,
+            result: Ok(()),
+        };
+    }
+    let chain = acl::batch_chain(batch.iter().map(|m| m.chain));
+    let decision = acl::decide_reply(chain, spec.discord.max_chain);
+    let step = Step {
+        spec,
+        outbox,
+        key,
+        batch,
+        latest,
+        decision,
+        pacing,
+        self_ids,
+    };
+    match kind {
+        TurnKind::GiveUp { notice } => step.give_up(memory, notice).await,
+        TurnKind::Answer => step.answer(memory).await,
+    }
+}
+
+/// A turn's fixed inputs, shared by its steps.
+struct Step<'a> {
+    spec: &'a SharedSpec,
+    outbox: &'a Outbox,
+    key: ConversationKey,
+    batch: &'a [Inbound],
+    latest: &'a Inbound,
+    decision: ReplyDecision,
+    pacing: Pacing,
+    self_ids: &'a [u64],
+}
+
+impl Step<'_> {
+    fn name(&self) -> &str {
+        &self.spec.config.name
+    }
+
+    fn dry(&self) -> bool {
+        self.spec.run.dry_run != DryRun::None
+    }
+
+    async fn answer(&self, memory: Vec<MemoryTurn>) -> TurnOutcome {
+        let name = self.name();
+        if let ReplyDecision::Block { would_be } = self.decision {
+            // Never reached through routing (inbound at the limit is not processed); kept as
+            // the last line of defence. No tokens are spent, nothing is sent.
+            tracing::warn!(agent = %name, message_id = self.latest.id, chain = %would_be, "reply would exceed the chain limit; not sent");
+            telemetry::chain_blocked(name);
+            return self.failed(memory, 0, TurnFailure::permanent(Cause::Chain, "chain limit"));
+        }
+        // A reply remembered for this message but not confirmed delivered (an earlier attempt
+        // failed, or troupe stopped in between): deliver that same reply again. Its nonces make
+        // Discord return parts that did arrive, so nothing is answered twice or paid twice.
+        let remembered = memory
+            .iter()
+            .rev()
+            .find(|t| t.assistant && t.message_id == self.latest.id)
+            .map(|t| t.content.clone());
+        let (text, memory, typing) = match remembered {
+            Some(text) => (text, memory, None),
+            None => match self.ask_model(&memory).await {
+                Ok((text, with_reply, typing)) => (text, with_reply, typing),
+                Err(failure) => return self.failed(memory, 0, failure),
+            },
+        };
+        let reply = Reply {
+            channel_id: self.latest.channel_id,
+            reply_to: Some(self.latest.id),
+            allowed_users: allowed_users(&text, &self.spec.cast, self.self_ids),
+            text,
+            chain: self.decision.chain().unwrap_or(ChainLength::HUMAN.next()),
+            tagline: self.spec.discord.tagline.clone(),
+            courtesy: matches!(self.decision, ReplyDecision::SendWithCourtesy { .. })
+                .then(|| self.spec.discord.courtesy.clone()),
+            slowmode: self.pacing.slowmode,
+            nonce_seed: name.to_string(),
+            first_part: self.pacing.first_part,
+            check_existing: self.pacing.check_existing,
+        };
+        // The indicator must not arrive after the reply (it would show for ~10 s more); a request
+        // that hangs does not hold the reply past `TYPING_WAIT`.
+        if let Some(mut handle) = typing {
+            if tokio::time::timeout(TYPING_WAIT, &mut handle).await.is_err() {
+                handle.abort();
+            }
+        }
+        let delivered = Box::pin(self.outbox.deliver(&reply)).await;
+        self.after_delivery(memory, &reply, delivered).await
+    }
+
+    /// Builds the prompt and asks the model; on success the reply is saved in memory with the
+    /// messages it answers, before anything is sent. Returns the text, that memory, and the
+    /// typing indicator's request.
+    async fn ask_model(
+        &self,
+        memory: &[MemoryTurn],
+    ) -> Result<(String, Vec<MemoryTurn>, Option<tokio::task::JoinHandle<()>>), TurnFailure> {
+        let (spec, name) = (self.spec, self.name());
+        let history: Vec<_> = memory.iter().map(MemoryTurn::to_prompt).collect();
+        let fresh: Vec<MemoryTurn> = self
+            .batch
+            .iter()
+            // A message already in memory (replayed after a restart) is not added again.
+            .filter(|m| !memory.iter().any(|t| !t.assistant && t.message_id == m.id))
+            .map(|m| MemoryTurn {
+                assistant: false,
+                author: m.author_name.clone(),
+                content: m.content.clone(),
+                message_id: m.id,
+                time_ms: now_ms(),
+            })
+            .collect();
+        let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        let fresh_prompt: Vec<_> = fresh.iter().map(MemoryTurn::to_prompt).collect();
+        let mut prompt = crate::prompt::build(name, &spec.config.system_prompt, &date, &history, &fresh_prompt);
+        if matches!(self.decision, ReplyDecision::SendWithCourtesy { .. }) {
+            prompt.system.push_str("\n\nThis reply ends an agent chain that has reached its limit: it is the last message, and no reply to it is expected.");
+        }
+        // An open circuit breaker (`on_trip = "isolate"`): the backend is not asked until the
+        // cooldown lets one probe through. The messages wait.
+        if !spec.breaker.allow(std::time::Instant::now()) {
+            return Err(TurnFailure::retry(Cause::Breaker, "circuit breaker open"));
+        }
+        // The indicator's request runs alongside the model call rather than before it: on
+        // Discord it is a full REST round trip.
+        let typing = self.pacing.typing.then(|| {
+            let (outbox, channel) = (self.outbox.clone(), self.latest.channel_id);
+            tokio::spawn(async move { outbox.typing(channel).await })
+        });
+        let completion = match spec.pool.acquire(name).await {
+            Ok(_permit) => {
+                let started = std::time::Instant::now();
+                let result = Box::pin(spec.backend.complete(&prompt)).await;
+                match &result {
+                    Ok(_) => spec.breaker.record_success(),
+                    Err(e) if counts_toward_breaker(e) => {
+                        spec.breaker
+                            .record_failure(std::time::Instant::now(), &format!("{}: {e}", e.kind()));
+                    }
+                    Err(_) => {}
+                }
+                let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+                telemetry::llm_request(&spec.config.backend, outcome, Some(started.elapsed()));
+                if let Some(usage) = result.as_ref().ok().and_then(|c| c.usage.as_ref()) {
+                    telemetry::llm_tokens(name, usage.input_tokens, usage.output_tokens);
+                }
+                result.map_err(|e| TurnFailure::from_llm(&e))
+            }
+            // A full pool is load shedding, not a backend failure: the message waits.
+            Err(full) => {
+                telemetry::llm_request(&spec.config.backend, "queue_full", None);
+                Err(TurnFailure::retry(Cause::Queue, full.to_string()))
+            }
+        };
+        let text = match completion {
+            Ok(c) => c.text,
+            Err(failure) => {
+                if let Some(t) = typing {
+                    t.abort();
+                }
+                return Err(failure);
+            }
+        };
+        let mut with_reply: Vec<MemoryTurn> = memory.iter().cloned().chain(fresh).collect();
+        with_reply.push(MemoryTurn {
+            assistant: true,
+            author: name.to_string(),
+            content: text.clone(),
+            message_id: self.latest.id,
+            time_ms: now_ms(),
+        });
+        memory::trim(&mut with_reply, spec.config.memory_limits);
+        self.save(&with_reply).await?;
+        Ok((text, with_reply, typing))
+    }
+
+    /// Records what was sent: chain lengths of the parts, and, once every part is out, the
+    /// answered messages (which ends them).
+    async fn after_delivery(&self, memory: Vec<MemoryTurn>, reply: &Reply, delivered: Delivered) -> TurnOutcome {
+        let name = self.name();
+        telemetry::replies_sent(name, delivered.message_ids.len());
+        if let Some(e) = &delivered.error {
+            telemetry::discord_rest_error(e.status);
+        }
+        if !self.dry() {
+            for id in &delivered.message_ids {
+                if let Err(e) = self.spec.store.record_chain(*id, reply.chain) {
+                    tracing::warn!(agent = %name, error = %e, "cannot record a chain length");
+                }
+            }
+        }
+        match delivered.error {
+            None => {
+                let parts = delivered.parts_done;
+                match self.record_answered().await {
+                    Ok(()) => TurnOutcome {
+                        memory,
+                        parts_done: parts,
+                        result: Ok(()),
+                    },
+                    Err(failure) => self.failed(memory, parts, failure),
+                }
+            }
+            Some(e) if e.is_transient() => {
+                tracing::warn!(agent = %name, message_id = self.latest.id, status = ?e.status, parts_done = delivered.parts_done, reason = %e.reason, "discord did not take the reply; it will be sent again");
+                let failure = TurnFailure::retry(Cause::Delivery, e.to_string());
+                self.failed(memory, delivered.parts_done, failure)
+            }
+            Some(e) => {
+                tracing::error!(agent = %name, message_id = self.latest.id, status = ?e.status, parts_done = delivered.parts_done, reason = %e.reason, "discord refused the reply");
+                // Remember only what the channel shows: never a reply Discord refused.
+                let shown = self.shown(memory, &reply.text, delivered.parts_done);
+                if let Err(failure) = self.save(&shown).await {
+                    return self.failed(shown, delivered.parts_done, failure);
+                }
+                let failure = TurnFailure::permanent(Cause::Delivery, e.to_string());
+                self.failed(shown, delivered.parts_done, failure)
+            }
+        }
+    }
+
+    /// Memory without the undelivered rest of the reply to the latest message.
+    fn shown(&self, mut memory: Vec<MemoryTurn>, text: &str, parts_done: usize) -> Vec<MemoryTurn> {
+        memory.retain(|t| !(t.assistant && t.message_id == self.latest.id));
+        if parts_done > 0 {
+            let parts = crate::split::split_message(text, crate::split::DISCORD_LIMIT);
+            memory.push(MemoryTurn {
+                assistant: true,
+                author: self.name().to_string(),
+                content: parts[..parts_done.min(parts.len())].join("\n"),
+                message_id: self.latest.id,
+                time_ms: now_ms(),
+            });
+            memory::trim(&mut memory, self.spec.config.memory_limits);
+        }
+        memory
+    }
+
+    /// Gives up on the batch: the notice (unless silent or past the chain limit), then the
+    /// answered record. Memory is not touched: the notice is not something the model said.
+    async fn give_up(&self, memory: Vec<MemoryTurn>, notice: &str) -> TurnOutcome {
+        if !notice.is_empty() && !matches!(self.decision, ReplyDecision::Block { .. }) {
+            let reply = Reply {
+                channel_id: self.latest.channel_id,
+                reply_to: Some(self.latest.id),
+                text: notice.to_string(),
+                chain: self.decision.chain().unwrap_or(ChainLength::HUMAN.next()),
+                tagline: self.spec.discord.tagline.clone(),
+                courtesy: None,
+                allowed_users: Vec::new(),
+                slowmode: self.pacing.slowmode,
+                nonce_seed: format!("{}/give-up", self.name()),
+                first_part: 0,
+                check_existing: self.pacing.check_existing,
+            };
+            let delivered = Box::pin(self.outbox.deliver(&reply)).await;
+            if !self.dry() {
+                for id in &delivered.message_ids {
+                    let _ = self.spec.store.record_chain(*id, reply.chain);
+                }
+            }
+            match delivered.error {
+                None => {}
+                Some(e) if e.is_transient() => {
+                    return self.failed(memory, 0, TurnFailure::retry(Cause::Delivery, e.to_string()));
+                }
+                Some(e) => {
+                    tracing::error!(agent = %self.name(), message_id = self.latest.id, status = ?e.status, reason = %e.reason, "discord refused the give-up notice; the message stays unanswered");
+                }
+            }
+        }
+        match self.record_answered().await {
+            Ok(()) => TurnOutcome {
+                memory,
+                parts_done: 0,
+                result: Ok(()),
+            },
+            Err(failure) => self.failed(memory, 0, failure),
+        }
+    }
+
+    /// The completion record: keyed by the answered messages themselves, whatever the reply
+    /// looks like (references are optional on Discord's side). Durable before the turn ends.
+    async fn record_answered(&self) -> Result<(), TurnFailure> {
+        if self.dry() {
+            return Ok(());
+        }
+        let ids: Vec<u64> = self.batch.iter().map(|m| m.id).collect();
+        self.spec
+            .store
+            .record_answered(self.name(), &ids)
+            .await
+            .map_err(|e| TurnFailure::retry(Cause::Store, e.to_string()))
+    }
+
+    /// Saves memory durably (dry runs leave the store untouched).
+    async fn save(&self, memory: &[MemoryTurn]) -> Result<(), TurnFailure> {
+        if self.dry() {
+            return Ok(());
+        }
+        self.spec
+            .store
+            .save_memory(self.name(), self.key, memory)
+            .await
+            .map_err(|e| TurnFailure::retry(Cause::Store, e.to_string()))
+    }
+
+    fn failed(&self, memory: Vec<MemoryTurn>, parts_done: usize, failure: TurnFailure) -> TurnOutcome {
+        TurnOutcome {
+            memory,
+            parts_done,
+            result: Err(failure),
+        }
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Users a reply may ping: agents of this troupe it mentions, never itself, nobody else.
+pub fn allowed_users(text: &str, cast: &Cast, me: &[u64]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for piece in text.split("<@").skip(1) {
+        let piece = piece.strip_prefix('!').unwrap_or(piece);
+        let digits: String = piece.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(id) = digits.parse::<u64>() {
+            if piece[digits.len()..].starts_with('>') && cast.contains(id) && !me.contains(&id) && !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_other_cast_members_may_be_pinged() {
+        let cast = Cast::default();
+        cast.add(1);
+        cast.add(2);
+        let text = "<@1> <@!2> <@3> <@&1> <@2> <@1x> <@";
+        assert_eq!(allowed_users(text, &cast, &[2]), vec![1]);
+        assert_eq!(allowed_users(text, &cast, &[]), vec![1, 2]);
+    }
+
+    #[test]
+    fn model_errors_retry_unless_retrying_cannot_help() {
+        let auth = TurnFailure::from_llm(&LlmError::Auth("401".into()));
+        assert!(auth.permanent && auth.cause == Cause::Auth);
+        let bad = TurnFailure::from_llm(&LlmError::BadRequest("400".into()));
+        assert!(bad.permanent && bad.cause == Cause::BadRequest);
+        let limited = TurnFailure::from_llm(&LlmError::RateLimit {
+            retry_after: Some(Duration::from_secs(300)),
+            detail: "429".into(),
+        });
+        assert!(!limited.permanent);
+        assert_eq!(limited.retry_after, Some(Duration::from_secs(300)));
+        for e in [
+            LlmError::Timeout(crate::llm::error::TimeoutPhase::Total),
+            LlmError::Truncated("cut".into()),
+            LlmError::Unavailable {
+                retry_after: None,
+                detail: "connection refused".into(),
+            },
+            LlmError::Overloaded {
+                retry_after: None,
+                detail: "529".into(),
+            },
+        ] {
+            let f = TurnFailure::from_llm(&e);
+            assert!(!f.permanent && f.cause == Cause::Llm, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_refused_prompt_does_not_count_toward_the_breaker() {
+        assert!(!counts_toward_breaker(&LlmError::BadRequest("too long".into())));
+        assert!(counts_toward_breaker(&LlmError::Auth("401".into())));
+        assert!(counts_toward_breaker(&LlmError::Timeout(
+            crate::llm::error::TimeoutPhase::FirstToken
+        )));
+    }
+}
