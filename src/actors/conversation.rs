@@ -139,7 +139,8 @@ pub struct ConversationState {
     spilled: bool,
     /// Messages that have a pending record in the store (removed when they finish).
     recorded: HashSet<u64>,
-    /// `Inbound` and `Backlog` messages received, for the idle handshake with the agent.
+    /// `Inbound`, `Backlog` and `GiveUp` messages received, for the idle handshake with the
+    /// agent (which counts what it sends).
     received: u64,
     _gauge: GaugeGuard,
 }
@@ -211,6 +212,7 @@ impl Actor for ConversationActor {
                 schedule_start(&myself, state);
             }
             ConversationMsg::GiveUp { messages, cause } => {
+                state.received += 1;
                 let notice = state.args.spec.config.failure_notice.clone();
                 state.give_ups.push_back(GiveUp {
                     batch: messages,

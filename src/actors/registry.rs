@@ -16,7 +16,7 @@ use crate::routing::ConversationKey;
 struct Entry<H> {
     id: ActorId,
     handle: H,
-    /// `Inbound` and `Backlog` messages sent to it.
+    /// Messages sent to it (`Inbound`, `Backlog`, `GiveUp`).
     sent: u64,
 }
 
