@@ -10,6 +10,9 @@
 //! - [`backlog`]: replay planning: scopes, bounds, cursors from per-channel progress (pure).
 //! - [`actors`]: the ractor supervision tree (supervisor → agents → conversations).
 //! - [`ratelimit`]: per-user message limits of an agent (pure).
+//! - [`channels`]: an agent's channels and what derives from them (listen channels, bot-DMs,
+//!   replay order) (pure).
+//! - [`phase`]: an agent between READY and real time: connecting, replaying, live (pure).
 //! - [`routing`]: which messages an agent answers, and which conversation they belong to (pure).
 //! - [`prompt`]: the system prompt and turns sent to a backend (pure).
 //! - [`llm`]: backends (OpenAI-compatible, Anthropic, command, echo), the worker pool, stream formats.
@@ -31,6 +34,7 @@ pub mod actors;
 pub mod app;
 pub mod backlog;
 pub mod breaker;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod discord;
@@ -38,6 +42,7 @@ pub mod llm;
 pub mod memory;
 pub mod message;
 pub mod ops;
+pub mod phase;
 pub mod prompt;
 pub mod ratelimit;
 pub mod retry;

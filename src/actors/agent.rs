@@ -16,13 +16,14 @@ use super::supervisor::backoff;
 use super::SharedSpec;
 use crate::acl::{self, ChainLength};
 use crate::backlog::{ChannelProgress, Scope};
+use crate::channels::ChannelDirectory;
 use crate::config::WebhookConfig;
 use crate::config::{DryRun, RunMode};
-use crate::discord::gateway::{http_client, ChannelInfo};
-use crate::discord::outbox::WebhookIdentity;
-use crate::discord::{GatewayEvent, Outbox};
+use crate::discord::gateway::http_client;
+use crate::discord::{webhooks, GatewayEvent, Outbox, Rest};
 use crate::message::{BotIdentity, Inbound};
 use crate::ops::telemetry;
+use crate::phase::{Phase, ReplayPhase};
 use crate::ratelimit::{UserRateLimiter, Verdict};
 use crate::routing::{self, ConversationKey, Decision};
 
@@ -90,47 +91,23 @@ pub enum AgentMsg {
     Finished(Vec<(u64, u64)>),
 }
 
-/// Where the agent is between READY and real time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Waiting for READY and every GUILD_CREATE.
-    Connecting,
-    /// Reading and answering the backlog; live messages wait in `queued`.
-    Replaying,
-    /// Real time.
-    Live,
-}
-
 /// An agent's state.
 #[derive(Debug)]
 pub struct AgentState {
     spec: SharedSpec,
     me: Option<BotIdentity>,
     /// The bot's REST client, shared by the outbox, replay and webhook set-up.
-    http: std::sync::Arc<serenity::http::Http>,
+    http: Rest,
     outbox: Outbox,
     gateway: Option<ActorCell>,
     gateway_failures: u32,
     gateway_started: Instant,
     conversations: Registry<ActorRef<ConversationMsg>>,
-    channels: Vec<ChannelInfo>,
-    listen_channels: Vec<u64>,
-    /// GUILD_CREATEs seen since the last READY.
-    guilds_seen: usize,
-    /// Messages that arrived before READY and every GUILD_CREATE were handled (serenity
-    /// dispatches each event on its own task, so they can overtake those events).
-    early: Vec<crate::message::Inbound>,
-    /// The bot-DMs channel, once resolved.
-    bot_dms: Option<u64>,
+    channels: ChannelDirectory,
     /// Per-user message limits.
     limiter: UserRateLimiter,
-    phase: Phase,
-    /// Replays started (each READY starts one); stale replay messages are ignored.
-    generation: u64,
-    /// Live messages that arrived during the replay.
-    queued: Vec<Inbound>,
-    /// Messages the current replay has handed out, so the queue does not answer them twice.
-    replayed: std::collections::HashSet<u64>,
+    /// Connecting, replaying or live, and the messages held back meanwhile.
+    phase: ReplayPhase,
     /// Per-channel progress, from which cursors advance.
     progress: HashMap<u64, ChannelProgress>,
     /// What the last replay found.
@@ -165,7 +142,8 @@ impl Actor for AgentActor {
         if let Some(WebhookConfig::Existing { id, token }) = &spec.config.webhook {
             let token = token.resolve(&spec.config.name)?;
             // Looking it up checks the token and tells which channel it posts in.
-            let webhook = fetch_webhook(&spec, &http, *id, &token).await?;
+            let avatar = spec.config.avatar_url.clone();
+            let webhook = webhooks::existing(&http, &spec.config.name, avatar, *id, &token).await?;
             outbox.set_webhook(webhook);
         }
         if let Some(id) = outbox.webhook_id() {
@@ -174,7 +152,7 @@ impl Actor for AgentActor {
         myself.cast(AgentMsg::StartGateway)?;
         let limiter = UserRateLimiter::new(spec.discord.user_rate_limit, spec.discord.user_rate_window);
         Ok(AgentState {
-            spec,
+            spec: spec.clone(),
             me: None,
             http,
             outbox,
@@ -182,16 +160,9 @@ impl Actor for AgentActor {
             gateway_failures: 0,
             gateway_started: Instant::now(),
             conversations: Registry::default(),
-            channels: Vec::new(),
-            listen_channels: Vec::new(),
-            guilds_seen: 0,
-            early: Vec::new(),
-            bot_dms: None,
+            channels: ChannelDirectory::new(spec.config.triggers.channels.clone(), spec.bot_dms_channel.clone()),
             limiter,
-            phase: Phase::Connecting,
-            generation: 0,
-            queued: Vec::new(),
-            replayed: std::collections::HashSet::new(),
+            phase: ReplayPhase::default(),
             progress: HashMap::new(),
             lines: Vec::new(),
             reported: false,
@@ -257,7 +228,7 @@ impl Actor for AgentActor {
                 }
             }
             AgentMsg::Reread(channels) => {
-                if state.phase == Phase::Live {
+                if state.phase.phase() == Phase::Live {
                     spawn_replay(&myself, state, channels);
                 } else {
                     // A replay is running or about to: it reads every channel anyway.
@@ -269,11 +240,10 @@ impl Actor for AgentActor {
                 state.spec.health.set_gateway(&state.spec.config.name, true);
                 state.spec.cast.add(me.user_id);
                 state.me = Some(me);
-                state.guilds_seen = 0;
                 // A new session (first connect, or a re-identify after the session was lost):
                 // whatever happened meanwhile is replayed before going real-time.
-                state.phase = Phase::Connecting;
-                release_early(&myself, state).await?;
+                state.phase.ready();
+                maybe_begin_replay(&myself, state);
             }
             AgentMsg::Gateway(GatewayEvent::Connection(up)) => {
                 let was_up = state.spec.health.set_gateway(&state.spec.config.name, up);
@@ -281,53 +251,34 @@ impl Actor for AgentActor {
                     tracing::info!(agent = %state.spec.config.name, "gateway session lost; serenity is reconnecting");
                 }
             }
-            AgentMsg::Gateway(GatewayEvent::Thread(thread)) => {
-                state.channels.retain(|x| x.id != thread.id);
-                state.channels.push(thread);
-                state.listen_channels = listen_channels(&state.spec.config.triggers.channels, &state.channels);
-            }
+            AgentMsg::Gateway(GatewayEvent::Thread(thread)) => state.channels.update([thread]),
             AgentMsg::Gateway(GatewayEvent::Resumed) => {
                 tracing::info!(agent = %state.spec.config.name, "gateway session resumed");
                 state.spec.health.set_gateway(&state.spec.config.name, true);
             }
             AgentMsg::Gateway(GatewayEvent::Channels(channels)) => {
-                for c in channels {
-                    state.channels.retain(|x| x.id != c.id);
-                    state.channels.push(c);
-                }
-                state.listen_channels = listen_channels(&state.spec.config.triggers.channels, &state.channels);
-                state.bot_dms = state.spec.bot_dms_channel.as_ref().and_then(|c| {
-                    resolve_channels(std::slice::from_ref(c), &state.channels)
-                        .first()
-                        .copied()
-                });
-                state.guilds_seen += 1;
+                state.channels.update(channels);
+                state.phase.guild_seen();
                 setup_webhook(state).await;
-                release_early(&myself, state).await?;
+                maybe_begin_replay(&myself, state);
             }
             AgentMsg::Gateway(GatewayEvent::Message(m)) => {
                 if m.is_dm() {
                     remember_dm(state, &m).await;
                 }
-                match state.phase {
-                    Phase::Connecting => state.early.push(m),
-                    Phase::Replaying => state.queued.push(m),
-                    Phase::Live => on_message(&myself, state, m).await,
+                if let Some(m) = state.phase.live(m) {
+                    on_message(&myself, state, m).await;
                 }
             }
             AgentMsg::Backlog {
                 channel,
                 messages,
                 generation,
-            } if generation == state.generation => {
-                let slowmode = state
-                    .channels
-                    .iter()
-                    .find(|c| c.id == channel)
-                    .map_or(Duration::ZERO, |c| c.slowmode);
+            } if state.phase.is_current(generation) => {
+                let slowmode = state.channels.slowmode(channel);
                 let mut batches: HashMap<ConversationKey, Vec<Inbound>> = HashMap::new();
                 for m in messages {
-                    state.replayed.insert(m.id);
+                    state.phase.replayed(m.id);
                     if let Some(m) = admit(state, m, false) {
                         batches
                             .entry(ConversationKey::for_message(state.spec.config.memory, &m))
@@ -353,18 +304,13 @@ impl Actor for AgentActor {
                 read,
                 unread,
                 generation,
-            } if generation == state.generation => {
+            } if state.phase.is_current(generation) => {
                 hold_unread(&myself, state, &read, unread);
                 // A first-seen channel's cursor starts at its newest message, but never past a
                 // live message waiting in the queue.
                 if state.spec.run.dry_run == DryRun::None && state.spec.run.mode != RunMode::ShowBacklog {
                     for (channel, newest) in fresh {
-                        let oldest_queued = state
-                            .queued
-                            .iter()
-                            .filter(|m| m.channel_id == channel)
-                            .map(|m| m.id)
-                            .min();
+                        let oldest_queued = state.phase.oldest_held(channel);
                         let cursor = oldest_queued.map_or(newest, |q| newest.min(q - 1));
                         if let Err(e) = state
                             .spec
@@ -377,20 +323,13 @@ impl Actor for AgentActor {
                 }
                 tracing::info!(agent = %state.spec.config.name, channels = lines.len(), missed = lines.iter().map(|l| l.count).sum::<usize>(), "backlog replayed; going real-time");
                 state.lines = lines;
-                state.phase = Phase::Live;
                 state.spec.health.set_replaying_backlog(&state.spec.config.name, false);
-                if matches!(state.spec.run.mode, RunMode::ShowBacklog | RunMode::ClearBacklog) {
-                    state.queued.clear();
-                } else {
-                    let mut queued = std::mem::take(&mut state.queued);
-                    queued.sort_by_key(|m| m.id);
-                    for m in queued {
-                        if !state.replayed.contains(&m.id) {
-                            on_message(&myself, state, m).await;
-                        }
+                let held = state.phase.go_live();
+                if !matches!(state.spec.run.mode, RunMode::ShowBacklog | RunMode::ClearBacklog) {
+                    for m in held {
+                        on_message(&myself, state, m).await;
                     }
                 }
-                state.replayed.clear();
                 resume_pending(&myself, state).await;
                 check_done(state);
             }
@@ -534,12 +473,12 @@ fn admit(state: &mut AgentState, mut m: Inbound, live: bool) -> Option<Inbound> 
     }
     let my_ids: Vec<u64> = std::iter::once(me).chain(state.outbox.webhook_id()).collect();
     let channels = &state.channels;
-    let writable = |c: u64| channels.iter().any(|x| x.id == c && x.writable);
+    let writable = |c: u64| channels.writable(c);
     let ctx = routing::Context {
         me: &my_ids,
         triggers: &state.spec.config.triggers,
-        listen_channels: &state.listen_channels,
-        bot_dms: state.bot_dms,
+        listen_channels: state.channels.listen_channels(),
+        bot_dms: state.channels.bot_dms(),
         writable: &writable,
         max_chain: state.spec.discord.max_chain,
     };
@@ -617,9 +556,9 @@ fn save_cursor(spec: &SharedSpec, channel: u64, cursor: u64) -> bool {
 /// flight, tell the tracker this agent is done. Also publishes how many messages are in flight.
 fn check_done(state: &mut AgentState) {
     let in_flight: usize = state.progress.values().map(ChannelProgress::in_flight).sum();
-    telemetry::backlog_size(&state.spec.config.name, in_flight + state.queued.len());
+    telemetry::backlog_size(&state.spec.config.name, in_flight + state.phase.held());
     telemetry::pending_messages(&state.spec.config.name, in_flight);
-    if state.reported || state.phase != Phase::Live {
+    if state.reported || state.phase.phase() != Phase::Live {
         return;
     }
     if state.progress.values().all(ChannelProgress::is_idle) {
@@ -633,11 +572,8 @@ fn check_done(state: &mut AgentState) {
 fn begin_replay(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
     // The replay starts from the saved cursors: bring them up to date first.
     save_cursors(state);
-    state.generation += 1;
-    state.phase = Phase::Replaying;
+    state.phase.begin();
     state.spec.health.set_replaying_backlog(&state.spec.config.name, true);
-    state.replayed.clear();
-    state.queued.append(&mut state.early);
     let spec = &state.spec;
     let mut channels = Vec::new();
     for scope in [Scope::Dms, Scope::BotDms, Scope::Text] {
@@ -657,10 +593,7 @@ fn begin_replay(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
                 }));
             }
             Scope::BotDms => {
-                if let Some(c) = state
-                    .bot_dms
-                    .and_then(|id| state.channels.iter().find(|c| c.id == id && c.writable))
-                {
+                if let Some(c) = state.channels.writable_bot_dms() {
                     channels.push(ReplayChannel {
                         scope,
                         id: c.id,
@@ -669,17 +602,17 @@ fn begin_replay(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
                 }
             }
             Scope::Text => {
-                let mut text: Vec<&ChannelInfo> = state
-                    .channels
-                    .iter()
-                    .filter(|c| c.writable && Some(c.id) != state.bot_dms)
-                    .collect();
-                text.sort_by(|a, b| (a.guild_id, &a.name).cmp(&(b.guild_id, &b.name)));
-                channels.extend(text.into_iter().map(|c| ReplayChannel {
-                    scope,
-                    id: c.id,
-                    name: c.name.clone(),
-                }));
+                channels.extend(
+                    state
+                        .channels
+                        .replayed_text_channels()
+                        .into_iter()
+                        .map(|c| ReplayChannel {
+                            scope,
+                            id: c.id,
+                            name: c.name.clone(),
+                        }),
+                );
             }
         }
     }
@@ -693,7 +626,7 @@ fn spawn_replay(myself: &ActorRef<AgentMsg>, state: &AgentState, channels: Vec<R
         state.http.clone(),
         myself.clone(),
         channels,
-        state.generation,
+        state.phase.generation(),
     ));
 }
 
@@ -768,26 +701,6 @@ async fn remember_dm(state: &mut AgentState, m: &Inbound) {
     }
 }
 
-/// Looks an existing webhook up, to learn its channel.
-async fn fetch_webhook(
-    spec: &SharedSpec,
-    http: &serenity::http::Http,
-    id: u64,
-    token: &crate::secret::Secret,
-) -> Result<WebhookIdentity, ActorProcessingErr> {
-    let hook = http
-        .get_webhook_with_token(serenity::all::WebhookId::new(id), token.expose())
-        .await
-        .map_err(|e| format!("agent `{}`: webhook {id} cannot be used: {e}", spec.config.name))?;
-    Ok(WebhookIdentity {
-        id,
-        token: token.clone(),
-        channel_id: hook.channel_id.map_or(0, |c| c.get()),
-        username: spec.config.name.clone(),
-        avatar_url: spec.config.avatar_url.clone(),
-    })
-}
-
 /// For `webhook = { channel = ... }`: reuses the webhook troupe created before (kept in the
 /// store) or creates one, once the channel is known.
 async fn setup_webhook(state: &mut AgentState) {
@@ -797,60 +710,21 @@ async fn setup_webhook(state: &mut AgentState) {
     if state.outbox.webhook_id().is_some() {
         return;
     }
-    let Some(channel_id) = resolve_channels(std::slice::from_ref(channel), &state.channels)
-        .first()
-        .copied()
-    else {
+    let Some(channel_id) = state.channels.resolve(channel) else {
         return;
     };
-    let spec = &state.spec;
-    let name = &spec.config.name;
-    let (id, token) = match spec.store.webhook(name, channel_id) {
-        Ok(Some(known)) => known,
-        _ => {
-            let builder = serenity::all::CreateWebhook::new(format!("troupe {name}"));
-            match serenity::all::ChannelId::new(channel_id)
-                .create_webhook(&*state.http, builder)
-                .await
-            {
-                Ok(hook) => {
-                    // The token is the last segment of the webhook's execute URL.
-                    let token = hook
-                        .url()
-                        .ok()
-                        .and_then(|u| u.rsplit('/').next().map(str::to_string))
-                        .unwrap_or_default();
-                    if let Err(e) = spec.store.save_webhook(name, channel_id, hook.id.get(), &token).await {
-                        tracing::warn!(agent = %name, error = %e, "cannot remember the created webhook");
-                    }
-                    (hook.id.get(), token)
-                }
-                Err(e) => {
-                    tracing::error!(agent = %name, channel = channel_id, error = %e, "cannot create the persona's webhook; speaking as the bot user");
-                    return;
-                }
-            }
-        }
-    };
-    spec.cast.add(id);
-    state.outbox.set_webhook(WebhookIdentity {
-        id,
-        token: crate::secret::Secret::new(token),
-        channel_id,
-        username: name.clone(),
-        avatar_url: spec.config.avatar_url.clone(),
-    });
+    let (spec, avatar) = (&state.spec, state.spec.config.avatar_url.clone());
+    if let Some(hook) = webhooks::created(&state.http, &spec.store, &spec.config.name, avatar, channel_id).await {
+        spec.cast.add(hook.id);
+        state.outbox.set_webhook(hook);
+    }
 }
 
 /// Hands a message the agent answers to its conversation (set aside while that conversation is
 /// quarantined).
 async fn route(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: Inbound) {
     let key = ConversationKey::for_message(state.spec.config.memory, &m);
-    let slowmode = state
-        .channels
-        .iter()
-        .find(|c| c.id == m.channel_id)
-        .map_or(Duration::ZERO, |c| c.slowmode);
+    let slowmode = state.channels.slowmode(m.channel_id);
     if quarantined(myself, state, key, std::slice::from_ref(&m)) {
         return;
     }
@@ -935,13 +809,12 @@ fn quarantined(
     true
 }
 
-/// Once READY and every GUILD_CREATE are in, handles the messages that overtook them.
-/// They wait, with every live message, until the replay of what was missed is done.
-async fn release_early(myself: &ActorRef<AgentMsg>, state: &mut AgentState) -> Result<(), ActorProcessingErr> {
-    if state.phase == Phase::Connecting && state.me.as_ref().is_some_and(|me| state.guilds_seen >= me.guilds) {
+/// Once READY and every GUILD_CREATE are in, begins the replay of what was missed; live messages
+/// (including those that overtook those events) wait until it is done.
+fn maybe_begin_replay(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
+    if state.me.as_ref().is_some_and(|me| state.phase.may_begin(me.guilds)) {
         begin_replay(myself, state);
     }
-    Ok(())
 }
 
 fn gateway_down(myself: &ActorRef<AgentMsg>, state: &mut AgentState, reason: &str) {
@@ -1014,32 +887,4 @@ async fn conversation_for(
     let (actor, _) = Actor::spawn_linked(None, ConversationActor, args, myself.get_cell()).await?;
     state.conversations.insert(key, actor.get_id(), actor.clone());
     Ok(actor)
-}
-
-/// The channels where the agent answers everything: the configured ones and their threads.
-fn listen_channels(wanted: &[String], known: &[ChannelInfo]) -> Vec<u64> {
-    let direct = resolve_channels(wanted, known);
-    let threads = known
-        .iter()
-        .filter(|c| c.parent_id.is_some_and(|p| direct.contains(&p)))
-        .map(|c| c.id);
-    let mut all: Vec<u64> = direct.iter().copied().chain(threads).collect();
-    all.dedup();
-    all
-}
-
-/// Channel IDs for configured names or IDs.
-fn resolve_channels(wanted: &[String], known: &[ChannelInfo]) -> Vec<u64> {
-    wanted
-        .iter()
-        .filter_map(|w| {
-            let w = w.trim_start_matches('#');
-            w.parse::<u64>().ok().or_else(|| {
-                known
-                    .iter()
-                    .find(|c| c.name == w && c.parent_id.is_none())
-                    .map(|c| c.id)
-            })
-        })
-        .collect()
 }

@@ -34,22 +34,7 @@ pub enum GatewayEvent {
 /// How often the shard's connection stage is read for [`GatewayEvent::Connection`].
 pub const STAGE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// A guild text channel, by ID and name.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChannelInfo {
-    /// Snowflake.
-    pub id: u64,
-    /// Name without `#`.
-    pub name: String,
-    /// Guild.
-    pub guild_id: u64,
-    /// The bot can view the channel and send messages in it.
-    pub writable: bool,
-    /// Slowmode (`rate_limit_per_user`).
-    pub slowmode: std::time::Duration,
-    /// For a thread: the channel it belongs to.
-    pub parent_id: Option<u64>,
-}
+pub use crate::channels::ChannelInfo;
 
 /// Where events go.
 pub type EventSink = Arc<dyn Fn(GatewayEvent) + Send + Sync>;
