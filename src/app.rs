@@ -184,6 +184,10 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
 
     // Then the endpoints, so liveness answers during a back-off and readiness explains it.
     let metrics = telemetry::install();
+    telemetry::initialise(
+        config.agents.iter().map(|a| a.name.as_str()),
+        config.backends.keys().map(String::as_str),
+    );
     let health = Arc::new(Health::new(config.agents.iter().map(|a| a.name.as_str())));
     let root_cell = Arc::new(OnceLock::new());
     let listener = tokio::net::TcpListener::bind(config.http_listen)

@@ -70,6 +70,43 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason (metrics create a series for each at start).
+    pub const ALL: [Reason; 13] = [
+        Reason::OwnMessage,
+        Reason::ChainLimit,
+        Reason::NoPermission,
+        Reason::BotDmsNotAddressed,
+        Reason::UnaddressedBot,
+        Reason::DirectMessage,
+        Reason::Mentioned,
+        Reason::Everyone,
+        Reason::ReplyToAgent,
+        Reason::BotDmsHuman,
+        Reason::ListenChannel,
+        Reason::NotAddressed,
+        Reason::TriggerDisabled,
+    ];
+
+    /// Whether [`decide`] gives this reason to messages it answers ([`Decision::Process`]) or to
+    /// those it does not ([`Decision::Ignore`]).
+    pub fn answers(self) -> bool {
+        match self {
+            Reason::DirectMessage
+            | Reason::Mentioned
+            | Reason::Everyone
+            | Reason::ReplyToAgent
+            | Reason::BotDmsHuman
+            | Reason::ListenChannel => true,
+            Reason::OwnMessage
+            | Reason::ChainLimit
+            | Reason::NoPermission
+            | Reason::BotDmsNotAddressed
+            | Reason::UnaddressedBot
+            | Reason::NotAddressed
+            | Reason::TriggerDisabled => false,
+        }
+    }
+
     /// Short label for logs and metrics.
     pub fn label(self) -> &'static str {
         match self {
@@ -468,6 +505,12 @@ mod tests {
             ),
             Decision::Ignore(Reason::TriggerDisabled)
         );
+    }
+
+    #[test]
+    fn every_reason_is_listed_once_with_its_own_label() {
+        let labels: std::collections::HashSet<&str> = Reason::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(labels.len(), Reason::ALL.len());
     }
 
     #[test]
