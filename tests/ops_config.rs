@@ -148,6 +148,47 @@ async fn bad_operations_settings_are_all_reported_with_lines() {
     }
 }
 
+#[tokio::test]
+async fn check_config_refuses_what_troupe_would_refuse_at_start() {
+    // Regression: check-config said "valid" for a sandbox world naming an unknown bot, and
+    // troupe then refused to start (exit 3) when the sandbox built that world.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agents.toml");
+    let text = "[sandbox]\nhumans = [\"alice\", \"ada\"]\n[[sandbox.guilds]]\nname = \"G\"\n\
+                channels = [{ name = \"general\" }, { name = \"staff\", hidden_from = [\"Basl\"] }]\n\
+                [backends.b]\nprovider = \"echo\"\n[[agents]]\nname = \"Ada\"\nbackend = \"b\"\n\
+                [[agents]]\nname = \"Basil\"\nbackend = \"b\"\n";
+    std::fs::write(&path, text).unwrap();
+    let config = path.to_str().unwrap();
+    let state = dir.path().join("state");
+    let needles = [
+        ":5: sandbox.guilds[0].channels[1].hidden_from: channel `staff`: hidden_from names `Basl`, who is not in the sandbox",
+        ":9: agents[0].name: agent `Ada` has the name of human `ada`",
+    ];
+    let checked = troupe(&["check-config", "--config", config], &[]).await;
+    let started = troupe(
+        &[
+            "--config",
+            config,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--http-listen",
+            "127.0.0.1:0",
+            "--sandbox-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    )
+    .await;
+    for out in [&checked, &started] {
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
+        for needle in needles {
+            assert!(out.stderr.contains(needle), "missing `{needle}` in:\n{}", out.stderr);
+        }
+    }
+    assert!(!state.exists(), "nothing was started");
+}
+
 /// An HTTPS server on loopback with a fresh self-signed certificate; answers `GET path` from
 /// `routes` (404 otherwise). Returns its address and the certificate in PEM.
 async fn https_server(routes: HashMap<&'static str, String>) -> (SocketAddr, String) {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod operations;
 pub mod raw;
 pub mod resolved;
+mod sandbox;
 pub mod source;
 
 use std::collections::{BTreeMap, HashSet};
@@ -730,6 +731,9 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         });
     }
 
+    // Checked in every mode: `troupe sandbox` builds this world from the same file.
+    let world = sandbox::world(&raw.sandbox, &raw.agents, &mut err);
+
     if errors.is_empty() {
         Ok(Config {
             source: source.to_string(),
@@ -737,7 +741,7 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
             sandbox: SandboxSettings {
                 listen,
                 url: raw.sandbox.url.clone(),
-                world: raw.sandbox,
+                world,
             },
             bot_dms_channel: raw.discord.bot_dms_channel.clone(),
             discord,
@@ -916,6 +920,41 @@ backend = "offline"
             "{e}"
         );
         assert!(e.contains("agents.toml:12: agents[1].memory: agent `Ada`: unknown memory mode `chanel`; did you mean \"channel\"?"), "{e}");
+    }
+
+    #[test]
+    fn the_sandbox_world_is_checked_like_the_sandbox_builds_it() {
+        let text = "[sandbox]\nhumans = [\"alice\", \"Ada\"]\nbots = [{ name = \"Echo\" }]\n\
+                    [[sandbox.guilds]]\nname = \"G\"\nchannels = [\n  { name = \"general\" },\n  \
+                    { name = \"staff\", hidden_from = [\"Basl\"] },\n  { name = \"news\", read_only_for = [\"echo\", \"Nobody\"] },\n]\n\
+                    [backends.b]\nprovider = \"echo\"\n[[agents]]\nname = \"Ada\"\nbackend = \"b\"\n\
+                    [[agents]]\nname = \"Basil\"\nbackend = \"b\"\n";
+        let e = errors(text);
+        assert!(
+            e.contains("agents.toml:8: sandbox.guilds[0].channels[1].hidden_from: channel `staff`: hidden_from names `Basl`, who is not in the sandbox"),
+            "{e}"
+        );
+        assert!(
+            e.contains("agents.toml:9: sandbox.guilds[0].channels[2].read_only_for: channel `news`: read_only_for names `Nobody`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("agents.toml:14: agents[0].name: agent `Ada` has the name of human `Ada`"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 3, "{e}");
+        // Fixed, it is valid, and the sandbox builds its world with the agents as bots.
+        let fixed = text
+            .replace("\"Ada\"]", "\"bob\"]")
+            .replace("Basl", "Basil")
+            .replace(", \"Nobody\"", "");
+        let c = Config::parse("agents.toml", &fixed).unwrap_or_else(|e| panic!("{e}"));
+        let bots: Vec<(String, String)> = c
+            .agents
+            .iter()
+            .map(|a| (a.name.clone(), sandbox_token(&a.name)))
+            .collect();
+        crate::sandbox::world::World::new(&c.sandbox.world, &bots).expect("the sandbox builds it");
     }
 
     #[test]

@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::sandbox::spec::WorldSpec;
-
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,7 +13,7 @@ pub struct RawConfig {
     pub mode: Option<Spanned<String>>,
     /// The sandbox's world and address.
     #[serde(default)]
-    pub sandbox: WorldSpec,
+    pub sandbox: RawSandbox,
     /// Discord-wide settings.
     #[serde(default)]
     pub discord: RawDiscord,
@@ -46,6 +44,64 @@ pub struct RawConfig {
     /// The cast.
     #[serde(default)]
     pub agents: Vec<RawAgent>,
+}
+
+/// `[sandbox]`: the world as written (`sandbox::spec::WorldSpec` once validated), names with
+/// their places in the file so problems can name the line.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSandbox {
+    /// Address of the in-process sandbox.
+    pub listen: Option<String>,
+    /// A sandbox running elsewhere.
+    pub url: Option<String>,
+    /// Guilds and their channels (default: one guild with #general, #random, #bot-dms).
+    pub guilds: Option<Vec<RawGuild>>,
+    /// Human users (default: alice and bob).
+    pub humans: Option<Vec<Spanned<String>>>,
+    /// Bot users that are not agents.
+    #[serde(default)]
+    pub bots: Vec<RawBot>,
+    /// Gateway heartbeat interval, in milliseconds.
+    pub heartbeat_interval_ms: Option<u64>,
+}
+
+/// `[[sandbox.guilds]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuild {
+    /// Guild name.
+    pub name: String,
+    /// Its text channels.
+    #[serde(default)]
+    pub channels: Vec<RawChannel>,
+}
+
+/// A channel of a sandbox guild.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChannel {
+    /// Channel name.
+    pub name: Spanned<String>,
+    /// Slowmode, in seconds.
+    #[serde(default)]
+    pub slowmode: u32,
+    /// Users denied View Channel.
+    #[serde(default)]
+    pub hidden_from: Vec<Spanned<String>>,
+    /// Users denied Send Messages.
+    #[serde(default)]
+    pub read_only_for: Vec<Spanned<String>>,
+}
+
+/// `[[sandbox.bots]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBot {
+    /// Bot user name.
+    pub name: Spanned<String>,
+    /// Its token (default `sandbox.<name>`).
+    pub token: Option<String>,
 }
 
 /// `[discord]`.
