@@ -247,6 +247,13 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             (source, Mode::Live) => source.resolve(&agent.name),
         }
         .map_err(AppError::Secret)?;
+        // The agent reads it again when it starts; a missing one must stop troupe here, as
+        // check-config reports it, not leave the agent failing and restarting.
+        if let Some(crate::config::WebhookConfig::Existing { token, .. }) = &agent.webhook {
+            token
+                .resolve(&agent.name)
+                .map_err(|e| AppError::Secret(format!("{e} (the webhook's token)")))?;
+        }
         let backend =
             Backend::from_config(&config.backends[&agent.backend]).map_err(|e| AppError::Secret(e.to_string()))?;
         specs.push(Arc::new(AgentSpec {
