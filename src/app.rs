@@ -239,6 +239,10 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         .map(|b| (b.name.clone(), Pool::new(b.max_concurrency, b.max_queue)))
         .collect();
     let cast = Arc::new(crate::actors::Cast::default());
+    let bot_exchanges = Arc::new(std::sync::Mutex::new(crate::loopguard::BotExchangeGuard::new(
+        config.discord.bot_replies_per_window,
+        config.discord.bot_reply_window,
+    )));
     let tracker = crate::actors::replay::ReplayTracker::new(config.agents.iter().map(|a| a.name.as_str()));
     let mut specs = Vec::new();
     for agent in &config.agents {
@@ -276,6 +280,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             discord: config.discord.clone(),
             bot_dms_channel: config.bot_dms_channel.clone(),
             cast: cast.clone(),
+            bot_exchanges: bot_exchanges.clone(),
             backlog: config.backlog,
             run: config.run.clone(),
             tracker: tracker.clone(),

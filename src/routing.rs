@@ -67,11 +67,14 @@ pub enum Reason {
     NotAddressed,
     /// The agent's triggers turn this kind of message off.
     TriggerDisabled,
+    /// A bot or webhook outside the cast, in a channel where the agents already answered such
+    /// authors `[discord] bot_replies_per_window` times within the window (`loopguard`).
+    BotExchangeLimit,
 }
 
 impl Reason {
     /// Every reason (metrics create a series for each at start).
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::OwnMessage,
         Reason::ChainLimit,
         Reason::NoPermission,
@@ -85,6 +88,7 @@ impl Reason {
         Reason::ListenChannel,
         Reason::NotAddressed,
         Reason::TriggerDisabled,
+        Reason::BotExchangeLimit,
     ];
 
     /// Whether [`decide`] gives this reason to messages it answers ([`Decision::Process`]) or to
@@ -103,7 +107,8 @@ impl Reason {
             | Reason::BotDmsNotAddressed
             | Reason::UnaddressedBot
             | Reason::NotAddressed
-            | Reason::TriggerDisabled => false,
+            | Reason::TriggerDisabled
+            | Reason::BotExchangeLimit => false,
         }
     }
 
@@ -123,6 +128,7 @@ impl Reason {
             Reason::ListenChannel => "listen_channel",
             Reason::NotAddressed => "not_addressed",
             Reason::TriggerDisabled => "trigger_disabled",
+            Reason::BotExchangeLimit => "bot_exchange_limit",
         }
     }
 }

@@ -686,6 +686,7 @@ mod tests {
             discord: config.discord.clone(),
             bot_dms_channel: None,
             cast: Default::default(),
+            bot_exchanges: Default::default(),
             health: std::sync::Arc::new(crate::ops::health::Health::new(["Ada"])),
             exits: crate::ops::exit::ExitRequests::new(),
             breaker: std::sync::Arc::new(crate::ops::breakers::AgentBreaker::new(

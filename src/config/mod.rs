@@ -304,6 +304,10 @@ pub struct DiscordSettings {
     pub user_rate_window: std::time::Duration,
     /// The notice sent once when a user goes over.
     pub rate_notice: String,
+    /// Answers to bots and webhooks outside the cast per channel within `bot_reply_window`.
+    pub bot_replies_per_window: usize,
+    /// Window of `bot_replies_per_window`.
+    pub bot_reply_window: std::time::Duration,
 }
 
 impl Default for DiscordSettings {
@@ -318,6 +322,8 @@ impl Default for DiscordSettings {
             user_rate_window: std::time::Duration::from_secs(60),
             rate_notice: "You are sending messages faster than I can answer; I will read yours again in a moment."
                 .to_string(),
+            bot_replies_per_window: crate::loopguard::DEFAULT_LIMIT,
+            bot_reply_window: crate::loopguard::DEFAULT_WINDOW,
         }
     }
 }
@@ -523,6 +529,20 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
                 86_400,
             ) as u64),
             rate_notice: r.rate_notice.clone().unwrap_or(d.rate_notice),
+            bot_replies_per_window: ranged(
+                "bot_replies_per_window",
+                &r.bot_replies_per_window,
+                d.bot_replies_per_window as i64,
+                1,
+                10_000,
+            ) as usize,
+            bot_reply_window: std::time::Duration::from_secs(ranged(
+                "bot_reply_window_secs",
+                &r.bot_reply_window_secs,
+                d.bot_reply_window.as_secs() as i64,
+                1,
+                86_400,
+            ) as u64),
         }
     };
 
@@ -895,6 +915,26 @@ backend = "offline"
         let e = errors(&format!("[conversations]\nreorder_ms = 5000\n{MINIMAL}"));
         assert!(
             e.contains("agents.toml:2:") && e.contains("conversations.reorder_ms"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_bot_exchange_limit_has_defaults_and_ranges() {
+        let c = Config::parse("agents.toml", MINIMAL).unwrap();
+        assert_eq!(
+            (c.discord.bot_replies_per_window, c.discord.bot_reply_window),
+            (8, std::time::Duration::from_secs(600))
+        );
+        let e = errors(&format!(
+            "[discord]\nbot_replies_per_window = 0\nbot_reply_window_secs = 0\n{MINIMAL}"
+        ));
+        assert!(
+            e.contains("agents.toml:2: discord.bot_replies_per_window: 0 is out of range; use 1 to 10000"),
+            "{e}"
+        );
+        assert!(
+            e.contains("agents.toml:3: discord.bot_reply_window_secs: 0 is out of range; use 1 to 86400"),
             "{e}"
         );
     }

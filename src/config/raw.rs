@@ -130,6 +130,11 @@ pub struct RawDiscord {
     pub user_rate_window_secs: Option<Spanned<i64>>,
     /// The one polite notice a user gets when over the limit.
     pub rate_notice: Option<String>,
+    /// Answers the agents give bots and webhooks outside the cast, per channel within
+    /// `bot_reply_window_secs` (default 8).
+    pub bot_replies_per_window: Option<Spanned<i64>>,
+    /// Window of `bot_replies_per_window` (default 600).
+    pub bot_reply_window_secs: Option<Spanned<i64>>,
 }
 
 /// `[http]`.
