@@ -198,6 +198,10 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
 
     // Then the endpoints, so liveness answers during a back-off and readiness explains it.
     let metrics = telemetry::install();
+    telemetry::initialise(
+        config.agents.iter().map(|a| a.name.as_str()),
+        config.backends.keys().map(String::as_str),
+    );
     let health = Arc::new(Health::new(config.agents.iter().map(|a| a.name.as_str())));
     let root_cell = Arc::new(OnceLock::new());
     let listener = tokio::net::TcpListener::bind(config.http_listen)
@@ -249,6 +253,10 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         .map(|b| (b.name.clone(), Pool::new(b.max_concurrency, b.max_queue)))
         .collect();
     let cast = Arc::new(crate::actors::Cast::default());
+    let bot_exchanges = Arc::new(std::sync::Mutex::new(crate::loopguard::BotExchangeGuard::new(
+        config.discord.bot_replies_per_window,
+        config.discord.bot_reply_window,
+    )));
     let tracker = crate::actors::replay::ReplayTracker::new(config.agents.iter().map(|a| a.name.as_str()));
     let mut specs = Vec::new();
     for agent in &config.agents {
@@ -257,6 +265,13 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             (source, Mode::Live) => source.resolve(&agent.name),
         }
         .map_err(AppError::Secret)?;
+        // The agent reads it again when it starts; a missing one must stop troupe here, as
+        // check-config reports it, not leave the agent failing and restarting.
+        if let Some(crate::config::WebhookConfig::Existing { token, .. }) = &agent.webhook {
+            token
+                .resolve(&agent.name)
+                .map_err(|e| AppError::Secret(format!("{e} (the webhook's token)")))?;
+        }
         let backend =
             Backend::from_config(&config.backends[&agent.backend]).map_err(|e| AppError::Secret(e.to_string()))?;
         specs.push(Arc::new(AgentSpec {
@@ -279,6 +294,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             discord: config.discord.clone(),
             bot_dms_channel: config.bot_dms_channel.clone(),
             cast: cast.clone(),
+            bot_exchanges: bot_exchanges.clone(),
             backlog: config.backlog,
             run: config.run.clone(),
             tracker: tracker.clone(),

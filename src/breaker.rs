@@ -82,6 +82,16 @@ impl BreakerState {
             BreakerState::HalfOpen => "half-open",
         }
     }
+
+    /// Where a breaker last seen in this state stands at `now`: an open breaker whose cooldown
+    /// has passed is half-open (its next turn is the probe), whether or not a turn has asked
+    /// yet. Readers that only learn of transitions (readiness) use it to report the present.
+    pub fn at(self, now: Instant) -> BreakerState {
+        match self {
+            BreakerState::Open { until } if now >= until => BreakerState::HalfOpen,
+            state => state,
+        }
+    }
 }
 
 /// The breaker tripped (or re-tripped after a failed probe).
@@ -309,6 +319,17 @@ mod tests {
         // The probe's outcome never arrives (its turn panicked).
         assert!(!b.allow(t0 + Duration::from_secs(19)));
         assert!(b.allow(t0 + Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn an_open_state_reads_half_open_once_its_cooldown_has_passed() {
+        let t0 = Instant::now();
+        let open = BreakerState::Open {
+            until: t0 + Duration::from_secs(10),
+        };
+        assert_eq!(open.at(t0 + Duration::from_secs(9)), open);
+        assert_eq!(open.at(t0 + Duration::from_secs(10)), BreakerState::HalfOpen);
+        assert_eq!(BreakerState::Closed.at(t0), BreakerState::Closed);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`cli`]: command-line flags and subcommands.
 //! - [`config`]: `agents.toml` parsed, then validated into the types the rest trusts.
 //! - [`acl`]: the agent-chain-length footer protocol that stops bot loops (pure).
+//! - [`loopguard`]: per-channel limit on answers to foreign bots, which ignore the footer (pure).
 //! - [`split`]: splitting replies into Discord-sized parts, code fences kept whole (pure).
 //! - [`backlog`]: replay planning: scopes, bounds, cursors from per-channel progress (pure).
 //! - [`actors`]: the ractor supervision tree (supervisor → agents → conversations).
@@ -39,6 +40,7 @@ pub mod cli;
 pub mod config;
 pub mod discord;
 pub mod llm;
+pub mod loopguard;
 pub mod memory;
 pub mod message;
 pub mod ops;

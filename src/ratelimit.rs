@@ -1,6 +1,11 @@
 //! Per-user rate limiting of an agent: at most N messages per user within a sliding window; the
 //! first message over the limit gets one polite notice, later ones silence until the window has
 //! room again. Pure: the caller passes the time.
+//!
+//! Every user who ever wrote would otherwise stay in the map for the life of the process, so
+//! [`UserRateLimiter::check`] prunes users whose window has passed whenever the map has doubled
+//! since the last prune (and is past [`PRUNE_FLOOR`]): amortised O(1) per message, and the map
+//! holds at most about twice the users active within one window.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -16,12 +21,17 @@ pub enum Verdict {
     Drop,
 }
 
+/// Below this many users the map is never pruned: small maps cost nothing to keep.
+pub const PRUNE_FLOOR: usize = 1024;
+
 /// Sliding-window limiter keyed by user ID.
 #[derive(Debug)]
 pub struct UserRateLimiter {
     max: usize,
     window: Duration,
     users: HashMap<u64, UserWindow>,
+    /// The map is pruned when it grows past this.
+    prune_at: usize,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +47,7 @@ impl UserRateLimiter {
             max,
             window,
             users: HashMap::new(),
+            prune_at: PRUNE_FLOOR,
         }
     }
 
@@ -44,6 +55,10 @@ impl UserRateLimiter {
     pub fn check(&mut self, user: u64, now: Instant) -> Verdict {
         if self.max == 0 {
             return Verdict::Allow;
+        }
+        if self.users.len() >= self.prune_at && !self.users.contains_key(&user) {
+            self.prune(now);
+            self.prune_at = (2 * self.users.len()).max(PRUNE_FLOOR);
         }
         let w = self.users.entry(user).or_default();
         while w.times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
@@ -61,7 +76,8 @@ impl UserRateLimiter {
         }
     }
 
-    /// Forgets users with nothing left in their window (bounded memory).
+    /// Forgets users with nothing left in their window. [`check`](Self::check) calls it when
+    /// the map has grown; callers need not.
     pub fn prune(&mut self, now: Instant) {
         let window = self.window;
         self.users
@@ -101,5 +117,36 @@ mod tests {
         l.check(1, t0);
         l.prune(t0 + Duration::from_secs(11));
         assert!(l.users.is_empty());
+    }
+
+    #[test]
+    fn the_map_stays_bounded_over_many_users() {
+        // 100,000 users, one message each, 10 ms apart, 1 s window: about 100 are within their
+        // window at any time. Without pruning the map would hold all 100,000.
+        let t0 = Instant::now();
+        let mut l = UserRateLimiter::new(5, Duration::from_secs(1));
+        let mut largest = 0;
+        for user in 0..100_000u64 {
+            assert_eq!(l.check(user, t0 + Duration::from_millis(10 * user)), Verdict::Allow);
+            largest = largest.max(l.users.len());
+        }
+        assert!(largest <= PRUNE_FLOOR, "the map grew to {largest} users");
+    }
+
+    #[test]
+    fn pruning_keeps_users_within_their_window() {
+        let t0 = Instant::now();
+        let mut l = UserRateLimiter::new(1, Duration::from_secs(60));
+        assert_eq!(l.check(0, t0), Verdict::Allow);
+        assert_eq!(l.check(0, t0), Verdict::Notice);
+        // Enough other users to trigger prunes while user 0 is still over the limit.
+        for user in 1..=(3 * PRUNE_FLOOR as u64) {
+            l.check(user, t0 + Duration::from_secs(1));
+        }
+        assert_eq!(
+            l.check(0, t0 + Duration::from_secs(2)),
+            Verdict::Drop,
+            "still limited, notice not repeated"
+        );
     }
 }

@@ -67,9 +67,51 @@ pub enum Reason {
     NotAddressed,
     /// The agent's triggers turn this kind of message off.
     TriggerDisabled,
+    /// A bot or webhook outside the cast, in a channel where the agents already answered such
+    /// authors `[discord] bot_replies_per_window` times within the window (`loopguard`).
+    BotExchangeLimit,
 }
 
 impl Reason {
+    /// Every reason (metrics create a series for each at start).
+    pub const ALL: [Reason; 14] = [
+        Reason::OwnMessage,
+        Reason::ChainLimit,
+        Reason::NoPermission,
+        Reason::BotDmsNotAddressed,
+        Reason::UnaddressedBot,
+        Reason::DirectMessage,
+        Reason::Mentioned,
+        Reason::Everyone,
+        Reason::ReplyToAgent,
+        Reason::BotDmsHuman,
+        Reason::ListenChannel,
+        Reason::NotAddressed,
+        Reason::TriggerDisabled,
+        Reason::BotExchangeLimit,
+    ];
+
+    /// Whether [`decide`] gives this reason to messages it answers ([`Decision::Process`]) or to
+    /// those it does not ([`Decision::Ignore`]).
+    pub fn answers(self) -> bool {
+        match self {
+            Reason::DirectMessage
+            | Reason::Mentioned
+            | Reason::Everyone
+            | Reason::ReplyToAgent
+            | Reason::BotDmsHuman
+            | Reason::ListenChannel => true,
+            Reason::OwnMessage
+            | Reason::ChainLimit
+            | Reason::NoPermission
+            | Reason::BotDmsNotAddressed
+            | Reason::UnaddressedBot
+            | Reason::NotAddressed
+            | Reason::TriggerDisabled
+            | Reason::BotExchangeLimit => false,
+        }
+    }
+
     /// Short label for logs and metrics.
     pub fn label(self) -> &'static str {
         match self {
@@ -86,6 +128,7 @@ impl Reason {
             Reason::ListenChannel => "listen_channel",
             Reason::NotAddressed => "not_addressed",
             Reason::TriggerDisabled => "trigger_disabled",
+            Reason::BotExchangeLimit => "bot_exchange_limit",
         }
     }
 }
@@ -468,6 +511,12 @@ mod tests {
             ),
             Decision::Ignore(Reason::TriggerDisabled)
         );
+    }
+
+    #[test]
+    fn every_reason_is_listed_once_with_its_own_label() {
+        let labels: std::collections::HashSet<&str> = Reason::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(labels.len(), Reason::ALL.len());
     }
 
     #[test]

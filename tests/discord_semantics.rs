@@ -237,6 +237,9 @@ async fn per_user_rate_limit_sends_one_notice_then_silence() {
     let running = troupe::app::start(config).await.unwrap();
     let sb = Control::new(running.sandbox_url().unwrap());
     sb.wait_connected(&["Ada"]).await;
+    // Live messages only: DMs sent before the startup replay has begun would be replayed (their
+    // channel is remembered at once) and answered together as missed messages, unlimited.
+    settle(&sb, &["Ada"]).await;
     let mut sent = Vec::new();
     for i in 0..4 {
         sent.push(sb.dm("alice", "Ada", &format!("message {i}")).await);
@@ -529,4 +532,54 @@ async fn an_existing_webhook_from_a_token_file_is_used_in_its_channel() {
     let _ = asked;
     running.stop().await;
     sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_bot_ignoring_the_footer_gets_at_most_8_answers_per_channel_and_window() {
+    // Regression: a bot outside the troupe that mentions Ada without replying starts a new
+    // chain each time, so the footer never stopped it: 8 rounds out of 8 were answered, and on.
+    let (config, _state) = config_with(
+        "bots = [{ name = \"Outsider\" }]",
+        &format!("{FAST_BOTS}\n[[agents]]\nname = \"Ada\"\nbackend = \"offline\"\n"),
+    );
+    assert_eq!(config.discord.bot_replies_per_window, 8, "the documented default");
+    let running = troupe::app::start(config).await.unwrap();
+    let sb = Control::new(running.sandbox_url().unwrap());
+    sb.wait_connected(&["Ada"]).await;
+
+    for round in 1..=8 {
+        let m = sb.say("general", "Outsider", &format!("<@Ada> round {round}")).await;
+        let reply = sb.reply_to("general", "Ada", m["id"].as_str().unwrap()).await;
+        assert_eq!(acl(&reply), 2, "each round is a new chain: the footer cannot stop it");
+    }
+    let ninth = sb.say("general", "Outsider", "<@Ada> round 9").await;
+    let tenth = sb.say("general", "Outsider", "<@Ada> round 10").await;
+    // Rounds 9 and 10 would wait out the bot delay and be answered with alice's message, in one
+    // reply: the conversation answers in ID order, so once alice has her answer, they are decided.
+    let human = sb.say("general", "alice", "<@Ada> are you still there?").await;
+    let answer = sb.reply_to("general", "Ada", human["id"].as_str().unwrap()).await;
+    settle(&sb, &["Ada"]).await;
+    let msgs = sb.messages("general").await;
+    let ada = by(&msgs, "Ada");
+    let summary: Vec<&str> = ada.iter().map(|m| m["content"].as_str().unwrap_or_default()).collect();
+    for (round, m) in [(9, &ninth), (10, &tenth)] {
+        assert_eq!(
+            replies_to(&msgs, &m["id"]),
+            0,
+            "round {round} is referenced: {summary:#?}"
+        );
+        assert!(
+            !summary.iter().any(|c| c.contains(&format!("round {round}"))),
+            "round {round} is answered: {summary:#?}"
+        );
+    }
+    assert!(
+        answer["content"].as_str().unwrap().contains("alice: <@"),
+        "the human is answered: {answer}"
+    );
+    assert_eq!(ada.len(), 9, "8 rounds and the human: {summary:#?}");
+    // Another channel has its own budget.
+    let elsewhere = sb.say("random", "Outsider", "<@Ada> hello over here").await;
+    sb.reply_to("random", "Ada", elsewhere["id"].as_str().unwrap()).await;
+    running.stop().await;
 }

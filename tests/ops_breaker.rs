@@ -59,7 +59,7 @@ async fn isolate_breaker_opens_half_opens_and_closes_while_others_answer() {
     llm.push(Reply::error(500, "boom"));
     llm.set_default(Reply::text("Recovered answer."));
     let (config, _state) = config(&format!(
-        "[breaker]\nmax_failures = 2\non_trip = \"isolate\"\ncooldown_secs = 1\n\n{}\n[[agents]]\nname = \"Ada\"\nbackend = \"flaky\"\nmemory = \"channel-user\"\n\n[[agents]]\nname = \"Bea\"\nbackend = \"offline\"\n",
+        "[breaker]\nmax_failures = 2\non_trip = \"isolate\"\ncooldown_secs = 3\n\n{}\n[[agents]]\nname = \"Ada\"\nbackend = \"flaky\"\nmemory = \"channel-user\"\n\n[[agents]]\nname = \"Bea\"\nbackend = \"offline\"\n",
         backend(&llm.openai_base_url())
     ));
     let running = troupe::app::start(config).await.unwrap();

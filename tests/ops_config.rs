@@ -148,6 +148,77 @@ async fn bad_operations_settings_are_all_reported_with_lines() {
     }
 }
 
+#[tokio::test]
+async fn check_config_refuses_what_troupe_would_refuse_at_start() {
+    // Regression: check-config said "valid" for a sandbox world naming an unknown bot, and
+    // troupe then refused to start (exit 3) when the sandbox built that world.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agents.toml");
+    let text = "[sandbox]\nhumans = [\"alice\", \"ada\"]\n[[sandbox.guilds]]\nname = \"G\"\n\
+                channels = [{ name = \"general\" }, { name = \"staff\", hidden_from = [\"Basl\"] }]\n\
+                [backends.b]\nprovider = \"echo\"\n[[agents]]\nname = \"Ada\"\nbackend = \"b\"\n\
+                [[agents]]\nname = \"Basil\"\nbackend = \"b\"\n";
+    std::fs::write(&path, text).unwrap();
+    let config = path.to_str().unwrap();
+    let state = dir.path().join("state");
+    let needles = [
+        ":5: sandbox.guilds[0].channels[1].hidden_from: channel `staff`: hidden_from names `Basl`, who is not in the sandbox",
+        ":9: agents[0].name: agent `Ada` has the name of human `ada`",
+    ];
+    let checked = troupe(&["check-config", "--config", config], &[]).await;
+    let started = troupe(
+        &[
+            "--config",
+            config,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--http-listen",
+            "127.0.0.1:0",
+            "--sandbox-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    )
+    .await;
+    for out in [&checked, &started] {
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
+        for needle in needles {
+            assert!(out.stderr.contains(needle), "missing `{needle}` in:\n{}", out.stderr);
+        }
+    }
+    assert!(!state.exists(), "nothing was started");
+}
+
+#[tokio::test]
+async fn a_missing_webhook_token_is_reported_by_check_config_and_refused_at_start() {
+    // Regression: the webhook's token was read only when the agent started, which then failed
+    // and restarted forever; check-config said nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agents.toml");
+    let text = "[backends.b]\nprovider = \"echo\"\n[[agents]]\nname = \"Ada\"\nbackend = \"b\"\n\
+                webhook = { id = \"42\", token_env = \"TROUPE_OPS_HOOK_TOKEN\" }\n";
+    std::fs::write(&path, text).unwrap();
+    let config = path.to_str().unwrap();
+    let state = dir.path().join("state");
+    let needle = "environment variable TROUPE_OPS_HOOK_TOKEN (token_env) is not set or empty (the webhook's token)";
+    let checked = troupe(&["check-config", "--config", config], &[]).await;
+    assert_eq!(checked.code, Some(2), "{}", checked.stderr);
+    assert!(checked.stderr.contains(needle), "{}", checked.stderr);
+    let args = [
+        "--config",
+        config,
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--http-listen",
+        "127.0.0.1:0",
+        "--sandbox-listen",
+        "127.0.0.1:0",
+    ];
+    let started = troupe(&args, &[]).await;
+    assert_eq!(started.code, Some(3), "{}", started.stderr);
+    assert!(started.stderr.contains(needle), "{}", started.stderr);
+}
+
 /// An HTTPS server on loopback with a fresh self-signed certificate; answers `GET path` from
 /// `routes` (404 otherwise). Returns its address and the certificate in PEM.
 async fn https_server(routes: HashMap<&'static str, String>) -> (SocketAddr, String) {

@@ -164,7 +164,7 @@ async fn metrics_parse_and_count_what_happened() {
         assert_eq!(status, 200);
         let m = samples(&text);
         let received = |a: &str| m.get(&format!("troupe_messages_received_total{{agent={a}}}")).copied();
-        (m.contains_key("troupe_replies_sent_total{agent=Mira}")
+        (m.get("troupe_replies_sent_total{agent=Mira}") == Some(&1.0)
             && received("Mira") == Some(2.0)
             && received("Nox") == Some(2.0))
         .then_some(text)
@@ -208,5 +208,45 @@ async fn metrics_parse_and_count_what_happened() {
             assert!(!key.contains(id.as_str()), "{key} carries an ID");
         }
     }
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_known_series_is_at_zero_right_after_start() {
+    // An agent and a backend no other test in this binary uses (the recorder is per process).
+    let (config, _dir) =
+        common::config("[backends.quiet]\nprovider = \"echo\"\n\n[[agents]]\nname = \"Zeno\"\nbackend = \"quiet\"\n");
+    let running = app::start(config).await.unwrap();
+    let (status, text) = get(&format!("{}/metrics", running.http_url())).await;
+    assert_eq!(status, 200);
+    let m = samples(&text);
+    let zero = |key: String| {
+        assert_eq!(m.get(&key), Some(&0.0), "{key} is not 0 in\n{text}");
+    };
+    for name in [
+        "troupe_messages_received_total",
+        "troupe_replies_sent_total",
+        "troupe_chains_blocked_total",
+        "troupe_backlog_messages",
+        "troupe_pending_messages",
+    ] {
+        zero(format!("{name}{{agent=Zeno}}"));
+    }
+    zero("troupe_messages_processed_total{agent=Zeno,reason=mentioned}".into());
+    zero("troupe_messages_ignored_total{agent=Zeno,reason=not_addressed}".into());
+    zero("troupe_llm_tokens_total{agent=Zeno,kind=output}".into());
+    for cause in ["llm", "breaker", "queue", "delivery", "history"] {
+        zero(format!("troupe_message_retries_total{{agent=Zeno,cause={cause}}}"));
+    }
+    for cause in ["llm", "auth", "bad_request", "delivery", "age", "panic", "shed"] {
+        zero(format!("troupe_message_give_ups_total{{agent=Zeno,cause={cause}}}"));
+    }
+    for outcome in ["ok", "queue_full", "timeout", "rate_limit"] {
+        zero(format!("troupe_llm_requests_total{{backend=quiet,outcome={outcome}}}"));
+    }
+    zero("troupe_llm_retries_total{backend=quiet}".into());
+    zero("troupe_llm_request_duration_seconds{backend=quiet}".into());
+    assert!(text.contains("# TYPE troupe_pending_messages gauge"), "{text}");
+    assert!(text.contains("# TYPE troupe_message_give_ups_total counter"), "{text}");
     running.stop().await;
 }

@@ -207,7 +207,7 @@ impl Actor for AgentActor {
                 if let (Some(key), false) = (key, give_up.is_empty()) {
                     let msg = ConversationMsg::GiveUp {
                         messages: give_up.clone(),
-                        cause: "panic",
+                        cause: crate::ops::telemetry::GiveUpCause::Panic,
                     };
                     send(&myself, state, key, msg, give_up).await;
                 }
@@ -495,6 +495,30 @@ fn admit(state: &mut AgentState, mut m: Inbound, live: bool) -> Option<Inbound> 
         finish(state, m.channel_id, m.id);
         return None;
     }
+    // A bot or webhook outside the cast may ignore the footer and start a new chain each time:
+    // the agents' answers to such authors are bounded per channel (`loopguard`).
+    let cast = &state.spec.cast;
+    let foreign_bot = (m.author_is_bot || m.webhook_id.is_some())
+        && !cast.contains(m.author_id)
+        && !m.webhook_id.is_some_and(|w| cast.contains(w));
+    let (processed, reason) = if processed && foreign_bot {
+        use crate::loopguard::Verdict;
+        let mut guard = state.spec.bot_exchanges.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.check(m.channel_id, Instant::now()) {
+            Verdict::Answer => (processed, reason),
+            verdict => {
+                if verdict == Verdict::SilenceAndWarn {
+                    let d = &state.spec.discord;
+                    tracing::warn!(agent = %name, channel = m.channel_id, message_id = m.id, author = %m.author_name,
+                        limit = d.bot_replies_per_window, window_secs = d.bot_reply_window.as_secs(),
+                        "bot exchange limit reached: no more answers to bots outside the troupe in this channel until the window has room (logged once per window)");
+                }
+                (false, routing::Reason::BotExchangeLimit)
+            }
+        }
+    } else {
+        (processed, reason)
+    };
     telemetry::message_routed(name, processed, reason.label());
     if reason == routing::Reason::ChainLimit {
         telemetry::chain_blocked(name);

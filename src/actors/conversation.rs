@@ -34,7 +34,7 @@ use crate::config::{DiscordSettings, DryRun};
 use crate::discord::Outbox;
 use crate::memory::MemoryTurn;
 use crate::message::Inbound;
-use crate::ops::telemetry;
+use crate::ops::telemetry::{self, GiveUpCause, RetryCause};
 use crate::routing::ConversationKey;
 use crate::store::PendingRecord;
 
@@ -79,7 +79,7 @@ pub enum ConversationMsg {
         /// The messages.
         messages: Vec<Inbound>,
         /// Why, for metrics.
-        cause: &'static str,
+        cause: GiveUpCause,
     },
     /// Start the next turn if one is due.
     Start,
@@ -98,7 +98,7 @@ struct Turn {
     batch: Vec<Inbound>,
     kind: TurnKind,
     /// For a give-up turn, the cause counted when it is done.
-    cause: &'static str,
+    cause: GiveUpCause,
 }
 
 /// The head of the queue failed: when it may be tried again, and what is known of it.
@@ -115,7 +115,7 @@ struct Retry {
 struct GiveUp {
     batch: Vec<Inbound>,
     notice: String,
-    cause: &'static str,
+    cause: GiveUpCause,
 }
 
 /// A conversation's state.
@@ -349,7 +349,7 @@ fn set_aside(state: &mut ConversationState, m: Inbound) {
     match spec.store.save_pending(name, key, &record) {
         Ok(()) => {
             tracing::warn!(agent = %name, key = ?key, message_id = m.id, "conversation queue full; message set aside until there is room");
-            telemetry::message_retry(name, Cause::Queue.label());
+            telemetry::message_retry(name, RetryCause::Queue);
             state.recorded.insert(m.id);
             state.spilled = true;
         }
@@ -405,7 +405,7 @@ fn refill(state: &mut ConversationState) -> usize {
             state.give_ups.push_back(GiveUp {
                 batch: vec![r.message],
                 notice: spec.config.failure_notice.clone(),
-                cause: "age",
+                cause: GiveUpCause::Age,
             });
         } else {
             state.pending.insert(id, r.message);
@@ -427,7 +427,7 @@ fn finished(state: &mut ConversationState, turn: &Turn) {
         }
     }
     if let TurnKind::GiveUp { .. } = turn.kind {
-        tracing::warn!(agent = %name, key = ?key, messages = ?ids, cause = turn.cause, "gave up on answering; notice sent");
+        tracing::warn!(agent = %name, key = ?key, messages = ?ids, cause = turn.cause.label(), "gave up on answering; notice sent");
         telemetry::message_give_up(name, turn.cause);
     }
     if state.retry.is_some_and(|_| state.pending.is_empty()) || matches!(turn.kind, TurnKind::Answer) {
@@ -470,7 +470,7 @@ fn turn_failed(state: &mut ConversationState, turn: Turn, failure: TurnFailure, 
         state.give_ups.push_back(GiveUp {
             batch: turn.batch,
             notice: spec.config.failure_notice.clone(),
-            cause: failure.cause.label(),
+            cause: failure.cause.give_up_cause(),
         });
         return;
     }
@@ -503,16 +503,16 @@ fn turn_failed(state: &mut ConversationState, turn: Turn, failure: TurnFailure, 
                 }
             }
         }
-        telemetry::message_retry(name, failure.cause.label());
+        telemetry::message_retry(name, failure.cause.retry_cause());
     }
     if now.saturating_sub(since) >= spec.delivery.give_up_after.as_millis() as u64 {
         tracing::warn!(agent = %name, key = ?key, cause = failure.cause.label(), error = %failure.detail, pending_secs = (now - since) / 1000, "answer still failing after the give-up time; giving up");
         state.retry = None;
         // Still refused a worker after all this time: troupe is too busy, not broken.
         let (notice, cause) = if failure.cause == Cause::Queue {
-            (spec.config.busy_notice.clone(), "shed")
+            (spec.config.busy_notice.clone(), GiveUpCause::Shed)
         } else {
-            (spec.config.failure_notice.clone(), "age")
+            (spec.config.failure_notice.clone(), GiveUpCause::Age)
         };
         state.give_ups.push_back(GiveUp {
             batch: turn.batch,
@@ -654,7 +654,7 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState)
         }
         first
     };
-    spawn_turn(myself, state, messages, TurnKind::Answer, "");
+    spawn_turn(myself, state, messages, TurnKind::Answer, GiveUpCause::Llm);
 }
 
 fn spawn_turn(
@@ -662,7 +662,7 @@ fn spawn_turn(
     state: &mut ConversationState,
     batch: Vec<Inbound>,
     kind: TurnKind,
-    cause: &'static str,
+    cause: GiveUpCause,
 ) {
     let Some(latest) = batch.last() else { return };
     let remembered = remembers_reply(&state.memory, latest.id);
@@ -790,6 +790,7 @@ mod tests {
             discord: config.discord.clone(),
             bot_dms_channel: None,
             cast: Default::default(),
+            bot_exchanges: Default::default(),
             health: std::sync::Arc::new(crate::ops::health::Health::new(["Ada"])),
             exits: crate::ops::exit::ExitRequests::new(),
             breaker: std::sync::Arc::new(crate::ops::breakers::AgentBreaker::new(

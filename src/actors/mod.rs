@@ -86,6 +86,8 @@ pub struct AgentSpec {
     pub bot_dms_channel: Option<String>,
     /// Every agent's IDs.
     pub cast: Arc<Cast>,
+    /// Answers to bots and webhooks outside the cast, per channel (shared by every agent).
+    pub bot_exchanges: Arc<std::sync::Mutex<crate::loopguard::BotExchangeGuard>>,
     /// Backlog replay bounds.
     pub backlog: crate::backlog::Bounds,
     /// What this run does (monitor, backlog only, show/clear backlog; dry runs; scopes).

@@ -222,7 +222,7 @@ where
                 let wait =
                     crate::retry::backoff(policy.retry_initial, policy.retry_max, attempt, rand::random::<f64>());
                 tracing::warn!(agent, error = %e, attempt, wait_ms = wait.as_millis() as u64, "history read failed; retrying");
-                crate::ops::telemetry::message_retry(agent, "history");
+                crate::ops::telemetry::message_retry(agent, crate::ops::telemetry::RetryCause::History);
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }

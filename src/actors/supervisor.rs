@@ -12,6 +12,11 @@ use super::SharedSpec;
 /// Backoff before restarting an agent: doubles per consecutive failure, up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// What an agent's stop takes beyond the conversations' grace: a second of slack on the grace,
+/// up to 10 s for its gateway (both in `AgentActor::post_stop`), and a margin for saving
+/// cursors.
+const AGENT_STOP_OVERHEAD: Duration = Duration::from_secs(1 + 10 + 4);
+
 /// Spawns the root of the tree with every agent's spec; the root starts the agents.
 pub async fn start(
     specs: Vec<SharedSpec>,
@@ -108,11 +113,15 @@ impl Actor for Supervisor {
         Ok(())
     }
 
-    async fn post_stop(&self, myself: ActorRef<Self::Msg>, _state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         // Children hold connections and conversations: stop them properly rather than letting
-        // ractor kill them (a killed actor's post_stop does not run).
+        // ractor kill them (a killed actor's post_stop does not run). The wait must cover their
+        // whole stop, or in-flight turns are killed before their grace ends.
         myself
-            .stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(30)))
+            .stop_children_and_wait(
+                Some("shutdown".into()),
+                Some(stop_timeout(state.specs.iter().map(|s| s.conversations.shutdown_grace))),
+            )
             .await;
         Ok(())
     }
@@ -131,6 +140,12 @@ fn schedule_restart(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorStat
     myself.send_after(delay, move || SupervisorMsg::StartAgent(i));
 }
 
+/// How long the root waits for its agents to stop, given their `[conversations]
+/// shutdown_grace_secs`: the longest grace plus what an agent's stop takes beyond it.
+pub fn stop_timeout(graces: impl IntoIterator<Item = Duration>) -> Duration {
+    graces.into_iter().max().unwrap_or_default() + AGENT_STOP_OVERHEAD
+}
+
 /// 1 s, 2 s, 4 s, ... up to [`MAX_BACKOFF`].
 pub fn backoff(failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
@@ -147,5 +162,20 @@ mod tests {
         assert_eq!(backoff(2), Duration::from_secs(2));
         assert_eq!(backoff(4), Duration::from_secs(8));
         assert_eq!(backoff(30), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn the_stop_timeout_covers_the_grace_and_the_gateways_stop() {
+        // An agent needs its conversations' grace (+1 s) and then up to 10 s for its gateway.
+        let needed = |grace: u64| Duration::from_secs(grace + 1 + 10);
+        for grace in [0, 20, 45, 600] {
+            let timeout = stop_timeout([Duration::from_secs(grace)]);
+            assert!(timeout >= needed(grace), "grace {grace} s: root waits only {timeout:?}");
+        }
+        assert_eq!(
+            stop_timeout([Duration::from_secs(5), Duration::from_secs(90)]),
+            stop_timeout([Duration::from_secs(90)]),
+            "the longest grace counts"
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::discord::Outbox;
 use crate::llm::LlmError;
 use crate::memory::{self, MemoryTurn};
 use crate::message::Inbound;
-use crate::ops::telemetry;
+use crate::ops::telemetry::{self, GiveUpCause, RetryCause};
 use crate::routing::ConversationKey;
 
 /// How long a reply waits for its typing indicator's request before going out anyway (the
@@ -84,6 +84,27 @@ impl Cause {
             Cause::Delivery => "delivery",
             Cause::Store => "store",
             Cause::Chain => "chain",
+        }
+    }
+
+    /// The `cause` label of a retry for this failure.
+    pub fn retry_cause(self) -> RetryCause {
+        match self {
+            Cause::Breaker => RetryCause::Breaker,
+            Cause::Queue => RetryCause::Queue,
+            Cause::Delivery => RetryCause::Delivery,
+            Cause::Store => RetryCause::Store,
+            Cause::Llm | Cause::Auth | Cause::BadRequest | Cause::Chain => RetryCause::Llm,
+        }
+    }
+
+    /// The `cause` label of a give-up for this failure (when retrying cannot help).
+    pub fn give_up_cause(self) -> GiveUpCause {
+        match self {
+            Cause::Auth => GiveUpCause::Auth,
+            Cause::BadRequest => GiveUpCause::BadRequest,
+            Cause::Delivery => GiveUpCause::Delivery,
+            _ => GiveUpCause::Llm,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod operations;
 pub mod raw;
 pub mod resolved;
+mod sandbox;
 pub mod source;
 
 use std::collections::{BTreeMap, HashSet};
@@ -311,6 +312,10 @@ pub struct DiscordSettings {
     pub user_rate_window: std::time::Duration,
     /// The notice sent once when a user goes over.
     pub rate_notice: String,
+    /// Answers to bots and webhooks outside the cast per channel within `bot_reply_window`.
+    pub bot_replies_per_window: usize,
+    /// Window of `bot_replies_per_window`.
+    pub bot_reply_window: std::time::Duration,
 }
 
 impl Default for DiscordSettings {
@@ -325,6 +330,8 @@ impl Default for DiscordSettings {
             user_rate_window: std::time::Duration::from_secs(60),
             rate_notice: "You are sending messages faster than I can answer; I will read yours again in a moment."
                 .to_string(),
+            bot_replies_per_window: crate::loopguard::DEFAULT_LIMIT,
+            bot_reply_window: crate::loopguard::DEFAULT_WINDOW,
         }
     }
 }
@@ -530,6 +537,20 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
                 86_400,
             ) as u64),
             rate_notice: r.rate_notice.clone().unwrap_or(d.rate_notice),
+            bot_replies_per_window: ranged(
+                "bot_replies_per_window",
+                &r.bot_replies_per_window,
+                d.bot_replies_per_window as i64,
+                1,
+                10_000,
+            ) as usize,
+            bot_reply_window: std::time::Duration::from_secs(ranged(
+                "bot_reply_window_secs",
+                &r.bot_reply_window_secs,
+                d.bot_reply_window.as_secs() as i64,
+                1,
+                86_400,
+            ) as u64),
         }
     };
 
@@ -745,6 +766,9 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         });
     }
 
+    // Checked in every mode: `troupe sandbox` builds this world from the same file.
+    let world = sandbox::world(&raw.sandbox, &raw.agents, &mut err);
+
     if errors.is_empty() {
         Ok(Config {
             source: source.to_string(),
@@ -752,7 +776,7 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
             sandbox: SandboxSettings {
                 listen,
                 url: raw.sandbox.url.clone(),
-                world: raw.sandbox,
+                world,
             },
             bot_dms_channel: raw.discord.bot_dms_channel.clone(),
             discord,
@@ -912,6 +936,26 @@ backend = "offline"
     }
 
     #[test]
+    fn the_bot_exchange_limit_has_defaults_and_ranges() {
+        let c = Config::parse("agents.toml", MINIMAL).unwrap();
+        assert_eq!(
+            (c.discord.bot_replies_per_window, c.discord.bot_reply_window),
+            (8, std::time::Duration::from_secs(600))
+        );
+        let e = errors(&format!(
+            "[discord]\nbot_replies_per_window = 0\nbot_reply_window_secs = 0\n{MINIMAL}"
+        ));
+        assert!(
+            e.contains("agents.toml:2: discord.bot_replies_per_window: 0 is out of range; use 1 to 10000"),
+            "{e}"
+        );
+        assert!(
+            e.contains("agents.toml:3: discord.bot_reply_window_secs: 0 is out of range; use 1 to 86400"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn syntax_error_names_line() {
         let e = errors("[[agents]\nname = 1\n");
         assert!(e.starts_with("agents.toml:1:"), "{e}");
@@ -932,6 +976,41 @@ backend = "offline"
             "{e}"
         );
         assert!(e.contains("agents.toml:12: agents[1].memory: agent `Ada`: unknown memory mode `chanel`; did you mean \"channel\"?"), "{e}");
+    }
+
+    #[test]
+    fn the_sandbox_world_is_checked_like_the_sandbox_builds_it() {
+        let text = "[sandbox]\nhumans = [\"alice\", \"Ada\"]\nbots = [{ name = \"Echo\" }]\n\
+                    [[sandbox.guilds]]\nname = \"G\"\nchannels = [\n  { name = \"general\" },\n  \
+                    { name = \"staff\", hidden_from = [\"Basl\"] },\n  { name = \"news\", read_only_for = [\"echo\", \"Nobody\"] },\n]\n\
+                    [backends.b]\nprovider = \"echo\"\n[[agents]]\nname = \"Ada\"\nbackend = \"b\"\n\
+                    [[agents]]\nname = \"Basil\"\nbackend = \"b\"\n";
+        let e = errors(text);
+        assert!(
+            e.contains("agents.toml:8: sandbox.guilds[0].channels[1].hidden_from: channel `staff`: hidden_from names `Basl`, who is not in the sandbox"),
+            "{e}"
+        );
+        assert!(
+            e.contains("agents.toml:9: sandbox.guilds[0].channels[2].read_only_for: channel `news`: read_only_for names `Nobody`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("agents.toml:14: agents[0].name: agent `Ada` has the name of human `Ada`"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 3, "{e}");
+        // Fixed, it is valid, and the sandbox builds its world with the agents as bots.
+        let fixed = text
+            .replace("\"Ada\"]", "\"bob\"]")
+            .replace("Basl", "Basil")
+            .replace(", \"Nobody\"", "");
+        let c = Config::parse("agents.toml", &fixed).unwrap_or_else(|e| panic!("{e}"));
+        let bots: Vec<(String, String)> = c
+            .agents
+            .iter()
+            .map(|a| (a.name.clone(), sandbox_token(&a.name)))
+            .collect();
+        crate::sandbox::world::World::new(&c.sandbox.world, &bots).expect("the sandbox builds it");
     }
 
     #[test]

@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::sandbox::spec::WorldSpec;
-
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,7 +13,7 @@ pub struct RawConfig {
     pub mode: Option<Spanned<String>>,
     /// The sandbox's world and address.
     #[serde(default)]
-    pub sandbox: WorldSpec,
+    pub sandbox: RawSandbox,
     /// Discord-wide settings.
     #[serde(default)]
     pub discord: RawDiscord,
@@ -51,6 +49,64 @@ pub struct RawConfig {
     pub agents: Vec<RawAgent>,
 }
 
+/// `[sandbox]`: the world as written (`sandbox::spec::WorldSpec` once validated), names with
+/// their places in the file so problems can name the line.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSandbox {
+    /// Address of the in-process sandbox.
+    pub listen: Option<String>,
+    /// A sandbox running elsewhere.
+    pub url: Option<String>,
+    /// Guilds and their channels (default: one guild with #general, #random, #bot-dms).
+    pub guilds: Option<Vec<RawGuild>>,
+    /// Human users (default: alice and bob).
+    pub humans: Option<Vec<Spanned<String>>>,
+    /// Bot users that are not agents.
+    #[serde(default)]
+    pub bots: Vec<RawBot>,
+    /// Gateway heartbeat interval, in milliseconds.
+    pub heartbeat_interval_ms: Option<u64>,
+}
+
+/// `[[sandbox.guilds]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuild {
+    /// Guild name.
+    pub name: String,
+    /// Its text channels.
+    #[serde(default)]
+    pub channels: Vec<RawChannel>,
+}
+
+/// A channel of a sandbox guild.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChannel {
+    /// Channel name.
+    pub name: Spanned<String>,
+    /// Slowmode, in seconds.
+    #[serde(default)]
+    pub slowmode: u32,
+    /// Users denied View Channel.
+    #[serde(default)]
+    pub hidden_from: Vec<Spanned<String>>,
+    /// Users denied Send Messages.
+    #[serde(default)]
+    pub read_only_for: Vec<Spanned<String>>,
+}
+
+/// `[[sandbox.bots]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBot {
+    /// Bot user name.
+    pub name: Spanned<String>,
+    /// Its token (default `sandbox.<name>`).
+    pub token: Option<String>,
+}
+
 /// `[discord]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +133,11 @@ pub struct RawDiscord {
     pub user_rate_window_secs: Option<Spanned<i64>>,
     /// The one polite notice a user gets when over the limit.
     pub rate_notice: Option<String>,
+    /// Answers the agents give bots and webhooks outside the cast, per channel within
+    /// `bot_reply_window_secs` (default 8).
+    pub bot_replies_per_window: Option<Spanned<i64>>,
+    /// Window of `bot_replies_per_window` (default 600).
+    pub bot_reply_window_secs: Option<Spanned<i64>>,
 }
 
 /// `[http]`.

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{ApiKeySource, Config, MemoryMode, Mode, Provider, TokenSource};
+use super::{ApiKeySource, Config, MemoryMode, Mode, Provider, TokenSource, WebhookConfig};
 
 /// The resolved configuration, and the problems found resolving it (empty when it is usable).
 pub fn resolve(config: &Config) -> (Value, Vec<String>) {
@@ -53,6 +53,7 @@ pub fn resolve(config: &Config) -> (Value, Vec<String>) {
                     "channels": a.triggers.channels,
                 },
                 "token": token,
+                "webhook": webhook(a.webhook.as_ref(), &a.name, &mut problems),
                 "breaker": breaker(&a.breaker),
             })
         })
@@ -95,6 +96,26 @@ pub fn resolve(config: &Config) -> (Value, Vec<String>) {
         "agents": agents,
     });
     (value, problems)
+}
+
+/// An agent's webhook; an existing one's token is read (in every mode: troupe reads it at start).
+fn webhook(w: Option<&WebhookConfig>, agent: &str, problems: &mut Vec<String>) -> Value {
+    match w {
+        None => Value::Null,
+        Some(WebhookConfig::Create { channel }) => json!({"channel": channel}),
+        Some(WebhookConfig::Existing { id, token }) => {
+            let found = token
+                .resolve(agent)
+                .map_err(|e| problems.push(format!("{e} (the webhook's token)")))
+                .is_ok();
+            let token = match token {
+                TokenSource::Env(var) => json!({"env": var, "found": found}),
+                TokenSource::File(path) => json!({"file": path, "found": found}),
+                TokenSource::Sandbox => json!("sandbox token"),
+            };
+            json!({"id": id.to_string(), "token": token})
+        }
+    }
 }
 
 fn breaker(b: &crate::breaker::BreakerSettings) -> Value {
@@ -181,6 +202,23 @@ mod tests {
         assert!(problems[0].contains("TROUPE_RESOLVED_TEST_UNSET"), "{problems:?}");
         assert_eq!(value["breaker"]["on_trip"], "exit");
         assert_eq!(value["http"]["listen"], "0.0.0.0:23459");
+    }
+
+    #[test]
+    fn an_existing_webhooks_token_is_checked_in_every_mode() {
+        let text = "[backends.b]\nprovider = \"echo\"\n[[agents]]\nname = \"A\"\nbackend = \"b\"\n\
+                    webhook = { id = \"42\", token_env = \"TROUPE_RESOLVED_TEST_HOOK_UNSET\" }\n";
+        let config = Config::parse("t.toml", text).unwrap();
+        let (value, problems) = resolve(&config);
+        assert_eq!(
+            value["agents"][0]["webhook"],
+            json!({"id": "42", "token": {"env": "TROUPE_RESOLVED_TEST_HOOK_UNSET", "found": false}})
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("TROUPE_RESOLVED_TEST_HOOK_UNSET") && problems[0].contains("webhook"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -81,6 +81,17 @@ fn phase_text(phase: TimeoutPhase) -> &'static str {
 }
 
 impl LlmError {
+    /// Every label [`LlmError::kind`] returns (metrics initialise a series for each).
+    pub const KINDS: &'static [&'static str] = &[
+        "auth",
+        "rate_limit",
+        "overloaded",
+        "timeout",
+        "bad_request",
+        "truncated",
+        "backend",
+    ];
+
     /// A short static label for metrics and breakers: `auth`, `rate_limit`, `overloaded`,
     /// `timeout`, `bad_request`, `truncated` or `backend`.
     pub fn kind(&self) -> &'static str {
@@ -235,6 +246,7 @@ mod tests {
                 "backend"
             ]
         );
+        assert!(kinds.iter().all(|k| LlmError::KINDS.contains(k)));
     }
 
     #[test]

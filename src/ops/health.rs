@@ -1,10 +1,12 @@
 //! What `/readiness` reports: troupe's phase and each agent's state, kept up to date by the
 //! actors (gateway connected or not, breaker, backlog replay) and shared through an `Arc`.
 //!
-//! Readiness is a pure function of this registry and of whether the store answers, so it is
-//! unit-tested here; the HTTP layer only turns it into a status code.
+//! Readiness is a pure function of this registry, of whether the store answers and of the time
+//! (a breaker's cooldown ends without anyone telling the registry), so it is unit-tested here
+//! with an explicit clock; the HTTP layer only turns it into a status code.
 
 use std::sync::RwLock;
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -47,13 +49,14 @@ struct AgentHealth {
 }
 
 impl AgentHealth {
-    /// The one-word state shown to operators, most pressing first.
-    fn state(&self) -> &'static str {
+    /// The one-word state shown to operators, most pressing first, given where the breaker
+    /// stands now.
+    fn state(&self, breaker: BreakerState) -> &'static str {
         if !self.connected {
             "connecting"
-        } else if matches!(self.breaker, BreakerState::Open { .. }) {
+        } else if matches!(breaker, BreakerState::Open { .. }) {
             "breaker open"
-        } else if self.breaker == BreakerState::HalfOpen {
+        } else if breaker == BreakerState::HalfOpen {
             "breaker half-open"
         } else if self.replaying_backlog {
             "replaying backlog"
@@ -144,10 +147,19 @@ impl Health {
         was.unwrap_or(false)
     }
 
-    /// The agent's breaker moved.
+    /// The agent's breaker moved (an open breaker carries the end of its cooldown, so readers
+    /// see it turn half-open on time without being told).
     pub fn set_breaker(&self, agent: &str, state: BreakerState) {
         self.update(agent, |a| a.breaker = state);
         telemetry::breaker_state(agent, state);
+    }
+
+    /// Sets `troupe_breaker_state` to where each breaker stands at `now`, so a cooldown that
+    /// ended shows as half-open on `/metrics` too (called before rendering it).
+    pub fn publish_breakers(&self, now: Instant) {
+        for a in self.agents.read().expect("health lock").iter() {
+            telemetry::breaker_state(&a.name, a.breaker.at(now));
+        }
     }
 
     /// The agent started or finished replaying the messages it missed.
@@ -155,19 +167,28 @@ impl Health {
         self.update(agent, |a| a.replaying_backlog = replaying);
     }
 
-    /// The readiness answer, given whether the store answered a read.
+    /// The readiness answer now, given whether the store answered a read.
     pub fn readiness(&self, store_ok: bool) -> Readiness {
+        self.readiness_at(store_ok, Instant::now())
+    }
+
+    /// The readiness answer at `now`: breakers are reported as they stand at that time (open
+    /// until their cooldown ends, half-open after), not as last reported.
+    pub fn readiness_at(&self, store_ok: bool, now: Instant) -> Readiness {
         let phase = self.phase();
         let agents: Vec<AgentReport> = self
             .agents
             .read()
             .expect("health lock")
             .iter()
-            .map(|a| AgentReport {
-                name: a.name.clone(),
-                state: a.state(),
-                gateway: if a.connected { "connected" } else { "connecting" },
-                breaker: a.breaker.label(),
+            .map(|a| {
+                let breaker = a.breaker.at(now);
+                AgentReport {
+                    name: a.name.clone(),
+                    state: a.state(breaker),
+                    gateway: if a.connected { "connected" } else { "connecting" },
+                    breaker: breaker.label(),
+                }
             })
             .collect();
         let connected = agents.iter().all(|a| a.gateway == "connected");
@@ -228,7 +249,7 @@ mod tests {
         h.set_breaker(
             "Ada",
             BreakerState::Open {
-                until: std::time::Instant::now(),
+                until: Instant::now() + std::time::Duration::from_secs(60),
             },
         );
         h.set_replaying_backlog("Basil", true);
@@ -237,6 +258,28 @@ mod tests {
         assert_eq!(r.agents[1].state, "replaying backlog");
         // Connected gateways are what readiness asks for; the states are for operators.
         assert!(r.ready);
+    }
+
+    #[test]
+    fn an_open_breaker_reads_half_open_once_its_cooldown_has_passed_without_a_message() {
+        let h = running();
+        h.set_gateway("Ada", true);
+        h.set_gateway("Basil", true);
+        let t0 = Instant::now();
+        let cooldown = std::time::Duration::from_secs(60);
+        h.set_breaker("Ada", BreakerState::Open { until: t0 + cooldown });
+        let before = h.readiness_at(true, t0 + cooldown - std::time::Duration::from_secs(1));
+        assert_eq!(
+            (before.agents[0].state, before.agents[0].breaker),
+            ("breaker open", "open")
+        );
+        // Nothing happened in between: no message, no probe, no report to the registry.
+        let after = h.readiness_at(true, t0 + cooldown);
+        assert_eq!(
+            (after.agents[0].state, after.agents[0].breaker),
+            ("breaker half-open", "half-open")
+        );
+        assert_eq!(after.agents[1].breaker, "closed");
     }
 
     #[test]

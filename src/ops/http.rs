@@ -99,6 +99,7 @@ async fn readiness(State(s): State<OpsState>) -> Response {
 
 /// Prometheus text exposition.
 async fn metrics(State(s): State<OpsState>) -> Response {
+    s.health.publish_breakers(std::time::Instant::now());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         telemetry::render(&s.metrics),

@@ -6,6 +6,10 @@
 //! [`install`] runs (unit tests), every function here is a no-op. Labels carry agent and backend
 //! names, reasons, outcomes and HTTP statuses, never user or channel IDs: their number stays
 //! bounded by the configuration.
+//!
+//! Every series whose labels are known in advance (each agent's and each backend's) is created
+//! at 0 when troupe starts ([`initialise`]), as Prometheus recommends: a series that appears
+//! only with its first event makes `rate()` and dashboards blind until then.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -14,6 +18,8 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::breaker::BreakerState;
+use crate::llm::LlmError;
+use crate::routing::Reason;
 
 /// Messages an agent's gateway delivered (before routing). Labels: `agent`.
 pub const MESSAGES_RECEIVED: &str = "troupe_messages_received_total";
@@ -43,10 +49,102 @@ pub const BACKLOG_MESSAGES: &str = "troupe_backlog_messages";
 pub const ACTIVE_CONVERSATIONS: &str = "troupe_active_conversations";
 /// Discord REST calls that failed. Labels: `status` (HTTP status, or `none` without answer).
 pub const DISCORD_REST_ERRORS: &str = "troupe_discord_rest_errors_total";
+/// Messages an agent decided to answer and has not finished yet. Labels: `agent`.
+pub const PENDING_MESSAGES: &str = "troupe_pending_messages";
+/// Answers to a message tried again. Labels: `agent`, `cause` ([`RetryCause`]).
+pub const MESSAGE_RETRIES: &str = "troupe_message_retries_total";
+/// Messages troupe gave up answering. Labels: `agent`, `cause` ([`GiveUpCause`]).
+pub const MESSAGE_GIVE_UPS: &str = "troupe_message_give_ups_total";
 /// The host's 1-minute load average, as last checked.
 pub const LOAD_AVERAGE: &str = "troupe_load_average";
 /// troupe's resident memory, as last checked.
 pub const RESIDENT_MEMORY: &str = "troupe_resident_memory_bytes";
+
+/// Why the answer to a message is tried again (the `cause` of [`MESSAGE_RETRIES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryCause {
+    /// The backend failed in a way that may pass.
+    Llm,
+    /// The agent's circuit breaker was open.
+    Breaker,
+    /// No room: the conversation's queue or the backend's pool was full.
+    Queue,
+    /// Discord did not take the reply.
+    Delivery,
+    /// The channel's history (what was already answered) could not be read.
+    History,
+    /// The store did not take the memory or the answered record.
+    Store,
+}
+
+impl RetryCause {
+    /// Every cause, for initialising the series.
+    pub const ALL: [RetryCause; 6] = [
+        RetryCause::Llm,
+        RetryCause::Breaker,
+        RetryCause::Queue,
+        RetryCause::Delivery,
+        RetryCause::History,
+        RetryCause::Store,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            RetryCause::Llm => "llm",
+            RetryCause::Breaker => "breaker",
+            RetryCause::Queue => "queue",
+            RetryCause::Delivery => "delivery",
+            RetryCause::History => "history",
+            RetryCause::Store => "store",
+        }
+    }
+}
+
+/// Why troupe gave up answering a message (the `cause` of [`MESSAGE_GIVE_UPS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUpCause {
+    /// The backend kept failing.
+    Llm,
+    /// The backend refused the credentials.
+    Auth,
+    /// The backend refused the request itself.
+    BadRequest,
+    /// Discord kept refusing the reply.
+    Delivery,
+    /// The message became too old to answer.
+    Age,
+    /// Its turn panicked.
+    Panic,
+    /// Dropped to shed load.
+    Shed,
+}
+
+impl GiveUpCause {
+    /// Every cause, for initialising the series.
+    pub const ALL: [GiveUpCause; 7] = [
+        GiveUpCause::Llm,
+        GiveUpCause::Auth,
+        GiveUpCause::BadRequest,
+        GiveUpCause::Delivery,
+        GiveUpCause::Age,
+        GiveUpCause::Panic,
+        GiveUpCause::Shed,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            GiveUpCause::Llm => "llm",
+            GiveUpCause::Auth => "auth",
+            GiveUpCause::BadRequest => "bad_request",
+            GiveUpCause::Delivery => "delivery",
+            GiveUpCause::Age => "age",
+            GiveUpCause::Panic => "panic",
+            GiveUpCause::Shed => "shed",
+        }
+    }
+}
 
 /// Upper bounds of the LLM latency histogram's buckets, in seconds.
 const LLM_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0];
@@ -71,6 +169,48 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Creates, at 0, every series of these agents and backends: counters by each routing reason,
+/// token kind, request outcome and retry or give-up cause; the per-agent gauges; the latency
+/// histogram (empty). Called once at start, after [`install`].
+pub fn initialise<'a>(agents: impl IntoIterator<Item = &'a str>, backends: impl IntoIterator<Item = &'a str>) {
+    for agent in agents {
+        let agent = agent.to_string();
+        counter!(MESSAGES_RECEIVED, "agent" => agent.clone()).absolute(0);
+        for reason in Reason::ALL {
+            let name = if reason.answers() {
+                MESSAGES_PROCESSED
+            } else {
+                MESSAGES_IGNORED
+            };
+            counter!(name, "agent" => agent.clone(), "reason" => reason.label()).absolute(0);
+        }
+        counter!(REPLIES_SENT, "agent" => agent.clone()).absolute(0);
+        counter!(CHAINS_BLOCKED, "agent" => agent.clone()).absolute(0);
+        for kind in ["input", "output"] {
+            counter!(LLM_TOKENS, "agent" => agent.clone(), "kind" => kind).absolute(0);
+        }
+        for cause in RetryCause::ALL {
+            counter!(MESSAGE_RETRIES, "agent" => agent.clone(), "cause" => cause.label()).absolute(0);
+        }
+        for cause in GiveUpCause::ALL {
+            counter!(MESSAGE_GIVE_UPS, "agent" => agent.clone(), "cause" => cause.label()).absolute(0);
+        }
+        gauge!(BACKLOG_MESSAGES, "agent" => agent.clone()).set(0.0);
+        gauge!(PENDING_MESSAGES, "agent" => agent.clone()).set(0.0);
+        // Health::new sets the gateway and breaker gauges to where each agent starts.
+    }
+    for backend in backends {
+        let backend = backend.to_string();
+        for outcome in ["ok", "queue_full"].iter().chain(LlmError::KINDS) {
+            counter!(LLM_REQUESTS, "backend" => backend.clone(), "outcome" => *outcome).absolute(0);
+        }
+        // Registering the histogram is enough: it renders with empty buckets.
+        let _ = histogram!(LLM_DURATION, "backend" => backend.clone());
+        counter!(LLM_RETRIES, "backend" => backend).absolute(0);
+    }
+    gauge!(ACTIVE_CONVERSATIONS).increment(0.0);
 }
 
 /// The exposition text (Prometheus text format 0.0.4).
@@ -106,6 +246,12 @@ fn describe() {
     describe_gauge!(BACKLOG_MESSAGES, "Messages waiting in an agent's backlog.");
     describe_gauge!(ACTIVE_CONVERSATIONS, "Conversation actors alive.");
     describe_counter!(DISCORD_REST_ERRORS, "Failed Discord REST calls by HTTP status.");
+    describe_gauge!(
+        PENDING_MESSAGES,
+        "Messages an agent decided to answer and has not finished yet."
+    );
+    describe_counter!(MESSAGE_RETRIES, "Answers to a message tried again, by cause.");
+    describe_counter!(MESSAGE_GIVE_UPS, "Messages troupe gave up answering, by cause.");
     describe_gauge!(LOAD_AVERAGE, "The host's 1-minute load average at the last check.");
     describe_gauge!(
         RESIDENT_MEMORY,
@@ -191,32 +337,25 @@ pub fn discord_rest_error(status: Option<u16>) {
     counter!(DISCORD_REST_ERRORS, "status" => status).increment(1);
 }
 
+/// `agent` has `messages` it decided to answer and has not finished yet.
+pub fn pending_messages(agent: &str, messages: usize) {
+    gauge!(PENDING_MESSAGES, "agent" => agent.to_string()).set(messages as f64);
+}
+
+/// The answer to a message of `agent` is tried again because of `cause`.
+pub fn message_retry(agent: &str, cause: RetryCause) {
+    counter!(MESSAGE_RETRIES, "agent" => agent.to_string(), "cause" => cause.label()).increment(1);
+}
+
+/// `agent` gave up answering a message because of `cause`.
+pub fn message_give_up(agent: &str, cause: GiveUpCause) {
+    counter!(MESSAGE_GIVE_UPS, "agent" => agent.to_string(), "cause" => cause.label()).increment(1);
+}
+
 /// The latest system check's readings.
 pub fn system(load_average: f64, resident_bytes: Option<u64>) {
     gauge!(LOAD_AVERAGE).set(load_average);
     if let Some(bytes) = resident_bytes {
         gauge!(RESIDENT_MEMORY).set(bytes as f64);
     }
-}
-
-/// Messages an agent decided to answer and has not finished yet. Labels: `agent`.
-pub const PENDING_MESSAGES: &str = "troupe_pending_messages";
-/// Answers deferred and tried again. Labels: `agent`, `cause`.
-pub const MESSAGE_RETRIES: &str = "troupe_message_retries_total";
-/// Answers given up (with the notice, unless it is silenced). Labels: `agent`, `cause`.
-pub const MESSAGE_GIVE_UPS: &str = "troupe_message_give_ups_total";
-
-/// How many messages an agent owes answers.
-pub fn pending_messages(agent: &str, n: usize) {
-    gauge!(PENDING_MESSAGES, "agent" => agent.to_string()).set(n as f64);
-}
-
-/// An answer was deferred for `cause` and will be tried again.
-pub fn message_retry(agent: &str, cause: &str) {
-    counter!(MESSAGE_RETRIES, "agent" => agent.to_string(), "cause" => cause.to_string()).increment(1);
-}
-
-/// An answer was given up for `cause`.
-pub fn message_give_up(agent: &str, cause: &str) {
-    counter!(MESSAGE_GIVE_UPS, "agent" => agent.to_string(), "cause" => cause.to_string()).increment(1);
 }

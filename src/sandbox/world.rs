@@ -213,7 +213,13 @@ pub struct World {
 
 impl World {
     /// Builds the world from its spec plus extra bot users (troupe's agents), each `(name, token)`.
+    /// Fails with every [`WorldSpec::problems`] at once (the check configuration validation runs).
     pub fn new(spec: &WorldSpec, extra_bots: &[(String, String)]) -> Result<Self, String> {
+        let problems = spec.problems(extra_bots);
+        if !problems.is_empty() {
+            let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            return Err(all.join("; "));
+        }
         let mut world = World {
             ids: SnowflakeGenerator::new(),
             stable_index: 0,
