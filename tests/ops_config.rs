@@ -1,6 +1,9 @@
 //! Configuration sources and `troupe check-config`, through the real binary: the resolved
 //! configuration with secrets redacted, precise errors, a configuration served over HTTPS with a
 //! private CA, and one read from S3 (moto's server on loopback) with good and bad credentials.
+//!
+//! The S3 test needs moto (`pip install 'moto[server]'`). Without it the test fails; `make test`
+//! installs it when it can, and otherwise leaves the test out and says so (`tests/tools.sh`).
 
 mod common;
 
@@ -415,13 +418,7 @@ fn xml_field(xml: &str, tag: &str) -> String {
 async fn configuration_from_s3_with_good_and_bad_credentials() {
     // Four free actions: create a user, allow it everything, give it a key, create the bucket.
     let Some(moto) = Moto::start(4) else {
-        // Straight to the process's stderr, past the test harness's capture, so it shows.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED configuration_from_s3_with_good_and_bad_credentials: moto is not installed (pip install 'moto[server]')"
-        );
-        return;
+        common::tool_missing("moto", "pip install 'moto[server]'");
     };
     let iam = |action: &'static str| {
         let mut form = vec![("Action", action), ("UserName", "troupe"), ("Version", "2010-05-08")];

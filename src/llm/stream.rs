@@ -313,28 +313,16 @@ pub(crate) mod test_support {
     use crate::llm::sse::{SseEvent, SseParser};
     use std::path::PathBuf;
 
-    /// The fixtures folder: `$TROUPE_FIXTURES`, or `<manifest>/../shared/fixtures/llm-sse`.
+    /// The recorded provider streams vendored with the tests (see `PROVENANCE.md` there).
     pub(crate) fn fixtures_dir() -> PathBuf {
-        match std::env::var_os("TROUPE_FIXTURES") {
-            Some(p) => PathBuf::from(p),
-            None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/llm-sse")),
-        }
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/llm-sse"))
     }
 
-    /// Sorted `(file name, bytes)` of the `*.sse` fixtures whose name starts with `prefix`,
-    /// or `None` (after printing SKIPPED) when the folder is absent.
-    pub(crate) fn load_fixtures(prefix: &str) -> Option<Vec<(String, Vec<u8>)>> {
+    /// Sorted `(file name, bytes)` of the `*.sse` fixtures whose name starts with `prefix`.
+    /// Panics when there are none: the fixtures are part of the repository, never optional.
+    pub(crate) fn load_fixtures(prefix: &str) -> Vec<(String, Vec<u8>)> {
         let dir = fixtures_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(_) => {
-                eprintln!(
-                    "SKIPPED: fixtures folder {} not found (set TROUPE_FIXTURES)",
-                    dir.display()
-                );
-                return None;
-            }
-        };
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|err| panic!("fixtures folder {}: {err}", dir.display()));
         let mut out = Vec::new();
         for entry in entries {
             let entry = entry.expect("read fixtures dir entry");
@@ -345,7 +333,8 @@ pub(crate) mod test_support {
             }
         }
         out.sort();
-        Some(out)
+        assert!(!out.is_empty(), "no {prefix}*.sse fixtures in {}", dir.display());
+        out
     }
 
     /// Deterministic xorshift64* generator for chunk sizes.

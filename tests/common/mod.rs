@@ -64,6 +64,16 @@ where
     }
 }
 
+/// Fails a test whose external tool is missing, saying how to get it: a test never passes
+/// without having run. `make test` installs the tool when it can and otherwise leaves the test
+/// out, naming it in its closing summary (`tests/tools.sh`).
+pub fn tool_missing(tool: &str, install: &str) -> ! {
+    panic!(
+        "{tool} is not installed, so this test cannot run. Install it ({install}), or run \
+         `make test`, which installs it when it can and otherwise lists this test as not run"
+    )
+}
+
 /// A client for the sandbox's control API.
 #[derive(Clone)]
 pub struct Control {
