@@ -244,7 +244,9 @@ impl Actor for ConversationActor {
                 // The messages whose turn panicked are given up (with the notice) by the
                 // replacement, not retried: they may be the cause. The waiting ones are handed
                 // back to be answered by it.
-                let give_up = turn.map(|t| t.batch).unwrap_or_default();
+                let mut give_up = turn.map(|t| t.batch).unwrap_or_default();
+                // Give-ups already decided are handed over too.
+                give_up.extend(state.give_ups.drain(..).flat_map(|g| g.batch));
                 let waiting: Vec<Inbound> = std::mem::take(&mut state.pending).into_values().collect();
                 let _ = state.args.agent.cast(AgentMsg::Reroute {
                     from: myself.get_id(),
