@@ -20,6 +20,9 @@
 //! `{"v":1,"seq":N}`: N is the last flush that completed (see [`check`]).
 
 mod check;
+mod reset;
+
+pub use self::reset::{reset, ResetReport};
 
 use std::path::{Path, PathBuf};
 
