@@ -8,10 +8,12 @@
 //! - `meta/1/seq` → 8 bytes (big-endian): the number of the last flush, written just before it
 //! - `mem/1/<agent>/<conversation>` → JSON `{"v":1,"turns":[...]}`
 //! - `acl/1/<message id>` → one byte: the agent chain length troupe knows for that message
+//!   (pruned after `[store] retention_days`)
 //! - `hook/1/<agent>/<channel id>` → JSON `{"id":..,"token":..}`: a webhook troupe created
 //! - `cur/1/<agent>/<channel id>` → 8 bytes (big-endian): the last message the agent has finished
 //!   with in that channel (answered, or decided not to answer)
 //! - `ans/1/<agent>/<message id>` → empty: the agent has delivered its answer to that message
+//!   (pruned after `[store] retention_days`)
 //! - `dm/1/<agent>/<channel id>` → empty: a DM channel the agent has seen (Discord gives bots no
 //!   list of them)
 //! - `meta/1/starts` → JSON `{"v":1,"starts_ms":[...]}`: recent start times (crash-loop back-off)
@@ -21,8 +23,10 @@
 
 mod check;
 mod reset;
+mod retention;
 
 pub use self::reset::{reset, ResetReport};
+pub use self::retention::{snowflake_unix_ms, PruneReport};
 
 use std::path::{Path, PathBuf};
 
