@@ -102,6 +102,8 @@ struct Flusher {
     requested: std::sync::atomic::AtomicU64,
     /// What completed flushes cover.
     state: tokio::sync::Mutex<Flushed>,
+    /// Where completed flushes are recorded (see [`check`]).
+    sidecar: check::SidecarFile,
 }
 
 #[derive(Debug)]
@@ -128,19 +130,9 @@ impl Store {
             path: path.to_path_buf(),
             detail,
         })?;
-        let store = Store {
-            db,
-            path: path.to_path_buf(),
-            flusher: std::sync::Arc::new(Flusher {
-                requested: Default::default(),
-                state: tokio::sync::Mutex::new(Flushed { request: 0, seq }),
-            }),
-        };
-        match store.db.get("meta/schema").map_err(|e| classify(path, e))? {
+        match db.get("meta/schema").map_err(|e| classify(path, e))? {
             None => {
-                store
-                    .db
-                    .insert("meta/schema", SCHEMA.to_string().as_bytes())
+                db.insert("meta/schema", SCHEMA.to_string().as_bytes())
                     .map_err(|e| classify(path, e))?;
             }
             Some(v) => {
@@ -160,13 +152,23 @@ impl Store {
                 // Older schemas would be migrated here; schema 1 is the first.
             }
         }
+        let io = |e: std::io::Error| StoreError::Io {
+            path: path.to_path_buf(),
+            source: sled::Error::Io(e),
+        };
         if found.sidecar_seq.is_none() {
             // A store from a troupe that kept no sidecar: it passed the checks that need none.
-            check::write_sidecar(path, seq).map_err(|e| StoreError::Io {
-                path: path.to_path_buf(),
-                source: sled::Error::Io(e),
-            })?;
+            check::write_sidecar(path, seq).map_err(io)?;
         }
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+            flusher: std::sync::Arc::new(Flusher {
+                requested: Default::default(),
+                state: tokio::sync::Mutex::new(Flushed { request: 0, seq }),
+                sidecar: check::SidecarFile::open(path).map_err(io)?,
+            }),
+        };
         Ok(store)
     }
 
@@ -331,8 +333,8 @@ impl Store {
     }
 
     /// Writes everything to disk. Each flush first writes its number to `meta/1/seq`, and
-    /// once sled's flush has completed, records it in the sidecar (a rename, no fsync): the next
-    /// open refuses a store sled recovers to an older number (see [`check`]).
+    /// once sled's flush has completed, records it in the sidecar (one small write, no fsync):
+    /// the next open refuses a store sled recovers to an older number (see [`check`]).
     pub async fn flush(&self) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering::SeqCst;
         let mine = self.flusher.requested.fetch_add(1, SeqCst) + 1;
@@ -348,10 +350,10 @@ impl Store {
         self.db
             .insert(SEQ_KEY, &seq.to_be_bytes())
             .map_err(|e| classify(&self.path, e))?;
-        let (db, path) = (self.db.clone(), self.path.clone());
+        let (db, path, flusher) = (self.db.clone(), self.path.clone(), self.flusher.clone());
         tokio::task::spawn_blocking(move || {
             db.flush()?;
-            if let Err(e) = check::write_sidecar(&path, seq) {
+            if let Err(e) = flusher.sidecar.record(seq) {
                 // The sidecar only lags: the next open checks against an older flush.
                 tracing::warn!(store = %path.display(), error = %e, "cannot record the flush in the store's sidecar");
             }

@@ -53,20 +53,55 @@ const VERIFY_CACHE: u64 = 4 * 1024 * 1024;
 const SEGMENT_HEADER_LEN: usize = 20;
 
 /// troupe's record, beside sled's files, that the store was initialised and how far it was
-/// flushed. Written after each flush completes, by a rename and without fsync: it may lag
-/// behind sled after a power cut, never run ahead of it.
+/// flushed, padded with spaces to [`SIDECAR_LEN`] bytes. Written after each flush completes and
+/// without fsync: it may lag behind sled after a power cut, never run ahead of it.
 #[derive(Debug, Serialize, Deserialize)]
 struct Sidecar {
     v: u32,
     seq: u64,
 }
 
-/// Records that flush `seq` completed (temporary file, then rename: never half written).
+/// The sidecar's fixed length. Each flush overwrites it in place with one small write: replacing
+/// it by a rename would cost about as much as the flush's fsync (ext4 pushes a file renamed over
+/// another to disk), and the flush is on every turn's path.
+const SIDECAR_LEN: usize = 64;
+
+fn sidecar_bytes(seq: u64) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(&Sidecar { v: 1, seq }).expect("sidecar serializes");
+    bytes.resize(SIDECAR_LEN - 1, b' ');
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Creates (or replaces) the sidecar recording flush `seq`: a temporary file, then a rename, so
+/// it never exists half written.
 pub(super) fn write_sidecar(dir: &Path, seq: u64) -> std::io::Result<()> {
     let tmp = dir.join(format!("{SIDECAR}.tmp"));
-    let bytes = serde_json::to_vec(&Sidecar { v: 1, seq }).expect("sidecar serializes");
-    fs::write(&tmp, bytes)?;
+    fs::write(&tmp, sidecar_bytes(seq))?;
     fs::rename(&tmp, dir.join(SIDECAR))
+}
+
+/// The open sidecar of an open store, which [`Store::flush`](super::Store::flush) updates.
+#[derive(Debug)]
+pub(super) struct SidecarFile(fs::File);
+
+impl SidecarFile {
+    /// Opens the sidecar [`write_sidecar`] created.
+    pub fn open(dir: &Path) -> std::io::Result<SidecarFile> {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join(SIDECAR))
+            .map(SidecarFile)
+    }
+
+    /// Records that flush `seq` completed: one write of the same length at the same place, so a
+    /// reader (or a crash) sees the old record or the new one. Callers take turns (the flush lock).
+    pub fn record(&self, seq: u64) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = &self.0;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&sidecar_bytes(seq))
+    }
 }
 
 /// The flush number recorded in the sidecar; `None` if there is no sidecar.
@@ -552,15 +587,12 @@ mod tests {
         released(dir.path());
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.dm_channels("Ada").unwrap(), vec![5]);
-        assert_eq!(
-            fs::read_to_string(dir.path().join(SIDECAR)).unwrap(),
-            r#"{"v":1,"seq":0}"#
-        );
+        let sidecar = || fs::read_to_string(dir.path().join(SIDECAR)).unwrap();
+        assert_eq!(sidecar().trim_end(), r#"{"v":1,"seq":0}"#);
         s.flush().await.unwrap();
-        assert_eq!(
-            fs::read_to_string(dir.path().join(SIDECAR)).unwrap(),
-            r#"{"v":1,"seq":1}"#
-        );
+        s.flush().await.unwrap();
+        assert_eq!(sidecar().trim_end(), r#"{"v":1,"seq":2}"#);
+        assert_eq!(sidecar().len(), SIDECAR_LEN);
     }
 
     #[tokio::test]
