@@ -22,7 +22,7 @@
 //!    (sled checks each record's checksum as it reads it). The copy is then deleted. What
 //!    damages the store is found here while the real files are still as they were.
 //! 3. **In place, after sled opened the real files**: [`contents`] again, without the full read.
-//!    It is cheap, and it is the only check left if the copy could not be made (no space).
+//!    It is cheap, and it is what remains of step 2 if the copy could not be made (no space).
 //!
 //! Not detected: damage to bytes sled never reads back (superseded records, the unused end of
 //! a segment). It loses nothing, and sled's recovery of the copy finds the store whole.
