@@ -1,6 +1,7 @@
 //! Starting and stopping troupe: the store, the operations HTTP server, the sandbox
 //! (in-process or remote), the agents' tokens and backends, the crash-loop back-off, the actor
-//! tree and the system watchdog. [`run`] is the entry point tests drive; `main.rs` adds the CLI.
+//! tree, the system watchdog and the store's retention. [`run`] is the entry point tests drive;
+//! `main.rs` adds the CLI.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -84,6 +85,7 @@ pub struct Running {
     http_stop: oneshot::Sender<()>,
     http_task: JoinHandle<()>,
     watchdog: JoinHandle<()>,
+    pruner: Option<JoinHandle<()>>,
     tracker: Arc<crate::actors::replay::ReplayTracker>,
     run_mode: crate::config::RunMode,
     agents: Vec<String>,
@@ -172,6 +174,9 @@ impl Running {
             let _ = task.await;
         }
         self.watchdog.abort();
+        if let Some(pruner) = self.pruner {
+            pruner.abort();
+        }
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "store flush at shutdown failed");
         }
@@ -195,6 +200,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         .record_start(now_ms, config.restarts.window.as_millis() as u64)
         .await?;
     let backoff = config.restarts.backoff(starts.len());
+    // Dry runs leave the store as it was.
+    let pruner = (config.run.dry_run == crate::config::DryRun::None)
+        .then(|| spawn_pruner(store.clone(), config.store_retention));
 
     // Then the endpoints, so liveness answers during a back-off and readiness explains it.
     let metrics = telemetry::install();
@@ -348,6 +356,37 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         http_stop,
         http_task,
         watchdog,
+        pruner,
+    })
+}
+
+/// How often old per-message records are pruned (the first time at startup).
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Prunes the store's per-message records older than `retention`, at startup and then every
+/// [`PRUNE_EVERY`], until aborted when troupe stops. A failed prune is logged and retried at the
+/// next tick: the records wait, nothing else does.
+fn spawn_pruner(store: Store, retention: std::time::Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(PRUNE_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let cutoff = now_ms.saturating_sub(retention.as_millis() as u64);
+            match store.prune(cutoff).await {
+                Ok(report) if report.removed() > 0 => tracing::info!(
+                    chains = report.chains,
+                    answers = report.answers,
+                    retention_days = retention.as_secs() / 86_400,
+                    "pruned old per-message records from the store"
+                ),
+                Ok(_) => tracing::debug!("nothing to prune in the store"),
+                Err(e) => tracing::error!(error = %e, "pruning the store failed; retrying in an hour"),
+            }
+        }
     })
 }
 

@@ -92,6 +92,22 @@ pub enum Command {
     /// Validate the configuration and print it resolved, secrets redacted (tokens and API keys
     /// are read to check they exist, never printed). Exits 0 when it is valid, 2 otherwise.
     CheckConfig,
+    /// Operate on the store (`[store] path`, or `--state-dir`).
+    Store {
+        /// What to do.
+        #[command(subcommand)]
+        action: StoreCommand,
+    },
+}
+
+/// `troupe store` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Move the store directory aside (renamed to `<path>.broken-<unix seconds>`, or its files
+    /// moved into `<path>/broken-<unix seconds>/` if it cannot be renamed, e.g. a mount point) so
+    /// the next start begins with an empty store. Nothing is deleted. Refused while a troupe uses
+    /// the store. Exits 0 when done, 6 if the store is in use or cannot be moved.
+    Reset,
 }
 
 /// The configuration read when `--config` is not given.

@@ -19,7 +19,8 @@
 //! - [`llm`]: backends (OpenAI-compatible, Anthropic, command, echo), the worker pool, stream formats.
 //! - [`discord`]: the serenity adapter: gateway events in, messages out.
 //! - [`memory`]: what a conversation remembers, bounded and trimmed oldest first (pure).
-//! - [`store`]: durable state in sled (memory), versioned keys.
+//! - [`store`]: durable state in sled, versioned keys; damage refused at open, old per-message
+//!   records pruned.
 //! - [`message`]: troupe's own message types, converted from serenity at the edge.
 //! - [`sandbox`]: a local Discord-compatible server with a control API and a web page.
 //! - [`secret`]: tokens and keys in a type that cannot be printed.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use troupe::actors::replay::BacklogLine;
 use troupe::backlog::Scope;
-use troupe::cli::{Cli, Command, LogFormat};
+use troupe::cli::{Cli, Command, LogFormat, StoreCommand};
 use troupe::config::{Config, DryRun, RunMode, RunOptions};
 use troupe::ops::exit::code;
 use troupe::sandbox::spec::{sandbox_token, WorldSpec};
@@ -20,6 +20,9 @@ async fn main() -> ExitCode {
     match cli.command {
         Some(Command::Sandbox { listen }) => serve_sandbox(&cli, listen).await,
         Some(Command::CheckConfig) => check_config(&cli).await,
+        Some(Command::Store {
+            action: StoreCommand::Reset,
+        }) => reset_store(&cli).await,
         None => run_agents(&cli).await,
     }
 }
@@ -230,6 +233,27 @@ async fn check_config(cli: &Cli) -> ExitCode {
     println!("{}", serde_json::to_string_pretty(&resolved).expect("JSON serializes"));
     eprintln!("{}: configuration is valid", config.source);
     ExitCode::SUCCESS
+}
+
+/// `troupe store reset`: moves the configured store aside and says where it went.
+async fn reset_store(cli: &Cli) -> ExitCode {
+    let config = match load_config(cli).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match troupe::store::reset(&config.store_path, now) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(code::STORE)
+        }
+    }
 }
 
 async fn serve_sandbox(cli: &Cli, listen: Option<std::net::SocketAddr>) -> ExitCode {

@@ -1,21 +1,35 @@
 //! The store: troupe's durable state in sled (`state/` by default). Keys and values are
-//! versioned so a later format can migrate them; a corrupt or locked store is an error at
-//! startup, never a silent reset.
+//! versioned so a later format can migrate them. A locked, damaged or newer store is an error
+//! at startup, never a silent reset: [`check`] says what is checked before sled may touch the
+//! files, and [`Store::open`] refuses a store sled would open emptier than troupe left it.
 //!
 //! Layout (schema 1):
 //! - `meta/schema` → `1`
+//! - `meta/1/seq` → 8 bytes (big-endian): the number of the last flush, written just before it
 //! - `mem/1/<agent>/<conversation>` → JSON `{"v":1,"turns":[...]}`
 //! - `acl/1/<message id>` → one byte: the agent chain length troupe knows for that message
+//!   (pruned after `[store] retention_days`)
 //! - `hook/1/<agent>/<channel id>` → JSON `{"id":..,"token":..}`: a webhook troupe created
 //! - `cur/1/<agent>/<channel id>` → 8 bytes (big-endian): the last message the agent has finished
 //!   with in that channel (answered, or decided not to answer)
 //! - `ans/1/<agent>/<message id>` → empty: the agent has delivered its answer to that message
+//!   (pruned after `[store] retention_days`)
 //! - `dm/1/<agent>/<channel id>` → empty: a DM channel the agent has seen (Discord gives bots no
 //!   list of them)
 //! - `pend/1/<agent>/<conversation>/<message id>` → JSON: a message the agent owes an answer
 //!   that a failure deferred (see [`PendingRecord`])
 //! - `bad/1/<key>` → a record that could not be read, set aside rather than deleted
 //! - `meta/1/starts` → JSON `{"v":1,"starts_ms":[...]}`: recent start times (crash-loop back-off)
+//!
+//! Beside sled's files (`db`, `conf`, `snap.*`, `blobs/`) the directory holds `troupe-store.json`,
+//! `{"v":1,"seq":N}`: N is the last flush that completed (see [`check`]).
+
+mod check;
+mod reset;
+mod retention;
+
+pub use self::reset::{reset, ResetReport};
+pub use self::retention::{snowflake_unix_ms, PruneReport};
 
 mod pending;
 
@@ -35,6 +49,12 @@ pub const SCHEMA: u32 = 1;
 /// otherwise written: the cache need not hold everything; the OS page cache still does.
 const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 
+/// sled's segment size (its default), set explicitly because [`check`] reads segment headers.
+const SEGMENT_SIZE: usize = 512 * 1024;
+
+/// The key holding the number of the last flush (see [`Store::flush`]).
+const SEQ_KEY: &str = "meta/1/seq";
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,7 +63,9 @@ pub enum StoreError {
     Locked(PathBuf),
     /// The store's files are damaged.
     #[error(
-        "store {path} is corrupt: {detail}; troupe will not reset it (move it aside to start with an empty store)"
+        "store {path} is corrupt: {detail}. troupe does not repair or reset a store: restore the directory from a \
+         backup, or run `troupe store reset` (with the same --config or --state-dir) to move it aside and start \
+         with an empty store"
     )]
     Corrupt {
         /// Store directory.
@@ -80,12 +102,22 @@ pub struct Store {
 /// One flush at a time, shared by every write made before it started (group commit). sled
 /// 0.34's `flush_async` deadlocks when called concurrently (spacejam/sled#1308, fixed on sled's
 /// main branch but never released), and concurrent fsyncs of the same log are wasted anyway.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Flusher {
     /// Flush requests so far; each is made after its caller's write.
     requested: std::sync::atomic::AtomicU64,
+    /// What completed flushes cover.
+    state: tokio::sync::Mutex<Flushed>,
+    /// Where completed flushes are recorded (see [`check`]).
+    sidecar: check::SidecarFile,
+}
+
+#[derive(Debug)]
+struct Flushed {
     /// The highest request a completed flush covers.
-    flushed: tokio::sync::Mutex<u64>,
+    request: u64,
+    /// The number of the last completed flush (`meta/1/seq`).
+    seq: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -95,23 +127,18 @@ struct MemoryRecord {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path` and checks its schema.
+    /// Opens (or creates) the store at `path` and checks it: a damaged store is `Corrupt` and
+    /// its files are left as they were (see [`check`] for what is detected where).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_CAPACITY)
-            .open()
-            .map_err(|e| classify(path, e))?;
-        let store = Store {
-            db,
+        let found = check::before_open(path)?;
+        let db = check::open_sled(path, path, CACHE_CAPACITY)?;
+        let seq = check::contents(&db, found, false).map_err(|detail| StoreError::Corrupt {
             path: path.to_path_buf(),
-            flusher: Default::default(),
-        };
-        match store.db.get("meta/schema").map_err(|e| classify(path, e))? {
+            detail,
+        })?;
+        match db.get("meta/schema").map_err(|e| classify(path, e))? {
             None => {
-                store
-                    .db
-                    .insert("meta/schema", SCHEMA.to_string().as_bytes())
+                db.insert("meta/schema", SCHEMA.to_string().as_bytes())
                     .map_err(|e| classify(path, e))?;
             }
             Some(v) => {
@@ -131,6 +158,23 @@ impl Store {
                 // Older schemas would be migrated here; schema 1 is the first.
             }
         }
+        let io = |e: std::io::Error| StoreError::Io {
+            path: path.to_path_buf(),
+            source: sled::Error::Io(e),
+        };
+        if found.sidecar_seq.is_none() {
+            // A store from a troupe that kept no sidecar: it passed the checks that need none.
+            check::write_sidecar(path, seq).map_err(io)?;
+        }
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+            flusher: std::sync::Arc::new(Flusher {
+                requested: Default::default(),
+                state: tokio::sync::Mutex::new(Flushed { request: 0, seq }),
+                sidecar: check::SidecarFile::open(path).map_err(io)?,
+            }),
+        };
         Ok(store)
     }
 
@@ -295,25 +339,41 @@ impl Store {
             .collect()
     }
 
-    /// Writes everything to disk.
+    /// Writes everything to disk. Each flush first writes its number to `meta/1/seq`, and
+    /// once sled's flush has completed, records it in the sidecar (one small write, no fsync):
+    /// the next open refuses a store sled recovers to an older number (see [`check`]).
     pub async fn flush(&self) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering::SeqCst;
         let mine = self.flusher.requested.fetch_add(1, SeqCst) + 1;
-        let mut flushed = self.flusher.flushed.lock().await;
-        if *flushed >= mine {
+        let mut flushed = self.flusher.state.lock().await;
+        if flushed.request >= mine {
             // A flush that started after this caller's write has completed.
             return Ok(());
         }
         let covers = self.flusher.requested.load(SeqCst);
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| StoreError::Corrupt {
-                path: self.path.clone(),
-                detail: format!("flush task failed: {e}"),
-            })?
+        // Written after every write this flush covers, so a log cut before any of them has lost
+        // this number too.
+        let seq = flushed.seq + 1;
+        self.db
+            .insert(SEQ_KEY, &seq.to_be_bytes())
             .map_err(|e| classify(&self.path, e))?;
-        *flushed = covers;
+        let (db, path, flusher) = (self.db.clone(), self.path.clone(), self.flusher.clone());
+        tokio::task::spawn_blocking(move || {
+            db.flush()?;
+            if let Err(e) = flusher.sidecar.record(seq) {
+                // The sidecar only lags: the next open checks against an older flush.
+                tracing::warn!(store = %path.display(), error = %e, "cannot record the flush in the store's sidecar");
+            }
+            Ok::<_, sled::Error>(())
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("flush task failed: {e}"),
+        })?
+        .map_err(|e| classify(&self.path, e))?;
+        flushed.request = covers;
+        flushed.seq = seq;
         Ok(())
     }
 
@@ -369,9 +429,12 @@ fn classify(path: &Path, e: sled::Error) -> StoreError {
         sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
             StoreError::Locked(path.to_path_buf())
         }
-        sled::Error::Corruption { .. } => StoreError::Corrupt {
+        sled::Error::Corruption { at, .. } => StoreError::Corrupt {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            detail: match at {
+                Some(at) => format!("sled found damaged data in its log `db` (at {at:?})"),
+                None => "sled found damaged data in its log `db`".into(),
+            },
         },
         other => StoreError::Io {
             path: path.to_path_buf(),

@@ -45,6 +45,8 @@ pub struct Config {
     pub discord: DiscordSettings,
     /// Directory of the sled store.
     pub store_path: PathBuf,
+    /// How long per-message records stay in the store (`[store] retention_days`).
+    pub store_retention: std::time::Duration,
     /// Conversation actors' limits.
     pub conversations: ConversationSettings,
     /// Backlog replay bounds.
@@ -572,6 +574,7 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
     };
 
     let delivery = delivery::delivery(&raw.delivery, backlog.max_age, &mut err);
+    let store_retention = store_retention(&raw.store, &raw.backlog, backlog.max_age, &mut err);
 
     let mut backends = BTreeMap::new();
     for (name, b) in &raw.backends {
@@ -781,6 +784,7 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
             bot_dms_channel: raw.discord.bot_dms_channel.clone(),
             discord,
             store_path: PathBuf::from(raw.store.path.unwrap_or_else(|| "state".to_string())),
+            store_retention,
             conversations,
             backlog,
             run: RunOptions::default(),
@@ -796,6 +800,53 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// Retention of per-message records unless `[store] retention_days` says otherwise.
+pub const DEFAULT_RETENTION_DAYS: u64 = 30;
+
+/// `[store] retention_days`: at least the backlog's reach, or the records of messages the
+/// backlog may still replay would be pruned (and those messages answered twice).
+fn store_retention(
+    store: &raw::RawStore,
+    backlog: &raw::RawBacklog,
+    max_age: std::time::Duration,
+    err: &mut Report<'_>,
+) -> std::time::Duration {
+    const DAY: u64 = 86_400;
+    let days = operations::int(
+        "store.retention_days",
+        &store.retention_days,
+        DEFAULT_RETENTION_DAYS,
+        1,
+        36_500,
+        err,
+    );
+    let retention = std::time::Duration::from_secs(days * DAY);
+    if retention < max_age {
+        let set = if store.retention_days.is_some() {
+            ""
+        } else {
+            " (the default)"
+        };
+        let needed = max_age.as_secs().div_ceil(DAY);
+        let span = store
+            .retention_days
+            .as_ref()
+            .or(backlog.max_age_secs.as_ref())
+            .map(|s| s.span());
+        err(
+            span,
+            "store.retention_days".into(),
+            format!(
+                "{days} days{set} is shorter than backlog.max_age_secs ({} s, {needed} days): the records of \
+                 messages the backlog may still replay would be pruned; set store.retention_days to at least \
+                 {needed} or lower backlog.max_age_secs",
+                max_age.as_secs()
+            ),
+        );
+    }
+    retention
 }
 
 fn webhook_config(
@@ -951,6 +1002,36 @@ backend = "offline"
         );
         assert!(
             e.contains("agents.toml:3: discord.bot_reply_window_secs: 0 is out of range; use 1 to 86400"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn retention_defaults_to_30_days_and_must_cover_the_backlog() {
+        let c = Config::parse("agents.toml", MINIMAL).unwrap();
+        assert_eq!(c.store_retention, std::time::Duration::from_secs(30 * 86_400));
+        let c = Config::parse("agents.toml", &format!("[store]\nretention_days = 7\n{MINIMAL}")).unwrap();
+        assert_eq!(c.store_retention, std::time::Duration::from_secs(7 * 86_400));
+        let e = errors(&format!("[store]\nretention_days = 0\n{MINIMAL}"));
+        assert!(
+            e.contains("agents.toml:2: store.retention_days: 0 is out of range"),
+            "{e}"
+        );
+        let e = errors(&format!(
+            "[store]\nretention_days = 5\n[backlog]\nmax_age_secs = 518400\n{MINIMAL}"
+        ));
+        assert!(
+            e.contains(
+                "agents.toml:2: store.retention_days: 5 days is shorter than backlog.max_age_secs (518400 s, 6 days)"
+            ) && e.contains("at least 6"),
+            "{e}"
+        );
+        // Unset, the default is checked too; the error points at the backlog's setting.
+        let e = errors(&format!("[backlog]\nmax_age_secs = 5184000\n{MINIMAL}"));
+        assert!(
+            e.contains(
+                "agents.toml:2: store.retention_days: 30 days (the default) is shorter than backlog.max_age_secs"
+            ),
             "{e}"
         );
     }

@@ -192,6 +192,8 @@ pub struct RawRestarts {
 pub struct RawStore {
     /// Directory of the sled store.
     pub path: Option<String>,
+    /// Days the per-message records (chain lengths, answered messages) are kept (default 30).
+    pub retention_days: Option<Spanned<i64>>,
 }
 
 /// `[backlog]`.

@@ -70,7 +70,7 @@ pub fn resolve(config: &Config) -> (Value, Vec<String>) {
             "bot_dms_channel": config.bot_dms_channel,
             "api_url": config.discord_api_url.as_deref().map(without_userinfo),
         },
-        "store": {"path": config.store_path},
+        "store": {"path": config.store_path, "retention_days": config.store_retention.as_secs() / 86_400},
         "conversations": {
             "idle_secs": c.idle.as_secs(),
             "queue_limit": c.queue_limit,
