@@ -89,13 +89,15 @@ impl DeliveryError {
     }
 }
 
-/// Reserves the next slowmode slot of a channel: when this send may go out, given when the
-/// channel's next slot is free (`next_free`), and the slot after it. Reserving before sending
-/// means two conversations replying in one slowmode channel wait their turns instead of one of
-/// them being refused.
-pub fn reserve_slot(next_free: Option<Instant>, slowmode: Duration, now: Instant) -> (Instant, Instant) {
-    let at = next_free.map_or(now, |free| free.max(now));
-    (at, at + slowmode)
+/// When the agent's next message may go out in a slowmode channel: `slowmode` after its last
+/// message there was accepted (measured when Discord's answer came back, so Discord has
+/// counted it by then), or now.
+pub fn next_slot(
+    last_accepted: Option<tokio::time::Instant>,
+    slowmode: Duration,
+    now: tokio::time::Instant,
+) -> tokio::time::Instant {
+    last_accepted.map_or(now, |last| (last + slowmode).max(now))
 }
 
 /// An agent's webhook identity.
@@ -122,8 +124,10 @@ pub struct Outbox {
 struct Inner {
     sink: Sink,
     webhook: Mutex<Option<WebhookIdentity>>,
-    /// Per slowmode channel: when the agent's next message there may go out.
-    next_slot: Mutex<HashMap<u64, Instant>>,
+    /// Per slowmode channel, one sender at a time, with when its last message was accepted:
+    /// the slot is taken before waiting, so two conversations replying in one slowmode channel
+    /// queue up instead of one being refused.
+    slowmode_gates: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>>>>,
     /// How long one part keeps being retried.
     retry_for: Mutex<Duration>,
 }
@@ -177,7 +181,7 @@ impl Outbox {
             inner: Arc::new(Inner {
                 sink,
                 webhook: Mutex::new(None),
-                next_slot: Mutex::new(HashMap::new()),
+                slowmode_gates: Mutex::new(HashMap::new()),
                 retry_for: Mutex::new(Duration::from_secs(60)),
             }),
         }
@@ -287,19 +291,15 @@ impl Outbox {
         delivered
     }
 
-    /// Waits for this agent's slowmode slot in the channel, reserved before waiting.
-    async fn wait_slowmode(&self, channel_id: u64, slowmode: Duration) {
-        if slowmode.is_zero() {
-            return;
-        }
-        let at = {
-            let mut slots = self.inner.next_slot.lock().expect("outbox lock");
-            let now = Instant::now();
-            let (at, next) = reserve_slot(slots.get(&channel_id).copied(), slowmode, now);
-            slots.insert(channel_id, next);
-            at
-        };
-        tokio::time::sleep_until(at.into()).await;
+    /// The slowmode gate of a channel.
+    fn slowmode_gate(&self, channel_id: u64) -> Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>> {
+        self.inner
+            .slowmode_gates
+            .lock()
+            .expect("outbox lock")
+            .entry(channel_id)
+            .or_default()
+            .clone()
     }
 
     /// Sends one part, retrying 429s, 5xx and connection errors with back-off until the retry
@@ -311,9 +311,19 @@ impl Outbox {
         check_existing: bool,
     ) -> Result<u64, DeliveryError> {
         let deadline = Instant::now() + *self.inner.retry_for.lock().expect("outbox lock");
+        // In a slowmode channel this part holds the channel's gate until it is accepted or
+        // given up, and goes out `slowmode` after the agent's last accepted message there.
+        let gate = (!slowmode.is_zero()).then(|| self.slowmode_gate(m.channel_id));
+        let mut last_accepted = match &gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        };
         let mut attempt = 1;
         loop {
-            self.wait_slowmode(m.channel_id, slowmode).await;
+            if let Some(last) = &last_accepted {
+                let at = next_slot(**last, slowmode, tokio::time::Instant::now());
+                tokio::time::sleep_until(at).await;
+            }
             // A webhook execution carries no nonce: after a failure that may have posted the
             // part anyway (or after a crash), look for it before posting again.
             if check_existing || attempt > 1 {
@@ -327,7 +337,12 @@ impl Outbox {
                 }
             }
             let e = match self.send_once(m).await {
-                Ok(id) => return Ok(id),
+                Ok(id) => {
+                    if let Some(last) = &mut last_accepted {
+                        **last = Some(tokio::time::Instant::now());
+                    }
+                    return Ok(id);
+                }
                 Err(e) => e,
             };
             if !e.is_transient() || Instant::now() >= deadline {
@@ -511,18 +526,48 @@ mod tests {
     }
 
     #[test]
-    fn slowmode_slots_are_reserved_before_sending() {
-        let now = Instant::now();
+    fn the_next_slowmode_slot_follows_the_last_accepted_message() {
+        let now = tokio::time::Instant::now();
         let slow = Duration::from_secs(5);
-        // Two conversations reply in one slowmode channel at once: the second waits its slot.
-        let (first, next) = reserve_slot(None, slow, now);
-        assert_eq!(first, now);
-        let (second, after) = reserve_slot(Some(next), slow, now);
-        assert_eq!(second, now + slow);
-        assert_eq!(after, now + slow * 2);
+        assert_eq!(next_slot(None, slow, now), now);
+        assert_eq!(next_slot(Some(now), slow, now), now + slow);
         // A slot long past is free now.
         let later = now + Duration::from_secs(60);
-        assert_eq!(reserve_slot(Some(after), slow, later).0, later);
+        assert_eq!(next_slot(Some(now), slow, later), later);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_replies_in_one_slowmode_channel_go_out_a_slowmode_apart() {
+        let outbox = Outbox::printing();
+        let reply = |reply_to| Reply {
+            channel_id: 1,
+            reply_to: Some(reply_to),
+            text: "hello".into(),
+            chain: ChainLength::HUMAN.next(),
+            tagline: "t".into(),
+            courtesy: None,
+            allowed_users: vec![],
+            slowmode: Duration::from_secs(3),
+            nonce_seed: "Ada".into(),
+            first_part: 0,
+            check_existing: false,
+        };
+        let start = tokio::time::Instant::now();
+        let (a, b) = (reply(1), reply(2));
+        let (first, second) = tokio::join!(
+            async {
+                outbox.deliver(&a).await;
+                tokio::time::Instant::now()
+            },
+            async {
+                outbox.deliver(&b).await;
+                tokio::time::Instant::now()
+            }
+        );
+        let (early, late) = (first.min(second), first.max(second));
+        assert_eq!(early - start, Duration::ZERO);
+        assert!(late - early >= Duration::from_secs(3), "{:?}", late - early);
+        assert_eq!(outbox.printed().len(), 2);
     }
 
     #[test]
