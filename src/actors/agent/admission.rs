@@ -1,0 +1,162 @@
+//! An agent's live messages: DM channels remembered durably, then admission (chain length,
+//! already answered, routing, the bot-exchange guard), then the per-user limit.
+
+use super::*;
+
+/// One live message: admitted (chain, routing, progress), then rate-limited per user, then
+/// handed to its conversation.
+pub(super) async fn on_message(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: Inbound) {
+    telemetry::message_received(&state.spec.config.name);
+    let Some(m) = admit(state, m) else { return };
+    match state.limiter.check(m.author_id, Instant::now()) {
+        Verdict::Allow => route(myself, state, m).await,
+        Verdict::Notice => {
+            tracing::info!(agent = %state.spec.config.name, user = m.author_id, "user over the rate limit; one notice sent");
+            finish(state, m.channel_id, m.id);
+            if state.spec.run.dry_run != DryRun::None {
+                return;
+            }
+            let (outbox, spec) = (state.outbox.clone(), state.spec.clone());
+            tokio::spawn(async move {
+                let d = outbox
+                    .notice(
+                        m.channel_id,
+                        m.id,
+                        &spec.discord.rate_notice,
+                        &spec.discord.tagline,
+                        &spec.config.name,
+                    )
+                    .await;
+                for id in d.message_ids {
+                    let _ = spec.store.record_chain(id, ChainLength::HUMAN.next());
+                }
+            });
+        }
+        Verdict::Drop => {
+            tracing::debug!(agent = %state.spec.config.name, user = m.author_id, message_id = m.id, "user over the rate limit; not answered");
+            finish(state, m.channel_id, m.id);
+        }
+    }
+}
+
+/// Decides whether the agent processes a message (live or replayed): its chain length (the
+/// highest troupe knows), whether it was already answered, the routing rules. Tracks progress:
+/// a processed message is in flight until its conversation finishes it; any other is finished
+/// at once. Returns the message to process.
+pub(super) fn admit(state: &mut AgentState, mut m: Inbound) -> Option<Inbound> {
+    let me = state.me.as_ref()?.user_id;
+    let name = &state.spec.config.name;
+    let store = &state.spec.store;
+    let dry = state.spec.run.dry_run != DryRun::None;
+    if m.is_dm() && !dry {
+        if let Err(e) = store.remember_dm(name, m.channel_id) {
+            tracing::warn!(agent = %name, error = %e, "cannot remember a DM channel");
+        }
+    }
+    if state.progress.get(&m.channel_id).is_some_and(|p| p.is_in_flight(m.id)) {
+        return None; // already being answered
+    }
+    // The store's chain records matter only for bots and webhooks (a human's chain is its own
+    // footer's, which is recorded only when it is above zero): every agent sees every message,
+    // so humans' messages skip these lookups.
+    let (recorded, replied) = if m.author_is_bot || m.chain > ChainLength::HUMAN {
+        let recorded = store.chain(m.id).ok().flatten();
+        let replied = m
+            .reply_to
+            .as_ref()
+            .and_then(|r| store.chain(r.message_id).ok().flatten());
+        (recorded, replied)
+    } else {
+        (None, None)
+    };
+    m.chain = acl::inbound_chain(m.chain, recorded, m.author_is_bot, replied);
+    // Every agent sees a bot's message; the first records its chain, the others find it.
+    if m.chain > ChainLength::HUMAN && recorded != Some(m.chain) {
+        if let Err(e) = store.record_chain(m.id, m.chain) {
+            tracing::warn!(agent = %name, error = %e, "cannot record a chain length");
+        }
+    }
+    let my_ids: Vec<u64> = std::iter::once(me).chain(state.outbox.webhook_id()).collect();
+    let channels = &state.channels;
+    let writable = |c: u64| channels.writable(c);
+    let ctx = routing::Context {
+        me: &my_ids,
+        triggers: &state.spec.config.triggers,
+        listen_channels: state.channels.listen_channels(),
+        bot_dms: state.channels.bot_dms(),
+        writable: &writable,
+        max_chain: state.spec.discord.max_chain,
+    };
+    let decision = routing::decide(&ctx, &m, m.chain);
+    tracing::debug!(agent = %name, message_id = m.id, channel = m.channel_id, chain = %m.chain, ?decision, "routing");
+    let (processed, reason) = match decision {
+        Decision::Process(r) => (true, r),
+        Decision::Ignore(r) => (false, r),
+    };
+    // Only a message this agent would answer can have been answered already (replayed twice,
+    // or live and replayed): the store is asked after routing, not for every message seen.
+    if processed && store.answered(name, m.id).unwrap_or(false) {
+        tracing::debug!(agent = %name, message_id = m.id, "already answered; skipped");
+        finish(state, m.channel_id, m.id);
+        return None;
+    }
+    // A bot or webhook outside the cast may ignore the footer and start a new chain each time:
+    // the agents' answers to such authors are bounded per channel (`loopguard`).
+    let cast = &state.spec.cast;
+    let foreign_bot = (m.author_is_bot || m.webhook_id.is_some())
+        && !cast.contains(m.author_id)
+        && !m.webhook_id.is_some_and(|w| cast.contains(w));
+    let (processed, reason) = if processed && foreign_bot {
+        use crate::loopguard::Verdict;
+        let mut guard = state.spec.bot_exchanges.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.check(m.channel_id, Instant::now()) {
+            Verdict::Answer => (processed, reason),
+            verdict => {
+                if verdict == Verdict::SilenceAndWarn {
+                    let d = &state.spec.discord;
+                    tracing::warn!(agent = %name, channel = m.channel_id, message_id = m.id, author = %m.author_name,
+                        limit = d.bot_replies_per_window, window_secs = d.bot_reply_window.as_secs(),
+                        "bot exchange limit reached: no more answers to bots outside the troupe in this channel until the window has room (logged once per window)");
+                }
+                (false, routing::Reason::BotExchangeLimit)
+            }
+        }
+    } else {
+        (processed, reason)
+    };
+    telemetry::message_routed(name, processed, reason.label());
+    if reason == routing::Reason::ChainLimit {
+        telemetry::chain_blocked(name);
+    }
+    if processed {
+        state.progress.entry(m.channel_id).or_default().start(m.id);
+        Some(m)
+    } else {
+        finish(state, m.channel_id, m.id);
+        None
+    }
+}
+
+/// A DM channel seen for the first time is remembered durably, with its cursor just before this
+/// message, before anything else happens: a crash before the reply must not leave the replay
+/// unaware of the channel (Discord lists no DM channels to bots), nor let it start past the
+/// message.
+pub(super) async fn remember_dm(state: &mut AgentState, m: &Inbound) {
+    if state.spec.run.dry_run != DryRun::None || state.known_dms.contains(&m.channel_id) {
+        return;
+    }
+    let (store, name) = (&state.spec.store, &state.spec.config.name);
+    let saved = async {
+        if store.cursor(name, m.channel_id)?.is_none() {
+            store.advance_cursor(name, m.channel_id, m.id.saturating_sub(1))?;
+        }
+        store.remember_dm(name, m.channel_id)?;
+        store.flush().await
+    };
+    match saved.await {
+        Ok(()) => {
+            state.known_dms.insert(m.channel_id);
+        }
+        Err(e) => tracing::error!(agent = %name, channel = m.channel_id, error = %e, "cannot remember a DM channel"),
+    }
+}

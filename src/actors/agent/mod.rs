@@ -1,0 +1,394 @@
+//! The agent actor: one per persona, the router of its messages. Supervises its gateway actor
+//! (reconnected with backoff when it dies) and its conversation actors (spawned on the first
+//! message of a conversation key, restarted within a budget when they fail), and decides which
+//! messages the persona answers ([`crate::routing`]).
+//!
+//! The actor is a dispatch over plain structs: the replay phase ([`crate::phase`]), the channel
+//! directory ([`crate::channels`]), the conversation registry ([`super::registry`]) and each
+//! channel's progress ([`crate::backlog::ChannelProgress`]). The steps live beside it:
+//! - `admission`: live messages admitted (chain, routing, guards, per-user limit);
+//! - `conversations`: messages handed to conversations, quarantine, resumption;
+//! - `replaying`: the backlog replay and what it finds;
+//! - `cursors`: progress and cursor saves.
+
+mod admission;
+mod conversations;
+mod cursors;
+mod replaying;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use self::admission::{admit, on_message, remember_dm};
+use self::conversations::{conversation_failed, conversation_for, quarantined, resume_pending, route, send};
+use self::cursors::{check_done, finish, on_finished, save_cursors};
+use self::replaying::{hold_unread, maybe_begin_replay, on_backlog, on_replay_done, spawn_replay};
+use super::conversation::{ConversationActor, ConversationArgs, ConversationMsg};
+use super::gateway::{GatewayActor, GatewayArgs};
+use super::registry::{AfterFailure, Registry};
+use super::replay::{self, BacklogLine, ReplayChannel};
+use super::supervisor::backoff;
+use super::SharedSpec;
+use crate::acl::{self, ChainLength};
+use crate::backlog::{ChannelProgress, Scope};
+use crate::channels::ChannelDirectory;
+use crate::config::WebhookConfig;
+use crate::config::{DryRun, RunMode};
+use crate::discord::gateway::http_client;
+use crate::discord::{webhooks, GatewayEvent, Outbox, Rest};
+use crate::message::{BotIdentity, Inbound};
+use crate::ops::telemetry;
+use crate::phase::{Phase, ReplayPhase};
+use crate::ratelimit::{UserRateLimiter, Verdict};
+use crate::routing::{self, ConversationKey, Decision};
+
+/// The agent actor.
+#[derive(Debug)]
+pub struct AgentActor;
+
+/// Messages to an agent.
+#[derive(Debug)]
+pub enum AgentMsg {
+    /// Something happened on the gateway.
+    Gateway(GatewayEvent),
+    /// (Re)start the gateway actor.
+    StartGateway,
+    /// A failing conversation hands back the messages it had not answered yet, and those of
+    /// the turn that failed (to be given up with the notice by its replacement).
+    Reroute {
+        /// The failing conversation actor.
+        from: ActorId,
+        /// Its waiting messages.
+        messages: Vec<crate::message::Inbound>,
+        /// The messages of the turn that panicked.
+        give_up: Vec<crate::message::Inbound>,
+    },
+    /// A conversation has nothing to do and asks to be stopped, having received `received`
+    /// messages; it is stopped only if no message is on its way to it.
+    Idle {
+        /// The conversation actor.
+        from: ActorId,
+        /// Messages it received.
+        received: u64,
+    },
+    /// Messages could not be handed to a conversation (it was stopping and no new one could be
+    /// started): try again.
+    Retry(Vec<Inbound>),
+    /// A quarantined conversation's time is up: start it, so it answers what was set aside.
+    Wake(ConversationKey),
+    /// Read channels again whose backlog could not be read.
+    Reread(Vec<ReplayChannel>),
+    /// Missed messages of one channel, oldest first, read by the replay task.
+    Backlog {
+        /// Channel.
+        channel: u64,
+        /// Its missed messages.
+        messages: Vec<Inbound>,
+        /// Which replay (a new READY starts a new one).
+        generation: u64,
+    },
+    /// The replay task has read every channel.
+    ReplayDone {
+        /// What it found, for `--show-backlog`.
+        lines: Vec<BacklogLine>,
+        /// Channels seen for the first time, with their newest message: cursors start there.
+        fresh: Vec<(u64, u64)>,
+        /// Channels whose backlog was read whole.
+        read: Vec<u64>,
+        /// Channels whose backlog could not be read, with their cursor: held there until a
+        /// later read succeeds.
+        unread: Vec<(ReplayChannel, u64)>,
+        /// Which replay.
+        generation: u64,
+    },
+    /// A conversation is finished with these messages (answered, or failed for good):
+    /// `(channel, message)` pairs. Cursors advance from these.
+    Finished(Vec<(u64, u64)>),
+}
+
+/// An agent's state.
+#[derive(Debug)]
+pub struct AgentState {
+    spec: SharedSpec,
+    me: Option<BotIdentity>,
+    /// The bot's REST client, shared by the outbox, replay and webhook set-up.
+    http: Rest,
+    outbox: Outbox,
+    gateway: Option<ActorCell>,
+    gateway_failures: u32,
+    gateway_started: Instant,
+    conversations: Registry<ActorRef<ConversationMsg>>,
+    channels: ChannelDirectory,
+    /// Per-user message limits.
+    limiter: UserRateLimiter,
+    /// Connecting, replaying or live, and the messages held back meanwhile.
+    phase: ReplayPhase,
+    /// Per-channel progress, from which cursors advance.
+    progress: HashMap<u64, ChannelProgress>,
+    /// What the last replay found.
+    lines: Vec<BacklogLine>,
+    /// The end of the first replay has been reported to the tracker.
+    reported: bool,
+    /// DM channels known to be remembered durably (with a cursor), this run.
+    known_dms: HashSet<u64>,
+    /// Conversations with messages owed from before were started (after the first replay).
+    resumed: bool,
+}
+
+impl Actor for AgentActor {
+    type Msg = AgentMsg;
+    type State = AgentState;
+    type Arguments = SharedSpec;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        spec: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        // One REST client for the bot (replies, history, webhooks), so serenity's rate
+        // limiter sees all of this token's requests.
+        let http = std::sync::Arc::new(http_client(&spec.token, spec.api_base.as_deref()));
+        let outbox = match spec.run.dry_run {
+            // `--no-discord`: replies are printed, not sent.
+            DryRun::NoDiscord => Outbox::printing(),
+            _ => Outbox::new(http.clone()),
+        };
+        outbox.set_retry_for(spec.delivery.discord_retry);
+        if let Some(WebhookConfig::Existing { id, token }) = &spec.config.webhook {
+            let token = token.resolve(&spec.config.name)?;
+            // Looking it up checks the token and tells which channel it posts in.
+            let avatar = spec.config.avatar_url.clone();
+            let webhook = webhooks::existing(&http, &spec.config.name, avatar, *id, &token).await?;
+            outbox.set_webhook(webhook);
+        }
+        if let Some(id) = outbox.webhook_id() {
+            spec.cast.add(id);
+        }
+        myself.cast(AgentMsg::StartGateway)?;
+        let limiter = UserRateLimiter::new(spec.discord.user_rate_limit, spec.discord.user_rate_window);
+        Ok(AgentState {
+            spec: spec.clone(),
+            me: None,
+            http,
+            outbox,
+            gateway: None,
+            gateway_failures: 0,
+            gateway_started: Instant::now(),
+            conversations: Registry::default(),
+            channels: ChannelDirectory::new(spec.config.triggers.channels.clone(), spec.bot_dms_channel.clone()),
+            limiter,
+            phase: ReplayPhase::default(),
+            progress: HashMap::new(),
+            lines: Vec::new(),
+            reported: false,
+            known_dms: HashSet::new(),
+            resumed: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            AgentMsg::StartGateway => {
+                state.spec.health.set_gateway(&state.spec.config.name, false);
+                let args = GatewayArgs {
+                    spec: state.spec.clone(),
+                    agent: myself.clone(),
+                };
+                match Actor::spawn_linked(None, GatewayActor, args, myself.get_cell()).await {
+                    Ok((gateway, _)) => {
+                        state.gateway = Some(gateway.get_cell());
+                        state.gateway_started = Instant::now();
+                    }
+                    // A failed pre_start comes back here, not as a supervision event.
+                    Err(e) => gateway_down(&myself, state, &e.to_string()),
+                }
+            }
+            AgentMsg::Reroute {
+                from,
+                messages,
+                give_up,
+            } => {
+                // Forget the failing actor now, so these messages reach its replacement rather
+                // than its closing mailbox; the supervision event that follows does the rest.
+                let key = state.conversations.forget(from);
+                for m in messages {
+                    route(&myself, state, m).await;
+                }
+                if let (Some(key), false) = (key, give_up.is_empty()) {
+                    let msg = ConversationMsg::GiveUp {
+                        messages: give_up.clone(),
+                        cause: crate::ops::telemetry::GiveUpCause::Panic,
+                    };
+                    send(&myself, state, key, msg, give_up).await;
+                }
+            }
+            AgentMsg::Idle { from, received } => {
+                if let Some(idle) = state.conversations.take_idle(from, received) {
+                    idle.stop(Some("idle".into()));
+                }
+            }
+            AgentMsg::Retry(messages) => {
+                for m in messages {
+                    route(&myself, state, m).await;
+                }
+            }
+            AgentMsg::Wake(key) => {
+                if state.conversations.get(key).is_none() {
+                    let _ = conversation_for(&myself, state, key).await;
+                }
+            }
+            AgentMsg::Reread(channels) => {
+                if state.phase.phase() == Phase::Live {
+                    spawn_replay(&myself, state, channels);
+                } else {
+                    // A replay is running or about to: it reads every channel anyway.
+                    tracing::debug!(agent = %state.spec.config.name, "re-read folded into the coming replay");
+                }
+            }
+            AgentMsg::Gateway(GatewayEvent::Ready(me)) => {
+                tracing::info!(agent = %state.spec.config.name, bot_user = me.user_id, "gateway ready");
+                state.spec.health.set_gateway(&state.spec.config.name, true);
+                state.spec.cast.add(me.user_id);
+                state.me = Some(me);
+                // A new session (first connect, or a re-identify after the session was lost):
+                // whatever happened meanwhile is replayed before going real-time.
+                state.phase.ready();
+                maybe_begin_replay(&myself, state);
+            }
+            AgentMsg::Gateway(GatewayEvent::Connection(up)) => {
+                let was_up = state.spec.health.set_gateway(&state.spec.config.name, up);
+                if was_up && !up {
+                    tracing::info!(agent = %state.spec.config.name, "gateway session lost; serenity is reconnecting");
+                }
+            }
+            AgentMsg::Gateway(GatewayEvent::Thread(thread)) => state.channels.update([thread]),
+            AgentMsg::Gateway(GatewayEvent::Resumed) => {
+                tracing::info!(agent = %state.spec.config.name, "gateway session resumed");
+                state.spec.health.set_gateway(&state.spec.config.name, true);
+            }
+            AgentMsg::Gateway(GatewayEvent::Channels(channels)) => {
+                state.channels.update(channels);
+                state.phase.guild_seen();
+                setup_webhook(state).await;
+                maybe_begin_replay(&myself, state);
+            }
+            AgentMsg::Gateway(GatewayEvent::Message(m)) => {
+                if m.is_dm() {
+                    remember_dm(state, &m).await;
+                }
+                if let Some(m) = state.phase.live(m) {
+                    on_message(&myself, state, m).await;
+                }
+            }
+            AgentMsg::Backlog {
+                channel,
+                messages,
+                generation,
+            } if state.phase.is_current(generation) => on_backlog(&myself, state, channel, messages).await,
+            AgentMsg::ReplayDone {
+                lines,
+                fresh,
+                read,
+                unread,
+                generation,
+            } if state.phase.is_current(generation) => {
+                hold_unread(&myself, state, &read, unread);
+                on_replay_done(&myself, state, lines, fresh).await;
+            }
+            AgentMsg::Backlog { .. } | AgentMsg::ReplayDone { .. } => {
+                tracing::debug!(agent = %state.spec.config.name, "result of a superseded replay ignored");
+            }
+            AgentMsg::Finished(done) => on_finished(state, done),
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Overrides ractor's default, which would stop the agent whenever a child exits.
+        let (cell, failure) = match evt {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, reason.filter(|r| r.starts_with("gateway")).map(|r| r.to_string()))
+            }
+            _ => return Ok(()),
+        };
+        if state.gateway.as_ref().is_some_and(|g| g.get_id() == cell.get_id()) {
+            state.gateway = None;
+            gateway_down(&myself, state, failure.as_deref().unwrap_or("stopped"));
+            return Ok(());
+        }
+        // It may already have been replaced (see `Reroute`).
+        let Some((key, current)) = state.conversations.ended(cell.get_id()) else {
+            return Ok(());
+        };
+        // A replaced conversation's replacement is already running; only a current one is
+        // restarted here.
+        if let Some(err) = failure {
+            if conversation_failed(&myself, state, key, &err) == AfterFailure::Restart && current {
+                if let Err(e) = conversation_for(&myself, state, key).await {
+                    tracing::error!(agent = %state.spec.config.name, ?key, error = %e, "conversation restart failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        // Conversations first (they may be finishing a turn), then the gateway.
+        let grace = state.spec.conversations.shutdown_grace + Duration::from_secs(1);
+        let conversations = state.conversations.handles();
+        for c in &conversations {
+            c.stop(Some("agent stopping".into()));
+        }
+        for c in conversations {
+            let _ = tokio::time::timeout(grace, c.wait(None)).await;
+        }
+        myself
+            .stop_children_and_wait(Some("agent stopping".into()), Some(Duration::from_secs(10)))
+            .await;
+        save_cursors(state);
+        Ok(())
+    }
+}
+
+/// For `webhook = { channel = ... }`: reuses the webhook troupe created before (kept in the
+/// store) or creates one, once the channel is known.
+async fn setup_webhook(state: &mut AgentState) {
+    let Some(WebhookConfig::Create { channel }) = &state.spec.config.webhook else {
+        return;
+    };
+    if state.outbox.webhook_id().is_some() {
+        return;
+    }
+    let Some(channel_id) = state.channels.resolve(channel) else {
+        return;
+    };
+    let (spec, avatar) = (&state.spec, state.spec.config.avatar_url.clone());
+    if let Some(hook) = webhooks::created(&state.http, &spec.store, &spec.config.name, avatar, channel_id).await {
+        spec.cast.add(hook.id);
+        state.outbox.set_webhook(hook);
+    }
+}
+
+fn gateway_down(myself: &ActorRef<AgentMsg>, state: &mut AgentState, reason: &str) {
+    state.spec.health.set_gateway(&state.spec.config.name, false);
+    if state.gateway_started.elapsed() > Duration::from_secs(60) {
+        state.gateway_failures = 0;
+    }
+    state.gateway_failures = state.gateway_failures.saturating_add(1);
+    let delay = backoff(state.gateway_failures);
+    tracing::warn!(agent = %state.spec.config.name, reason, delay_ms = delay.as_millis() as u64, "gateway down; reconnecting after backoff");
+    myself.send_after(delay, || AgentMsg::StartGateway);
+}
