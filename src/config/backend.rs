@@ -43,6 +43,7 @@ const HTTP_FIELDS: &[&str] = &[
     "stream_usage",
     "max_tokens_param",
     "temperature",
+    "context_tokens",
 ];
 
 /// Fields only the command provider takes.
@@ -101,6 +102,8 @@ pub struct HttpSettings {
     pub max_tokens_param: MaxTokensParam,
     /// Sampling temperature, if set.
     pub temperature: Option<f64>,
+    /// The model's context window in tokens: the prompt plus the reply's `max_tokens` must fit.
+    pub context_tokens: u32,
 }
 
 /// Where an API key comes from.
@@ -324,6 +327,7 @@ fn set_fields(b: &RawBackend) -> Vec<(&'static str, Option<Range<usize>>)> {
         ("anthropic_version", s(&b.anthropic_version)),
         ("stream_usage", s(&b.stream_usage)),
         ("max_tokens_param", s(&b.max_tokens_param)),
+        ("context_tokens", s(&b.context_tokens)),
         ("temperature", s(&b.temperature)),
         ("program", s(&b.program)),
         ("args", s(&b.args)),
@@ -469,6 +473,7 @@ pub(crate) fn http_settings(name: &str, provider: &str, b: &RawBackend, err: &mu
             None
         }
     });
+    let context_tokens = context_tokens(name, &model, b, err);
     HttpSettings {
         flavor: provider.to_string(),
         base_url,
@@ -482,7 +487,50 @@ pub(crate) fn http_settings(name: &str, provider: &str, b: &RawBackend, err: &mu
         stream_usage: b.stream_usage.as_ref().is_none_or(|s| *s.get_ref()),
         max_tokens_param,
         temperature,
+        context_tokens,
     }
+}
+
+/// Context windows of well-known models, by model-name prefix (the first match wins, so longer
+/// prefixes come first). Numbers are the providers' published windows, prompt and reply together.
+const KNOWN_CONTEXT_WINDOWS: &[(&str, u32)] = &[
+    ("gpt-4.1", 1_000_000),
+    ("gpt-4o", 128_000),
+    ("gpt-4-turbo", 128_000),
+    ("gpt-4", 8_192),
+    ("gpt-3.5-turbo", 16_385),
+    ("gpt-5", 400_000),
+    ("o1", 200_000),
+    ("o3", 200_000),
+    ("o4", 200_000),
+    ("claude", 200_000),
+    ("sonar", 127_000),
+];
+
+/// The window assumed for a model troupe does not know (local servers are often started with a
+/// small one): conservative, so history is trimmed rather than refused.
+pub const DEFAULT_CONTEXT_TOKENS: u32 = 8_192;
+
+/// The context window assumed for `model` when `context_tokens` is not set. Matches the name
+/// without a vendor prefix (`openai/gpt-4o` on OpenRouter).
+pub fn default_context_tokens(model: &str) -> u32 {
+    let bare = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
+    KNOWN_CONTEXT_WINDOWS
+        .iter()
+        .find(|(prefix, _)| bare.starts_with(prefix))
+        .map_or(DEFAULT_CONTEXT_TOKENS, |(_, n)| *n)
+}
+
+/// `context_tokens`: the model's window, at least 512 so some prompt fits beside a reply.
+fn context_tokens(name: &str, model: &str, b: &RawBackend, err: &mut Report<'_>) -> u32 {
+    let default = i64::from(default_context_tokens(model));
+    int_in(
+        name,
+        "context_tokens",
+        &b.context_tokens,
+        (512, 10_000_000, default),
+        err,
+    ) as u32
 }
 
 /// A plausible model name for an error message's example.
@@ -768,6 +816,24 @@ mod tests {
         assert_eq!(s.on_truncation, OnTruncation::Regenerate);
         assert_eq!(s.retries, RetrySettings::default());
         assert!(s.stream_usage);
+    }
+
+    #[test]
+    fn context_windows_default_by_model_name_and_are_validated() {
+        let s = http("provider = \"openai\"\nmodel = \"gpt-4o-mini\"\napi_key_env = \"K\"");
+        assert_eq!(s.context_tokens, 128_000);
+        assert_eq!(default_context_tokens("anthropic/claude-sonnet-4"), 200_000);
+        assert_eq!(default_context_tokens("gpt-4-0613"), 8_192);
+        assert_eq!(default_context_tokens("llama3.2"), DEFAULT_CONTEXT_TOKENS);
+        let s = http("provider = \"llamacpp\"\nmodel = \"qwen\"\ncontext_tokens = 4096");
+        assert_eq!(s.context_tokens, 4096);
+        let e = parse("provider = \"llamacpp\"\nmodel = \"qwen\"\ncontext_tokens = 100").unwrap_err();
+        assert!(
+            e.contains("agents.toml:4: backends.b.context_tokens: 100 is out of range; use 512 to 10000000"),
+            "{e}"
+        );
+        let e = parse("provider = \"echo\"\ncontext_tokens = 4096").unwrap_err();
+        assert!(e.contains("context_tokens"), "{e}");
     }
 
     #[test]

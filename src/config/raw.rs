@@ -284,6 +284,8 @@ pub struct RawBackend {
     pub max_tokens_param: Option<Spanned<String>>,
     /// HTTP providers: sampling temperature.
     pub temperature: Option<Spanned<f64>>,
+    /// HTTP providers: the model's context window in tokens (prompt and reply together).
+    pub context_tokens: Option<Spanned<i64>>,
     /// command: the program to run.
     pub program: Option<Spanned<String>>,
     /// command: its arguments; `{prompt}` in an argument is replaced by the prompt, else the prompt goes to stdin.

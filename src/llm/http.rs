@@ -13,6 +13,7 @@ use reqwest::header::HeaderMap;
 use tokio::time::{timeout_at, Instant};
 
 use super::anthropic_stream::AnthropicStream;
+use super::budget::Window;
 use super::error::TimeoutPhase;
 use super::openai_stream::OpenAiStream;
 use super::progressive::{self, Step};
@@ -66,6 +67,14 @@ impl HttpBackend {
             client,
             usage_accepted: AtomicBool::new(true),
         })
+    }
+
+    /// The model's context window and the largest reply the token ladder asks for.
+    pub fn window(&self) -> Window {
+        Window {
+            context_tokens: self.settings.context_tokens,
+            reply_tokens: self.settings.tokens.until,
+        }
     }
 
     /// Completes a prompt with the progressive token strategy.

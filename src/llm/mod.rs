@@ -6,6 +6,7 @@
 //! - [`command`]: CLI agents run as child processes in their own process group.
 //! - [`progressive`]: the progressive token strategy (regenerate or continue a cut reply).
 //! - [`wire`]: request bodies of both APIs (pure).
+//! - [`budget`]: token estimates and trimming a prompt to the model's context window (pure).
 //! - [`error`]: [`LlmError`], typed failures with a short `kind()` label.
 //! - [`stream`]: completions, finish reasons, usage and typed stream errors.
 //! - [`pool`]: bounded, fair concurrency per backend.
@@ -14,6 +15,7 @@
 //! - [`test_server`]: a local LLM server speaking both formats, for tests and benchmarks.
 
 pub mod anthropic_stream;
+pub mod budget;
 pub mod command;
 pub mod echo;
 pub mod error;
@@ -108,6 +110,15 @@ impl Backend {
             )?)),
             Provider::Command(s) => Backend::Command(Arc::new(command::CommandBackend::new(&config.name, s))),
         })
+    }
+
+    /// The model's context window, for backends that have one (HTTP); echo and command backends
+    /// manage their own.
+    pub fn window(&self) -> Option<budget::Window> {
+        match self {
+            Backend::Http(h) => Some(h.window()),
+            Backend::Echo(_) | Backend::Command(_) => None,
+        }
     }
 
     /// Completes a prompt.

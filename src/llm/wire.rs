@@ -161,6 +161,7 @@ mod tests {
             stream_usage: true,
             max_tokens_param: MaxTokensParam::MaxTokens,
             temperature: None,
+            context_tokens: 8_192,
         }
     }
 
