@@ -16,7 +16,8 @@ use crate::acl::{self, ChainLength, ReplyDecision};
 use crate::config::DryRun;
 use crate::discord::outbox::{Delivered, Reply};
 use crate::discord::Outbox;
-use crate::llm::LlmError;
+use crate::llm::stream::Completion;
+use crate::llm::{budget, LlmError, Prompt};
 use crate::memory::{self, MemoryTurn};
 use crate::message::Inbound;
 use crate::ops::telemetry::{self, GiveUpCause, RetryCause};
@@ -25,6 +26,10 @@ use crate::routing::ConversationKey;
 /// How long a reply waits for its typing indicator's request before going out anyway (the
 /// indicator is sent alongside the model call and must not arrive after the reply).
 const TYPING_WAIT: Duration = Duration::from_secs(5);
+
+/// Harder trims after a context overflow before the turn fails: half the budget, then the
+/// newest message alone.
+const OVERFLOW_RETRIES: u32 = 2;
 
 /// What a turn does with its messages.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +149,8 @@ impl TurnFailure {
     pub fn from_llm(e: &LlmError) -> Self {
         match e {
             LlmError::Auth(_) => Self::permanent(Cause::Auth, e.to_string()),
-            LlmError::BadRequest(_) => Self::permanent(Cause::BadRequest, e.to_string()),
+            // An overflow reaches here only after the harder trims: nothing shorter is left.
+            LlmError::BadRequest(_) | LlmError::ContextOverflow(_) => Self::permanent(Cause::BadRequest, e.to_string()),
             _ => Self {
                 retry_after: e.retry_after(),
                 ..Self::retry(Cause::Llm, e.to_string())
@@ -165,9 +171,9 @@ pub struct TurnOutcome {
 }
 
 /// Whether a model error says the backend is unhealthy (and so counts toward the breaker): a
-/// prompt the backend refused (400) says nothing about its health.
+/// prompt the backend refused (400) or found too long says nothing about its health.
 pub fn counts_toward_breaker(e: &LlmError) -> bool {
-    !matches!(e, LlmError::BadRequest(_))
+    !matches!(e, LlmError::BadRequest(_) | LlmError::ContextOverflow(_))
 }
 
 /// Runs one turn for `batch` (oldest first; the reply answers the last).
@@ -321,6 +327,10 @@ impl Step<'_> {
         if matches!(self.decision, ReplyDecision::SendWithCourtesy { .. }) {
             prompt.system.push_str("\n\nThis reply ends an agent chain that has reached its limit: it is the last message, and no reply to it is expected.");
         }
+        if let Some(window) = spec.backend.window() {
+            let fit = budget::fit(&mut prompt, window.prompt_budget());
+            self.log_fit(&fit, window.prompt_budget(), "the context window");
+        }
         // An open circuit breaker (`on_trip = "isolate"`): the backend is not asked until the
         // cooldown lets one probe through. The messages wait.
         if !spec.breaker.allow(std::time::Instant::now()) {
@@ -333,24 +343,7 @@ impl Step<'_> {
             tokio::spawn(async move { outbox.typing(channel).await })
         });
         let completion = match spec.pool.acquire(name).await {
-            Ok(_permit) => {
-                let started = std::time::Instant::now();
-                let result = Box::pin(spec.backend.complete(&prompt)).await;
-                match &result {
-                    Ok(_) => spec.breaker.record_success(),
-                    Err(e) if counts_toward_breaker(e) => {
-                        spec.breaker
-                            .record_failure(std::time::Instant::now(), &format!("{}: {e}", e.kind()));
-                    }
-                    Err(_) => {}
-                }
-                let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
-                telemetry::llm_request(&spec.config.backend, outcome, Some(started.elapsed()));
-                if let Some(usage) = result.as_ref().ok().and_then(|c| c.usage.as_ref()) {
-                    telemetry::llm_tokens(name, usage.input_tokens, usage.output_tokens);
-                }
-                result.map_err(|e| TurnFailure::from_llm(&e))
-            }
+            Ok(_permit) => self.call_model(prompt).await,
             // A full pool is load shedding, not a backend failure: the message waits.
             Err(full) => {
                 telemetry::llm_request(&spec.config.backend, "queue_full", None);
@@ -377,6 +370,55 @@ impl Step<'_> {
         memory::trim(&mut with_reply, spec.config.memory_limits);
         self.save(&with_reply).await?;
         Ok((text, with_reply, typing))
+    }
+
+    /// Asks the model, holding a pool permit. A context overflow (the estimate was too low, or the
+    /// server's window is smaller than configured) is answered by trimming harder: half the
+    /// budget, then the newest message alone in a quarter of it. Only an overflow after both
+    /// fails the turn; none counts toward the breaker.
+    async fn call_model(&self, mut prompt: Prompt) -> Result<Completion, TurnFailure> {
+        let spec = self.spec;
+        let full = spec
+            .backend
+            .window()
+            .map_or_else(|| budget::prompt_tokens(&prompt), |w| w.prompt_budget());
+        let mut harder = 0;
+        loop {
+            let started = std::time::Instant::now();
+            let result = Box::pin(spec.backend.complete(&prompt)).await;
+            match &result {
+                Ok(_) => spec.breaker.record_success(),
+                Err(e) if counts_toward_breaker(e) => {
+                    spec.breaker
+                        .record_failure(std::time::Instant::now(), &format!("{}: {e}", e.kind()));
+                }
+                Err(_) => {}
+            }
+            let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+            telemetry::llm_request(&spec.config.backend, outcome, Some(started.elapsed()));
+            if let Some(usage) = result.as_ref().ok().and_then(|c| c.usage.as_ref()) {
+                telemetry::llm_tokens(self.name(), usage.input_tokens, usage.output_tokens);
+            }
+            match result {
+                Err(LlmError::ContextOverflow(detail)) if harder < OVERFLOW_RETRIES => {
+                    harder += 1;
+                    tracing::warn!(agent = %self.name(), message_id = self.latest.id, error = %detail, "the prompt did not fit the model; trimming harder");
+                    if harder == OVERFLOW_RETRIES {
+                        budget::newest_only(&mut prompt);
+                    }
+                    let budget = full >> harder;
+                    let fit = budget::fit(&mut prompt, budget);
+                    self.log_fit(&fit, budget, "a harder trim");
+                }
+                other => return other.map_err(|e| TurnFailure::from_llm(&e)),
+            }
+        }
+    }
+
+    fn log_fit(&self, fit: &budget::Fit, budget: usize, why: &str) {
+        if fit.dropped > 0 || fit.cut {
+            tracing::info!(agent = %self.name(), message_id = self.latest.id, dropped = fit.dropped, cut = fit.cut, budget, "prompt trimmed to fit {why}");
+        }
     }
 
     /// Records what was sent: chain lengths of the parts, and, once every part is out, the
@@ -588,6 +630,9 @@ mod tests {
     #[test]
     fn a_refused_prompt_does_not_count_toward_the_breaker() {
         assert!(!counts_toward_breaker(&LlmError::BadRequest("too long".into())));
+        assert!(!counts_toward_breaker(&LlmError::ContextOverflow(
+            "prompt is too long".into()
+        )));
         assert!(counts_toward_breaker(&LlmError::Auth("401".into())));
         assert!(counts_toward_breaker(&LlmError::Timeout(
             crate::llm::error::TimeoutPhase::FirstToken

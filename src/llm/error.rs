@@ -51,6 +51,10 @@ pub enum LlmError {
     /// The request was rejected (400, 404, 422): retrying cannot help.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The prompt did not fit the model's context window: a shorter prompt can help, the same
+    /// one cannot. Says nothing about the backend's health.
+    #[error("context window exceeded: {0}")]
+    ContextOverflow(String),
     /// The reply stream ended without a finish reason (EOF, `[DONE]` or a dropped connection).
     #[error("incomplete reply: {0}")]
     Truncated(String),
@@ -88,12 +92,13 @@ impl LlmError {
         "overloaded",
         "timeout",
         "bad_request",
+        "context_overflow",
         "truncated",
         "backend",
     ];
 
     /// A short static label for metrics and breakers: `auth`, `rate_limit`, `overloaded`,
-    /// `timeout`, `bad_request`, `truncated` or `backend`.
+    /// `timeout`, `bad_request`, `context_overflow`, `truncated` or `backend`.
     pub fn kind(&self) -> &'static str {
         match self {
             LlmError::Auth(_) => "auth",
@@ -101,6 +106,7 @@ impl LlmError {
             LlmError::Overloaded { .. } => "overloaded",
             LlmError::Timeout(_) => "timeout",
             LlmError::BadRequest(_) => "bad_request",
+            LlmError::ContextOverflow(_) => "context_overflow",
             LlmError::Truncated(_) => "truncated",
             LlmError::Unavailable { .. } | LlmError::Backend(_) => "backend",
         }
@@ -137,7 +143,7 @@ impl LlmError {
             LlmError::Timeout(_) | LlmError::Unavailable { .. } | LlmError::Truncated(_) => {
                 "I could not get an answer from my model in time; please try again."
             }
-            LlmError::Auth(_) | LlmError::BadRequest(_) | LlmError::Backend(_) => {
+            LlmError::Auth(_) | LlmError::BadRequest(_) | LlmError::ContextOverflow(_) | LlmError::Backend(_) => {
                 "I cannot answer right now because of a problem on my side."
             }
         }
@@ -160,6 +166,7 @@ impl LlmError {
             ProviderErrorKind::RateLimit => LlmError::RateLimit { retry_after, detail },
             ProviderErrorKind::Overloaded => LlmError::Overloaded { retry_after, detail },
             ProviderErrorKind::BadRequest => LlmError::BadRequest(detail),
+            ProviderErrorKind::ContextOverflow => LlmError::ContextOverflow(detail),
             ProviderErrorKind::Server => LlmError::Unavailable { retry_after, detail },
             ProviderErrorKind::Other => match status {
                 Some(408) | Some(500..=599) => LlmError::Unavailable { retry_after, detail },
@@ -194,6 +201,7 @@ impl LlmError {
                 detail: clean(detail),
             },
             LlmError::BadRequest(d) => LlmError::BadRequest(clean(d)),
+            LlmError::ContextOverflow(d) => LlmError::ContextOverflow(clean(d)),
             LlmError::Truncated(d) => LlmError::Truncated(clean(d)),
             LlmError::Unavailable { retry_after, detail } => LlmError::Unavailable {
                 retry_after,
@@ -223,6 +231,7 @@ mod tests {
             },
             LlmError::Timeout(TimeoutPhase::Total),
             LlmError::BadRequest(String::new()),
+            LlmError::ContextOverflow(String::new()),
             LlmError::Truncated(String::new()),
             LlmError::Unavailable {
                 retry_after: None,
@@ -241,6 +250,7 @@ mod tests {
                 "overloaded",
                 "timeout",
                 "bad_request",
+                "context_overflow",
                 "truncated",
                 "backend",
                 "backend"
@@ -268,6 +278,39 @@ mod tests {
             e(529, overloaded).to_string(),
             "provider overloaded: HTTP 529: Overloaded"
         );
+    }
+
+    /// Each provider's context-overflow answer, as its documentation and servers give it.
+    #[test]
+    fn context_overflows_are_recognised_per_provider() {
+        let e = |status: u16, body: &str| {
+            let (kind, msg) = crate::llm::stream::classify_error_body(status, body);
+            LlmError::from_provider(kind, Some(status), &msg, None)
+        };
+        let openai = r#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 131072 tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+        let llamacpp = r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":5000,"n_ctx":4096}}"#;
+        let llamacpp_old = r#"{"error":{"code":400,"message":"the request exceeds the available context size. try increasing the context size or enable context shift","type":"invalid_request_error"}}"#;
+        let anthropic = r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 208310 tokens > 200000 maximum"}}"#;
+        let vllm = r#"{"object":"error","message":"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4488 in the messages, 512 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}"#;
+        for body in [openai, llamacpp, llamacpp_old, anthropic, vllm, "prompt is too long"] {
+            let err = e(400, body);
+            assert_eq!(err.kind(), "context_overflow", "{body}");
+            assert!(!err.is_transient());
+        }
+        // In a stream (llama.cpp reports some errors after HTTP 200).
+        let in_stream: serde_json::Value = serde_json::from_str(llamacpp).unwrap();
+        let (kind, _) = crate::llm::stream::error_from_json(None, &in_stream).unwrap();
+        assert_eq!(kind, ProviderErrorKind::ContextOverflow);
+        // Other rejections stay bad requests; an overflow phrase in a 5xx is a server failure.
+        assert_eq!(
+            e(
+                400,
+                r#"{"error":{"message":"model not found","type":"invalid_request_error"}}"#
+            )
+            .kind(),
+            "bad_request"
+        );
+        assert_eq!(e(500, "prompt is too long").kind(), "backend");
     }
 
     #[test]

@@ -535,7 +535,7 @@ mod tests {
         assert_eq!(
             run(input.as_bytes(), None).1,
             Err(StreamError::Provider {
-                kind: ProviderErrorKind::BadRequest,
+                kind: ProviderErrorKind::ContextOverflow,
                 message: "This model's maximum context length is 4096 tokens.".into()
             })
         );

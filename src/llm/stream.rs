@@ -88,6 +88,9 @@ pub enum ProviderErrorKind {
     Overloaded,
     /// The request itself was rejected (400, 404, 413, 422, `invalid_request_error`).
     BadRequest,
+    /// The prompt does not fit the model's context window (OpenAI `context_length_exceeded`,
+    /// llama.cpp `exceed_context_size_error`, Anthropic "prompt is too long").
+    ContextOverflow,
     /// The provider failed (5xx, `api_error`, `server_error`).
     Server,
     /// Anything else (e.g. 402 out of credits, an unrecognised error type).
@@ -101,6 +104,7 @@ impl std::fmt::Display for ProviderErrorKind {
             ProviderErrorKind::RateLimit => "rate limit",
             ProviderErrorKind::Overloaded => "overloaded",
             ProviderErrorKind::BadRequest => "bad request",
+            ProviderErrorKind::ContextOverflow => "context overflow",
             ProviderErrorKind::Server => "server",
             ProviderErrorKind::Other => "other",
         };
@@ -148,7 +152,10 @@ pub fn classify_error_body(status: u16, body: &str) -> (ProviderErrorKind, Strin
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            return (kind_or_status(None, Some(status)), clean_message(&msg));
+            return (
+                overflow_or(kind_or_status(None, Some(status)), &msg),
+                clean_message(&msg),
+            );
         }
     }
     let msg = if trimmed.is_empty() {
@@ -156,7 +163,10 @@ pub fn classify_error_body(status: u16, body: &str) -> (ProviderErrorKind, Strin
     } else {
         trimmed.to_string()
     };
-    (kind_or_status(None, Some(status)), clean_message(&msg))
+    (
+        overflow_or(kind_or_status(None, Some(status)), &msg),
+        clean_message(&msg),
+    )
 }
 
 /// Recognises an error object inside JSON (a stream `data:` payload or an HTTP body) and classifies it.
@@ -180,7 +190,7 @@ pub(crate) fn error_from_json(status: Option<u16>, v: &Value) -> Option<(Provide
     };
     if let Value::String(s) = err {
         // `{"error":"model not found"}` (Ollama and others).
-        return Some((kind_or_status(None, status), clean_message(s)));
+        return Some((overflow_or(kind_or_status(None, status), s), clean_message(s)));
     }
     let message = match err.get("message") {
         Some(Value::String(s)) => s.clone(),
@@ -204,14 +214,37 @@ pub(crate) fn error_from_json(status: Option<u16>, v: &Value) -> Option<(Provide
             body_kind = u16::try_from(n).ok().and_then(kind_from_status);
         }
     }
-    Some((kind_or_status(body_kind, status), clean_message(&message)))
+    Some((
+        overflow_or(kind_or_status(body_kind, status), &message),
+        clean_message(&message),
+    ))
+}
+
+/// Phrases of providers' context-overflow messages, lower-case: llama.cpp's server, Anthropic,
+/// OpenAI (and servers that copy its wording without the `code`).
+const OVERFLOW_PHRASES: &[&str] = &[
+    "exceeds the available context size",
+    "prompt is too long",
+    "maximum context length",
+    "context_length_exceeded",
+    "exceed_context_size",
+];
+
+/// `kind`, unless it is a rejected request whose message says the prompt did not fit.
+fn overflow_or(kind: ProviderErrorKind, message: &str) -> ProviderErrorKind {
+    use ProviderErrorKind as K;
+    let lower = message.to_ascii_lowercase();
+    match kind {
+        K::BadRequest | K::Other if OVERFLOW_PHRASES.iter().any(|p| lower.contains(p)) => K::ContextOverflow,
+        k => k,
+    }
 }
 
 /// Combines a kind read from the body with one read from the HTTP status.
 fn kind_or_status(body: Option<ProviderErrorKind>, status: Option<u16>) -> ProviderErrorKind {
     use ProviderErrorKind as K;
     match body {
-        Some(k @ (K::Auth | K::RateLimit | K::Overloaded)) => k,
+        Some(k @ (K::Auth | K::RateLimit | K::Overloaded | K::ContextOverflow)) => k,
         _ => status.and_then(kind_from_status).or(body).unwrap_or(K::Other),
     }
 }
@@ -242,11 +275,11 @@ fn kind_from_type(t: &str) -> Option<ProviderErrorKind> {
         | "PermissionDeniedError" => K::Auth,
         "rate_limit_error" | "rate_limit_exceeded" | "RateLimitError" => K::RateLimit,
         "overloaded_error" | "overloaded" | "ServiceUnavailableError" => K::Overloaded,
+        "context_length_exceeded" | "exceed_context_size_error" => K::ContextOverflow,
         "invalid_request_error"
         | "not_found_error"
         | "request_too_large"
         | "model_not_found"
-        | "context_length_exceeded"
         | "BadRequestError"
         | "NotFoundError"
         | "UnprocessableEntityError" => K::BadRequest,
@@ -451,7 +484,7 @@ mod tests {
         assert_eq!(kind, ProviderErrorKind::Auth);
         assert!(msg.starts_with("Incorrect API key provided: sk-***. You can"), "{msg}");
         assert!(!msg.contains("abcdefghijklmnop"));
-        let body = r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+        let body = r#"{"error":{"message":"Invalid 'messages[0].content': string too long.","type":"invalid_request_error","param":"messages","code":"string_above_max_length"}}"#;
         assert_eq!(classify_error_body(400, body).0, ProviderErrorKind::BadRequest);
         let body = r#"{"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}"#;
         assert_eq!(
