@@ -4,7 +4,7 @@
 use serde_json::json;
 use troupe::config::Config;
 use troupe::llm::stream::FinishReason;
-use troupe::llm::test_server::{tokens, words, Format, LlmTestServer, Reply};
+use troupe::llm::test_server::{tokens, words, Format, LlmTestServer, OverflowStyle, Reply};
 use troupe::llm::wire::CONTINUE_INSTRUCTION;
 use troupe::llm::{Backend, LlmError, Prompt, PromptTurn, Role, TimeoutPhase};
 
@@ -221,6 +221,40 @@ async fn anthropic_overloaded_529_is_retried() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "overloaded");
+}
+
+/// The test server's context window answers with each provider's overflow error, which the
+/// backend classifies as `context_overflow` and does not retry; a request that fits is answered.
+#[tokio::test]
+async fn a_prompt_larger_than_the_window_is_a_context_overflow_per_provider() {
+    let long = |n: usize| Prompt {
+        turns: vec![PromptTurn {
+            role: Role::User,
+            author: "alice".into(),
+            content: words(n),
+        }],
+        ..prompt()
+    };
+    for (format, style) in [
+        (Format::OpenAi, OverflowStyle::OpenAi),
+        (Format::OpenAi, OverflowStyle::LlamaCpp),
+        (Format::Anthropic, OverflowStyle::OpenAi),
+    ] {
+        let s = setup().await;
+        s.server.set_context_window(1000, style);
+        let backend = s.backend(format, RETRIES);
+        let err = backend.complete(&long(2000)).await.unwrap_err();
+        assert_eq!(err.kind(), "context_overflow", "{format:?} {style:?}: {err}");
+        assert_eq!(s.server.requests().len(), 1, "{format:?} {style:?}: no retry");
+        // 800 words fit alone, but not beside a 512-token reply (except on llama.cpp).
+        let r = backend.complete(&long(800)).await;
+        assert_eq!(
+            r.is_ok(),
+            style == OverflowStyle::LlamaCpp && format == Format::OpenAi,
+            "{format:?} {style:?}: {r:?}"
+        );
+        assert!(backend.complete(&long(100)).await.is_ok());
+    }
 }
 
 #[tokio::test]

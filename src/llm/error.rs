@@ -291,8 +291,17 @@ mod tests {
         let llamacpp = r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":5000,"n_ctx":4096}}"#;
         let llamacpp_old = r#"{"error":{"code":400,"message":"the request exceeds the available context size. try increasing the context size or enable context shift","type":"invalid_request_error"}}"#;
         let anthropic = r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 208310 tokens > 200000 maximum"}}"#;
+        let anthropic_reply = r#"{"type":"error","error":{"type":"invalid_request_error","message":"input length and `max_tokens` exceed context limit: 198000 + 4096 > 200000, decrease input length or `max_tokens` and try again"}}"#;
         let vllm = r#"{"object":"error","message":"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4488 in the messages, 512 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}"#;
-        for body in [openai, llamacpp, llamacpp_old, anthropic, vllm, "prompt is too long"] {
+        for body in [
+            openai,
+            llamacpp,
+            llamacpp_old,
+            anthropic,
+            anthropic_reply,
+            vllm,
+            "prompt is too long",
+        ] {
             let err = e(400, body);
             assert_eq!(err.kind(), "context_overflow", "{body}");
             assert!(!err.is_transient());

@@ -225,6 +225,7 @@ pub(crate) fn error_from_json(status: Option<u16>, v: &Value) -> Option<(Provide
 const OVERFLOW_PHRASES: &[&str] = &[
     "exceeds the available context size",
     "prompt is too long",
+    "exceed context limit",
     "maximum context length",
     "context_length_exceeded",
     "exceed_context_size",

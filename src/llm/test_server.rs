@@ -6,6 +6,10 @@
 //! without a finish reason. Every request is recorded for assertions.
 //!
 //! A "token" is a word with the whitespace before it (`"Hello"`, `" world"`): see [`tokens`].
+//!
+//! With [`LlmTestServer::set_context_window`], a request whose prompt (plus `max_tokens`, where
+//! the provider counts it) is larger than the window gets that provider's real context-overflow
+//! error instead of its scripted reply.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -204,6 +208,7 @@ struct Inner {
     default: Reply,
     requests: Vec<RecordedRequest>,
     api_key: Option<String>,
+    window: Option<(u64, OverflowStyle)>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -224,6 +229,7 @@ impl LlmTestServer {
             default: Reply::text("Hello from the LLM test server."),
             requests: Vec::new(),
             api_key: None,
+            window: None,
         }));
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
@@ -273,6 +279,13 @@ impl LlmTestServer {
         self.lock().api_key = Some(key.to_string());
     }
 
+    /// Gives the model a context window of `tokens`: larger requests get the provider's overflow
+    /// error (`style` for the OpenAI-compatible endpoint; Anthropic's own on `/v1/messages`) and
+    /// do not use up a scripted reply.
+    pub fn set_context_window(&self, tokens: u64, style: OverflowStyle) {
+        self.lock().window = Some((tokens, style));
+    }
+
     /// Every request so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().requests.clone()
@@ -315,6 +328,9 @@ fn handle(format: Format, path: &str, shared: &Shared, headers: &HeaderMap, body
                 .collect(),
             body: body.clone(),
         });
+        if let Some(refused) = inner.window.and_then(|(n, style)| overflow(format, style, n, &body)) {
+            return refused;
+        }
         let reply = inner.script.pop_front().unwrap_or_else(|| inner.default.clone());
         (reply, inner.api_key.clone())
     };
@@ -580,6 +596,42 @@ impl Frames {
             Format::Anthropic => Self::anthropic_event("message_stop", json!({"type": "message_stop"})),
         }
     }
+}
+
+/// How an OpenAI-compatible server reports a request larger than its context window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowStyle {
+    /// OpenAI: the prompt plus `max_tokens` is counted; 400 with `code: context_length_exceeded`.
+    OpenAi,
+    /// llama.cpp's server: the prompt alone is counted; 400 with `type: exceed_context_size_error`.
+    LlamaCpp,
+}
+
+/// The provider's overflow error for `request`, if it does not fit `window` tokens.
+fn overflow(format: Format, style: OverflowStyle, window: u64, request: &Value) -> Option<Response> {
+    let count = |v: &Value| v.as_str().map_or(0, |s| tokens(s).len() as u64);
+    let messages = request["messages"].as_array().map_or(&[][..], Vec::as_slice);
+    let prompt = count(&request["system"]) + messages.iter().map(|m| count(&m["content"])).sum::<u64>();
+    let reply = request["max_tokens"]
+        .as_u64()
+        .or_else(|| request["max_completion_tokens"].as_u64())
+        .unwrap_or(0);
+    let body = match (format, style) {
+        (Format::Anthropic, _) if prompt > window => {
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": format!("prompt is too long: {prompt} tokens > {window} maximum")}})
+        }
+        (Format::Anthropic, _) if prompt + reply > window => {
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": format!("input length and `max_tokens` exceed context limit: {prompt} + {reply} > {window}, decrease input length or `max_tokens` and try again")}})
+        }
+        (Format::OpenAi, OverflowStyle::OpenAi) if prompt + reply > window => {
+            json!({"error": {"message": format!("This model's maximum context length is {window} tokens. However, you requested {} tokens ({prompt} in the messages, {reply} in the completion). Please reduce the length of the messages or completion.", prompt + reply), "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})
+        }
+        (Format::OpenAi, OverflowStyle::LlamaCpp) if prompt > window => {
+            json!({"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": prompt, "n_ctx": window}})
+        }
+        _ => return None,
+    };
+    Some(error_response(400, &body.to_string()))
 }
 
 #[cfg(test)]
