@@ -84,11 +84,15 @@ pub fn fit(prompt: &mut Prompt, budget: usize) -> Fit {
         // Only a system prompt, larger than the window: nothing of the conversation to cut.
         return Fit { dropped, cut: false };
     };
-    prompt.system.push_str(CUT_NOTICE);
+    // A harder trim of a prompt already cut keeps one notice and one marker.
+    if !prompt.system.ends_with(CUT_NOTICE) {
+        prompt.system.push_str(CUT_NOTICE);
+    }
     let others = SYSTEM_OVERHEAD + estimate_tokens(&prompt.system) + TURN_OVERHEAD + estimate_tokens(&newest.author);
     let room = budget.saturating_sub(others + estimate_tokens(CUT_MARKER));
-    let kept = prefix_within(&newest.content, room);
-    newest.content = format!("{}{CUT_MARKER}", &newest.content[..kept]);
+    let text = newest.content.strip_suffix(CUT_MARKER).unwrap_or(&newest.content);
+    let kept = prefix_within(text, room);
+    newest.content = format!("{}{CUT_MARKER}", &text[..kept]);
     Fit { dropped, cut: true }
 }
 
@@ -223,6 +227,18 @@ mod tests {
         assert!(p.system.ends_with(CUT_NOTICE));
         assert!(prompt_tokens(&p) <= 500, "{}", prompt_tokens(&p));
         assert!(prompt_tokens(&p) > 450, "the cut keeps as much as fits");
+    }
+
+    #[test]
+    fn a_harder_trim_of_a_cut_prompt_cuts_again_with_one_marker_and_one_notice() {
+        let mut p = prompt(vec![turn("alice", &"word ".repeat(2000))]);
+        assert!(fit(&mut p, 400).cut);
+        let first = p.turns[0].content.len();
+        assert!(fit(&mut p, 200).cut);
+        assert!(p.turns[0].content.len() < first);
+        assert_eq!(p.turns[0].content.matches(CUT_MARKER).count(), 1);
+        assert_eq!(p.system.matches(CUT_NOTICE).count(), 1);
+        assert!(prompt_tokens(&p) <= 200);
     }
 
     #[test]
