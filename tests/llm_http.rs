@@ -257,6 +257,36 @@ async fn a_prompt_larger_than_the_window_is_a_context_overflow_per_provider() {
     }
 }
 
+/// Usage and requests are counted per HTTP request: a ladder whose first step succeeded (cut at
+/// the limit) and whose second failed still accounts for the first step's tokens.
+#[tokio::test(flavor = "current_thread")]
+async fn every_http_request_is_counted_with_its_usage_even_when_the_reply_fails() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let s = setup().await;
+    s.server.push(Reply::text(words(600)));
+    s.server.push(Reply::error(500, "boom"));
+    s.server.push(Reply::error(500, "boom"));
+    let backend = s.backend(
+        Format::OpenAi,
+        "tokens = { from = 256, until = 512, step = 256 }\nretries = { max_attempts = 2, base_delay_ms = 1, max_delay_ms = 2 }",
+    );
+    let err = backend.complete(&prompt()).await.unwrap_err();
+    assert_eq!(err.kind(), "backend");
+    let text = handle.render();
+    for line in [
+        r#"troupe_llm_tokens_total{agent="Ada",kind="output"} 256"#,
+        r#"troupe_llm_requests_total{backend="b",outcome="ok"} 1"#,
+        r#"troupe_llm_requests_total{backend="b",outcome="backend"} 2"#,
+        r#"troupe_llm_ladder_steps_total{backend="b",mode="first"} 1"#,
+        r#"troupe_llm_ladder_steps_total{backend="b",mode="regenerate"} 1"#,
+        r#"troupe_llm_retries_total{backend="b"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in:\n{text}");
+    }
+}
+
 #[tokio::test]
 async fn client_errors_are_not_retried() {
     for (status, kind) in [(400, "bad_request"), (401, "auth"), (403, "auth"), (404, "bad_request")] {

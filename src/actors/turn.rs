@@ -394,10 +394,12 @@ impl Step<'_> {
                 }
                 Err(_) => {}
             }
-            let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
-            telemetry::llm_request(&spec.config.backend, outcome, Some(started.elapsed()));
-            if let Some(usage) = result.as_ref().ok().and_then(|c| c.usage.as_ref()) {
-                telemetry::llm_tokens(self.name(), usage.input_tokens, usage.output_tokens);
+            if !spec.backend.counts_its_requests() {
+                let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+                telemetry::llm_request(&spec.config.backend, outcome, Some(started.elapsed()));
+                if let Some(usage) = result.as_ref().ok().and_then(|c| c.usage.as_ref()) {
+                    telemetry::llm_tokens(self.name(), usage.input_tokens, usage.output_tokens);
+                }
             }
             match result {
                 Err(LlmError::ContextOverflow(detail)) if harder < OVERFLOW_RETRIES => {

@@ -22,6 +22,7 @@ use super::stream::{classify_error_body, truncate_chars, Completion, StreamError
 use super::wire::Dialect;
 use super::{LlmError, Prompt, SetupError};
 use crate::config::HttpSettings;
+use crate::ops::telemetry;
 use crate::secret::Secret;
 
 /// Most bytes of an error response body read (the rest is not needed to classify it).
@@ -79,21 +80,34 @@ impl HttpBackend {
 
     /// Completes a prompt with the progressive token strategy.
     pub async fn complete(&self, prompt: &Prompt) -> Result<Completion, LlmError> {
-        progressive::complete(&self.settings.tokens, self.settings.on_truncation, |step| async move {
+        let ladder = &self.settings.tokens;
+        progressive::complete(ladder, self.settings.on_truncation, |step| async move {
+            telemetry::llm_ladder_step(&self.name, step.mode(ladder));
             self.request(prompt, &step).await
         })
         .await
     }
 
-    /// One request of the strategy, retried on transient failures.
+    /// One request of the strategy, retried on transient failures. Each HTTP request is counted
+    /// (outcome, duration, and the usage it reported) as it ends, so a turn that fails later
+    /// still accounts for what its earlier requests used.
     async fn request(&self, prompt: &Prompt, step: &Step) -> Result<Completion, LlmError> {
         let policy = &self.settings.retries;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let with_usage = self.settings.stream_usage && self.usage_accepted.load(Ordering::Relaxed);
-            let err = match self.attempt(prompt, step, with_usage).await {
-                Ok(c) => return Ok(c),
+            let started = Instant::now();
+            let result = self.attempt(prompt, step, with_usage).await;
+            let outcome = result.as_ref().map_or_else(LlmError::kind, |_| "ok");
+            telemetry::llm_request(&self.name, outcome, Some(started.elapsed()));
+            let err = match result {
+                Ok(c) => {
+                    if let Some(usage) = c.usage {
+                        telemetry::llm_tokens(&prompt.agent, usage.input_tokens, usage.output_tokens);
+                    }
+                    return Ok(c);
+                }
                 Err(e) => e.scrub(self.key.as_ref()),
             };
             if with_usage && matches!(&err, LlmError::BadRequest(d) if d.contains("stream_options")) {
@@ -123,7 +137,7 @@ impl HttpBackend {
                 delay_ms = delay.as_millis() as u64,
                 "LLM request failed; retrying"
             );
-            crate::ops::telemetry::llm_retry(&self.name);
+            telemetry::llm_retry(&self.name);
             tokio::time::sleep(delay).await;
         }
     }

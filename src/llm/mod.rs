@@ -121,6 +121,13 @@ impl Backend {
         }
     }
 
+    /// True when the backend counts its own requests and their usage (`troupe_llm_requests_total`,
+    /// `troupe_llm_tokens_total`): an HTTP backend counts each HTTP request, ladder steps and
+    /// retries included. Other backends are counted once per call by the turn.
+    pub fn counts_its_requests(&self) -> bool {
+        matches!(self, Backend::Http(_))
+    }
+
     /// Completes a prompt.
     pub async fn complete(&self, prompt: &Prompt) -> Result<Completion, LlmError> {
         match self {

@@ -27,6 +27,17 @@ pub struct Step {
     pub continue_from: Option<String>,
 }
 
+impl Step {
+    /// The step's label for `troupe_llm_ladder_steps_total`: `first`, `regenerate` or `continue`.
+    pub fn mode(&self, ladder: &TokenLadder) -> &'static str {
+        match (&self.continue_from, self.max_tokens == ladder.from) {
+            (Some(_), _) => "continue",
+            (None, true) => "first",
+            (None, false) => "regenerate",
+        }
+    }
+}
+
 /// Runs the strategy, calling `request` for each step. Usage is summed over all requests:
 /// every one of them was paid for.
 pub async fn complete<F, Fut>(ladder: &TokenLadder, mode: OnTruncation, mut request: F) -> Result<Completion, LlmError>

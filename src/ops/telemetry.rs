@@ -31,9 +31,17 @@ pub const MESSAGES_IGNORED: &str = "troupe_messages_ignored_total";
 pub const REPLIES_SENT: &str = "troupe_replies_sent_total";
 /// Replies not sent because the agent chain was too long. Labels: `agent`.
 pub const CHAINS_BLOCKED: &str = "troupe_chains_blocked_total";
-/// Completion requests. Labels: `backend`, `outcome` (`ok`, `queue_full` or the error kind).
+/// Model requests: each HTTP request of an HTTP backend (ladder steps and retries included),
+/// each call of another backend, and each time the pool was full. Labels: `backend`, `outcome`
+/// (`ok`, `queue_full` or the error kind).
 pub const LLM_REQUESTS: &str = "troupe_llm_requests_total";
-/// Completion latency, queueing for a slot excluded. Labels: `backend`.
+/// Steps of the progressive token ladder. Labels: `backend`, `mode` (`first`, `regenerate`,
+/// `continue`).
+pub const LLM_LADDER_STEPS: &str = "troupe_llm_ladder_steps_total";
+/// The modes of [`LLM_LADDER_STEPS`].
+pub const LADDER_MODES: [&str; 3] = ["first", "regenerate", "continue"];
+/// Request latency (per model request, as counted in [`LLM_REQUESTS`]), queueing for a slot
+/// excluded. Labels: `backend`.
 pub const LLM_DURATION: &str = "troupe_llm_request_duration_seconds";
 /// Tokens reported by providers. Labels: `agent`, `kind` (`input`, `output`).
 pub const LLM_TOKENS: &str = "troupe_llm_tokens_total";
@@ -208,6 +216,9 @@ pub fn initialise<'a>(agents: impl IntoIterator<Item = &'a str>, backends: impl 
         }
         // Registering the histogram is enough: it renders with empty buckets.
         let _ = histogram!(LLM_DURATION, "backend" => backend.clone());
+        for mode in LADDER_MODES {
+            counter!(LLM_LADDER_STEPS, "backend" => backend.clone(), "mode" => mode).absolute(0);
+        }
         counter!(LLM_RETRIES, "backend" => backend).absolute(0);
     }
     gauge!(ACTIVE_CONVERSATIONS).increment(0.0);
@@ -234,8 +245,15 @@ fn describe() {
     );
     describe_counter!(REPLIES_SENT, "Reply messages Discord accepted.");
     describe_counter!(CHAINS_BLOCKED, "Replies not sent because the agent chain was too long.");
-    describe_counter!(LLM_REQUESTS, "Completion requests by backend and outcome.");
-    describe_histogram!(LLM_DURATION, Unit::Seconds, "Completion latency by backend.");
+    describe_counter!(
+        LLM_REQUESTS,
+        "Model requests (each HTTP request, failed ones included) by backend and outcome."
+    );
+    describe_counter!(
+        LLM_LADDER_STEPS,
+        "Steps of the progressive token ladder by backend and mode."
+    );
+    describe_histogram!(LLM_DURATION, Unit::Seconds, "Model request latency by backend.");
     describe_counter!(LLM_TOKENS, "Tokens reported by providers, by agent and kind.");
     describe_counter!(LLM_RETRIES, "Retried LLM requests by backend.");
     describe_gauge!(
@@ -298,6 +316,11 @@ pub fn llm_request(backend: &str, outcome: &'static str, elapsed: Option<Duratio
 pub fn llm_tokens(agent: &str, input: u64, output: u64) {
     counter!(LLM_TOKENS, "agent" => agent.to_string(), "kind" => "input").increment(input);
     counter!(LLM_TOKENS, "agent" => agent.to_string(), "kind" => "output").increment(output);
+}
+
+/// A step of the token ladder of `backend` starts (`mode` is one of [`LADDER_MODES`]).
+pub fn llm_ladder_step(backend: &str, mode: &'static str) {
+    counter!(LLM_LADDER_STEPS, "backend" => backend.to_string(), "mode" => mode).increment(1);
 }
 
 /// A request to `backend` is being retried.
