@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::llm::progressive::CUT_NOTE;
 use crate::llm::{PromptTurn, Role};
 
 /// One remembered turn.
@@ -18,6 +19,10 @@ pub struct MemoryTurn {
     pub message_id: u64,
     /// Unix time in milliseconds.
     pub time_ms: u64,
+    /// A reply still cut at the token limit: Discord shows it with [`CUT_NOTE`], which is
+    /// presentation and never goes back to the model as if it had written it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
 }
 
 impl MemoryTurn {
@@ -27,6 +32,15 @@ impl MemoryTurn {
             role: if self.assistant { Role::Assistant } else { Role::User },
             author: self.author.clone(),
             content: self.content.clone(),
+        }
+    }
+
+    /// The text as shown on Discord.
+    pub fn shown_text(&self) -> String {
+        if self.cut {
+            format!("{}{CUT_NOTE}", self.content)
+        } else {
+            self.content.clone()
         }
     }
 }
@@ -73,11 +87,29 @@ mod tests {
             content: content.into(),
             message_id: i,
             time_ms: i,
+            cut: false,
         }
     }
 
     fn ids(turns: &[MemoryTurn]) -> Vec<u64> {
         turns.iter().map(|t| t.message_id).collect()
+    }
+
+    #[test]
+    fn the_cut_note_is_shown_but_never_given_to_the_model() {
+        let t = MemoryTurn {
+            cut: true,
+            ..turn(1, "a long answer")
+        };
+        assert_eq!(t.to_prompt().content, "a long answer");
+        assert_eq!(t.shown_text(), format!("a long answer{CUT_NOTE}"));
+        assert_eq!(turn(1, "done").shown_text(), "done");
+        // Records written before the field existed read as not cut; uncut turns omit it.
+        let old: MemoryTurn =
+            serde_json::from_str(r#"{"assistant":true,"author":"Ada","content":"x","message_id":1,"time_ms":2}"#)
+                .unwrap();
+        assert!(!old.cut);
+        assert!(!serde_json::to_string(&old).unwrap().contains("cut"));
     }
 
     #[test]

@@ -469,6 +469,7 @@ mod tests {
             content: content.into(),
             message_id: 1,
             time_ms: 2,
+            cut: false,
         }
     }
 
@@ -537,6 +538,7 @@ mod tests {
                     content: format!("turn {i}"),
                     message_id: i,
                     time_ms: 0,
+                    cut: false,
                 };
                 s.save_memory("Ada", ConversationKey::User(i), &[t]).await
             })

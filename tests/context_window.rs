@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::{wait_for, Control, Process};
 use serde_json::Value;
 use troupe::llm::budget::{CUT_MARKER, CUT_NOTICE};
+use troupe::llm::progressive::CUT_NOTE;
 use troupe::llm::test_server::{LlmTestServer, OverflowStyle, Reply};
 
 /// troupe believes the window is 512 tokens; the server's is 300 (its "tokens" are words).
@@ -158,4 +159,33 @@ async fn a_message_larger_than_the_window_never_breaks_the_conversation_or_the_p
         "troupe exited; stderr:\n{}",
         troupe.stderr()
     );
+}
+
+/// The "(reply cut at the token limit)" note is shown on Discord but is not something the model
+/// said: the next prompt carries the reply without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cut_note_is_shown_but_not_remembered_as_the_models_text() {
+    let llm = LlmTestServer::start().await.unwrap();
+    llm.set_default(Reply::text(troupe::llm::test_server::words(40)));
+    let (config, _state) = common::config(&format!(
+        "[backends.local]\nprovider = \"llamacpp\"\nmodel = \"m\"\nbase_url = \"{}\"\ntokens = {{ from = 8, until = 8 }}\n\n[[agents]]\nname = \"Ada\"\nbackend = \"local\"\n",
+        llm.openai_base_url()
+    ));
+    let running = troupe::app::start(config).await.unwrap();
+    let sb = Control::new(running.sandbox_url().unwrap());
+    sb.wait_connected(&["Ada"]).await;
+    let first = sb.say("general", "alice", "<@Ada> tell me everything").await;
+    let shown = sb.reply_to("general", "Ada", first["id"].as_str().unwrap()).await;
+    let shown = shown["content"].as_str().unwrap().to_string();
+    assert!(shown.starts_with("t0 t1") && shown.contains(CUT_NOTE.trim()), "{shown}");
+    let next = sb.say("general", "alice", "<@Ada> and then?").await;
+    sb.reply_to("general", "Ada", next["id"].as_str().unwrap()).await;
+    let last = llm.requests().last().unwrap().clone();
+    let remembered = last
+        .messages()
+        .into_iter()
+        .find(|m| m["role"] == "assistant")
+        .expect("the first reply is in the prompt");
+    assert_eq!(remembered["content"], "t0 t1 t2 t3 t4 t5 t6 t7");
+    running.stop().await;
 }

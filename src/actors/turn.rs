@@ -16,7 +16,8 @@ use crate::acl::{self, ChainLength, ReplyDecision};
 use crate::config::DryRun;
 use crate::discord::outbox::{Delivered, Reply};
 use crate::discord::Outbox;
-use crate::llm::stream::Completion;
+use crate::llm::progressive::CUT_NOTE;
+use crate::llm::stream::{Completion, FinishReason};
 use crate::llm::{budget, LlmError, Prompt};
 use crate::memory::{self, MemoryTurn};
 use crate::message::Inbound;
@@ -266,7 +267,7 @@ impl Step<'_> {
             .iter()
             .rev()
             .find(|t| t.assistant && t.message_id == self.latest.id)
-            .map(|t| t.content.clone());
+            .map(MemoryTurn::shown_text);
         let (text, memory, typing) = match remembered {
             Some(text) => (text, memory, None),
             None => match self.ask_model(&memory).await {
@@ -319,6 +320,7 @@ impl Step<'_> {
                 content: m.content.clone(),
                 message_id: m.id,
                 time_ms: now_ms(),
+                cut: false,
             })
             .collect();
         let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
@@ -350,8 +352,8 @@ impl Step<'_> {
                 Err(TurnFailure::retry(Cause::Queue, full.to_string()))
             }
         };
-        let text = match completion {
-            Ok(c) => c.text,
+        let completion = match completion {
+            Ok(c) => c,
             Err(failure) => {
                 if let Some(t) = typing {
                     t.abort();
@@ -359,14 +361,24 @@ impl Step<'_> {
                 return Err(failure);
             }
         };
+        // The ladder's "(reply cut at the token limit)" note is shown, not remembered as the
+        // model's own words.
+        let cut = completion.finish == FinishReason::Length;
+        let content = match completion.text.strip_suffix(CUT_NOTE) {
+            Some(model_text) if cut => model_text.to_string(),
+            _ => completion.text,
+        };
         let mut with_reply: Vec<MemoryTurn> = memory.iter().cloned().chain(fresh).collect();
-        with_reply.push(MemoryTurn {
+        let reply = MemoryTurn {
             assistant: true,
             author: name.to_string(),
-            content: text.clone(),
+            content,
             message_id: self.latest.id,
             time_ms: now_ms(),
-        });
+            cut,
+        };
+        let text = reply.shown_text();
+        with_reply.push(reply);
         memory::trim(&mut with_reply, spec.config.memory_limits);
         self.save(&with_reply).await?;
         Ok((text, with_reply, typing))
@@ -473,12 +485,18 @@ impl Step<'_> {
         memory.retain(|t| !(t.assistant && t.message_id == self.latest.id));
         if parts_done > 0 {
             let parts = crate::split::split_message(text, crate::split::DISCORD_LIMIT);
+            let shown = parts[..parts_done.min(parts.len())].join("\n");
+            let (content, cut) = match shown.strip_suffix(CUT_NOTE) {
+                Some(model_text) => (model_text.to_string(), true),
+                None => (shown, false),
+            };
             memory.push(MemoryTurn {
                 assistant: true,
                 author: self.name().to_string(),
-                content: parts[..parts_done.min(parts.len())].join("\n"),
+                content,
                 message_id: self.latest.id,
                 time_ms: now_ms(),
+                cut,
             });
             memory::trim(&mut memory, self.spec.config.memory_limits);
         }

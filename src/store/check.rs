@@ -429,6 +429,7 @@ mod tests {
                 content: format!("turn {n}: {}", "the quick brown fox jumps over the lazy dog ".repeat(6)),
                 message_id: id,
                 time_ms: n,
+                cut: false,
             });
             let keep = memory.len().saturating_sub(20);
             memory.drain(..keep);
