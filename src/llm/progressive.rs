@@ -65,7 +65,11 @@ where
             }
             return Ok(Completion { usage, ..c });
         }
+        // Cut before its own limit: the model ran into its context window, and asking for more
+        // (continuing, or regenerating with a larger limit) would only be cut again.
+        let context_full = c.usage.is_some_and(|u| u.output_tokens < u64::from(limit));
         let next = match mode {
+            _ if context_full => None,
             OnTruncation::Regenerate => (limit < ladder.until).then(|| Step {
                 max_tokens: limit.saturating_add(ladder.step).min(ladder.until),
                 continue_from: None,
@@ -216,6 +220,28 @@ mod tests {
                 limits(&calls).iter().sum::<u32>(),
                 if mode == OnTruncation::Continue { 1024 } else { 2560 }
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_cut_by_the_context_window_is_not_continued() {
+        for mode in [OnTruncation::Regenerate, OnTruncation::Continue] {
+            let mut calls = 0;
+            let c = complete(&LADDER, mode, |_| {
+                calls += 1;
+                std::future::ready(Ok(Completion {
+                    text: "the window filled up after a".into(),
+                    finish: FinishReason::Length,
+                    usage: Some(Usage {
+                        input_tokens: 4000,
+                        output_tokens: 96,
+                    }),
+                }))
+            })
+            .await
+            .unwrap();
+            assert_eq!(calls, 1, "{mode:?}");
+            assert_eq!(c.text, format!("the window filled up after a{CUT_NOTE}"));
         }
     }
 

@@ -46,14 +46,36 @@ impl Dialect {
         }
     }
 
-    /// The whole reply after a continuation: Anthropic continues the prefill (sent without its
-    /// trailing whitespace, which the API rejects) exactly; an OpenAI-compatible model's
-    /// continuation is appended as it came.
+    /// The whole reply after a continuation. Anthropic continues the prefill (sent without its
+    /// trailing whitespace, which the API rejects) exactly, leading space included. An
+    /// OpenAI-compatible model answers in a new message, which never starts with the space a
+    /// token in the middle of a reply carries: see [`join_continuation`].
     pub fn join(self, so_far: &str, continuation: &str) -> String {
         match self {
-            Dialect::OpenAi => format!("{so_far}{continuation}"),
+            Dialect::OpenAi => join_continuation(so_far, continuation),
             Dialect::Anthropic => format!("{}{continuation}", so_far.trim_end()),
         }
+    }
+}
+
+/// Joins a cut reply and its continuation sent as a new message. Whitespace on either side is
+/// kept as it is. Otherwise a space goes in after the end of a sentence or clause
+/// (`Alice.` + `You` → `Alice. You`, but `3.` + `14` stays `3.14`) and before a capital after a
+/// letter (`Alice` + `The`); anything else (`bro` + `wn`, `foo` + `()`) is a word cut in the
+/// middle and is glued back.
+pub fn join_continuation(so_far: &str, continuation: &str) -> String {
+    let (Some(last), Some(first)) = (so_far.chars().next_back(), continuation.chars().next()) else {
+        return format!("{so_far}{continuation}");
+    };
+    let before_last = so_far.chars().rev().nth(1);
+    let after_clause = matches!(last, '.' | '!' | '?' | ',' | ';' | ':' | ')' | '"' | '”' | '’')
+        && (first.is_alphanumeric() || matches!(first, '(' | '"' | '“' | '*' | '_' | '`'))
+        && !(last == '.' && first.is_ascii_digit() && before_last.is_some_and(|c| c.is_ascii_digit()));
+    let new_word = last.is_alphabetic() && first.is_uppercase();
+    if after_clause || new_word {
+        format!("{so_far} {continuation}")
+    } else {
+        format!("{so_far}{continuation}")
     }
 }
 
@@ -227,6 +249,29 @@ mod tests {
         assert!(b.get("max_tokens").is_none() && b.get("stream_options").is_none());
         assert_eq!(b["temperature"], 0.5);
         assert_eq!(Dialect::OpenAi.join("The answer is ", "4."), "The answer is 4.");
+    }
+
+    /// Continuations as OpenAI-compatible models send them: a new message without the leading
+    /// space the next token would have carried.
+    #[test]
+    fn continuations_are_joined_with_the_space_the_cut_took() {
+        for (so_far, more, want) in [
+            ("Hello Alice.", "You are", "Hello Alice. You are"),
+            ("Really?", "Yes", "Really? Yes"),
+            ("one,", "two", "one, two"),
+            ("said \"hi\"", "and left", "said \"hi\" and left"),
+            ("I met Alice", "The next day", "I met Alice The next day"),
+            ("the quick bro", "wn fox", "the quick brown fox"),
+            ("pi is 3.", "14", "pi is 3.14"),
+            ("call foo", "() now", "call foo() now"),
+            ("ends with space ", "next", "ends with space next"),
+            ("line\n", "next", "line\nnext"),
+            ("", "start", "start"),
+            ("end.", "", "end."),
+            ("Voilà.", "Ensuite", "Voilà. Ensuite"),
+        ] {
+            assert_eq!(join_continuation(so_far, more), want, "{so_far:?} + {more:?}");
+        }
     }
 
     #[test]
