@@ -16,14 +16,18 @@
 //! - [`turn`]: one turn's steps: prompt, breaker, pool, model, memory, delivery, records.
 //! - [`registry`]: the agent's conversations by key, their restarts and quarantines.
 //! - [`replay`]: reads an agent's missed messages (startup and after a re-identify).
+//! - [`cast`]: the troupe's agents' Discord IDs and names, for mentions between agents.
 
 pub mod agent;
+pub mod cast;
 pub mod conversation;
 pub mod gateway;
 pub mod registry;
 pub mod replay;
 pub mod supervisor;
 pub mod turn;
+
+pub use cast::Cast;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -103,25 +107,6 @@ pub struct AgentSpec {
     /// The agent's circuit breaker over its turns: `allow` before asking the backend,
     /// `record_success` / `record_failure` after (it reports to readiness and requests the exit).
     pub breaker: Arc<crate::ops::breakers::AgentBreaker>,
-}
-
-/// The user IDs of every agent of this troupe (bot users and webhooks), learned as they connect.
-/// Replies may ping these (so agents can address each other); nobody else.
-#[derive(Debug, Default)]
-pub struct Cast {
-    ids: std::sync::RwLock<std::collections::HashSet<u64>>,
-}
-
-impl Cast {
-    /// Adds an agent's bot user or webhook ID.
-    pub fn add(&self, id: u64) {
-        self.ids.write().expect("cast lock").insert(id);
-    }
-
-    /// Whether an ID belongs to one of this troupe's agents.
-    pub fn contains(&self, id: u64) -> bool {
-        self.ids.read().expect("cast lock").contains(&id)
-    }
 }
 
 /// Shared handle to an agent's spec.

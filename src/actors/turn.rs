@@ -18,7 +18,7 @@ use crate::discord::outbox::{Delivered, Reply};
 use crate::discord::Outbox;
 use crate::llm::progressive::CUT_NOTE;
 use crate::llm::stream::{Completion, FinishReason};
-use crate::llm::{budget, LlmError, Prompt};
+use crate::llm::{budget, LlmError, Prompt, PromptTurn};
 use crate::memory::{self, MemoryTurn};
 use crate::message::Inbound;
 use crate::ops::telemetry::{self, GiveUpCause, RetryCause};
@@ -308,7 +308,7 @@ impl Step<'_> {
         memory: &[MemoryTurn],
     ) -> Result<(String, Vec<MemoryTurn>, Option<tokio::task::JoinHandle<()>>), TurnFailure> {
         let (spec, name) = (self.spec, self.name());
-        let history: Vec<_> = memory.iter().map(MemoryTurn::to_prompt).collect();
+        let history: Vec<_> = memory.iter().map(|t| self.prompt_turn(t)).collect();
         let fresh: Vec<MemoryTurn> = self
             .batch
             .iter()
@@ -324,7 +324,7 @@ impl Step<'_> {
             })
             .collect();
         let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
-        let fresh_prompt: Vec<_> = fresh.iter().map(MemoryTurn::to_prompt).collect();
+        let fresh_prompt: Vec<_> = fresh.iter().map(|t| self.prompt_turn(t)).collect();
         let mut prompt = crate::prompt::build(name, &spec.config.system_prompt, &date, &history, &fresh_prompt);
         if matches!(self.decision, ReplyDecision::SendWithCourtesy { .. }) {
             prompt.system.push_str("\n\nThis reply ends an agent chain that has reached its limit: it is the last message, and no reply to it is expected.");
@@ -368,6 +368,8 @@ impl Step<'_> {
             Some(model_text) if cut => model_text.to_string(),
             _ => completion.text,
         };
+        // `@Basil` in the reply addresses Basil (allowed_users then lets it ping).
+        let content = spec.cast.mentions(&content, self.self_ids);
         let mut with_reply: Vec<MemoryTurn> = memory.iter().cloned().chain(fresh).collect();
         let reply = MemoryTurn {
             assistant: true,
@@ -427,6 +429,13 @@ impl Step<'_> {
                 other => return other.map_err(|e| TurnFailure::from_llm(&e)),
             }
         }
+    }
+
+    /// A remembered turn as the model sees it, agents' mentions readable (`@Basil`).
+    fn prompt_turn(&self, turn: &MemoryTurn) -> PromptTurn {
+        let mut t = turn.to_prompt();
+        t.content = self.spec.cast.readable(&t.content);
+        t
     }
 
     fn log_fit(&self, fit: &budget::Fit, budget: usize, why: &str) {

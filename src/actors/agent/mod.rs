@@ -255,7 +255,7 @@ impl Actor for AgentActor {
             AgentMsg::Gateway(GatewayEvent::Ready(me)) => {
                 tracing::info!(agent = %state.spec.config.name, bot_user = me.user_id, "gateway ready");
                 state.spec.health.set_gateway(&state.spec.config.name, true);
-                state.spec.cast.add(me.user_id);
+                state.spec.cast.add_user(me.user_id, &state.spec.config.name);
                 state.me = Some(me);
                 // A new session (first connect, or a re-identify after the session was lost):
                 // whatever happened meanwhile is replayed before going real-time.
