@@ -61,3 +61,50 @@ pub struct BotIdentity {
     /// Guilds the session will send GUILD_CREATE for.
     pub guilds: usize,
 }
+
+/// `text` with user mentions (`<@id>`, `<@!id>`) whose name `name_of` knows written as `@name`,
+/// so a model reads who is addressed. Unknown users, roles (`<@&id>`) and anything malformed are
+/// left as they are.
+pub fn readable_mentions(text: &str, name_of: impl Fn(u64) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("<@") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let body = after.strip_prefix('!').unwrap_or(after);
+        let digits = body.len() - body.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let name = body[..digits].parse::<u64>().ok().and_then(&name_of);
+        match name {
+            Some(name) if body[digits..].starts_with('>') => {
+                out.push('@');
+                out.push_str(&name);
+                rest = &body[digits + 1..];
+            }
+            _ => {
+                out.push_str("<@");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_mentions_become_names() {
+        let name_of = |id: u64| (id == 7).then(|| "alice".to_string());
+        assert_eq!(
+            readable_mentions("<@7> and <@!7>: hi", name_of),
+            "@alice and @alice: hi"
+        );
+        assert_eq!(
+            readable_mentions("<@8> <@&7> <@7x> <@ `<@7>`", name_of),
+            "<@8> <@&7> <@7x> <@ `@alice`"
+        );
+        assert_eq!(readable_mentions("é <@7>é", name_of), "é @aliceé");
+    }
+}

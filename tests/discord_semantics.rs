@@ -341,6 +341,11 @@ async fn everyone_here_and_roles_in_a_reply_ping_nobody() {
         content.contains("@everyone") && content.contains("@here") && content.contains(&format!("<@&{guild}>")),
         "{content}"
     );
+    // The model read the user mentions as names (the role's is left as Discord wrote it).
+    assert!(
+        content.contains("alice: @Ada repeat:") && content.contains(&format!("<@&{guild}> @alice")),
+        "{content}"
+    );
     assert_eq!(reply["mention_everyone"], false);
     assert_eq!(reply["mention_roles"], json!([]));
     assert_eq!(reply["mentions"], json!([]));

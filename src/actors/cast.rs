@@ -39,28 +39,7 @@ impl Cast {
             return text.to_string();
         }
         let names: HashMap<u64, &str> = users.iter().map(|(n, id)| (*id, n.as_str())).collect();
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(at) = rest.find("<@") {
-            out.push_str(&rest[..at]);
-            let after = &rest[at + 2..];
-            let body = after.strip_prefix('!').unwrap_or(after);
-            let digits = body.len() - body.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-            let name = body[..digits].parse::<u64>().ok().and_then(|id| names.get(&id));
-            match name {
-                Some(name) if body[digits..].starts_with('>') => {
-                    out.push('@');
-                    out.push_str(name);
-                    rest = &body[digits + 1..];
-                }
-                _ => {
-                    out.push_str("<@");
-                    rest = after;
-                }
-            }
-        }
-        out.push_str(rest);
-        out
+        crate::message::readable_mentions(text, |id| names.get(&id).map(|n| n.to_string()))
     }
 
     /// `text` with `@Name` of another agent (not one of `me`) written as its mention, so the

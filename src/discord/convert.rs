@@ -3,7 +3,7 @@
 
 use serenity::model::channel::Message;
 
-use crate::message::{Inbound, ReplyRef};
+use crate::message::{readable_mentions, Inbound, ReplyRef};
 
 /// Our view of a serenity message.
 pub fn inbound(m: &Message) -> Inbound {
@@ -15,7 +15,14 @@ pub fn inbound(m: &Message) -> Inbound {
         author_name: m.author.global_name.clone().unwrap_or_else(|| m.author.name.clone()),
         author_is_bot: m.author.bot || m.webhook_id.is_some(),
         webhook_id: m.webhook_id.map(|w| w.get()),
-        content: m.content.clone(),
+        // Mentions of users the message notified read as `@name` in prompts (routing uses
+        // `mentions`, never the content's mention syntax).
+        content: readable_mentions(&m.content, |id| {
+            m.mentions
+                .iter()
+                .find(|u| u.id.get() == id)
+                .map(|u| u.global_name.clone().unwrap_or_else(|| u.name.clone()))
+        }),
         mentions: m.mentions.iter().map(|u| u.id.get()).collect(),
         mention_everyone: m.mention_everyone,
         reply_to: m
