@@ -1,5 +1,6 @@
-//! One turn of a conversation, as steps: the chain decision, the prompt, the breaker, a pool
-//! permit, the model call, memory saved, the reply delivered, the answer recorded. Or, when
+//! One turn of a conversation, as steps: the chain decision, the prompt (fitted to the model's
+//! context window, [`crate::llm::budget`]), the breaker, a pool permit, the model call (trimmed
+//! harder after a context overflow), memory saved, the reply delivered, the answer recorded. Or, when
 //! troupe gives up on messages, the notice delivered and recorded. A turn never decides to drop
 //! a message: it reports what failed and whether retrying can help ([`TurnFailure`]), and the
 //! conversation defers, retries or gives up visibly.
@@ -7,7 +8,8 @@
 //! Memory: a failed model call leaves memory as it was (the retry builds the same prompt). A
 //! reply is saved, with the messages it answers, *before* it is sent, so a reply whose delivery
 //! failed or was cut by a crash is delivered again (same nonces, parts already delivered are
-//! skipped) and no tokens are spent twice.
+//! skipped) and no tokens are spent twice. A message larger than the window is remembered as
+//! written; prompts leave it out like any old turn once newer ones follow.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -64,7 +66,8 @@ pub enum Cause {
     Llm,
     /// The backend refused the key (401, 403).
     Auth,
-    /// The backend refused this prompt (400): retrying cannot help.
+    /// The backend refused this prompt (400), or found it too long even with the newest message
+    /// alone: retrying cannot help.
     BadRequest,
     /// The agent's breaker is open (`on_trip = "isolate"`).
     Breaker,
