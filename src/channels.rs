@@ -78,6 +78,11 @@ impl ChannelDirectory {
             .map_or(Duration::ZERO, |c| c.slowmode)
     }
 
+    /// A channel's name, if known.
+    pub fn name_of(&self, id: u64) -> Option<&str> {
+        self.channels.iter().find(|c| c.id == id).map(|c| c.name.as_str())
+    }
+
     /// A configured channel (name, `#name` or ID) as an ID, if known.
     pub fn resolve(&self, wanted: &str) -> Option<u64> {
         resolve(wanted, &self.channels)

@@ -66,22 +66,32 @@ pub struct BotIdentity {
 /// so a model reads who is addressed. Unknown users, roles (`<@&id>`) and anything malformed are
 /// left as they are.
 pub fn readable_mentions(text: &str, name_of: impl Fn(u64) -> Option<String>) -> String {
+    rewrite_ids(text, "<@", '@', name_of)
+}
+
+/// `text` with channel mentions (`<#id>`) whose name `name_of` knows written as `#name`.
+pub fn readable_channels(text: &str, name_of: impl Fn(u64) -> Option<String>) -> String {
+    rewrite_ids(text, "<#", '#', name_of)
+}
+
+/// Replaces `{open}id>` (and `{open}!id>`) by `{sigil}name` where `name_of(id)` is known.
+fn rewrite_ids(text: &str, open: &str, sigil: char, name_of: impl Fn(u64) -> Option<String>) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = rest.find("<@") {
+    while let Some(at) = rest.find(open) {
         out.push_str(&rest[..at]);
-        let after = &rest[at + 2..];
+        let after = &rest[at + open.len()..];
         let body = after.strip_prefix('!').unwrap_or(after);
         let digits = body.len() - body.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         let name = body[..digits].parse::<u64>().ok().and_then(&name_of);
         match name {
             Some(name) if body[digits..].starts_with('>') => {
-                out.push('@');
+                out.push(sigil);
                 out.push_str(&name);
                 rest = &body[digits + 1..];
             }
             _ => {
-                out.push_str("<@");
+                out.push_str(open);
                 rest = after;
             }
         }
@@ -106,5 +116,14 @@ mod tests {
             "<@8> <@&7> <@7x> <@ `@alice`"
         );
         assert_eq!(readable_mentions("é <@7>é", name_of), "é @aliceé");
+    }
+
+    #[test]
+    fn known_channels_become_names() {
+        let name_of = |id: u64| (id == 5).then(|| "general".to_string());
+        assert_eq!(
+            readable_channels("see <#5> or <#6>, <#5x>", name_of),
+            "see #general or <#6>, <#5x>"
+        );
     }
 }

@@ -328,11 +328,12 @@ async fn everyone_here_and_roles_in_a_reply_ping_nobody() {
     let sb = Control::new(running.sandbox_url().unwrap());
     sb.wait_connected(&["Ada"]).await;
     let guild = sb.state().await["guilds"][0]["id"].as_str().unwrap().to_string();
+    let random = sb.id_of("channels", "random").await;
     let asked = sb
         .say(
             "general",
             "alice",
-            &format!("<@Ada> repeat: @everyone @here <@&{guild}> <@alice>"),
+            &format!("<@Ada> repeat: @everyone @here <@&{guild}> <@alice> in <#{random}>"),
         )
         .await;
     let reply = sb.reply_to("general", "Ada", asked["id"].as_str().unwrap()).await;
@@ -341,9 +342,9 @@ async fn everyone_here_and_roles_in_a_reply_ping_nobody() {
         content.contains("@everyone") && content.contains("@here") && content.contains(&format!("<@&{guild}>")),
         "{content}"
     );
-    // The model read the user mentions as names (the role's is left as Discord wrote it).
+    // The model read user and channel mentions as names (the role's is left as Discord wrote it).
     assert!(
-        content.contains("alice: @Ada repeat:") && content.contains(&format!("<@&{guild}> @alice")),
+        content.contains("alice: @Ada repeat:") && content.contains(&format!("<@&{guild}> @alice in #random")),
         "{content}"
     );
     assert_eq!(reply["mention_everyone"], false);

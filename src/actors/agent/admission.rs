@@ -2,6 +2,7 @@
 //! already answered, routing, the bot-exchange guard), then the per-user limit.
 
 use super::*;
+use crate::message::readable_channels;
 
 /// One live message: admitted (chain, routing, progress), then rate-limited per user, then
 /// handed to its conversation.
@@ -130,6 +131,9 @@ pub(super) fn admit(state: &mut AgentState, mut m: Inbound) -> Option<Inbound> {
     }
     if processed {
         state.progress.entry(m.channel_id).or_default().start(m.id);
+        // The model reads `#general` where Discord wrote `<#id>` (content is only prompt text).
+        let channels = &state.channels;
+        m.content = readable_channels(&m.content, |id| channels.name_of(id).map(str::to_string));
         Some(m)
     } else {
         finish(state, m.channel_id, m.id);
