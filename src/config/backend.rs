@@ -474,6 +474,18 @@ pub(crate) fn http_settings(name: &str, provider: &str, b: &RawBackend, err: &mu
         }
     });
     let context_tokens = context_tokens(name, &model, b, err);
+    // Only against a window the operator set: a default is a guess, and the budget never lets
+    // the reply take more than half of it anyway.
+    if let Some(set) = b.context_tokens.as_ref().filter(|_| tokens.until >= context_tokens) {
+        err(
+            Some(set.span()),
+            field("tokens.until"),
+            format!(
+                "{} leaves no room for a prompt in the context window ({context_tokens} tokens, context_tokens); lower tokens.until or raise context_tokens",
+                tokens.until
+            ),
+        );
+    }
     HttpSettings {
         flavor: provider.to_string(),
         base_url,
@@ -832,6 +844,14 @@ mod tests {
             e.contains("agents.toml:4: backends.b.context_tokens: 100 is out of range; use 512 to 10000000"),
             "{e}"
         );
+        let e = parse("provider = \"llamacpp\"\nmodel = \"qwen\"\ncontext_tokens = 1024").unwrap_err();
+        assert!(
+            e.contains("agents.toml:4: backends.b.tokens.until: 2048 leaves no room for a prompt in the context window (1024 tokens"),
+            "{e}"
+        );
+        // A default window is a guess: a large ladder is not an error against it.
+        let s = http("provider = \"llamacpp\"\nmodel = \"qwen\"\ntokens = { from = 8192, until = 8192 }");
+        assert_eq!(s.context_tokens, DEFAULT_CONTEXT_TOKENS);
         let e = parse("provider = \"echo\"\ncontext_tokens = 4096").unwrap_err();
         assert!(e.contains("context_tokens"), "{e}");
     }
