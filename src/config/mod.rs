@@ -132,7 +132,7 @@ pub enum DryRun {
 pub struct ConversationSettings {
     /// Idle time after which a conversation actor stops.
     pub idle: std::time::Duration,
-    /// Messages held while a turn runs; when full, new messages are refused (logged).
+    /// Messages held in memory while a turn runs; when full, new ones wait in the store.
     pub queue_limit: usize,
     /// Restarts allowed per conversation within `restart_window`.
     pub restart_limit: usize,
