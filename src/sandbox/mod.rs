@@ -71,6 +71,8 @@ pub struct RequestRecord {
     pub bot: Option<String>,
     /// Status returned.
     pub status: u16,
+    /// When it was answered (Unix milliseconds), to line it up with other logs.
+    pub unix_ms: u64,
 }
 
 /// A running sandbox.
@@ -191,7 +193,7 @@ async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: 
         });
     let (delay, fault) = {
         let mut f = shared.faults.lock().expect("faults lock");
-        (f.delay, f.take(&path))
+        (f.delay, f.take_for(&method, &path))
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -245,6 +247,7 @@ async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: 
             path,
             bot,
             status,
+            unix_ms: snowflake::now_unix_ms(),
         });
     }
     resp
