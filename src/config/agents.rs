@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use toml::Spanned;
 
-use super::backend::Report;
 use super::choice::{parse_enum, Choice};
 use super::delivery::DeliverySettings;
 use super::error::closest;
+use super::error::Report;
 use super::operations;
 use super::raw::{self, RawAgent, RawBackend};
 use super::{AgentConfig, MemoryMode, Mode, TokenSource, Triggers, WebhookConfig};
@@ -168,6 +168,7 @@ fn dm_channels(a: &RawAgent, name: &str, field: &dyn Fn(&str) -> String, err: &m
         .collect()
 }
 
+/// `webhook = {...}`: an existing webhook (id and exactly one token source) or one to create.
 fn webhook_config(
     w: &raw::RawWebhook,
     field: &dyn Fn(&str) -> String,
@@ -208,6 +209,8 @@ fn webhook_config(
     }
 }
 
+/// Where the bot token comes from: the sandbox's own in sandbox mode, else exactly one of
+/// `token_env` and `token_file` (setting both is an error in either mode).
 fn token_source(
     a: &RawAgent,
     mode: Mode,

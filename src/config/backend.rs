@@ -10,13 +10,11 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::choice::{parse_enum, Choice};
+use super::error::Report;
 use super::operations::{int, secs};
 use super::raw::RawBackend;
 use super::{BackendConfig, EchoSettings, Provider};
 use crate::secret::Secret;
-
-/// Reports one problem: byte span in the file, dotted field, message.
-pub(crate) type Report<'a> = dyn FnMut(Option<Range<usize>>, String, String) + 'a;
 
 /// OpenAI-compatible provider names and their default base URLs.
 const OPENAI_COMPATIBLE: &[(&str, &str)] = &[

@@ -10,8 +10,8 @@
 
 use toml::Spanned;
 
-use super::backend::Report;
 use super::error::closest;
+use super::error::Report;
 
 /// An enum a setting is written as: its words, in the order messages list them.
 pub(crate) trait Choice: Copy + 'static {

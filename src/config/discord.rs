@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::backend::Report;
+use super::error::Report;
 use super::operations;
 use super::raw::RawDiscord;
 use super::{DiscordSettings, Mode};

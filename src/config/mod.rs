@@ -29,12 +29,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use self::backend::Report;
 pub use self::backend::{
     ApiKeySource, CommandSettings, HttpSettings, MaxTokensParam, OnTruncation, RetrySettings, Timeouts, TokenLadder,
 };
 use self::choice::{parse_enum, Choice};
-use self::error::suggest_field;
+use self::error::{suggest_field, Report};
 pub use self::error::{ConfigError, ConfigErrors};
 use self::raw::{RawBacklog, RawConfig, RawConversations};
 use crate::sandbox::spec::{sandbox_token, WorldSpec};

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::backend::Report;
 use super::choice::{parse_enum, Choice};
+use super::error::Report;
 use super::raw::{RawBreaker, RawHttp, RawLimits, RawRestarts};
 use crate::breaker::{BreakerSettings, OnTrip};
 use crate::ops::restarts::RestartPolicy;

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-use super::backend::Report;
+use super::error::Report;
 use super::raw::{RawAgent, RawSandbox};
 use crate::sandbox::spec::{sandbox_token, BotSpec, ChannelSpec, GuildSpec, WorldPlace, WorldSpec};
 
