@@ -762,6 +762,20 @@ backend = "offline"
     }
 
     #[test]
+    fn every_misspelt_word_is_reported_at_its_line_with_the_nearest_one() {
+        let e = errors(
+            "mode = \"sandbx\"\n[backends.b]\nprovider = \"echo\"\nreply = \"promt\"\n\
+             [[agents]]\nname = \"A\"\nbackend = \"b\"\nmemory = \"user \"\n",
+        );
+        let expected = [
+            "agents.toml:1: mode: unknown mode `sandbx`; did you mean \"sandbox\"? use \"sandbox\" or \"live\"",
+            "agents.toml:4: backends.b.reply: unknown echo reply `promt`; did you mean \"prompt\"? use \"last\" or \"prompt\"",
+            "agents.toml:8: agents[0].memory: agent `A`: unknown memory mode `user `; did you mean \"user\"? use \"channel\", \"channel-user\" or \"user\"",
+        ];
+        assert_eq!(e, expected.join("\n"));
+    }
+
+    #[test]
     fn token_errors_never_contain_the_token() {
         std::env::set_var("TROUPE_TEST_EMPTY_TOKEN", "  ");
         let e = TokenSource::Env("TROUPE_TEST_EMPTY_TOKEN".into())
