@@ -1,4 +1,7 @@
-//! `agents.toml` as written: serde structs that mirror the file, before validation.
+//! `agents.toml` as written: serde structs that mirror the file, before validation. Settings
+//! written as one of a few words (`mode`, `provider`, `memory`, ...) stay `Spanned<String>` here
+//! and become enums in `choice`, so that a wrong word is one reported problem among all the
+//! others rather than the end of parsing.
 
 use std::collections::BTreeMap;
 

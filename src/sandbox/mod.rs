@@ -3,6 +3,8 @@
 //!
 //! - [`spec`]: the world declared in `agents.toml` (`[sandbox]`).
 //! - [`world`]: users, guilds, channels, messages and Discord's rules over them.
+//! - [`render`]: the world as Discord API v10 JSON.
+//! - [`mentions`]: mentions in content and `allowed_mentions`.
 //! - [`gateway`]: the websocket protocol and the sessions dispatches reach.
 //! - [`rest`]: the REST API under `/api/v10`.
 //! - [`control`]: `/sandbox/*`, the tester's API.
@@ -15,6 +17,8 @@ pub mod control;
 pub mod error;
 pub mod faults;
 pub mod gateway;
+pub mod mentions;
+pub mod render;
 pub mod rest;
 pub mod snowflake;
 pub mod spec;
