@@ -1,7 +1,7 @@
 # troupe: the two commands a newcomer needs are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run sandbox test soak bench check fmt clean
+.PHONY: run sandbox test soak chaos bench check fmt clean
 
 ## Start troupe on the local sandbox with the shipped agents.toml (prints the web page address).
 run:
@@ -21,6 +21,15 @@ test:
 SOAK_CYCLES ?= 500
 soak:
 	TROUPE_SOAK_CYCLES=$(SOAK_CYCLES) $(CARGO) test --test backlog kill_9 -- --nocapture
+
+## Reliability suite ("never drop a message"): kill -9, gateway, REST, LLM-outage, breaker and
+## overload faults under steady traffic against the real binary (release build). Prints answered,
+## given up, lost, duplicate and spurious counts per scenario and fails unless the last three are
+## 0. About half an hour; CHAOS_CYCLES kill -9 cycles in all (default 1000). More knobs
+## (CHAOS_SCENARIOS, CHAOS_OUTAGES, ...): docs/reliability.md.
+CHAOS_CYCLES ?= 1000
+chaos:
+	CHAOS_CYCLES=$(CHAOS_CYCLES) $(CARGO) test --release --test chaos -- --ignored --nocapture --test-threads=1
 
 ## Benchmarks against the sandbox, beside a bare serenity bot (release build; about 5 minutes).
 ## QUICK=1: reduced sizes, under a minute. BENCH_ARGS: more flags (e.g. --compare FILE).

@@ -389,11 +389,11 @@ async fn a_webhook_persona_speaks_with_its_name_and_avatar() {
     running.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slowmode_is_respected_for_the_agents_own_replies() {
+/// Two replies in a slowmode channel: both arrive, and the sandbox never had to refuse one.
+async fn two_replies_in_slowmode(memory: &str) {
     let (config, _state) = config_with(
         r#"guilds = [{ name = "G", channels = [{ name = "slow", slowmode = 1 }] }]"#,
-        "[[agents]]\nname = \"Ada\"\nbackend = \"offline\"\n",
+        &format!("[[agents]]\nname = \"Ada\"\nbackend = \"offline\"\nmemory = \"{memory}\"\n"),
     );
     let running = troupe::app::start(config).await.unwrap();
     let sb = Control::new(running.sandbox_url().unwrap());
@@ -405,9 +405,21 @@ async fn slowmode_is_respected_for_the_agents_own_replies() {
     let throttled: Vec<Value> = sb.requests().await.into_iter().filter(|r| r["status"] == 429).collect();
     assert!(
         throttled.is_empty(),
-        "the sandbox had to refuse a reply for slowmode: {throttled:?}"
+        "the sandbox had to refuse a reply for slowmode ({memory}): {throttled:?}"
     );
     running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowmode_is_respected_for_the_agents_own_replies() {
+    two_replies_in_slowmode("channel").await;
+}
+
+/// Two conversations (one per user) replying in one slowmode channel at once must not make
+/// each other fail: they take turns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_conversations_in_one_slowmode_channel_both_get_their_reply() {
+    two_replies_in_slowmode("channel-user").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

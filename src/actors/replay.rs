@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use crate::discord::Rest;
 use ractor::ActorRef;
-use serenity::all::Http;
 use tokio::sync::Notify;
 
 use super::agent::AgentMsg;
@@ -98,7 +98,7 @@ pub struct ReplayChannel {
 /// newest message. Channels never seen before start at their newest message.
 pub async fn run(
     spec: SharedSpec,
-    http: Arc<Http>,
+    http: Rest,
     agent: ActorRef<AgentMsg>,
     channels: Vec<ReplayChannel>,
     generation: u64,

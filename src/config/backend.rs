@@ -1,17 +1,20 @@
-//! Settings of the HTTP (OpenAI-compatible, Anthropic) and command backends, validated from a
-//! `[backends.NAME]` table. Every bad value is reported with its line and field.
+//! `[backends]` validated: each `[backends.NAME]` table becomes a [`BackendConfig`] with the
+//! settings of its provider (echo, HTTP: OpenAI-compatible or Anthropic, command). Every bad value
+//! is reported with its line and field.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::Spanned;
 
+use super::choice::{parse_enum, Choice};
+use super::error::Report;
+use super::operations::{int, secs};
 use super::raw::RawBackend;
+use super::{BackendConfig, EchoSettings, Provider};
 use crate::secret::Secret;
-
-/// Reports one problem: byte span in the file, dotted field, message.
-pub(crate) type Report<'a> = dyn FnMut(Option<Range<usize>>, String, String) + 'a;
 
 /// OpenAI-compatible provider names and their default base URLs.
 const OPENAI_COMPATIBLE: &[(&str, &str)] = &[
@@ -63,16 +66,116 @@ const ECHO_FIELDS: &[&str] = &["reply", "delay_ms", "panic_on"];
 /// Fields only the OpenAI-compatible providers take.
 const OPENAI_ONLY: &[&str] = &["stream_usage", "max_tokens_param"];
 
-/// The backend providers troupe knows, for error messages.
-pub fn provider_names() -> Vec<&'static str> {
-    let mut names = vec!["echo", "anthropic", "command"];
-    names.extend(OPENAI_COMPATIBLE.iter().map(|(n, _)| *n));
-    names
+/// What a `[backends.NAME]` table's `provider` word names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProviderKind {
+    /// `echo`.
+    Echo,
+    /// `openai` and the other OpenAI-compatible names of [`OPENAI_COMPATIBLE`].
+    OpenAiCompatible,
+    /// `anthropic`.
+    Anthropic,
+    /// `command`.
+    Command,
 }
 
-/// True for `anthropic` and every OpenAI-compatible name.
-pub fn is_http(provider: &str) -> bool {
-    provider == "anthropic" || OPENAI_COMPATIBLE.iter().any(|(n, _)| *n == provider)
+impl Choice for ProviderKind {
+    const WHAT: &'static str = "provider";
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("echo", ProviderKind::Echo),
+        ("openai", ProviderKind::OpenAiCompatible),
+        ("anthropic", ProviderKind::Anthropic),
+        ("command", ProviderKind::Command),
+        ("perplexity", ProviderKind::OpenAiCompatible),
+        ("openrouter", ProviderKind::OpenAiCompatible),
+        ("ollama", ProviderKind::OpenAiCompatible),
+        ("vllm", ProviderKind::OpenAiCompatible),
+        ("llamacpp", ProviderKind::OpenAiCompatible),
+    ];
+
+    fn fix() -> String {
+        let words: Vec<&str> = Self::WORDS.iter().map(|(w, _)| *w).collect();
+        format!("known providers: {}", words.join(", "))
+    }
+}
+
+impl Choice for OnTruncation {
+    const WHAT: &'static str = "mode";
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("regenerate", OnTruncation::Regenerate),
+        ("continue", OnTruncation::Continue),
+    ];
+}
+
+impl Choice for MaxTokensParam {
+    const WHAT: &'static str = "parameter";
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("max_tokens", MaxTokensParam::MaxTokens),
+        ("max_completion_tokens", MaxTokensParam::MaxCompletionTokens),
+    ];
+}
+
+/// What an echo backend replies with (`reply`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EchoReply {
+    /// The new message(s) (default).
+    Last,
+    /// The whole prompt.
+    Prompt,
+}
+
+impl Choice for EchoReply {
+    const WHAT: &'static str = "echo reply";
+    const WORDS: &'static [(&'static str, Self)] = &[("last", EchoReply::Last), ("prompt", EchoReply::Prompt)];
+}
+
+/// `[backends]`: each table validated; a backend with an unknown provider (or a command
+/// backend without a program) is left out, its problems reported.
+pub(crate) fn backends(
+    raw: &BTreeMap<String, Spanned<RawBackend>>,
+    err: &mut Report<'_>,
+) -> BTreeMap<String, BackendConfig> {
+    let mut backends = BTreeMap::new();
+    for (name, b) in raw {
+        let b = b.get_ref();
+        let field = |f: &str| format!("backends.{name}.{f}");
+        let kind = parse_enum::<ProviderKind>(Some(&b.provider), field("provider"), "", err);
+        if let Some(kind) = kind {
+            reject_foreign_fields(name, kind, b, err);
+        }
+        let provider = match kind {
+            None => None,
+            Some(ProviderKind::OpenAiCompatible) => {
+                Some(Provider::OpenAi(http_settings(name, b.provider.get_ref(), b, err)))
+            }
+            Some(ProviderKind::Anthropic) => {
+                Some(Provider::Anthropic(http_settings(name, b.provider.get_ref(), b, err)))
+            }
+            Some(ProviderKind::Command) => command_settings(name, b, err).map(Provider::Command),
+            Some(ProviderKind::Echo) => {
+                let reply = parse_enum(b.reply.as_ref(), field("reply"), "", err).unwrap_or(EchoReply::Last);
+                Some(Provider::Echo(EchoSettings {
+                    reply_with_prompt: reply == EchoReply::Prompt,
+                    delay: Duration::from_millis(b.delay_ms.unwrap_or(0)),
+                    panic_on: b.panic_on.clone(),
+                }))
+            }
+        };
+        let max_concurrency = int(&field("max_concurrency"), &b.max_concurrency, 4, 1, 10_000, err) as usize;
+        let max_queue = int(&field("max_queue"), &b.max_queue, 1_000, 1, 1_000_000, err) as usize;
+        if let Some(provider) = provider {
+            backends.insert(
+                name.clone(),
+                BackendConfig {
+                    name: name.clone(),
+                    provider,
+                    max_concurrency,
+                    max_queue,
+                },
+            );
+        }
+    }
+    backends
 }
 
 /// Settings of an HTTP backend (OpenAI-compatible or Anthropic).
@@ -271,19 +374,16 @@ impl CommandSettings {
 }
 
 /// Reports every field set in `b` that `provider` does not take.
-pub(crate) fn reject_foreign_fields(name: &str, provider: &str, b: &RawBackend, err: &mut Report<'_>) {
-    let allowed: &[&[&str]] = if provider == "echo" {
-        &[ECHO_FIELDS]
-    } else if provider == "command" {
-        &[COMMAND_FIELDS]
-    } else if is_http(provider) {
-        &[HTTP_FIELDS]
-    } else {
-        return;
+fn reject_foreign_fields(name: &str, kind: ProviderKind, b: &RawBackend, err: &mut Report<'_>) {
+    let provider = b.provider.get_ref();
+    let allowed = match kind {
+        ProviderKind::Echo => ECHO_FIELDS,
+        ProviderKind::Command => COMMAND_FIELDS,
+        ProviderKind::OpenAiCompatible | ProviderKind::Anthropic => HTTP_FIELDS,
     };
     for (field, span) in set_fields(b) {
-        let openai_only = OPENAI_ONLY.contains(&field) && provider == "anthropic";
-        if openai_only || !allowed.iter().any(|list| list.contains(&field)) {
+        let openai_only = OPENAI_ONLY.contains(&field) && kind == ProviderKind::Anthropic;
+        if openai_only || !allowed.contains(&field) {
             let takes = owners(field);
             err(
                 span,
@@ -343,8 +443,8 @@ fn set_fields(b: &RawBackend) -> Vec<(&'static str, Option<Range<usize>>)> {
         .collect()
 }
 
-/// Validates an HTTP backend. `provider` must satisfy [`is_http`].
-pub(crate) fn http_settings(name: &str, provider: &str, b: &RawBackend, err: &mut Report<'_>) -> HttpSettings {
+/// Validates an HTTP backend (`provider` is `anthropic` or an OpenAI-compatible name).
+fn http_settings(name: &str, provider: &str, b: &RawBackend, err: &mut Report<'_>) -> HttpSettings {
     let field = |f: &str| format!("backends.{name}.{f}");
     let default_url = if provider == "anthropic" {
         ANTHROPIC_URL
@@ -424,18 +524,7 @@ pub(crate) fn http_settings(name: &str, provider: &str, b: &RawBackend, err: &mu
         }
     };
     let tokens = tokens(name, b, err);
-    let on_truncation = match b.on_truncation.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
-        None | Some(("regenerate", _)) => OnTruncation::Regenerate,
-        Some(("continue", _)) => OnTruncation::Continue,
-        Some((other, span)) => {
-            err(
-                Some(span),
-                field("on_truncation"),
-                format!("unknown mode `{other}`; use \"regenerate\" or \"continue\""),
-            );
-            OnTruncation::Regenerate
-        }
-    };
+    let on_truncation = parse_enum(b.on_truncation.as_ref(), field("on_truncation"), "", err).unwrap_or_default();
     let anthropic_version = match &b.anthropic_version {
         None => "2023-06-01".to_string(),
         Some(v) if v.get_ref().trim().is_empty() => {
@@ -448,18 +537,8 @@ pub(crate) fn http_settings(name: &str, provider: &str, b: &RawBackend, err: &mu
         }
         Some(v) => v.get_ref().trim().to_string(),
     };
-    let max_tokens_param = match b.max_tokens_param.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
-        None | Some(("max_tokens", _)) => MaxTokensParam::MaxTokens,
-        Some(("max_completion_tokens", _)) => MaxTokensParam::MaxCompletionTokens,
-        Some((other, span)) => {
-            err(
-                Some(span),
-                field("max_tokens_param"),
-                format!("unknown parameter `{other}`; use \"max_tokens\" or \"max_completion_tokens\""),
-            );
-            MaxTokensParam::MaxTokens
-        }
-    };
+    let max_tokens_param =
+        parse_enum(b.max_tokens_param.as_ref(), field("max_tokens_param"), "", err).unwrap_or_default();
     let temperature = b.temperature.as_ref().and_then(|t| {
         let v = *t.get_ref();
         if (0.0..=2.0).contains(&v) {
@@ -535,14 +614,9 @@ pub fn default_context_tokens(model: &str) -> u32 {
 
 /// `context_tokens`: the model's window, at least 512 so some prompt fits beside a reply.
 fn context_tokens(name: &str, model: &str, b: &RawBackend, err: &mut Report<'_>) -> u32 {
-    let default = i64::from(default_context_tokens(model));
-    int_in(
-        name,
-        "context_tokens",
-        &b.context_tokens,
-        (512, 10_000_000, default),
-        err,
-    ) as u32
+    let default = u64::from(default_context_tokens(model));
+    let field = format!("backends.{name}.context_tokens");
+    int(&field, &b.context_tokens, default, 512, 10_000_000, err) as u32
 }
 
 /// A plausible model name for an error message's example.
@@ -557,54 +631,6 @@ fn example_model(provider: &str) -> &'static str {
     }
 }
 
-/// An integer field within `min..=max`, or `default`.
-fn int_in(
-    name: &str,
-    f: &str,
-    v: &Option<Spanned<i64>>,
-    (min, max, default): (i64, i64, i64),
-    err: &mut Report<'_>,
-) -> i64 {
-    match v {
-        None => default,
-        Some(n) if (min..=max).contains(n.get_ref()) => *n.get_ref(),
-        Some(n) => {
-            err(
-                Some(n.span()),
-                format!("backends.{name}.{f}"),
-                format!("{} is out of range; use {min} to {max}", n.get_ref()),
-            );
-            default
-        }
-    }
-}
-
-/// A duration in seconds within `0 < secs <= max`, or `default`.
-fn secs_in(
-    name: &str,
-    f: &str,
-    v: &Option<Spanned<f64>>,
-    max: f64,
-    default: Duration,
-    err: &mut Report<'_>,
-) -> Duration {
-    match v {
-        None => default,
-        Some(s) if *s.get_ref() > 0.0 && *s.get_ref() <= max => Duration::from_secs_f64(*s.get_ref()),
-        Some(s) => {
-            err(
-                Some(s.span()),
-                format!("backends.{name}.{f}"),
-                format!(
-                    "{} is out of range; use a number of seconds above 0 and at most {max}",
-                    s.get_ref()
-                ),
-            );
-            default
-        }
-    }
-}
-
 /// `tokens = { from, until, step }`: each key defaults on its own (`from` 512, `until` the
 /// larger of 2048 and `from`, `step` = `from`).
 fn tokens(name: &str, b: &RawBackend, err: &mut Report<'_>) -> TokenLadder {
@@ -614,7 +640,7 @@ fn tokens(name: &str, b: &RawBackend, err: &mut Report<'_>) -> TokenLadder {
     let t_span = t.span();
     let t = t.get_ref();
     const MAX: i64 = 1_000_000;
-    let from = int_in(name, "tokens.from", &t.from, (1, MAX, 512), err);
+    let from = int(&format!("backends.{name}.tokens.from"), &t.from, 512, 1, MAX, err) as i64;
     let until = match &t.until {
         None => from.max(2048),
         Some(u) if *u.get_ref() < from => {
@@ -628,9 +654,23 @@ fn tokens(name: &str, b: &RawBackend, err: &mut Report<'_>) -> TokenLadder {
             );
             from
         }
-        Some(_) => int_in(name, "tokens.until", &t.until, (1, MAX, from), err),
+        Some(_) => int(
+            &format!("backends.{name}.tokens.until"),
+            &t.until,
+            from as u64,
+            1,
+            MAX,
+            err,
+        ) as i64,
     };
-    let step = int_in(name, "tokens.step", &t.step, (1, MAX, from), err);
+    let step = int(
+        &format!("backends.{name}.tokens.step"),
+        &t.step,
+        from as u64,
+        1,
+        MAX,
+        err,
+    ) as i64;
     let ladder = TokenLadder {
         from: from as u32,
         until: until as u32,
@@ -657,11 +697,16 @@ fn timeouts(name: &str, b: &RawBackend, err: &mut Report<'_>) -> Timeouts {
         return d;
     };
     let t = t.get_ref();
-    let total = secs_in(name, "timeouts.total_secs", &t.total_secs, 3600.0, d.total, err);
+    let total = secs(
+        &format!("backends.{name}.timeouts.total_secs"),
+        &t.total_secs,
+        3600.0,
+        d.total,
+        err,
+    );
     let first_default = d.first_token.min(total);
-    let first_token = secs_in(
-        name,
-        "timeouts.first_token_secs",
+    let first_token = secs(
+        &format!("backends.{name}.timeouts.first_token_secs"),
         &t.first_token_secs,
         3600.0,
         first_default,
@@ -681,7 +726,13 @@ fn timeouts(name: &str, b: &RawBackend, err: &mut Report<'_>) -> Timeouts {
         }
     }
     Timeouts {
-        connect: secs_in(name, "timeouts.connect_secs", &t.connect_secs, 600.0, d.connect, err),
+        connect: secs(
+            &format!("backends.{name}.timeouts.connect_secs"),
+            &t.connect_secs,
+            600.0,
+            d.connect,
+            err,
+        ),
         first_token,
         total,
     }
@@ -694,15 +745,30 @@ fn retries(name: &str, b: &RawBackend, err: &mut Report<'_>) -> RetrySettings {
         return d;
     };
     let r = r.get_ref();
-    let max_attempts = int_in(name, "retries.max_attempts", &r.max_attempts, (1, 10, 4), err);
-    let base = int_in(name, "retries.base_delay_ms", &r.base_delay_ms, (0, 60_000, 500), err);
-    let max = int_in(
-        name,
-        "retries.max_delay_ms",
-        &r.max_delay_ms,
-        (0, 600_000, 20_000.max(base)),
+    let max_attempts = int(
+        &format!("backends.{name}.retries.max_attempts"),
+        &r.max_attempts,
+        4,
+        1,
+        10,
         err,
-    );
+    ) as i64;
+    let base = int(
+        &format!("backends.{name}.retries.base_delay_ms"),
+        &r.base_delay_ms,
+        500,
+        0,
+        60_000,
+        err,
+    ) as i64;
+    let max = int(
+        &format!("backends.{name}.retries.max_delay_ms"),
+        &r.max_delay_ms,
+        20_000.max(base) as u64,
+        0,
+        600_000,
+        err,
+    ) as i64;
     if max < base {
         if let Some(m) = &r.max_delay_ms {
             err(
@@ -720,7 +786,7 @@ fn retries(name: &str, b: &RawBackend, err: &mut Report<'_>) -> RetrySettings {
 }
 
 /// Validates a command backend; `None` when `program` is missing.
-pub(crate) fn command_settings(name: &str, b: &RawBackend, err: &mut Report<'_>) -> Option<CommandSettings> {
+fn command_settings(name: &str, b: &RawBackend, err: &mut Report<'_>) -> Option<CommandSettings> {
     let field = |f: &str| format!("backends.{name}.{f}");
     let program = match &b.program {
         Some(p) if !p.get_ref().trim().is_empty() => p.get_ref().trim().to_string(),
@@ -773,21 +839,21 @@ pub(crate) fn command_settings(name: &str, b: &RawBackend, err: &mut Report<'_>)
         }
         p.get_ref().iter().filter(|s| !s.is_empty()).cloned().collect()
     });
-    let max_output_bytes = int_in(
-        name,
-        "max_output_bytes",
+    let max_output_bytes = int(
+        &format!("backends.{name}.max_output_bytes"),
         &b.max_output_bytes,
-        (1, 64 << 20, 256 << 10),
+        256 << 10,
+        1,
+        64 << 20,
         err,
-    );
+    ) as i64;
     Some(CommandSettings {
         program,
         args: b.args.as_ref().map_or_else(Vec::new, |a| a.get_ref().clone()),
         env,
         cwd,
-        timeout: secs_in(
-            name,
-            "timeout_secs",
+        timeout: secs(
+            &format!("backends.{name}.timeout_secs"),
             &b.timeout_secs,
             3600.0,
             Duration::from_secs(120),
@@ -817,6 +883,21 @@ mod tests {
             Provider::OpenAi(s) | Provider::Anthropic(s) => s,
             other => panic!("not an HTTP provider: {other:?}"),
         }
+    }
+
+    #[test]
+    fn every_openai_compatible_provider_has_a_default_url() {
+        for (word, kind) in ProviderKind::WORDS {
+            let has_url = OPENAI_COMPATIBLE.iter().any(|(n, _)| n == word);
+            assert_eq!(has_url, *kind == ProviderKind::OpenAiCompatible, "{word}");
+        }
+        assert_eq!(
+            OPENAI_COMPATIBLE.len(),
+            ProviderKind::WORDS
+                .iter()
+                .filter(|(_, k)| *k == ProviderKind::OpenAiCompatible)
+                .count()
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::backend::Report;
+use super::error::Report;
 use super::operations;
 use super::raw::RawDelivery;
 

@@ -3,6 +3,10 @@
 use std::fmt;
 use std::ops::Range;
 
+/// Reports one problem: byte span in the file, dotted field, message. Each table's validator
+/// takes one, so that every problem of the file is collected before any is shown.
+pub(crate) type Report<'a> = dyn FnMut(Option<Range<usize>>, String, String) + 'a;
+
 /// A problem with the configuration. `Display` reads `FILE:LINE: FIELD: problem; fix`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {

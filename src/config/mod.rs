@@ -1,9 +1,20 @@
 //! Configuration: `agents.toml` is parsed into [`raw`] structs that mirror the file, then
 //! validated into [`Config`], the types the rest of troupe trusts. Every problem is reported with
 //! the file, line and field, and all problems are reported at once.
+//!
+//! Validation goes table by table, each function returning its settings and reporting its
+//! problems: `[sandbox]` (`sandbox`), `[conversations]` and `[backlog]` (here), `[http]`,
+//! `[breaker]`, `[limits]` and `[restarts]` ([`operations`], which also holds the range helpers),
+//! `[discord]` (`discord`), [`delivery`], `[store]` (here), `[backends]` ([`backend`]) and
+//! `[[agents]]` (`agents`). Words such as `mode` or `provider` become enums in one place
+//! (`choice`). [`error`] formats the problems; [`source`] fetches the file (path, https, s3) and
+//! [`resolved`] is `troupe check-config`'s view of the result.
 
+mod agents;
 pub mod backend;
+mod choice;
 pub mod delivery;
+mod discord;
 pub mod error;
 pub mod operations;
 pub mod raw;
@@ -11,19 +22,20 @@ pub mod resolved;
 mod sandbox;
 pub mod source;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use toml::Spanned;
 
-use self::backend::Report;
 pub use self::backend::{
     ApiKeySource, CommandSettings, HttpSettings, MaxTokensParam, OnTruncation, RetrySettings, Timeouts, TokenLadder,
 };
-use self::error::{closest, suggest_field};
+use self::choice::{parse_enum, Choice};
+use self::error::{suggest_field, Report};
 pub use self::error::{ConfigError, ConfigErrors};
-use self::raw::{RawAgent, RawConfig};
+use self::raw::{RawBacklog, RawConfig, RawConversations};
 use crate::sandbox::spec::{sandbox_token, WorldSpec};
 use crate::secret::Secret;
 
@@ -80,6 +92,11 @@ pub enum Mode {
     Live,
 }
 
+impl Choice for Mode {
+    const WHAT: &'static str = "mode";
+    const WORDS: &'static [(&'static str, Self)] = &[("sandbox", Mode::Sandbox), ("live", Mode::Live)];
+}
+
 /// What a run does: monitor in real time (default) or only handle the backlog, and whether
 /// it is a dry run. Set from the command line, not the file.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +149,7 @@ pub enum DryRun {
 pub struct ConversationSettings {
     /// Idle time after which a conversation actor stops.
     pub idle: std::time::Duration,
-    /// Messages held while a turn runs; when full, new messages are refused (logged).
+    /// Messages held in memory while a turn runs; when full, new ones wait in the store.
     pub queue_limit: usize,
     /// Restarts allowed per conversation within `restart_window`.
     pub restart_limit: usize,
@@ -206,19 +223,6 @@ pub struct EchoSettings {
     /// Panic when a message contains this text.
     pub panic_on: Option<String>,
 }
-
-/// Providers troupe knows, for error messages.
-pub const PROVIDERS: &[&str] = &[
-    "echo",
-    "openai",
-    "anthropic",
-    "command",
-    "perplexity",
-    "openrouter",
-    "ollama",
-    "vllm",
-    "llamacpp",
-];
 
 /// How an agent's conversations are keyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -417,389 +421,51 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         errors.push(ConfigError::at(source, text, span, field, message));
     };
 
-    let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
-        None | Some(("sandbox", _)) => Mode::Sandbox,
-        Some(("live", _)) => Mode::Live,
-        Some((other, span)) => {
-            err(
-                Some(span),
-                "mode".into(),
-                format!("unknown mode `{other}`; use \"sandbox\" or \"live\""),
-            );
-            Mode::Sandbox
-        }
-    };
-
-    let listen_text = raw
-        .sandbox
-        .listen
-        .clone()
-        .unwrap_or_else(|| DEFAULT_SANDBOX_LISTEN.to_string());
-    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
-        err(
-            None,
-            "sandbox.listen".into(),
-            format!("`{listen_text}` is not an address; write HOST:PORT, e.g. \"127.0.0.1:8686\""),
-        );
-        DEFAULT_SANDBOX_LISTEN.parse().expect("default address parses")
-    });
-    if let Some(url) = &raw.sandbox.url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            err(
-                None,
-                "sandbox.url".into(),
-                format!("`{url}` is not an http:// URL; e.g. \"http://127.0.0.1:8686\""),
-            );
-        }
-    }
-
-    let conversations = {
-        let d = ConversationSettings::default();
-        let c = &raw.conversations;
-        let mut num = |field: &str, v: &Option<Spanned<i64>>, default: u64, min: i64, max: i64| {
-            operations::int(&format!("conversations.{field}"), v, default, min, max, &mut err)
-        };
-        ConversationSettings {
-            idle: std::time::Duration::from_secs(num("idle_secs", &c.idle_secs, d.idle.as_secs(), 1, 86_400 * 30)),
-            queue_limit: num("queue_limit", &c.queue_limit, d.queue_limit as u64, 1, 100_000) as usize,
-            restart_limit: num("restart_limit", &c.restart_limit, d.restart_limit as u64, 0, 1_000) as usize,
-            restart_window: std::time::Duration::from_secs(num(
-                "restart_window_secs",
-                &c.restart_window_secs,
-                d.restart_window.as_secs(),
-                1,
-                86_400,
-            )),
-            shutdown_grace: std::time::Duration::from_secs(num(
-                "shutdown_grace_secs",
-                &c.shutdown_grace_secs,
-                d.shutdown_grace.as_secs(),
-                0,
-                3_600,
-            )),
-            reorder: std::time::Duration::from_millis(num(
-                "reorder_ms",
-                &c.reorder_ms,
-                d.reorder.as_millis() as u64,
-                0,
-                1_000,
-            )),
-        }
-    };
-
+    // One table at a time, in this order so that problems are listed as they always were.
+    let mode = parse_enum(raw.mode.as_ref(), "mode".into(), "", &mut err).unwrap_or(Mode::Sandbox);
+    let listen = sandbox::listen(&raw.sandbox, &mut err);
+    let conversations = conversations(&raw.conversations, &mut err);
     let http_listen = operations::http_listen(&raw.http, &mut err);
     let breaker = operations::breaker(&raw.breaker, Default::default(), "breaker", &mut err);
     let limits = operations::limits(&raw.limits, &mut err);
     let restarts = operations::restarts(&raw.restarts, &mut err);
-    let discord_api_url = raw.discord.api_url.as_ref().map(|u| {
-        let url = u.get_ref().trim_end_matches('/').to_string();
-        if mode != Mode::Live {
-            err(
-                Some(u.span()),
-                "discord.api_url".into(),
-                "only used in live mode; in sandbox mode set [sandbox] url".into(),
-            );
-        } else if !(url.starts_with("http://") || url.starts_with("https://")) {
-            err(
-                Some(u.span()),
-                "discord.api_url".into(),
-                format!("`{url}` is not an http(s):// URL"),
-            );
-        }
-        url
-    });
-
-    let discord = {
-        let d = DiscordSettings::default();
-        let r = &raw.discord;
-        let mut ranged = |field: &str, v: &Option<Spanned<i64>>, default: i64, min: i64, max: i64| {
-            operations::int(&format!("discord.{field}"), v, default as u64, min, max, &mut err) as i64
-        };
-        let max_chain = ranged("max_chain", &r.max_chain, i64::from(d.max_chain.get()), 1, 99);
-        DiscordSettings {
-            max_chain: crate::acl::ChainLength::new(max_chain as u8).unwrap_or(d.max_chain),
-            tagline: r.tagline.clone().unwrap_or(d.tagline),
-            courtesy: r.courtesy.clone().unwrap_or(d.courtesy),
-            bot_delay: r.bot_delay_ms.map_or(d.bot_delay, std::time::Duration::from_millis),
-            bot_delay_jitter: r
-                .bot_delay_jitter_ms
-                .map_or(d.bot_delay_jitter, std::time::Duration::from_millis),
-            user_rate_limit: ranged(
-                "user_rate_limit",
-                &r.user_rate_limit,
-                d.user_rate_limit as i64,
-                0,
-                100_000,
-            ) as usize,
-            user_rate_window: std::time::Duration::from_secs(ranged(
-                "user_rate_window_secs",
-                &r.user_rate_window_secs,
-                d.user_rate_window.as_secs() as i64,
-                1,
-                86_400,
-            ) as u64),
-            rate_notice: r.rate_notice.clone().unwrap_or(d.rate_notice),
-            bot_replies_per_window: ranged(
-                "bot_replies_per_window",
-                &r.bot_replies_per_window,
-                d.bot_replies_per_window as i64,
-                1,
-                10_000,
-            ) as usize,
-            bot_reply_window: std::time::Duration::from_secs(ranged(
-                "bot_reply_window_secs",
-                &r.bot_reply_window_secs,
-                d.bot_reply_window.as_secs() as i64,
-                1,
-                86_400,
-            ) as u64),
-        }
-    };
-
-    let backlog = {
-        let d = crate::backlog::Bounds::default();
-        let b = &raw.backlog;
-        let mut ranged = |field: &str, v: &Option<Spanned<i64>>, default: u64, max: i64| {
-            operations::int(&format!("backlog.{field}"), v, default, 1, max, &mut err)
-        };
-        crate::backlog::Bounds {
-            max_age: std::time::Duration::from_secs(ranged(
-                "max_age_secs",
-                &b.max_age_secs,
-                d.max_age.as_secs(),
-                365 * 86_400,
-            )),
-            max_messages: ranged("max_messages", &b.max_messages, d.max_messages as u64, 1_000_000) as usize,
-        }
-    };
-
+    let discord_api_url = discord::api_url(&raw.discord, mode, &mut err);
+    let discord = discord::settings(&raw.discord, &mut err);
+    let backlog = backlog(&raw.backlog, &mut err);
     let delivery = delivery::delivery(&raw.delivery, backlog.max_age, &mut err);
     let store_retention = store_retention(&raw.store, &raw.backlog, backlog.max_age, &mut err);
-
-    let mut backends = BTreeMap::new();
-    for (name, b) in &raw.backends {
-        let b = b.get_ref();
-        backend::reject_foreign_fields(name, b.provider.get_ref(), b, &mut err);
-        let provider = match b.provider.get_ref().as_str() {
-            p if backend::is_http(p) => {
-                let settings = backend::http_settings(name, p, b, &mut err);
-                Some(if p == "anthropic" {
-                    Provider::Anthropic(settings)
-                } else {
-                    Provider::OpenAi(settings)
-                })
-            }
-            "command" => backend::command_settings(name, b, &mut err).map(Provider::Command),
-            "echo" => {
-                let reply_with_prompt = match b.reply.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
-                    None | Some(("last", _)) => false,
-                    Some(("prompt", _)) => true,
-                    Some((other, span)) => {
-                        err(
-                            Some(span),
-                            format!("backends.{name}.reply"),
-                            format!("unknown echo reply `{other}`; use \"last\" or \"prompt\""),
-                        );
-                        false
-                    }
-                };
-                Some(Provider::Echo(EchoSettings {
-                    reply_with_prompt,
-                    delay: std::time::Duration::from_millis(b.delay_ms.unwrap_or(0)),
-                    panic_on: b.panic_on.clone(),
-                }))
-            }
-            other => {
-                let hint = closest(other, PROVIDERS.iter().copied())
-                    .map(|c| format!("did you mean \"{c}\"? "))
-                    .unwrap_or_default();
-                err(
-                    Some(b.provider.span()),
-                    format!("backends.{name}.provider"),
-                    format!(
-                        "unknown provider `{other}`; {hint}known providers: {}",
-                        PROVIDERS.join(", ")
-                    ),
-                );
-                None
-            }
-        };
-        let mut bounded = |field: &str, v: &Option<Spanned<i64>>, default: usize, max: i64| {
-            operations::int(&format!("backends.{name}.{field}"), v, default as u64, 1, max, &mut err) as usize
-        };
-        let max_concurrency = bounded("max_concurrency", &b.max_concurrency, 4, 10_000);
-        let max_queue = bounded("max_queue", &b.max_queue, 1_000, 1_000_000);
-        if let Some(provider) = provider {
-            backends.insert(
-                name.clone(),
-                BackendConfig {
-                    name: name.clone(),
-                    provider,
-                    max_concurrency,
-                    max_queue,
-                },
-            );
-        }
-    }
-
-    if raw.agents.is_empty() {
-        err(
-            None,
-            "agents".into(),
-            "no agents are declared; add at least one [[agents]] table with `name` and `backend`".into(),
-        );
-    }
-    let mut names = HashSet::new();
-    let mut token_sources: Vec<(TokenSource, String)> = Vec::new();
-    let mut agents = Vec::new();
-    for (i, a) in raw.agents.iter().enumerate() {
-        let field = |f: &str| format!("agents[{i}].{f}");
-        let name = a.name.get_ref().trim().to_string();
-        if name.is_empty() {
-            err(
-                Some(a.name.span()),
-                field("name"),
-                "an agent needs a non-empty name".into(),
-            );
-        } else if !names.insert(name.to_lowercase()) {
-            err(
-                Some(a.name.span()),
-                field("name"),
-                format!("agent name `{name}` is used twice; agent names must be unique"),
-            );
-        }
-        if !raw.backends.contains_key(a.backend.get_ref()) {
-            let known: Vec<&str> = raw.backends.keys().map(String::as_str).collect();
-            let hint = closest(a.backend.get_ref(), known.iter().copied())
-                .map(|c| format!("did you mean `{c}`? "))
-                .unwrap_or_default();
-            let defined = if known.is_empty() {
-                "none are defined; add a [backends.NAME] table".to_string()
-            } else {
-                format!("defined: {}", known.join(", "))
-            };
-            err(
-                Some(a.backend.span()),
-                field("backend"),
-                format!(
-                    "agent `{name}` uses backend `{}`, which is not defined; {hint}{defined}",
-                    a.backend.get_ref()
-                ),
-            );
-        }
-        let memory = match a.memory.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
-            None | Some(("channel", _)) => MemoryMode::Channel,
-            Some(("channel-user", _)) => MemoryMode::ChannelUser,
-            Some(("user", _)) => MemoryMode::User,
-            Some((other, span)) => {
-                let hint = closest(other, ["channel", "channel-user", "user"])
-                    .map(|c| format!("did you mean \"{c}\"? "))
-                    .unwrap_or_default();
-                err(Some(span), field("memory"), format!("agent `{name}`: unknown memory mode `{other}`; {hint}use \"channel\", \"channel-user\" or \"user\""));
-                MemoryMode::Channel
-            }
-        };
-        let limit = |v: &Option<Spanned<i64>>, f: &str, default: usize, err: &mut Report<'_>| {
-            operations::int(&field(f), v, default as u64, 1, 10_000_000, err) as usize
-        };
-        let defaults = crate::memory::Limits::default();
-        let memory_limits = crate::memory::Limits {
-            max_turns: limit(&a.memory_turns, "memory_turns", defaults.max_turns, &mut err),
-            max_chars: limit(&a.memory_chars, "memory_chars", defaults.max_chars, &mut err),
-        };
-        let token = token_source(a, mode, &name, &field, &mut err);
-        if token != TokenSource::Sandbox {
-            if let Some((_, other)) = token_sources.iter().find(|(t, _)| *t == token) {
-                err(
-                    Some(a.name.span()),
-                    field("token_env"),
-                    format!(
-                        "agent `{name}` uses the same token as agent `{other}`; each agent needs its own bot token"
-                    ),
-                );
-            }
-            token_sources.push((token.clone(), name.clone()));
-        }
-        let breaker = match &a.breaker {
-            Some(b) => operations::breaker(b.get_ref(), breaker, &field("breaker"), &mut err),
-            None => breaker,
-        };
-        let webhook = a
-            .webhook
-            .as_ref()
-            .and_then(|w| webhook_config(w, &field, &name, &mut err));
-        let dm_channels = a
-            .dm_channels
-            .iter()
-            .filter_map(|c| match c.get_ref().parse::<u64>() {
-                Ok(id) => Some(id),
-                Err(_) => {
-                    err(
-                        Some(c.span()),
-                        field("dm_channels"),
-                        format!("agent `{name}`: `{}` is not a channel ID", c.get_ref()),
-                    );
-                    None
-                }
-            })
-            .collect();
-        agents.push(AgentConfig {
-            name,
-            backend: a.backend.get_ref().clone(),
-            system_prompt: a.system_prompt.clone(),
-            memory,
-            memory_limits,
-            triggers: Triggers {
-                mention: a.triggers.mention,
-                dm: a.triggers.dm,
-                reply: a.triggers.reply,
-                channels: a.triggers.channels.clone(),
-                everyone: a.triggers.everyone,
-            },
-            webhook,
-            dm_channels,
-            avatar_url: a.avatar_url.clone(),
-            token,
-            breaker,
-            failure_notice: a
-                .failure_notice
-                .clone()
-                .unwrap_or_else(|| delivery.failure_notice.clone()),
-            busy_notice: a.busy_notice.clone().unwrap_or_else(|| delivery.busy_notice.clone()),
-        });
-    }
-
+    let backends = backend::backends(&raw.backends, &mut err);
+    let agents = agents::agents(&raw.agents, &raw.backends, mode, breaker, &delivery, &mut err);
     // Checked in every mode: `troupe sandbox` builds this world from the same file.
     let world = sandbox::world(&raw.sandbox, &raw.agents, &mut err);
 
-    if errors.is_empty() {
-        Ok(Config {
-            source: source.to_string(),
-            mode,
-            sandbox: SandboxSettings {
-                listen,
-                url: raw.sandbox.url.clone(),
-                world,
-            },
-            bot_dms_channel: raw.discord.bot_dms_channel.clone(),
-            discord,
-            store_path: PathBuf::from(raw.store.path.unwrap_or_else(|| "state".to_string())),
-            store_retention,
-            conversations,
-            backlog,
-            run: RunOptions::default(),
-            discord_api_url,
-            http_listen,
-            breaker,
-            limits,
-            restarts,
-            delivery,
-            backends,
-            agents,
-        })
-    } else {
-        Err(ConfigErrors(errors))
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
     }
+    Ok(Config {
+        source: source.to_string(),
+        mode,
+        sandbox: SandboxSettings {
+            listen,
+            url: raw.sandbox.url.clone(),
+            world,
+        },
+        bot_dms_channel: raw.discord.bot_dms_channel.clone(),
+        discord,
+        store_path: PathBuf::from(raw.store.path.unwrap_or_else(|| "state".to_string())),
+        store_retention,
+        conversations,
+        backlog,
+        run: RunOptions::default(),
+        discord_api_url,
+        http_listen,
+        breaker,
+        limits,
+        restarts,
+        delivery,
+        backends,
+        agents,
+    })
 }
 
 /// Retention of per-message records unless `[store] retention_days` says otherwise.
@@ -849,76 +515,60 @@ fn store_retention(
     retention
 }
 
-fn webhook_config(
-    w: &raw::RawWebhook,
-    field: &dyn Fn(&str) -> String,
-    name: &str,
-    err: &mut dyn FnMut(Option<std::ops::Range<usize>>, String, String),
-) -> Option<WebhookConfig> {
-    match (&w.id, &w.channel) {
-        (Some(id), None) => {
-            let Ok(parsed) = id.get_ref().parse::<u64>() else {
-                err(
-                    Some(id.span()),
-                    field("webhook.id"),
-                    format!("agent `{name}`: webhook id must be a number (the ID in the webhook URL)"),
-                );
-                return None;
-            };
-            let token = match (&w.token_env, &w.token_file) {
-                (Some(var), None) => TokenSource::Env(var.clone()),
-                (None, Some(path)) => TokenSource::File(PathBuf::from(path)),
-                _ => {
-                    err(
-                        Some(id.span()),
-                        field("webhook"),
-                        format!("agent `{name}`: an existing webhook needs exactly one of token_env or token_file"),
-                    );
-                    return None;
-                }
-            };
-            Some(WebhookConfig::Existing { id: parsed, token })
-        }
-        (None, Some(channel)) => Some(WebhookConfig::Create {
-            channel: channel.clone(),
-        }),
-        _ => {
-            err(None, field("webhook"), format!("agent `{name}`: give either webhook.id (with token_env/token_file) or webhook.channel (troupe creates one)"));
-            None
-        }
+/// `[conversations]`.
+fn conversations(raw: &RawConversations, err: &mut Report<'_>) -> ConversationSettings {
+    let d = ConversationSettings::default();
+    let mut num = |field: &str, v: &Option<Spanned<i64>>, default: u64, min: i64, max: i64| {
+        operations::int(&format!("conversations.{field}"), v, default, min, max, err)
+    };
+    ConversationSettings {
+        idle: Duration::from_secs(num("idle_secs", &raw.idle_secs, d.idle.as_secs(), 1, 86_400 * 30)),
+        queue_limit: num("queue_limit", &raw.queue_limit, d.queue_limit as u64, 1, 100_000) as usize,
+        restart_limit: num("restart_limit", &raw.restart_limit, d.restart_limit as u64, 0, 1_000) as usize,
+        restart_window: Duration::from_secs(num(
+            "restart_window_secs",
+            &raw.restart_window_secs,
+            d.restart_window.as_secs(),
+            1,
+            86_400,
+        )),
+        shutdown_grace: Duration::from_secs(num(
+            "shutdown_grace_secs",
+            &raw.shutdown_grace_secs,
+            d.shutdown_grace.as_secs(),
+            0,
+            3_600,
+        )),
+        reorder: Duration::from_millis(num(
+            "reorder_ms",
+            &raw.reorder_ms,
+            d.reorder.as_millis() as u64,
+            0,
+            1_000,
+        )),
     }
 }
 
-fn token_source(
-    a: &RawAgent,
-    mode: Mode,
-    name: &str,
-    field: &dyn Fn(&str) -> String,
-    err: &mut dyn FnMut(Option<std::ops::Range<usize>>, String, String),
-) -> TokenSource {
-    let spanned = |s: &Spanned<String>| (s.get_ref().clone(), s.span());
-    match (a.token_env.as_ref().map(spanned), a.token_file.as_ref().map(spanned)) {
-        (Some(_), Some((_, span))) => {
-            err(
-                Some(span),
-                field("token_file"),
-                format!("agent `{name}` sets both token_env and token_file; keep one"),
-            );
-            TokenSource::Sandbox
-        }
-        (Some((var, _)), None) if mode == Mode::Live => TokenSource::Env(var),
-        (None, Some((path, _))) if mode == Mode::Live => TokenSource::File(PathBuf::from(path)),
-        (None, None) if mode == Mode::Live => {
-            err(
-                Some(a.name.span()),
-                field("token_env"),
-                format!(
-                    "agent `{name}` has no bot token; in live mode set token_env = \"VAR\" or token_file = \"PATH\""
-                ),
-            );
-            TokenSource::Sandbox
-        }
-        _ => TokenSource::Sandbox,
+/// `[backlog]`.
+fn backlog(raw: &RawBacklog, err: &mut Report<'_>) -> crate::backlog::Bounds {
+    let d = crate::backlog::Bounds::default();
+    crate::backlog::Bounds {
+        max_age: Duration::from_secs(operations::int(
+            "backlog.max_age_secs",
+            &raw.max_age_secs,
+            d.max_age.as_secs(),
+            1,
+            365 * 86_400,
+            err,
+        )),
+        max_messages: operations::int(
+            "backlog.max_messages",
+            &raw.max_messages,
+            d.max_messages as u64,
+            1,
+            1_000_000,
+            err,
+        ) as usize,
     }
 }
 
@@ -1109,6 +759,20 @@ backend = "offline"
             e.contains("agents.toml:2: backends.b.provider: unknown provider `ecko`; did you mean \"echo\"?"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn every_misspelt_word_is_reported_at_its_line_with_the_nearest_one() {
+        let e = errors(
+            "mode = \"sandbx\"\n[backends.b]\nprovider = \"echo\"\nreply = \"promt\"\n\
+             [[agents]]\nname = \"A\"\nbackend = \"b\"\nmemory = \"user \"\n",
+        );
+        let expected = [
+            "agents.toml:1: mode: unknown mode `sandbx`; did you mean \"sandbox\"? use \"sandbox\" or \"live\"",
+            "agents.toml:4: backends.b.reply: unknown echo reply `promt`; did you mean \"prompt\"? use \"last\" or \"prompt\"",
+            "agents.toml:8: agents[0].memory: agent `A`: unknown memory mode `user `; did you mean \"user\"? use \"channel\", \"channel-user\" or \"user\"",
+        ];
+        assert_eq!(e, expected.join("\n"));
     }
 
     #[test]

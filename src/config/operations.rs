@@ -1,13 +1,14 @@
 //! The operations tables validated: `[http]`, `[breaker]` (and agents' `breaker = {...}`),
 //! `[limits]` and `[restarts]`. Every bad value is reported with its line, field and range.
+//! The range helpers every table uses (`int`, `float`, `secs`) live here.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use toml::Spanned;
 
-use super::backend::Report;
-use super::error::closest;
+use super::choice::{parse_enum, Choice};
+use super::error::Report;
 use super::raw::{RawBreaker, RawHttp, RawLimits, RawRestarts};
 use crate::breaker::{BreakerSettings, OnTrip};
 use crate::ops::restarts::RestartPolicy;
@@ -40,7 +41,14 @@ pub(crate) fn int(
 }
 
 /// A number in `min..=max`, or `default`.
-fn float(field: &str, v: &Option<Spanned<f64>>, default: f64, min: f64, max: f64, err: &mut Report<'_>) -> f64 {
+pub(crate) fn float(
+    field: &str,
+    v: &Option<Spanned<f64>>,
+    default: f64,
+    min: f64,
+    max: f64,
+    err: &mut Report<'_>,
+) -> f64 {
     match v.as_ref().map(|m| (*m.get_ref(), m.span())) {
         None => default,
         Some((n, _)) if (min..=max).contains(&n) => n,
@@ -53,6 +61,36 @@ fn float(field: &str, v: &Option<Spanned<f64>>, default: f64, min: f64, max: f64
             default
         }
     }
+}
+
+/// A duration in seconds within `0 < secs <= max`, or `default`.
+pub(crate) fn secs(
+    field: &str,
+    v: &Option<Spanned<f64>>,
+    max: f64,
+    default: Duration,
+    err: &mut Report<'_>,
+) -> Duration {
+    match v {
+        None => default,
+        Some(s) if *s.get_ref() > 0.0 && *s.get_ref() <= max => Duration::from_secs_f64(*s.get_ref()),
+        Some(s) => {
+            err(
+                Some(s.span()),
+                field.to_string(),
+                format!(
+                    "{} is out of range; use a number of seconds above 0 and at most {max}",
+                    s.get_ref()
+                ),
+            );
+            default
+        }
+    }
+}
+
+impl Choice for OnTrip {
+    const WHAT: &'static str = "on_trip";
+    const WORDS: &'static [(&'static str, Self)] = &[("exit", OnTrip::Exit), ("isolate", OnTrip::Isolate)];
 }
 
 /// `[http] listen`.
@@ -75,22 +113,7 @@ pub(crate) fn http_listen(raw: &RawHttp, err: &mut Report<'_>) -> SocketAddr {
 /// `[breaker]` over `base` (the defaults, or the global table for an agent's override); `at` is
 /// the field prefix in messages (`breaker` or `agents[1].breaker`).
 pub(crate) fn breaker(raw: &RawBreaker, base: BreakerSettings, at: &str, err: &mut Report<'_>) -> BreakerSettings {
-    let on_trip = match raw.on_trip.as_ref().map(|o| (o.get_ref().as_str(), o.span())) {
-        None => base.on_trip,
-        Some(("exit", _)) => OnTrip::Exit,
-        Some(("isolate", _)) => OnTrip::Isolate,
-        Some((other, span)) => {
-            let hint = closest(other, ["exit", "isolate"])
-                .map(|c| format!("did you mean \"{c}\"? "))
-                .unwrap_or_default();
-            err(
-                Some(span),
-                format!("{at}.on_trip"),
-                format!("unknown on_trip `{other}`; {hint}use \"exit\" or \"isolate\""),
-            );
-            base.on_trip
-        }
-    };
+    let on_trip = parse_enum(raw.on_trip.as_ref(), format!("{at}.on_trip"), "", err).unwrap_or(base.on_trip);
     BreakerSettings {
         max_failures: int(
             &format!("{at}.max_failures"),

@@ -1,4 +1,7 @@
-//! `agents.toml` as written: serde structs that mirror the file, before validation.
+//! `agents.toml` as written: serde structs that mirror the file, before validation. Settings
+//! written as one of a few words (`mode`, `provider`, `memory`, ...) stay `Spanned<String>` here
+//! and become enums in `choice`, so that a wrong word is one reported problem among all the
+//! others rather than the end of parsing.
 
 use std::collections::BTreeMap;
 
@@ -213,7 +216,7 @@ pub struct RawConversations {
     /// Seconds without messages after which a conversation actor stops (its memory stays in
     /// the store).
     pub idle_secs: Option<Spanned<i64>>,
-    /// Messages a conversation holds while busy; more are refused.
+    /// Messages a conversation holds in memory while busy; more wait in the store.
     pub queue_limit: Option<Spanned<i64>>,
     /// Restarts of one failed conversation allowed within `restart_window_secs`.
     pub restart_limit: Option<Spanned<i64>>,
@@ -251,7 +254,7 @@ pub struct RawBackend {
     pub provider: Spanned<String>,
     /// Most requests running at once against this backend.
     pub max_concurrency: Option<Spanned<i64>>,
-    /// Most requests waiting for a free slot; more are refused.
+    /// Most requests waiting for a free slot; more are refused (and the answer deferred).
     pub max_queue: Option<Spanned<i64>>,
     /// echo: `"last"` (default) echoes the new message(s); `"prompt"` replies with the whole
     /// prompt (system prompt and every turn), which lets tests see what the model was given.

@@ -1,13 +1,41 @@
-//! `[sandbox]` validated: the section becomes a [`WorldSpec`], and the world it describes, with
-//! the agents as its bots, goes through [`WorldSpec::problems`], the check the sandbox itself runs
-//! when it builds that world. A configuration `check-config` accepts therefore never fails at
-//! start for its world, and every problem is reported at its line.
+//! `[sandbox]` validated: its address, and the section becomes a [`WorldSpec`]. The world it
+//! describes, with the agents as its bots, goes through [`WorldSpec::problems`], the check the
+//! sandbox itself runs when it builds that world. A configuration `check-config` accepts
+//! therefore never fails at start for its world, and every problem is reported at its line.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 
-use super::backend::Report;
+use super::error::Report;
 use super::raw::{RawAgent, RawSandbox};
 use crate::sandbox::spec::{sandbox_token, BotSpec, ChannelSpec, GuildSpec, WorldPlace, WorldSpec};
+
+/// `[sandbox] listen` (default [`super::DEFAULT_SANDBOX_LISTEN`]), and `url` checked to be an
+/// http(s) URL.
+pub(crate) fn listen(raw: &RawSandbox, err: &mut Report<'_>) -> SocketAddr {
+    let listen_text = raw
+        .listen
+        .clone()
+        .unwrap_or_else(|| super::DEFAULT_SANDBOX_LISTEN.to_string());
+    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+        err(
+            None,
+            "sandbox.listen".into(),
+            format!("`{listen_text}` is not an address; write HOST:PORT, e.g. \"127.0.0.1:8686\""),
+        );
+        super::DEFAULT_SANDBOX_LISTEN.parse().expect("default address parses")
+    });
+    if let Some(url) = &raw.url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            err(
+                None,
+                "sandbox.url".into(),
+                format!("`{url}` is not an http:// URL; e.g. \"http://127.0.0.1:8686\""),
+            );
+        }
+    }
+    listen
+}
 
 /// The world of `[sandbox]`, its problems reported through `err`. Agents with an empty or
 /// repeated name are left out of the check: the agents' own validation reports those.

@@ -1,5 +1,6 @@
 //! One serenity client per bot token: connects to Discord (or the sandbox, through serenity's
-//! API proxy setting) and forwards what happens as [`GatewayEvent`]s to a callback.
+//! API proxy setting) and forwards what happens as [`GatewayEvent`]s to a callback. Also builds
+//! bots' REST clients ([`http_client`]), on one process-wide HTTP connection pool.
 
 use std::sync::Arc;
 
@@ -138,8 +139,11 @@ fn shared_reqwest() -> Option<reqwest::Client> {
 
 /// A REST client for a token; `api_base` (e.g. the sandbox's `http://127.0.0.1:8686`) replaces
 /// `https://discord.com`, and then serenity's own rate limiter is off, as its proxy needs.
-/// Build one per bot and share it (`Arc`): serenity's rate limiter lives in the client, so two
-/// clients for one token would not see each other's buckets.
+/// Build one per bot and share it (`Arc`, [`super::Rest`]): serenity's rate limiter lives in the
+/// client, so two clients for one token would not see each other's buckets. The gateway's
+/// serenity client is the exception: its `ClientBuilder` takes an `Http` by value, so
+/// [`GatewayConnection::connect`] builds a second one, which serenity uses to connect and troupe
+/// never sends with.
 pub fn http_client(token: &Secret, api_base: Option<&str>) -> Http {
     let mut builder = HttpBuilder::new(token.expose());
     if let Some(client) = shared_reqwest() {
@@ -156,8 +160,6 @@ pub struct GatewayConnection {
     shard_manager: Arc<ShardManager>,
     task: JoinHandle<()>,
     watcher: JoinHandle<()>,
-    /// The REST client of this bot.
-    pub http: Arc<Http>,
 }
 
 impl std::fmt::Debug for GatewayConnection {
@@ -188,7 +190,6 @@ impl GatewayConnection {
             .map_err(|e| GatewayError(redact(&e.to_string(), token)))?;
         let shard_manager = client.shard_manager.clone();
         let watcher = tokio::spawn(watch_connection(shard_manager.clone(), watch_sink));
-        let http = client.http.clone();
         let token = token.clone();
         let task = tokio::spawn(async move {
             let reason = match client.start().await {
@@ -201,7 +202,6 @@ impl GatewayConnection {
             shard_manager,
             task,
             watcher,
-            http,
         })
     }
 

@@ -1,6 +1,9 @@
-//! The Discord adapter: a serenity client per agent for the gateway, its REST client for
-//! delivery, and the conversion of serenity's types into ours. Outside this module serenity is
-//! only passed along as a bot's REST handle ([`Rest`]); its types never are.
+//! The Discord adapter: a serenity client per agent for the gateway, a REST client per agent
+//! ([`Rest`]) for delivery, history reads and webhook set-up, and the conversion of serenity's
+//! types into ours. Outside this module serenity appears only as that REST handle, built here
+//! ([`gateway::http_client`]) and passed back into this module's functions: the agent holds its
+//! bot's [`Rest`] and hands it to the outbox, the replay task and [`webhooks`]. No serenity
+//! model type leaves this module.
 //!
 //! - [`gateway`]: connects one bot token and forwards events as [`GatewayEvent`]s.
 //! - [`history`]: pages of channel history for backlog replay.
@@ -18,5 +21,6 @@ pub use self::gateway::{GatewayConnection, GatewayEvent};
 pub use self::outbox::Outbox;
 
 /// A bot's REST client, shared by its outbox, replay and webhook set-up so serenity's rate
-/// limiter sees all of the token's requests.
+/// limiter sees all of the requests troupe makes with the token (the gateway's serenity client
+/// keeps its own, see [`gateway::http_client`]).
 pub type Rest = std::sync::Arc<serenity::http::Http>;

@@ -211,7 +211,7 @@ impl Outbox {
         }
     }
 
-    /// Shows "<bot> is typing…" in a channel (best effort).
+    /// Shows "`bot` is typing…" in a channel (best effort).
     pub async fn typing(&self, channel_id: u64) {
         if let Sink::Discord(http) = &self.inner.sink {
             let _ = ChannelId::new(channel_id).broadcast_typing(http).await;

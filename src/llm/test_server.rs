@@ -5,6 +5,10 @@
 //! `retry-after`; errors in the middle of a stream; dropped connections; streams that end
 //! without a finish reason. Every request is recorded for assertions.
 //!
+//! For reliability suites it can also echo markers, so a reply can be traced to the messages it
+//! answers ([`Reply::echo_markers`]), and play an outage over everything else
+//! ([`LlmTestServer::set_outage`]).
+//!
 //! A "token" is a word with the whitespace before it (`"Hello"`, `" world"`): see [`tokens`].
 //!
 //! With [`LlmTestServer::set_context_window`], a request whose prompt (plus `max_tokens`, where
@@ -45,6 +49,10 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// The JSON body (`Null` if it was not JSON).
     pub body: Value,
+    /// Whether it got the outage reply ([`LlmTestServer::set_outage`]).
+    pub outage: bool,
+    /// When it arrived (Unix milliseconds), to line it up with other logs.
+    pub unix_ms: u64,
 }
 
 impl RecordedRequest {
@@ -86,6 +94,9 @@ enum Action {
     },
     NoFinish {
         after_tokens: usize,
+    },
+    EchoMarkers {
+        prefix: String,
     },
 }
 
@@ -159,6 +170,14 @@ impl Reply {
         Self::new(Action::NoFinish { after_tokens })
     }
 
+    /// Streams `"ack <marker> <marker> ..."`: every marker (`prefix` followed by letters and
+    /// digits, e.g. `mk42` for prefix `mk`) in the user turns after the request's last assistant
+    /// turn, in order, or `"ack (no marker)"`. The reply thus names the messages it answers,
+    /// even when several are answered together; see [`echo_text`].
+    pub fn echo_markers(prefix: impl Into<String>) -> Self {
+        Self::new(Action::EchoMarkers { prefix: prefix.into() })
+    }
+
     /// Waits this long before the first token (the stream's preamble goes out at once).
     pub fn ttft(mut self, d: Duration) -> Self {
         self.ttft = d;
@@ -197,6 +216,49 @@ pub fn tokens(text: &str) -> Vec<&str> {
     out
 }
 
+/// The text of [`Reply::echo_markers`] for a request body (either format): the markers in the
+/// user turns that follow the last assistant turn.
+pub fn echo_text(request: &Value, prefix: &str) -> String {
+    let messages = request["messages"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let fresh = messages
+        .iter()
+        .rposition(|m| m["role"] == "assistant")
+        .map_or(messages, |i| &messages[i + 1..]);
+    let mut found: Vec<&str> = Vec::new();
+    for m in fresh.iter().filter(|m| m["role"] == "user") {
+        let texts: Vec<&str> = match &m["content"] {
+            Value::String(s) => vec![s.as_str()],
+            // Anthropic's content blocks.
+            Value::Array(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect(),
+            _ => Vec::new(),
+        };
+        for text in texts {
+            found.extend(markers(text, prefix));
+        }
+    }
+    if found.is_empty() {
+        "ack (no marker)".to_string()
+    } else {
+        format!("ack {}", found.join(" "))
+    }
+}
+
+/// Every `prefix` followed by at least one ASCII letter or digit, not preceded by one.
+fn markers<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(prefix).map(|i| from + i) {
+        let tail = &text[at + prefix.len()..];
+        let len = tail.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(tail.len());
+        let starts_word = !text[..at].ends_with(|c: char| c.is_ascii_alphanumeric());
+        if len > 0 && starts_word {
+            out.push(&text[at..at + prefix.len() + len]);
+        }
+        from = at + prefix.len() + len;
+    }
+    out
+}
+
 /// `n` tokens of text: `"t0 t1 t2 ..."`.
 pub fn words(n: usize) -> String {
     (0..n).map(|i| format!("t{i}")).collect::<Vec<_>>().join(" ")
@@ -206,6 +268,7 @@ pub fn words(n: usize) -> String {
 struct Inner {
     script: VecDeque<Reply>,
     default: Reply,
+    outage: Option<Reply>,
     requests: Vec<RecordedRequest>,
     api_key: Option<String>,
     window: Option<(u64, OverflowStyle)>,
@@ -227,6 +290,7 @@ impl LlmTestServer {
         let shared: Shared = Arc::new(Mutex::new(Inner {
             script: VecDeque::new(),
             default: Reply::text("Hello from the LLM test server."),
+            outage: None,
             requests: Vec::new(),
             api_key: None,
             window: None,
@@ -274,6 +338,12 @@ impl LlmTestServer {
         self.lock().default = reply;
     }
 
+    /// Starts an outage: every request gets `reply` (e.g. `Reply::error(503, ..)`, or
+    /// `Reply::dropped_after(0)`), whatever is queued, until `None` ends it. Queued replies wait.
+    pub fn set_outage(&self, reply: Option<Reply>) {
+        self.lock().outage = reply;
+    }
+
     /// Requires this key (`Authorization: Bearer` or `x-api-key`); others get the provider's 401.
     pub fn require_api_key(&self, key: &str) {
         self.lock().api_key = Some(key.to_string());
@@ -289,6 +359,12 @@ impl LlmTestServer {
     /// Every request so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().requests.clone()
+    }
+
+    /// The requests after the first `n`, oldest first (for polling a long run).
+    pub fn requests_since(&self, n: usize) -> Vec<RecordedRequest> {
+        let inner = self.lock();
+        inner.requests.get(n..).map(<[_]>::to_vec).unwrap_or_default()
     }
 
     /// Stops serving.
@@ -319,6 +395,7 @@ fn handle(format: Format, path: &str, shared: &Shared, headers: &HeaderMap, body
     let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let (reply, api_key) = {
         let mut inner = shared.lock().expect("test server lock");
+        let outage = inner.outage.is_some();
         inner.requests.push(RecordedRequest {
             format,
             path: path.to_string(),
@@ -327,11 +404,20 @@ fn handle(format: Format, path: &str, shared: &Shared, headers: &HeaderMap, body
                 .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
                 .collect(),
             body: body.clone(),
+            outage,
+            unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
         });
-        if let Some(refused) = inner.window.and_then(|(n, style)| overflow(format, style, n, &body)) {
-            return refused;
-        }
-        let reply = inner.script.pop_front().unwrap_or_else(|| inner.default.clone());
+        let reply = match &inner.outage {
+            Some(outage) => outage.clone(),
+            None => {
+                if let Some(refused) = inner.window.and_then(|(n, style)| overflow(format, style, n, &body)) {
+                    return refused;
+                }
+                inner.script.pop_front().unwrap_or_else(|| inner.default.clone())
+            }
+        };
         (reply, inner.api_key.clone())
     };
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
@@ -373,6 +459,13 @@ fn handle(format: Format, path: &str, shared: &Shared, headers: &HeaderMap, body
         }
         return resp;
     }
+    let reply = match reply.action {
+        Action::EchoMarkers { prefix } => Reply {
+            action: Action::Text(echo_text(&body, &prefix)),
+            ..reply
+        },
+        _ => reply,
+    };
     stream(format, reply, &body)
 }
 
@@ -440,6 +533,7 @@ fn stream(format: Format, reply: Reply, request: &Value) -> Response {
         Action::Drop { after_tokens } => (prefix(after_tokens), Ending::Drop),
         Action::NoFinish { after_tokens } => (prefix(after_tokens), Ending::NoFinish),
         Action::Error { .. } => unreachable!("errors are answered before streaming"),
+        Action::EchoMarkers { .. } => unreachable!("echoes become text before streaming"),
     };
     let pieces: Vec<String> = tokens(&text).into_iter().map(String::from).collect();
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
@@ -645,5 +739,25 @@ mod tests {
         assert_eq!(tokens(""), Vec::<&str>::new());
         assert_eq!(tokens(&words(300)).len(), 300);
         assert_eq!(tokens(&words(3)).concat(), "t0 t1 t2");
+    }
+
+    #[test]
+    fn markers_are_whole_words_with_the_prefix() {
+        assert_eq!(markers("mk1 a mk22, xmk3 mk (mk4b)", "mk"), ["mk1", "mk22", "mk4b"]);
+        assert!(markers("no markers here", "mk").is_empty());
+    }
+
+    #[test]
+    fn the_echo_names_the_markers_after_the_last_assistant_turn() {
+        let body = json!({"messages": [
+            {"role": "system", "content": "You are Ada. mk0"},
+            {"role": "user", "content": "alice: mk1"},
+            {"role": "assistant", "content": "ack mk1"},
+            {"role": "user", "content": "alice: <@1> mk2 hi\nbob: mk3"},
+        ]});
+        assert_eq!(echo_text(&body, "mk"), "ack mk2 mk3");
+        let anthropic = json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "mk7"}]}]});
+        assert_eq!(echo_text(&anthropic, "mk"), "ack mk7");
+        assert_eq!(echo_text(&json!({"messages": []}), "mk"), "ack (no marker)");
     }
 }

@@ -46,8 +46,11 @@ pub struct RestFaultRequest {
     pub count: u32,
     /// For 429: seconds in `retry_after` and `Retry-After` (default 1).
     pub retry_after: Option<f64>,
-    /// Only calls whose path contains this text (e.g. `/messages`).
+    /// Only calls whose path contains this text (e.g. `/messages`). The path includes the
+    /// query, so `/messages?` singles out history reads.
     pub path_contains: Option<String>,
+    /// Only calls with this HTTP method (e.g. `POST`: message creation but not history reads).
+    pub method: Option<String>,
 }
 
 fn one() -> u32 {
@@ -78,10 +81,16 @@ impl RestFaults {
 
     /// The error the call to `path` must get, consuming one unit of a matching fault.
     pub fn take(&mut self, path: &str) -> Option<ApiError> {
-        let idx = self
-            .pending
-            .iter()
-            .position(|f| f.path_contains.as_deref().is_none_or(|p| path.contains(p)))?;
+        self.take_for("", path)
+    }
+
+    /// Like [`RestFaults::take`], for a call with this HTTP `method` (faults that name another
+    /// method do not match; an empty `method` matches only faults that name none).
+    pub fn take_for(&mut self, method: &str, path: &str) -> Option<ApiError> {
+        let idx = self.pending.iter().position(|f| {
+            f.path_contains.as_deref().is_none_or(|p| path.contains(p))
+                && f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+        })?;
         let f = &mut self.pending[idx];
         f.count -= 1;
         let err = match f.status {
@@ -111,17 +120,36 @@ mod tests {
             count: 2,
             retry_after: None,
             path_contains: Some("/messages".into()),
+            method: None,
         });
         f.add(RestFaultRequest {
             status: 429,
             count: 1,
             retry_after: Some(0.5),
             path_contains: None,
+            method: None,
         });
         assert_eq!(f.take("/api/v10/users/@me").unwrap().status, 429);
         assert!(f.take("/api/v10/users/@me").is_none());
         assert_eq!(f.take("/api/v10/channels/1/messages").unwrap().status, 500);
         assert_eq!(f.take("/api/v10/channels/1/messages").unwrap().status, 500);
         assert!(f.take("/api/v10/channels/1/messages").is_none());
+    }
+
+    #[test]
+    fn a_fault_naming_a_method_spares_the_others() {
+        let mut f = RestFaults::default();
+        f.add(RestFaultRequest {
+            status: 503,
+            count: 1,
+            retry_after: None,
+            path_contains: Some("/messages".into()),
+            method: Some("post".into()),
+        });
+        assert!(f
+            .take_for("GET", "/api/v10/channels/1/messages?after=1&limit=100")
+            .is_none());
+        assert!(f.take("/api/v10/channels/1/messages").is_none());
+        assert_eq!(f.take_for("POST", "/api/v10/channels/1/messages").unwrap().status, 503);
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`spec`]: the world declared in `agents.toml` (`[sandbox]`).
 //! - [`world`]: users, guilds, channels, messages and Discord's rules over them.
+//! - [`render`]: the world as Discord API v10 JSON.
+//! - [`mentions`]: mentions in content and `allowed_mentions`.
 //! - [`gateway`]: the websocket protocol and the sessions dispatches reach.
 //! - [`rest`]: the REST API under `/api/v10`.
 //! - [`control`]: `/sandbox/*`, the tester's API.
@@ -15,6 +17,8 @@ pub mod control;
 pub mod error;
 pub mod faults;
 pub mod gateway;
+pub mod mentions;
+pub mod render;
 pub mod rest;
 pub mod snowflake;
 pub mod spec;
@@ -71,6 +75,8 @@ pub struct RequestRecord {
     pub bot: Option<String>,
     /// Status returned.
     pub status: u16,
+    /// When it was answered (Unix milliseconds), to line it up with other logs.
+    pub unix_ms: u64,
 }
 
 /// A running sandbox.
@@ -191,7 +197,7 @@ async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: 
         });
     let (delay, fault) = {
         let mut f = shared.faults.lock().expect("faults lock");
-        (f.delay, f.take(&path))
+        (f.delay, f.take_for(&method, &path))
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -245,6 +251,7 @@ async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: 
             path,
             bot,
             status,
+            unix_ms: snowflake::now_unix_ms(),
         });
     }
     resp

@@ -54,11 +54,18 @@ pub(super) async fn send(
     }
     tracing::warn!(agent = %state.spec.config.name, ?key, "no conversation could take the messages; routing them again shortly");
     if let Some(ConversationMsg::GiveUp { messages: give_up, .. }) = msg {
-        // Given up by a replacement: they count as finished if none can be started, so
-        // nothing is stuck; the replay after a restart answers them if troupe stops first.
+        // Messages whose turn panicked wait in the store for the conversation that is woken
+        // next; it reads them back.
+        let name = &state.spec.config.name;
         for m in give_up {
-            tracing::error!(agent = %state.spec.config.name, message_id = m.id, "message whose turn panicked could not be given up");
+            let mut record =
+                crate::store::PendingRecord::new(m, crate::actors::turn::now_ms(), "panic", "turn panicked");
+            record.attempts = 1;
+            if let Err(e) = state.spec.store.save_pending(name, key, &record) {
+                tracing::error!(agent = %name, error = %e, "cannot keep a message pending; it is answered after a restart");
+            }
         }
+        myself.send_after(Duration::from_secs(1), move || AgentMsg::Wake(key));
         return;
     }
     myself.send_after(Duration::from_secs(1), move || AgentMsg::Retry(messages));

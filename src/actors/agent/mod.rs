@@ -103,7 +103,7 @@ pub enum AgentMsg {
         /// Which replay.
         generation: u64,
     },
-    /// A conversation is finished with these messages (answered, or failed for good):
+    /// A conversation is finished with these messages (answered, or given up with the notice):
     /// `(channel, message)` pairs. Cursors advance from these.
     Finished(Vec<(u64, u64)>),
 }
