@@ -108,6 +108,9 @@ struct Retry {
     not_before: tokio::time::Instant,
     /// The message whose reply was partly delivered, and how many parts.
     parts_done: Option<(u64, usize)>,
+    /// The newest message of the batch that failed: the retry answers exactly that batch, so a
+    /// failed message is answered by a reply to itself, not folded into a newer one's.
+    upto: u64,
 }
 
 /// Messages to give up on, with the notice and the cause counted.
@@ -458,7 +461,7 @@ fn turn_failed(state: &mut ConversationState, turn: Turn, failure: TurnFailure, 
         // Only a transient failure to send the notice comes back here: send it again later.
         tracing::warn!(agent = %name, key = ?key, error = %failure.detail, "give-up notice not delivered; trying again");
         let attempts = state.retry.map_or(0, |r| r.attempts) + 1;
-        schedule_retry(state, &failure, None, attempts);
+        schedule_retry(state, &failure, 0, None, attempts);
         state.give_ups.push_front(GiveUp {
             batch: turn.batch,
             notice: notice.clone(),
@@ -525,7 +528,7 @@ fn turn_failed(state: &mut ConversationState, turn: Turn, failure: TurnFailure, 
     }
     let latest = turn.batch.last().map(|m| m.id).unwrap_or_default();
     let attempts = state.retry.map_or(0, |r| r.attempts) + 1;
-    let delay = schedule_retry(state, &failure, Some((latest, parts_done)), attempts);
+    let delay = schedule_retry(state, &failure, latest, Some((latest, parts_done)), attempts);
     tracing::warn!(agent = %name, key = ?key, cause = failure.cause.label(), error = %failure.detail, attempt = attempts, retry_in_ms = delay.as_millis() as u64, "answer deferred; it will be tried again");
     for m in turn.batch {
         state.pending.insert(m.id, m);
@@ -536,6 +539,7 @@ fn turn_failed(state: &mut ConversationState, turn: Turn, failure: TurnFailure, 
 fn schedule_retry(
     state: &mut ConversationState,
     failure: &TurnFailure,
+    upto: u64,
     parts_done: Option<(u64, usize)>,
     attempts: u32,
 ) -> Duration {
@@ -551,6 +555,7 @@ fn schedule_retry(
         attempts,
         not_before: tokio::time::Instant::now() + delay,
         parts_done: parts_done.filter(|(_, n)| *n > 0),
+        upto,
     });
     delay
 }
@@ -633,21 +638,16 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState)
     let Some(oldest) = state.pending.values().next() else {
         return;
     };
-    let retried = state.retry.is_some();
-    let batch = state.backlog_waiting || retried || oldest.author_is_bot;
-    let messages: Vec<Inbound> = if batch {
+    let retry_upto = state.retry.map(|r| r.upto).filter(|upto| oldest.id <= *upto);
+    let messages: Vec<Inbound> = if let Some(upto) = retry_upto {
+        // Exactly the batch that failed, again; newer messages wait for their own turn.
+        let newer = state.pending.split_off(&(upto + 1));
+        let failed = std::mem::replace(&mut state.pending, newer);
+        cut_at_remembered(state, failed.into_values().collect())
+    } else if state.backlog_waiting || oldest.author_is_bot {
         state.backlog_waiting = false;
-        let mut all: Vec<Inbound> = std::mem::take(&mut state.pending).into_values().collect();
-        // A reply remembered but not confirmed delivered answers the messages up to the one it
-        // was for: deliver it on its own first, and answer the rest in the next turn, so no
-        // message is answered twice or left out.
-        if let Some(cut) = all.iter().position(|m| remembers_reply(&state.memory, m.id)) {
-            for m in all.split_off(cut + 1) {
-                state.pending.insert(m.id, m);
-            }
-            state.backlog_waiting = !state.pending.is_empty();
-        }
-        all
+        let all = std::mem::take(&mut state.pending).into_values().collect();
+        cut_at_remembered(state, all)
     } else {
         let first = state.pending.pop_first().map(|(_, m)| m).into_iter().collect();
         if state.pending.is_empty() {
@@ -657,6 +657,22 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState)
         first
     };
     spawn_turn(myself, state, messages, TurnKind::Answer, GiveUpCause::Llm);
+}
+
+/// A reply remembered but not confirmed delivered answers the messages up to the one it was
+/// for: deliver it on its own first, and answer the rest in the next turn, so no message is
+/// answered twice or left out.
+fn cut_at_remembered(state: &mut ConversationState, mut batch: Vec<Inbound>) -> Vec<Inbound> {
+    if let Some(cut) = batch.iter().position(|m| remembers_reply(&state.memory, m.id)) {
+        let rest = batch.split_off(cut + 1);
+        if !rest.is_empty() {
+            state.backlog_waiting = true;
+        }
+        for m in rest {
+            state.pending.insert(m.id, m);
+        }
+    }
+    batch
 }
 
 fn spawn_turn(
