@@ -20,7 +20,7 @@
 //! | variable | default | meaning |
 //! | --- | --- | --- |
 //! | `CHAOS_CYCLES` | 1000 | `kill -9`s in all (40 % live, 2×10 % during replay, 20 % new DMs, 20 % webhook) |
-//! | `CHAOS_FAULT_CYCLES` | 40 | gateway and REST faults (the breaker gets a fifth, overload half) |
+//! | `CHAOS_FAULT_CYCLES` | 40 | gateway faults and REST bursts on sending (history reads, overload: half; breaker: a fifth) |
 //! | `CHAOS_OUTAGES` | `30,60,120` | LLM outages, in seconds |
 //! | `CHAOS_SETTLE_SECS` | 240 | the longest wait for every message to be answered, per scenario |
 //! | `CHAOS_QUIET_SECS` | 60 | the settle wait also ends after this long without a new reply |

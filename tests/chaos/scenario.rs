@@ -122,7 +122,8 @@ impl Scenario {
     /// The counts so far, and how many troupe messages there are.
     async fn observe(&mut self) -> (Tally, Vec<Problem>, usize) {
         let new = self.world.requests_since(self.log_seen).await;
-        for (i, r) in new.iter().enumerate() {
+        // A failed read (an injected 5xx) showed troupe nothing.
+        for (i, r) in new.iter().enumerate().filter(|(_, r)| r.status == 200) {
             let agent = self.world.agent_of(&r.bot).unwrap_or_default().to_string();
             if let Some(read) = HistoryRead::parse(&r.method, &r.path, &agent, self.log_seen + i, r.unix_ms) {
                 self.reads.push(read);

@@ -13,13 +13,14 @@ use super::traffic::{post, Kind, Mix};
 use super::world::{Options, HUMANS};
 
 /// The scenarios, in the order they run: name and what runs it.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     "kill-live",
     "kill-replay",
     "new-dm-kill",
     "webhook-kill",
     "gateway",
-    "rest",
+    "rest-send",
+    "rest-history",
     "llm-outage",
     "breaker-exit",
     "overload",
@@ -42,7 +43,8 @@ pub async fn run(name: &'static str, knobs: Knobs, index: u64) -> ScenarioResult
         }
         "webhook-kill" => webhook_kill(Scenario::begin(name, Options::default(), &knobs, seed).await, share(20)).await,
         "gateway" => gateway(Scenario::begin(name, Options::default(), &knobs, seed).await).await,
-        "rest" => rest(Scenario::begin(name, Options::default(), &knobs, seed).await).await,
+        "rest-send" => rest_send(Scenario::begin(name, Options::default(), &knobs, seed).await).await,
+        "rest-history" => rest_history(Scenario::begin(name, Options::default(), &knobs, seed).await).await,
         "llm-outage" => llm_outage(Scenario::begin(name, Options::default(), &knobs, seed).await).await,
         "breaker-exit" => {
             let o = Options {
@@ -171,46 +173,57 @@ async fn gateway(mut s: Scenario) -> ScenarioResult {
     s.finish().await
 }
 
-/// Bursts of 429 and 5xx on message creation (bot and webhook) and on history reads, the
-/// latter followed by a replay (a restart or an invalidated session).
-async fn rest(mut s: Scenario) -> ScenarioResult {
+/// Bursts of 2 to 12 answers 429 or 5xx on message creation, as a bot user and through the
+/// webhook (troupe attempts a reply 3 times), while troupe runs steadily.
+async fn rest_send(mut s: Scenario) -> ScenarioResult {
     let traffic = s.traffic(Mix::ALL, Duration::from_millis(150));
     for _ in 0..s.knobs.fault_cycles {
         s.pause(1000, 3000).await;
-        let status = s.rng.pick(&[429u16, 500, 502, 503]);
-        let count = s.rng.range(1, 9);
-        let retry_after = s.rng.range(2, 20) as f64 / 10.0;
-        let (path, method) = s.rng.pick(&[
-            ("/messages", "POST"),
-            ("/messages", "POST"),
-            ("/webhooks/", "POST"),
-            ("/messages?", "GET"),
-        ]);
-        s.world
-            .fault(
-                json!({"rest": {"status": status, "count": count, "retry_after": retry_after,
-                                   "path_contains": path, "method": method}}),
-            )
-            .await;
-        s.faults += 1;
-        if method == "GET" {
-            // History is read on a replay: after a restart or a lost session.
-            if s.rng.range(0, 2) == 0 {
-                let code = s.world.troupe.terminate().await;
-                if code != Some(0) {
-                    s.notes.push(format!("SIGTERM exit code {code:?}"));
-                }
-                s.world.troupe.start().await;
-            } else {
-                s.world
-                    .fault(json!({"gateway": {"bot": "Ada", "action": "invalid_session"}}))
-                    .await;
-                s.world.troupe.disturb(Duration::from_millis(1500));
+        let path = s.rng.pick(&["/messages", "/messages", "/webhooks/"]);
+        rest_burst(&mut s, path, "POST").await;
+    }
+    traffic.stop().await;
+    s.finish().await
+}
+
+/// Bursts of 429 or 5xx on history reads (`GET /channels/{id}/messages?after=..`), each
+/// followed by a replay: after a restart (SIGTERM) or an invalidated session.
+async fn rest_history(mut s: Scenario) -> ScenarioResult {
+    let traffic = s.traffic(Mix::ALL, Duration::from_millis(150));
+    for _ in 0..s.knobs.fault_cycles.div_ceil(2) {
+        s.pause(2000, 4000).await;
+        rest_burst(&mut s, "/messages?", "GET").await;
+        if s.rng.range(0, 2) == 0 {
+            let code = s.world.troupe.terminate().await;
+            if code != Some(0) {
+                s.notes.push(format!("SIGTERM exit code {code:?}"));
             }
+            s.world.troupe.start().await;
+        } else {
+            let bot = s.rng.pick(&["Ada", "Wren"]);
+            s.world
+                .fault(json!({"gateway": {"bot": bot, "action": "invalid_session"}}))
+                .await;
+            s.world.troupe.disturb(Duration::from_millis(1500));
         }
     }
     traffic.stop().await;
     s.finish().await
+}
+
+/// The next 2 to 12 `method` calls whose path contains `path` fail with 429 (with a
+/// `retry_after` of 0.2 to 2 s) or a 5xx.
+async fn rest_burst(s: &mut Scenario, path: &str, method: &str) {
+    let status = s.rng.pick(&[429u16, 500, 502, 503]);
+    let count = s.rng.range(2, 13);
+    let retry_after = s.rng.range(2, 20) as f64 / 10.0;
+    s.world
+        .fault(
+            json!({"rest": {"status": status, "count": count, "retry_after": retry_after,
+                               "path_contains": path, "method": method}}),
+        )
+        .await;
+    s.faults += 1;
 }
 
 /// An outage, by turns: 503, 529, 429 with `retry-after`, dropped connections.

@@ -158,6 +158,8 @@ pub struct LoggedRequest {
     pub path: String,
     /// The bot user ID it authenticated as ("" if none).
     pub bot: String,
+    /// The status it was answered with.
+    pub status: u16,
     /// When the sandbox answered it (Unix ms).
     pub unix_ms: u64,
 }
@@ -286,6 +288,7 @@ impl World {
                             method: s("method"),
                             path: s("path"),
                             bot: s("bot"),
+                            status: r["status"].as_u64().unwrap_or(0) as u16,
                             unix_ms: r["unix_ms"].as_u64().unwrap_or(0),
                         }
                     })
