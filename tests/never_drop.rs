@@ -511,3 +511,42 @@ async fn messages_that_failed_before_a_breaker_exit_are_answered_after_the_resta
         assert_eq!(replies(&h.sb, channel, m["id"].as_str().unwrap()).await.len(), 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_dm_troupe_never_saw_is_answered_when_the_channel_shows_up() {
+    let config = format!(
+        "{STANDALONE}\n[backends.b]\nprovider = \"echo\"\n\n{}",
+        ADA.replace("model", "b")
+    );
+    let h = Standalone::new(&config);
+    let mut troupe = h.troupe();
+    h.sb.wait_connected(&["Ada"]).await;
+    assert_eq!(troupe.terminate().code(), Some(0));
+    // bob's first DM arrives while troupe is down: Discord lists no DM channels to bots, so the
+    // replay after the restart cannot know of it...
+    let missed = h.sb.dm("bob", "Ada", "are you there?").await;
+    let dm = missed["channel_id"].as_str().unwrap().to_string();
+    let _troupe = h.troupe();
+    h.sb.wait_connected(&["Ada"]).await;
+    // ... until bob writes again: the channel is new to troupe, so what bob sent before is owed.
+    let again = h.sb.dm("bob", "Ada", "hello?").await;
+    let answered_both = || async {
+        let ada: Vec<Value> =
+            h.sb.messages(&dm)
+                .await
+                .into_iter()
+                .filter(|m| m["author"]["username"] == "Ada")
+                .collect();
+        let text: String = ada.iter().map(|m| m["content"].as_str().unwrap_or_default()).collect();
+        (text.contains("are you there?") && text.contains("hello?")).then_some(ada)
+    };
+    let ada = wait_for("answers to both DMs", answered_both).await;
+    // Both, once: together (a batch of missed messages), or one by one.
+    let heard = |what: &str| {
+        ada.iter()
+            .filter(|m| m["content"].as_str().unwrap().contains(what))
+            .count()
+    };
+    assert_eq!((heard("are you there?"), heard("hello?")), (1, 1), "{ada:?}");
+    let _ = again;
+}

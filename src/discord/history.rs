@@ -71,3 +71,15 @@ pub async fn newest(http: &Http, channel: u64) -> Result<Option<u64>, HistoryErr
         })?;
     Ok(page.first().map(|m| m.id.get()))
 }
+
+/// Up to a page (100) of the messages before `before`, as Discord returns them (newest first).
+pub async fn before(http: &Http, channel: u64, before: u64) -> Result<Vec<Inbound>, HistoryError> {
+    let page = ChannelId::new(channel)
+        .messages(http, GetMessages::new().before(MessageId::new(before)).limit(PAGE))
+        .await
+        .map_err(|e| HistoryError {
+            channel,
+            reason: e.to_string(),
+        })?;
+    Ok(page.iter().map(convert::inbound).collect())
+}

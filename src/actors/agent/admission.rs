@@ -48,12 +48,7 @@ pub(super) fn admit(state: &mut AgentState, mut m: Inbound) -> Option<Inbound> {
     let me = state.me.as_ref()?.user_id;
     let name = &state.spec.config.name;
     let store = &state.spec.store;
-    let dry = state.spec.run.dry_run != DryRun::None;
-    if m.is_dm() && !dry {
-        if let Err(e) = store.remember_dm(name, m.channel_id) {
-            tracing::warn!(agent = %name, error = %e, "cannot remember a DM channel");
-        }
-    }
+    // (DM channels are remembered as their messages arrive: `remember_dm`.)
     if state.progress.get(&m.channel_id).is_some_and(|p| p.is_in_flight(m.id)) {
         return None; // already being answered
     }
@@ -141,19 +136,35 @@ pub(super) fn admit(state: &mut AgentState, mut m: Inbound) -> Option<Inbound> {
     }
 }
 
-/// A DM channel seen for the first time is remembered durably, with its cursor just before this
-/// message, before anything else happens: a crash before the reply must not leave the replay
-/// unaware of the channel (Discord lists no DM channels to bots), nor let it start past the
-/// message.
-pub(super) async fn remember_dm(state: &mut AgentState, m: &Inbound) {
+/// A DM channel seen for the first time is remembered durably, with its cursor, before anything
+/// else happens: a crash before the reply must not leave the replay unaware of the channel
+/// (Discord lists no DM channels to bots), nor let it start past the message.
+///
+/// The cursor starts after the bot's own last message in the channel (within the backlog's age
+/// limit), not just before this message: earlier DMs troupe never saw (sent while it was down,
+/// or lost in a crash before it read them) are owed too, and the channel is read again now to
+/// answer them. One history request, for a channel's first message only.
+pub(super) async fn remember_dm(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: &Inbound) {
     if state.spec.run.dry_run != DryRun::None || state.known_dms.contains(&m.channel_id) {
         return;
     }
     let (store, name) = (&state.spec.store, &state.spec.config.name);
-    let saved = async {
-        if store.cursor(name, m.channel_id)?.is_none() {
-            store.advance_cursor(name, m.channel_id, m.id.saturating_sub(1))?;
+    let known = match store.cursor(name, m.channel_id) {
+        Ok(cursor) => cursor.is_some(),
+        Err(e) => {
+            tracing::error!(agent = %name, channel = m.channel_id, error = %e, "cannot read a DM channel's cursor");
+            return;
         }
+    };
+    let mut look_back = false;
+    if !known {
+        let start = owed_since(state, m).await;
+        look_back = start < m.id.saturating_sub(1);
+        if let Err(e) = store.advance_cursor(name, m.channel_id, start) {
+            tracing::error!(agent = %name, channel = m.channel_id, error = %e, "cannot save a DM channel's cursor");
+        }
+    }
+    let saved = async {
         store.remember_dm(name, m.channel_id)?;
         store.flush().await
     };
@@ -162,5 +173,47 @@ pub(super) async fn remember_dm(state: &mut AgentState, m: &Inbound) {
             state.known_dms.insert(m.channel_id);
         }
         Err(e) => tracing::error!(agent = %name, channel = m.channel_id, error = %e, "cannot remember a DM channel"),
+    }
+    if look_back {
+        tracing::info!(agent = %name, channel = m.channel_id, "first message in a DM channel, after earlier ones troupe never saw: reading them");
+        let channel = ReplayChannel {
+            scope: Scope::Dms,
+            id: m.channel_id,
+            name: format!("dm:{}", m.channel_id),
+        };
+        let _ = myself.cast(AgentMsg::Reread(vec![channel]));
+    }
+}
+
+/// Where a first-seen DM channel's cursor starts: after the bot's last message before `m` in
+/// it, or at the backlog's age limit; just before `m` when there is nothing earlier from
+/// anyone else, or the channel's history cannot be read.
+async fn owed_since(state: &AgentState, m: &Inbound) -> u64 {
+    let just_before = m.id.saturating_sub(1);
+    let me = state.me.as_ref().map(|me| me.user_id);
+    let earlier = match crate::discord::history::before(&state.http, m.channel_id, m.id).await {
+        Ok(earlier) => earlier,
+        Err(e) => {
+            tracing::warn!(agent = %state.spec.config.name, error = %e, "cannot look back in a new DM channel");
+            return just_before;
+        }
+    };
+    let now = crate::actors::turn::now_ms();
+    let age_limit = match crate::backlog::start(Some(0), now, state.spec.backlog) {
+        crate::backlog::Start::After(after) => after,
+        crate::backlog::Start::Fresh => 0,
+    };
+    let last_own = earlier
+        .iter()
+        .filter(|e| Some(e.author_id) == me)
+        .map(|e| e.id)
+        .max()
+        .unwrap_or(0);
+    let start = last_own.max(age_limit);
+    let owed = earlier.iter().any(|e| e.id > start && Some(e.author_id) != me);
+    if owed {
+        start.min(just_before)
+    } else {
+        just_before
     }
 }

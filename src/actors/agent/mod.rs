@@ -248,8 +248,8 @@ impl Actor for AgentActor {
                 if state.phase.phase() == Phase::Live {
                     spawn_replay(&myself, state, channels);
                 } else {
-                    // A replay is running or about to: it reads every channel anyway.
-                    tracing::debug!(agent = %state.spec.config.name, "re-read folded into the coming replay");
+                    // One replay at a time: read them once this one is over.
+                    myself.send_after(Duration::from_secs(1), move || AgentMsg::Reread(channels));
                 }
             }
             AgentMsg::Gateway(GatewayEvent::Ready(me)) => {
@@ -281,7 +281,7 @@ impl Actor for AgentActor {
             }
             AgentMsg::Gateway(GatewayEvent::Message(m)) => {
                 if m.is_dm() {
-                    remember_dm(state, &m).await;
+                    remember_dm(&myself, state, &m).await;
                 }
                 if let Some(m) = state.phase.live(m) {
                     on_message(&myself, state, m).await;
