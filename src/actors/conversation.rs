@@ -253,6 +253,7 @@ impl Actor for ConversationActor {
                 let waiting: Vec<Inbound> = std::mem::take(&mut state.pending).into_values().collect();
                 let _ = state.args.agent.cast(AgentMsg::Reroute {
                     from: myself.get_id(),
+                    key: state.args.key,
                     messages: waiting,
                     give_up,
                 });

@@ -60,6 +60,9 @@ pub enum AgentMsg {
     Reroute {
         /// The failing conversation actor.
         from: ActorId,
+        /// Its key (its supervision event may have been handled already: ractor delivers those
+        /// before ordinary messages).
+        key: ConversationKey,
         /// Its waiting messages.
         messages: Vec<crate::message::Inbound>,
         /// The messages of the turn that panicked.
@@ -212,16 +215,17 @@ impl Actor for AgentActor {
             }
             AgentMsg::Reroute {
                 from,
+                key,
                 messages,
                 give_up,
             } => {
-                // Forget the failing actor now, so these messages reach its replacement rather
-                // than its closing mailbox; the supervision event that follows does the rest.
-                let key = state.conversations.forget(from);
+                // Forget the failing actor now (unless its failure was handled already), so
+                // these messages reach its replacement rather than its closing mailbox.
+                state.conversations.forget(from);
                 for m in messages {
                     route(&myself, state, m).await;
                 }
-                if let (Some(key), false) = (key, give_up.is_empty()) {
+                if !give_up.is_empty() && !quarantined(&myself, state, key, &give_up) {
                     let msg = ConversationMsg::GiveUp {
                         messages: give_up.clone(),
                         cause: crate::ops::telemetry::GiveUpCause::Panic,
