@@ -175,6 +175,11 @@ pub(super) async fn remember_dm(myself: &ActorRef<AgentMsg>, state: &mut AgentSt
         Err(e) => tracing::error!(agent = %name, channel = m.channel_id, error = %e, "cannot remember a DM channel"),
     }
     if look_back {
+        // Answering this message must not move the cursor past the earlier ones before the
+        // channel is read: hold it until then (the read releases it).
+        if let Ok(Some(start)) = store.cursor(name, m.channel_id) {
+            state.progress.entry(m.channel_id).or_default().hold(start);
+        }
         tracing::info!(agent = %name, channel = m.channel_id, "first message in a DM channel, after earlier ones troupe never saw: reading them");
         let channel = ReplayChannel {
             scope: Scope::Dms,
