@@ -10,7 +10,11 @@ pub(super) async fn on_message(myself: &ActorRef<AgentMsg>, state: &mut AgentSta
     telemetry::message_received(&state.spec.config.name);
     let Some(m) = admit(state, m) else { return };
     match state.limiter.check(m.author_id, Instant::now()) {
-        Verdict::Allow => route(myself, state, m).await,
+        Verdict::Allow => {
+            route(myself, state, m).await;
+            // The pending gauge counts it from now on.
+            check_done(state);
+        }
         Verdict::Notice => {
             tracing::info!(agent = %state.spec.config.name, user = m.author_id, "user over the rate limit; one notice sent");
             finish(state, m.channel_id, m.id);
