@@ -7,10 +7,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::{wait_for, Control, Process};
-use serde_json::Value;
+use common::{quiet, wait_for, Control, Process};
 use troupe::llm::budget::{CUT_MARKER, CUT_NOTICE};
 use troupe::llm::progressive::CUT_NOTE;
 use troupe::llm::test_server::{LlmTestServer, OverflowStyle, Reply};
@@ -45,29 +42,6 @@ breaker = {{ max_failures = 1 }}
 "#,
         llm.openai_base_url()
     )
-}
-
-/// Ada's replies to a message.
-async fn replies(sb: &Control, id: &str) -> Vec<Value> {
-    sb.messages("general")
-        .await
-        .into_iter()
-        .filter(|m| m["author"]["username"] == "Ada" && m["message_reference"]["message_id"].as_str() == Some(id))
-        .collect()
-}
-
-/// Waits until no new request reaches the test server for a while.
-async fn quiet(llm: &LlmTestServer) {
-    let mut seen = llm.requests().len();
-    let (mut since, start) = (Instant::now(), Instant::now());
-    while since.elapsed() < Duration::from_millis(1500) {
-        assert!(start.elapsed() < common::DEADLINE, "the model keeps being asked");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let now = llm.requests().len();
-        if now != seen {
-            (seen, since) = (now, Instant::now());
-        }
-    }
 }
 
 /// Every text a request sent the model.
@@ -151,7 +125,10 @@ async fn a_message_larger_than_the_window_never_breaks_the_conversation_or_the_p
         "only the new message was asked"
     );
     for id in short.iter().chain([&huge_id, &id]) {
-        let n = wait_for("the replies", || async { Some(replies(&sb, id).await.len()) }).await;
+        let n = wait_for("the replies", || async {
+            Some(sb.replies("general", "Ada", id).await.len())
+        })
+        .await;
         assert_eq!(n, 1, "message {id} answered exactly once");
     }
     assert!(

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{config, wait_for, Control, Process};
+use common::{config, quiet, wait_for, Control, Process};
 use serde_json::{json, Value};
 use troupe::llm::test_server::{LlmTestServer, Reply};
 
@@ -21,31 +21,6 @@ fn setup(llm: &LlmTestServer, extra: &str) -> String {
 }
 
 const ADA: &str = "[[agents]]\nname = \"Ada\"\nbackend = \"model\"\n";
-
-/// Ada's replies to a message.
-async fn replies(sb: &Control, channel: &str, id: &str) -> Vec<Value> {
-    sb.messages(channel)
-        .await
-        .into_iter()
-        .filter(|m| m["author"]["username"] == "Ada" && m["message_reference"]["message_id"].as_str() == Some(id))
-        .collect()
-}
-
-/// Waits until no new request reaches the test server for a while, so "exactly once" is checked
-/// after every retry that could still come has come.
-async fn quiet(llm: &LlmTestServer) {
-    let mut seen = llm.requests().len();
-    let mut since = Instant::now();
-    let start = Instant::now();
-    while since.elapsed() < Duration::from_millis(1500) {
-        assert!(start.elapsed() < common::DEADLINE, "the model keeps being asked");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let now = llm.requests().len();
-        if now != seen {
-            (seen, since) = (now, Instant::now());
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_sent_during_a_model_outage_is_answered_once_when_it_recovers() {
@@ -128,7 +103,7 @@ async fn a_long_retry_after_is_waited_out_not_turned_into_a_failure() {
     let reply = sb.reply_to("general", "Ada", id).await;
     assert_eq!(reply["content"], "Thanks for waiting.");
     quiet(&llm).await;
-    assert_eq!(replies(&sb, "general", id).await.len(), 1);
+    assert_eq!(sb.replies("general", "Ada", id).await.len(), 1);
     running.stop().await;
 }
 
@@ -155,7 +130,7 @@ async fn an_answer_that_keeps_failing_is_given_up_with_the_notice_and_a_refused_
     );
     // Given up: the model is not asked again for it.
     quiet(&llm).await;
-    assert_eq!(replies(&sb, "general", id).await.len(), 1);
+    assert_eq!(sb.replies("general", "Ada", id).await.len(), 1);
 
     // Bea's notice is silenced: nothing is posted, and she stops asking too.
     let before = llm.requests().len();
@@ -197,7 +172,7 @@ async fn messages_beyond_a_full_queue_wait_and_are_all_answered_once() {
         sb.reply_to("general", "Ada", m["id"].as_str().unwrap()).await;
     }
     for m in &sent {
-        let n = replies(&sb, "general", m["id"].as_str().unwrap()).await.len();
+        let n = sb.replies("general", "Ada", m["id"].as_str().unwrap()).await.len();
         assert_eq!(n, 1, "{m}");
     }
     running.stop().await;
@@ -217,7 +192,7 @@ async fn discord_server_errors_delay_a_reply_but_it_arrives_once() {
     let asked = sb.say("general", "alice", "<@Ada> ping").await;
     let id = asked["id"].as_str().unwrap();
     sb.reply_to("general", "Ada", id).await;
-    assert_eq!(replies(&sb, "general", id).await.len(), 1);
+    assert_eq!(sb.replies("general", "Ada", id).await.len(), 1);
     running.stop().await;
 }
 
@@ -249,7 +224,9 @@ async fn an_isolated_agent_answers_what_arrived_while_its_breaker_was_open() {
     );
     quiet(&llm).await;
     assert_eq!(
-        replies(&sb, "random", while_open["id"].as_str().unwrap()).await.len(),
+        sb.replies("random", "Ada", while_open["id"].as_str().unwrap())
+            .await
+            .len(),
         1
     );
     running.stop().await;
@@ -375,7 +352,7 @@ async fn a_first_dm_cut_by_a_crash_is_answered_after_the_restart() {
     let _troupe = h.troupe();
     let id = asked["id"].as_str().unwrap();
     h.sb.reply_to(&dm, "Ada", id).await;
-    assert_eq!(replies(&h.sb, &dm, id).await.len(), 1);
+    assert_eq!(h.sb.replies(&dm, "Ada", id).await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -404,8 +381,11 @@ async fn history_read_errors_during_replay_never_lose_the_backlog() {
     h.sb.reply_to("general", "Ada", live["id"].as_str().unwrap()).await;
     let id = missed["id"].as_str().unwrap();
     h.sb.reply_to("general", "Ada", id).await;
-    assert_eq!(replies(&h.sb, "general", id).await.len(), 1);
-    assert_eq!(replies(&h.sb, "general", live["id"].as_str().unwrap()).await.len(), 1);
+    assert_eq!(h.sb.replies("general", "Ada", id).await.len(), 1);
+    assert_eq!(
+        h.sb.replies("general", "Ada", live["id"].as_str().unwrap()).await.len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,7 +488,7 @@ async fn messages_that_failed_before_a_breaker_exit_are_answered_after_the_resta
     }
     quiet(&llm).await;
     for (channel, m) in [("general", &a), ("random", &b)] {
-        assert_eq!(replies(&h.sb, channel, m["id"].as_str().unwrap()).await.len(), 1);
+        assert_eq!(h.sb.replies(channel, "Ada", m["id"].as_str().unwrap()).await.len(), 1);
     }
 }
 

@@ -161,6 +161,17 @@ impl Control {
         .await
     }
 
+    /// `author`'s replies to a message (by reference) in `channel`, as they stand now.
+    pub async fn replies(&self, channel: &str, author: &str, message_id: &str) -> Vec<Value> {
+        self.messages(channel)
+            .await
+            .into_iter()
+            .filter(|m| {
+                m["author"]["username"] == author && m["message_reference"]["message_id"].as_str() == Some(message_id)
+            })
+            .collect()
+    }
+
     /// Starts a thread in `channel`; returns its ID.
     pub async fn thread(&self, channel: &str, name: &str, author: &str) -> String {
         let body = json!({"channel": channel, "name": name, "author": author});
@@ -346,5 +357,21 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits until no new request has reached the LLM test server for 1.5 s, so "exactly once" is
+/// checked after every retry that could still come has come (panics after [`DEADLINE`] if the
+/// model keeps being asked).
+pub async fn quiet(llm: &troupe::llm::test_server::LlmTestServer) {
+    let mut seen = llm.requests().len();
+    let (mut since, start) = (Instant::now(), Instant::now());
+    while since.elapsed() < Duration::from_millis(1500) {
+        assert!(start.elapsed() < DEADLINE, "the model keeps being asked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = llm.requests().len();
+        if now != seen {
+            (seen, since) = (now, Instant::now());
+        }
     }
 }
