@@ -23,6 +23,7 @@
 //!   records pruned.
 //! - [`message`]: troupe's own message types, converted from serenity at the edge.
 //! - [`sandbox`]: a local Discord-compatible server with a control API and a web page.
+//! - [`snowflake`]: Discord message IDs as time (pure).
 //! - [`secret`]: tokens and keys in a type that cannot be printed.
 //! - [`retry`]: one retry policy (back-off with jitter, `retry-after`) for LLM requests, Discord
 //!   deliveries, history reads and deferred answers (pure).
@@ -52,5 +53,6 @@ pub mod retry;
 pub mod routing;
 pub mod sandbox;
 pub mod secret;
+pub mod snowflake;
 pub mod split;
 pub mod store;

@@ -15,7 +15,7 @@ use super::SharedSpec;
 use crate::backlog::{self, Scope, Start};
 use crate::config::RunMode;
 use crate::discord::history;
-use crate::sandbox::snowflake;
+use crate::snowflake;
 
 /// One line of `--show-backlog`.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,9 +6,6 @@
 
 use super::{classify, Store, StoreError};
 
-/// Milliseconds from the Unix epoch to the Discord epoch (2015-01-01T00:00:00Z).
-const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
-
 /// Removals applied to sled at once.
 const BATCH: usize = 1_000;
 
@@ -17,7 +14,7 @@ const PER_MESSAGE: [&str; 2] = ["acl/1/", "ans/1/"];
 
 /// The Unix time in milliseconds at which a Discord snowflake (a message ID) was created.
 pub fn snowflake_unix_ms(id: u64) -> u64 {
-    (id >> 22) + DISCORD_EPOCH_MS
+    crate::snowflake::unix_ms(id)
 }
 
 /// What [`Store::prune`] removed.
@@ -92,6 +89,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snowflake::DISCORD_EPOCH_MS;
 
     const DAY_MS: u64 = 86_400_000;
 
