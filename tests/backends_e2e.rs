@@ -4,7 +4,7 @@
 mod common;
 
 use common::{config, wait_for, Control};
-use troupe::llm::test_server::{Format, LlmTestServer, Reply};
+use troupe_llm_test_server::{Format, LlmTestServer, Reply};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_answers_through_each_backend_kind() {

@@ -10,7 +10,7 @@ mod common;
 use common::{quiet, wait_for, Control, Process};
 use troupe::llm::budget::{CUT_MARKER, CUT_NOTICE};
 use troupe::llm::progressive::CUT_NOTE;
-use troupe::llm::test_server::{LlmTestServer, OverflowStyle, Reply};
+use troupe_llm_test_server::{LlmTestServer, OverflowStyle, Reply};
 
 /// troupe believes the window is 512 tokens; the server's is 300 (its "tokens" are words).
 fn config(llm: &LlmTestServer) -> String {
@@ -45,7 +45,7 @@ breaker = {{ max_failures = 1 }}
 }
 
 /// Every text a request sent the model.
-fn request_text(r: &troupe::llm::test_server::RecordedRequest) -> String {
+fn request_text(r: &troupe_llm_test_server::RecordedRequest) -> String {
     r.messages()
         .iter()
         .filter_map(|m| m["content"].as_str())
@@ -143,7 +143,7 @@ async fn a_message_larger_than_the_window_never_breaks_the_conversation_or_the_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cut_note_is_shown_but_not_remembered_as_the_models_text() {
     let llm = LlmTestServer::start().await.unwrap();
-    llm.set_default(Reply::text(troupe::llm::test_server::words(40)));
+    llm.set_default(Reply::text(troupe_llm_test_server::words(40)));
     let (config, _state) = common::config(&format!(
         "[backends.local]\nprovider = \"llamacpp\"\nmodel = \"m\"\nbase_url = \"{}\"\ntokens = {{ from = 8, until = 8 }}\n\n[[agents]]\nname = \"Ada\"\nbackend = \"local\"\n",
         llm.openai_base_url()

@@ -6,7 +6,7 @@ mod common;
 
 use common::{config, config_with, wait_for, Control};
 use serde_json::{json, Value};
-use troupe::llm::test_server::{LlmTestServer, Reply};
+use troupe_llm_test_server::{LlmTestServer, Reply};
 
 /// Fast bot delay so chains run in a test; everything else default.
 const FAST_BOTS: &str = "[discord]\nbot_dms_channel = \"bot-dms\"\nbot_delay_ms = 100\nbot_delay_jitter_ms = 0\n";

@@ -4,9 +4,9 @@
 use serde_json::json;
 use troupe::config::Config;
 use troupe::llm::stream::FinishReason;
-use troupe::llm::test_server::{tokens, words, Format, LlmTestServer, OverflowStyle, Reply};
 use troupe::llm::wire::CONTINUE_INSTRUCTION;
 use troupe::llm::{Backend, LlmError, Prompt, PromptTurn, Role, TimeoutPhase};
+use troupe_llm_test_server::{tokens, words, Format, LlmTestServer, OverflowStyle, Reply};
 
 const KEY: &str = "sk-test-0123456789abcdef";
 /// Fast retries so failing paths finish quickly.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{config, quiet, wait_for, Control, Process};
 use serde_json::{json, Value};
-use troupe::llm::test_server::{LlmTestServer, Reply};
+use troupe_llm_test_server::{LlmTestServer, Reply};
 
 /// Fast retries, a breaker that does not trip, and an OpenAI-compatible backend on the test
 /// server that does not retry by itself (the deferral under test does).

@@ -7,7 +7,7 @@ mod common;
 
 use common::{config, wait_for, Control, Process};
 use serde_json::Value;
-use troupe::llm::test_server::{LlmTestServer, Reply};
+use troupe_llm_test_server::{LlmTestServer, Reply};
 
 fn backend(url: &str) -> String {
     format!(

@@ -12,7 +12,6 @@
 //! - [`pool`]: bounded, fair concurrency per backend.
 //! - [`sse`]: incremental server-sent-events parsing.
 //! - [`openai_stream`], [`anthropic_stream`]: provider chunk formats folded into a completion.
-//! - [`test_server`]: a local LLM server speaking both formats, for tests and benchmarks.
 
 pub mod anthropic_stream;
 pub mod budget;
@@ -25,7 +24,6 @@ pub mod pool;
 pub mod progressive;
 pub mod sse;
 pub mod stream;
-pub mod test_server;
 pub mod wire;
 
 use std::fmt;

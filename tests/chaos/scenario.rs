@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use troupe::llm::test_server::echo_text;
+use troupe_llm_test_server::echo_text;
 
 use super::ledger::{markers, Evidence, FailedBatch, HistoryRead, Problem, Sent, Tally, MARKER_PREFIX};
 use super::orchestrator::Lifecycle;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use troupe::llm::test_server::Reply;
+use troupe_llm_test_server::Reply;
 
 use super::ledger::MARKER_PREFIX;
 use super::scenario::{Knobs, Scenario, ScenarioResult};

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use troupe::llm::test_server::{LlmTestServer, Reply};
+use troupe_llm_test_server::{LlmTestServer, Reply};
 
 use super::common::{Control, Process};
 use super::ledger::MARKER_PREFIX;

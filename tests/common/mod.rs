@@ -363,7 +363,7 @@ impl Drop for Process {
 /// Waits until no new request has reached the LLM test server for 1.5 s, so "exactly once" is
 /// checked after every retry that could still come has come (panics after [`DEADLINE`] if the
 /// model keeps being asked).
-pub async fn quiet(llm: &troupe::llm::test_server::LlmTestServer) {
+pub async fn quiet(llm: &troupe_llm_test_server::LlmTestServer) {
     let mut seen = llm.requests().len();
     let (mut since, start) = (Instant::now(), Instant::now());
     while since.elapsed() < Duration::from_millis(1500) {

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use troupe::llm::test_server::{LlmTestServer, Reply};
 use troupe::sandbox::timing::ReplyTiming;
+use troupe_llm_test_server::{LlmTestServer, Reply};
 
 use super::{progress, Bench, CONNECT_DEADLINE};
 use crate::process::{Backend, Troupe, TroupeConfig};

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use troupe::llm::test_server::{LlmTestServer, Reply};
+use troupe_llm_test_server::{LlmTestServer, Reply};
 
 use super::{progress, Bench, CONNECT_DEADLINE};
 use crate::process::{Backend, Baseline, Troupe, TroupeConfig};
