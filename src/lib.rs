@@ -22,7 +22,8 @@
 //! - [`store`]: durable state in sled, versioned keys; damage refused at open, old per-message
 //!   records pruned.
 //! - [`message`]: troupe's own message types, converted from serenity at the edge.
-//! - [`sandbox`]: a local Discord-compatible server with a control API and a web page.
+//! - [`sandbox`]: the local Discord-compatible server (crate `troupe-sandbox` in `crates/sandbox`),
+//!   started by `troupe sandbox` and in sandbox mode.
 //! - [`snowflake`]: Discord message IDs as time (pure).
 //! - [`secret`]: tokens and keys in a type that cannot be printed.
 //! - [`retry`]: one retry policy (back-off with jitter, `retry-after`) for LLM requests, Discord
@@ -51,7 +52,9 @@ pub mod prompt;
 pub mod ratelimit;
 pub mod retry;
 pub mod routing;
-pub mod sandbox;
+/// The local Discord (crate `troupe-sandbox`, `crates/sandbox`), started by `troupe sandbox` and
+/// in sandbox mode.
+pub use troupe_sandbox as sandbox;
 pub mod secret;
 pub mod snowflake;
 pub mod split;

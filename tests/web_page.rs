@@ -1,4 +1,4 @@
-//! The sandbox's web page (`src/sandbox/web/index.html`) works in a real browser: headless
+//! The sandbox's web page (`crates/sandbox/src/web/index.html`) works in a real browser: headless
 //! Chromium, driven over the Chrome DevTools Protocol, shows the channels and DMs, posts a
 //! human's message through the composer, and renders the agent's reply.
 //!

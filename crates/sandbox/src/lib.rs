@@ -12,6 +12,7 @@
 //! - [`timing`]: dispatch-to-reply timings on the sandbox's clock, for benchmarks.
 //! - [`error`]: Discord's error bodies.
 //! - [`snowflake`]: IDs with real timestamps.
+#![recursion_limit = "256"]
 
 pub mod control;
 pub mod error;

@@ -307,7 +307,7 @@ async fn latencies(State(s): State<Arc<Shared>>, Query(q): Query<RequestsQuery>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::spec::WorldSpec;
+    use crate::spec::WorldSpec;
 
     #[test]
     fn names_in_mentions_become_ids() {
@@ -322,7 +322,7 @@ mod tests {
     #[tokio::test]
     async fn latencies_time_bot_replies_but_not_human_ones() {
         let bots = [("Ada".to_string(), "ada-token".to_string())];
-        let sandbox = crate::sandbox::Sandbox::start(&WorldSpec::default(), &bots, "127.0.0.1:0".parse().unwrap())
+        let sandbox = crate::Sandbox::start(&WorldSpec::default(), &bots, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
         let http = reqwest::Client::new();

@@ -740,10 +740,10 @@ fn validate_content(new: &NewMessage) -> Result<(), ApiError> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::sandbox::spec::WorldSpec;
+    use crate::spec::WorldSpec;
     use serde_json::json;
 
-    pub(in crate::sandbox) fn world() -> (World, u64, u64, u64) {
+    pub(crate) fn world() -> (World, u64, u64, u64) {
         let spec = WorldSpec::default();
         let w = World::new(&spec, &[("Ada".into(), "sandbox.ada".into())]).unwrap();
         let alice = w.user_by_name("alice").unwrap().id;
@@ -752,7 +752,7 @@ pub(super) mod tests {
         (w, alice, ada, general)
     }
 
-    pub(in crate::sandbox) fn text(content: &str) -> NewMessage {
+    pub(crate) fn text(content: &str) -> NewMessage {
         NewMessage {
             content: content.into(),
             ..Default::default()

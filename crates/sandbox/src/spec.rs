@@ -1,6 +1,6 @@
 //! The sandbox's world as declared in `agents.toml` (`[sandbox]`): guilds, channels, humans, bots,
 //! and [`WorldSpec::problems`], the one check of a world that both configuration validation and
-//! [`crate::sandbox::world::World::new`] run, so `check-config` accepts exactly the worlds the
+//! [`crate::world::World::new`] run, so `check-config` accepts exactly the worlds the
 //! sandbox can build.
 
 use std::fmt;
