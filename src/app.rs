@@ -190,6 +190,7 @@ impl Running {
 }
 
 /// Starts troupe: the sandbox if the configuration asks for one, then every agent.
+// Why this is long: start-up is one ordered sequence (store, endpoints, sandbox, tokens, backends, tree, watchdog) whose order matters; split, the order would be spread over several functions.
 pub async fn start(config: Config) -> Result<Running, AppError> {
     // The store first: a locked or corrupt store must stop troupe before anything connects.
     let store = Store::open(&config.store_path)?;

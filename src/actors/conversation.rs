@@ -186,6 +186,7 @@ impl Actor for ConversationActor {
         Ok(state)
     }
 
+    // Why this is long: one arm per message kind, each a few lines that call the named steps below.
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
@@ -446,6 +447,7 @@ fn finished(state: &mut ConversationState, turn: &Turn) {
 /// A turn failed: give up at once when retrying cannot help, or when the messages have been
 /// pending for the give-up time; otherwise put them back at the head of the queue, record them
 /// pending, and try again after a back-off.
+// Why this is long: the whole failure decision in one place (chain, give-up retry, permanent, age, deferral), in the order it is taken.
 fn turn_failed(state: &mut ConversationState, turn: Turn, failure: TurnFailure, parts_done: usize) {
     let spec = state.args.spec.clone();
     let (name, key) = (&spec.config.name, state.args.key);

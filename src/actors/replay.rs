@@ -96,6 +96,7 @@ pub struct ReplayChannel {
 /// Reads each channel's backlog in order and casts it to the agent, then `ReplayDone`.
 /// In `--show-backlog` mode it only counts; in `--clear-backlog` mode it moves cursors to the
 /// newest message. Channels never seen before start at their newest message.
+// Why this is long: one loop over channels whose per-channel branches (fresh, clear, read) share the progress output.
 pub async fn run(
     spec: SharedSpec,
     http: Rest,

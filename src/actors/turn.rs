@@ -306,6 +306,7 @@ impl Step<'_> {
     /// Builds the prompt and asks the model; on success the reply is saved in memory with the
     /// messages it answers, before anything is sent. Returns the text, that memory, and the
     /// typing indicator's request.
+    // Why this is long: the model call's steps in the order they must happen (prompt, budget, breaker, typing, pool, call, accounting, save).
     async fn ask_model(
         &self,
         memory: &[MemoryTurn],

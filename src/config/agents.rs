@@ -28,6 +28,7 @@ impl Choice for MemoryMode {
 /// The cast, in file order. `base_breaker` is the validated `[breaker]` table and `delivery` the
 /// `[delivery]` one (an agent may override both); `backends` are the tables as written, so an
 /// agent naming a backend that failed validation is not reported twice.
+// Why this is long: one `[[agents]]` entry's fields, validated one after another with their precise errors.
 pub(crate) fn agents(
     raw_agents: &[RawAgent],
     backends: &BTreeMap<String, Spanned<RawBackend>>,

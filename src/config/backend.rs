@@ -444,6 +444,7 @@ fn set_fields(b: &RawBackend) -> Vec<(&'static str, Option<Range<usize>>)> {
 }
 
 /// Validates an HTTP backend (`provider` is `anthropic` or an OpenAI-compatible name).
+// Why this is long: one HTTP backend's fields, validated one after another with their precise errors.
 fn http_settings(name: &str, provider: &str, b: &RawBackend, err: &mut Report<'_>) -> HttpSettings {
     let field = |f: &str| format!("backends.{name}.{f}");
     let default_url = if provider == "anthropic" {

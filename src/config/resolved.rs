@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use super::{ApiKeySource, Config, MemoryMode, Mode, Provider, TokenSource, WebhookConfig};
 
 /// The resolved configuration, and the problems found resolving it (empty when it is usable).
+// Why this is long: it lists every resolved setting for `check-config`'s JSON, one field per line.
 pub fn resolve(config: &Config) -> (Value, Vec<String>) {
     let mut problems = Vec::new();
     let backends: Map<String, Value> = config

@@ -38,6 +38,7 @@ impl CommandBackend {
     }
 
     /// Runs the command for one reply.
+    // Why this is long: a child process's whole life (spawn, feed, bounded read, timeout, kill, classify) in one place, so no path leaks the process.
     pub async fn complete(&self, prompt: &Prompt) -> Result<Completion, LlmError> {
         let s = &self.settings;
         let text = render(prompt);

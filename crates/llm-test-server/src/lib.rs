@@ -500,6 +500,7 @@ enum Ending {
 }
 
 /// Starts streaming a reply on a 200 response.
+// Why this is long: one scripted reply's stream in both providers' formats, event by event.
 fn stream(format: Format, reply: Reply, request: &Value) -> Response {
     let limit = request["max_tokens"]
         .as_u64()

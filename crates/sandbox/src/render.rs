@@ -194,6 +194,7 @@ impl World {
     }
 
     /// A guild as it appears in GUILD_CREATE for `bot`: roles, members, the channels it can see.
+    // Why this is long: it is the GUILD_CREATE payload itself, field by field, as Discord sends it.
     pub fn guild_create_json(&self, g: &Guild, bot: u64) -> Value {
         let channels: Vec<Value> = self
             .channels()

@@ -121,6 +121,7 @@ impl WorldSpec {
     /// cannot be built, all at once: empty or repeated user names (humans, bots and agents share
     /// one namespace, case-insensitive), two bots with one token, a channel name used twice, a
     /// `hidden_from` / `read_only_for` entry naming nobody.
+    // Why this is long: every rule of a world, checked one after another so every problem is reported at once.
     pub fn problems(&self, extra_bots: &[(String, String)]) -> Vec<WorldProblem> {
         let mut problems = Vec::new();
         let mut report = |place, message: String| problems.push(WorldProblem { place, message });

@@ -546,6 +546,7 @@ impl World {
     }
 
     /// Posts a message, applying Discord's validation, nonce and mention rules.
+    // Why this is long: Discord's checks on a new message, in the order Discord applies them, then the message built.
     pub fn post(&mut self, channel_id: u64, author: Author, new: NewMessage) -> Result<Posted, ApiError> {
         let channel = self.channels.get(&channel_id).ok_or_else(ApiError::unknown_channel)?;
         if let Author::User(uid) = &author {

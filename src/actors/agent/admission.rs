@@ -48,6 +48,7 @@ pub(super) async fn on_message(myself: &ActorRef<AgentMsg>, state: &mut AgentSta
 /// highest troupe knows), whether it was already answered, the routing rules. Tracks progress:
 /// a processed message is in flight until its conversation finishes it; any other is finished
 /// at once. Returns the message to process.
+// Why this is long: the admission rules in the order they apply (in flight, chain records, routing, answered, guard); each is a few lines.
 pub(super) fn admit(state: &mut AgentState, mut m: Inbound) -> Option<Inbound> {
     let me = state.me.as_ref()?.user_id;
     let name = &state.spec.config.name;

@@ -191,6 +191,7 @@ impl Actor for AgentActor {
         })
     }
 
+    // Why this is long: a dispatch with one arm per message kind; the arms call the steps in admission, conversations, replaying and cursors.
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,

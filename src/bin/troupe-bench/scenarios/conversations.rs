@@ -36,6 +36,7 @@ async fn seed(state: &std::path::Path, agent: &str, keys: &[(u64, u64, String)],
 }
 
 /// Runs the scenario.
+// Why this is long: a benchmark scenario is a script (stage, load, measure, report) read top to bottom.
 pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     let p = &b.plan;
     let (channels, humans, turns) = (p.conversation_channels, p.conversation_humans, p.seeded_turns);

@@ -60,6 +60,7 @@ impl Calls {
 }
 
 /// Runs the scenario.
+// Why this is long: a benchmark scenario is a script (stage, load, measure, report) read top to bottom.
 pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     let (channels, per) = (b.plan.replay_channels, b.plan.replay_per_channel);
     let n = channels * per;

@@ -100,6 +100,7 @@ fn note(f: &Flood, what: &str) -> String {
 }
 
 /// Runs the scenario.
+// Why this is long: a benchmark scenario is a script (stage, load, measure, report) read top to bottom.
 pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     let p = &b.plan;
     let (agents, channels) = (p.throughput_agents, p.throughput_channels);
