@@ -103,6 +103,7 @@ pub async fn run(
     agent: ActorRef<AgentMsg>,
     channels: Vec<ReplayChannel>,
     generation: u64,
+    me: Option<u64>,
 ) {
     let name = spec.config.name.clone();
     let mut lines = Vec::new();
@@ -165,19 +166,26 @@ pub async fn run(
                 if skipped > 0 {
                     tracing::warn!(agent = %name, channel = %c.name, skipped, kept = messages.len(), "backlog longer than [backlog] max_messages; oldest messages skipped");
                 }
-                let span = messages
+                // Missed: what the agent neither wrote nor answered (a saved cursor stays a few
+                // seconds behind, so a replay also reads a few messages already dealt with).
+                let missed: Vec<u64> = messages
+                    .iter()
+                    .filter(|m| Some(m.author_id) != me && !spec.store.answered(&name, m.id).unwrap_or(false))
+                    .map(|m| m.id)
+                    .collect();
+                let span = missed
                     .first()
-                    .zip(messages.last())
-                    .map(|(a, b)| (snowflake::unix_ms(a.id), snowflake::unix_ms(b.id)));
+                    .zip(missed.last())
+                    .map(|(a, b)| (snowflake::unix_ms(*a), snowflake::unix_ms(*b)));
                 lines.push(BacklogLine {
                     agent: name.clone(),
                     scope: c.scope,
                     channel: c.name.clone(),
-                    count: messages.len(),
+                    count: missed.len(),
                     span,
                     skipped,
                 });
-                progress.message(&c.name, messages.len());
+                progress.message(&c.name, missed.len());
                 if spec.run.mode != RunMode::ShowBacklog && !messages.is_empty() {
                     let _ = agent.cast(AgentMsg::Backlog {
                         channel: c.id,

@@ -6,13 +6,27 @@ use super::*;
 /// save every cursor that moved.
 pub(super) const CURSOR_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How far behind real time a saved cursor stays. serenity dispatches each event on its own
+/// task, and a stop drops the events still in the agent's mailbox: a message can be finished
+/// (and the cursor moved past it) while an older message's event is still on its way. A cursor
+/// saved no later than this long ago makes the replay after a crash or a stop read those
+/// messages again; answered ones are recognised by their records, others are routed again.
+pub(super) const EVENT_SKEW: Duration = Duration::from_secs(10);
+
+/// The newest cursor that may be saved now: the snowflake of `EVENT_SKEW` ago.
+fn horizon() -> u64 {
+    let now = crate::actors::turn::now_ms();
+    crate::snowflake::from_unix_ms(now.saturating_sub(EVENT_SKEW.as_millis() as u64))
+}
+
 /// A message is finished with: advance the channel's cursor as far as progress allows, and save
-/// it unless it was saved less than `CURSOR_SAVE_INTERVAL` ago.
+/// it (no later than `EVENT_SKEW` ago) unless it was saved less than `CURSOR_SAVE_INTERVAL` ago.
 pub(super) fn finish(state: &mut AgentState, channel: u64, id: u64) {
     let progress = state.progress.entry(channel).or_default();
     progress.finish(id);
     let now = Instant::now();
     if let Some(cursor) = progress.cursor_to_save(now, CURSOR_SAVE_INTERVAL) {
+        let cursor = cursor.min(horizon());
         if save_cursor(&state.spec, channel, cursor) {
             progress.saved(cursor, now);
         }
@@ -22,8 +36,10 @@ pub(super) fn finish(state: &mut AgentState, channel: u64, id: u64) {
 /// Saves every cursor that moved since its last save: before a replay reads them, and on stop.
 pub(super) fn save_cursors(state: &mut AgentState) {
     let now = Instant::now();
+    let horizon = horizon();
     for (channel, progress) in &mut state.progress {
         if let Some(cursor) = progress.unsaved_cursor() {
+            let cursor = cursor.min(horizon);
             if save_cursor(&state.spec, *channel, cursor) {
                 progress.saved(cursor, now);
             }

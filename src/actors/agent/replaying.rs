@@ -63,6 +63,7 @@ pub(super) fn spawn_replay(myself: &ActorRef<AgentMsg>, state: &AgentState, chan
         myself.clone(),
         channels,
         state.phase.generation(),
+        state.me.as_ref().map(|me| me.user_id),
     ));
 }
 
