@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{config, quiet, wait_for, Control, Process};
+use common::{config, open_sled, quiet, start_unlocked, wait_for, Control, Process};
 use serde_json::{json, Value};
 use troupe_llm_test_server::{LlmTestServer, Reply};
 
@@ -245,11 +245,11 @@ async fn a_damaged_memory_record_is_set_aside_and_the_conversation_answers() {
     running.stop().await;
     let key = format!("mem/1/Ada/c:{general}");
     {
-        let db = sled::open(&state).unwrap();
+        let db = open_sled(&state).await;
         db.insert(key.as_bytes(), &b"{damaged"[..]).unwrap();
         db.flush().unwrap();
     }
-    let running = troupe::app::start(config).await.unwrap();
+    let running = start_unlocked(config).await;
     let sb = Control::new(running.sandbox_url().unwrap());
     sb.wait_connected(&["Ada"]).await;
     let asked = sb.say("general", "bob", "<@Ada> still there?").await;
@@ -258,7 +258,7 @@ async fn a_damaged_memory_record_is_set_aside_and_the_conversation_answers() {
     sb.reply_to("random", "Ada", other["id"].as_str().unwrap()).await;
     running.stop().await;
     drop(sb);
-    let db = sled::open(&state).unwrap();
+    let db = open_sled(&state).await;
     assert_eq!(
         db.get(format!("bad/1/{key}")).unwrap().as_deref(),
         Some(&b"{damaged"[..]),
@@ -413,7 +413,7 @@ async fn a_webhook_reply_posted_before_a_crash_is_not_posted_again() {
     // The crash window: the reply was posted and remembered, but troupe died before it
     // recorded the message answered and before its cursor moved.
     {
-        let db = sled::open(h.state()).unwrap();
+        let db = open_sled(&h.state()).await;
         let general = h.sb.id_of("channels", "general").await;
         db.remove(format!("ans/1/Ada/{id}")).unwrap();
         db.insert(format!("cur/1/Ada/{general}"), &(id - 1).to_be_bytes()[..])

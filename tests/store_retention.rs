@@ -25,19 +25,7 @@ async fn records_older_than_the_retention_are_pruned_at_startup() {
         }
         store.record_answered("Ada", &[old, recent]).await.unwrap();
     }
-    // sled's threads may hold the store's lock a moment after the last handle dropped.
-    let started = std::time::Instant::now();
-    let running = loop {
-        match troupe::app::start(config.clone()).await {
-            Ok(running) => break running,
-            Err(troupe::app::AppError::Store(troupe::store::StoreError::Locked(_)))
-                if started.elapsed() < common::DEADLINE =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let running = common::start_unlocked(config.clone()).await;
     let store = running.store().clone();
     common::wait_for("the old records to be pruned", || async {
         (store.chain(old).unwrap().is_none() && !store.answered("Ada", old).unwrap()).then_some(())

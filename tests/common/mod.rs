@@ -64,6 +64,35 @@ where
     }
 }
 
+/// Starts troupe in-process on a store the test itself just had open: sled's I/O threads may
+/// hold the store's lock a moment after its last handle dropped, so a `Locked` store is tried
+/// again until [`DEADLINE`].
+pub async fn start_unlocked(config: Config) -> troupe::app::Running {
+    let started = Instant::now();
+    loop {
+        match troupe::app::start(config.clone()).await {
+            Ok(running) => return running,
+            Err(troupe::app::AppError::Store(troupe::store::StoreError::Locked(_))) if started.elapsed() < DEADLINE => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Opens the store's sled database directly (to damage or inspect it), once troupe (stopped
+/// just before) has let go of its lock; fails after [`DEADLINE`].
+pub async fn open_sled(path: &std::path::Path) -> sled::Db {
+    let started = Instant::now();
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if started.elapsed() > DEADLINE => panic!("cannot open {}: {e}", path.display()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
 /// Fails a test whose external tool is missing, saying how to get it: a test never passes
 /// without having run. `make test` installs the tool when it can and otherwise leaves the test
 /// out, naming it in its closing summary (`tests/tools.sh`).
