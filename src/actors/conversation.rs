@@ -440,6 +440,7 @@ fn finished(state: &mut ConversationState, turn: &Turn) {
     if state.retry.is_some_and(|_| state.pending.is_empty()) || matches!(turn.kind, TurnKind::Answer) {
         state.retry = None;
     }
+    tracing::debug!(agent = %name, key = ?key, messages = ?ids, "finished");
     let done = turn.batch.iter().map(|m| (m.channel_id, m.id)).collect();
     let _ = state.args.agent.cast(AgentMsg::Finished(done));
 }
@@ -532,7 +533,8 @@ fn turn_failed(state: &mut ConversationState, turn: Turn, failure: TurnFailure, 
     let latest = turn.batch.last().map(|m| m.id).unwrap_or_default();
     let attempts = state.retry.map_or(0, |r| r.attempts) + 1;
     let delay = schedule_retry(state, &failure, latest, Some((latest, parts_done)), attempts);
-    tracing::warn!(agent = %name, key = ?key, cause = failure.cause.label(), error = %failure.detail, attempt = attempts, retry_in_ms = delay.as_millis() as u64, "answer deferred; it will be tried again");
+    let ids: Vec<u64> = turn.batch.iter().map(|m| m.id).collect();
+    tracing::warn!(agent = %name, key = ?key, messages = ?ids, cause = failure.cause.label(), error = %failure.detail, attempt = attempts, retry_in_ms = delay.as_millis() as u64, "answer deferred; it will be tried again");
     for m in turn.batch {
         state.pending.insert(m.id, m);
     }

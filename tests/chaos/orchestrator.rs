@@ -17,6 +17,18 @@ const SETTLE_GRACE: Duration = Duration::from_secs(3);
 /// How long every agent must stay ready before troupe counts as steady again.
 const READY_HOLD: Duration = Duration::from_millis(400);
 
+/// With `CHAOS_LOGS` set, each finished process's stderr is kept in
+/// `target/tmp/chaos-logs/<pid>.log` (run with `RUST_LOG=troupe=debug` for the routing and
+/// cursor decisions), to find out how a lost message was lost.
+fn keep_log(p: &Process) {
+    if std::env::var_os("CHAOS_LOGS").is_none() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos-logs");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::copy(&p.stderr_path, dir.join(format!("{}.log", p.child.id())));
+}
+
 /// The troupe process under test, run the way an orchestrator would.
 pub struct Troupe {
     args: Vec<String>,
@@ -147,6 +159,7 @@ impl Troupe {
             tokio::task::spawn_blocking(move || {
                 let _ = p.child.kill();
                 let _ = p.child.wait();
+                keep_log(&p);
             })
             .await
             .unwrap();
@@ -159,7 +172,13 @@ impl Troupe {
         let process = self.lock().process.take();
         let mut p = process?;
         self.disturb(Duration::ZERO);
-        tokio::task::spawn_blocking(move || p.terminate().code()).await.unwrap()
+        tokio::task::spawn_blocking(move || {
+            let code = p.terminate().code();
+            keep_log(&p);
+            code
+        })
+        .await
+        .unwrap()
     }
 
     /// Waits until every agent reports `ready` (replay done), or `deadline` passes.
@@ -224,6 +243,9 @@ impl Troupe {
                 match status {
                     Some(status) => {
                         let p = inner.process.take();
+                        if let Some(p) = &p {
+                            keep_log(p);
+                        }
                         inner.last_exit_log = p.map(|p| p.stderr()).unwrap_or_default();
                         *inner.exits.entry(status.code().unwrap_or(-1)).or_default() += 1;
                         Some(inner.auto_restart)

@@ -54,7 +54,10 @@ pub(super) fn save_cursor(spec: &SharedSpec, channel: u64, cursor: u64) -> bool 
         return true;
     }
     match spec.store.advance_cursor(&spec.config.name, channel, cursor) {
-        Ok(()) => true,
+        Ok(()) => {
+            tracing::debug!(agent = %spec.config.name, channel, cursor, "cursor saved");
+            true
+        }
         Err(e) => {
             tracing::warn!(agent = %spec.config.name, error = %e, "cannot save a cursor");
             false
