@@ -197,7 +197,9 @@ impl Actor for ConversationActor {
             ConversationMsg::Inbound { message, slowmode } => {
                 state.received += 1;
                 state.slowmode.insert(message.channel_id, slowmode);
-                if state.pending.len() >= state.args.spec.conversations.queue_limit {
+                if in_hand(state, message.id) {
+                    // Already being answered (read back from the store, then replayed).
+                } else if state.pending.len() >= state.args.spec.conversations.queue_limit {
                     set_aside(state, message);
                 } else {
                     state.pending.insert(message.id, message);
@@ -209,7 +211,12 @@ impl Actor for ConversationActor {
                 state.received += 1;
                 for m in messages {
                     state.slowmode.insert(m.channel_id, slowmode);
-                    state.pending.insert(m.id, m);
+                    // A message read back from the store at start is also replayed: the turn
+                    // or give-up that holds it finishes it; queued again, it would be answered
+                    // a second time (or, worse, taken for answered by that turn's reply).
+                    if !in_hand(state, m.id) {
+                        state.pending.insert(m.id, m);
+                    }
                 }
                 state.backlog_waiting = true;
                 arm_idle_timer(&myself, state);
@@ -664,20 +671,45 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState)
     spawn_turn(myself, state, messages, TurnKind::Answer, GiveUpCause::Llm);
 }
 
-/// A reply remembered but not confirmed delivered answers the messages up to the one it was
-/// for: deliver it on its own first, and answer the rest in the next turn, so no message is
-/// answered twice or left out.
-fn cut_at_remembered(state: &mut ConversationState, mut batch: Vec<Inbound>) -> Vec<Inbound> {
-    if let Some(cut) = batch.iter().position(|m| remembers_reply(&state.memory, m.id)) {
-        let rest = batch.split_off(cut + 1);
-        if !rest.is_empty() {
-            state.backlog_waiting = true;
-        }
-        for m in rest {
-            state.pending.insert(m.id, m);
+/// A reply remembered but not confirmed delivered answers the messages the model saw with it:
+/// deliver it on its own first, with those messages, and answer the rest in the next turn, so no
+/// message is answered twice or left out.
+fn cut_at_remembered(state: &mut ConversationState, batch: Vec<Inbound>) -> Vec<Inbound> {
+    let (now, later) = split_at_remembered(&state.memory, batch);
+    if !later.is_empty() {
+        state.backlog_waiting = true;
+    }
+    for m in later {
+        state.pending.insert(m.id, m);
+    }
+    now
+}
+
+/// Splits a batch at the first message memory holds a reply to. That reply answers the batch's
+/// messages up to it which memory holds too (the model saw them with it); the rest of the batch,
+/// and any older message the model never saw (replayed after a restart, say), are answered
+/// next. Without a remembered reply the batch is answered whole.
+pub fn split_at_remembered(memory: &[MemoryTurn], batch: Vec<Inbound>) -> (Vec<Inbound>, Vec<Inbound>) {
+    let Some(cut) = batch.iter().position(|m| remembers_reply(memory, m.id)) else {
+        return (batch, Vec::new());
+    };
+    let seen = |id: u64| memory.iter().any(|t| !t.assistant && t.message_id == id);
+    let mut now = Vec::new();
+    let mut later = Vec::new();
+    for (i, m) in batch.into_iter().enumerate() {
+        if i == cut || (i < cut && seen(m.id)) {
+            now.push(m);
+        } else {
+            later.push(m);
         }
     }
-    batch
+    (now, later)
+}
+
+/// Whether a message is already held by the turn in flight or a give-up waiting to be sent.
+fn in_hand(state: &ConversationState, id: u64) -> bool {
+    state.turn.as_ref().is_some_and(|t| t.batch.iter().any(|m| m.id == id))
+        || state.give_ups.iter().any(|g| g.batch.iter().any(|m| m.id == id))
 }
 
 fn spawn_turn(
@@ -796,18 +828,17 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn bot_messages_wait_the_delay_and_are_answered_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = "[discord]\nbot_delay_ms = 17000\nbot_delay_jitter_ms = 3000\n[backends.b]\nprovider = \"echo\"\n[[agents]]\nname = \"Ada\"\nbackend = \"b\"\n";
-        let config = crate::config::Config::parse("test.toml", text).unwrap();
-        let spec = std::sync::Arc::new(super::super::AgentSpec {
+    /// Ada's spec on an echo backend, with `extra` TOML before the backend, on a store in `dir`.
+    fn spec(dir: &std::path::Path, extra: &str) -> SharedSpec {
+        let text = format!("{extra}\n[backends.b]\nprovider = \"echo\"\n[[agents]]\nname = \"Ada\"\nbackend = \"b\"\n");
+        let config = crate::config::Config::parse("test.toml", &text).unwrap();
+        std::sync::Arc::new(super::super::AgentSpec {
             config: config.agents[0].clone(),
             backend: crate::llm::Backend::from_config(&config.backends["b"]).unwrap(),
             token: crate::secret::Secret::new("unused"),
             api_base: None,
             pool: crate::llm::pool::Pool::new(1, 10),
-            store: crate::store::Store::open(dir.path()).unwrap(),
+            store: crate::store::Store::open(dir).unwrap(),
             conversations: config.conversations,
             gauges: Default::default(),
             discord: config.discord.clone(),
@@ -826,7 +857,105 @@ mod tests {
             run: config.run.clone(),
             tracker: super::super::replay::ReplayTracker::new(["Ada"]),
             delivery: config.delivery.clone(),
-        });
+        })
+    }
+
+    fn human_message(id: u64, content: &str) -> Inbound {
+        Inbound {
+            author_id: 55,
+            author_name: "alice".into(),
+            author_is_bot: false,
+            footers: vec![],
+            chain: ChainLength::HUMAN,
+            ..bot_message(id, content)
+        }
+    }
+
+    fn turn(assistant: bool, message_id: u64) -> MemoryTurn {
+        MemoryTurn {
+            assistant,
+            author: String::new(),
+            content: String::new(),
+            message_id,
+            time_ms: 0,
+            cut: false,
+        }
+    }
+
+    #[test]
+    fn a_remembered_reply_answers_only_the_messages_the_model_saw_with_it() {
+        let ids = |b: &[Inbound]| b.iter().map(|m| m.id).collect::<Vec<_>>();
+        let batch = || [75, 80, 90, 95].map(|id| human_message(id, "x")).to_vec();
+        // The model answered 80 and 90 with a reply to 90; 75 came back through the replay.
+        let memory = [turn(false, 80), turn(false, 90), turn(true, 90)];
+        let (now, later) = split_at_remembered(&memory, batch());
+        assert_eq!((ids(&now), ids(&later)), (vec![80, 90], vec![75, 95]));
+        // Nothing remembered: the whole batch is answered.
+        let (now, later) = split_at_remembered(&[turn(false, 10), turn(true, 10)], batch());
+        assert_eq!((ids(&now), ids(&later)), (vec![75, 80, 90, 95], vec![]));
+    }
+
+    /// A message read back from the store at start and replayed too is answered once, and an
+    /// older replayed message the store did not hold gets its own answer instead of being taken
+    /// for answered by the other's reply (`make chaos`, breaker-exit, lost it that way).
+    #[tokio::test(start_paused = true)]
+    async fn a_message_both_read_back_and_replayed_is_answered_once_and_nothing_beside_it_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(dir.path(), "");
+        let key = ConversationKey::Channel(10);
+        let owed = human_message(53, "owed from before");
+        spec.store
+            .save_pending(
+                "Ada",
+                key,
+                &PendingRecord::new(owed.clone(), turn::now_ms(), "shutdown", ""),
+            )
+            .unwrap();
+        let (agent, _) = Actor::spawn(None, NoAgent, ()).await.unwrap();
+        let outbox = Outbox::printing();
+        let args = ConversationArgs {
+            spec,
+            key,
+            outbox: outbox.clone(),
+            agent,
+            self_ids: vec![1],
+        };
+        let (conversation, _) = Actor::spawn(None, ConversationActor, args).await.unwrap();
+        // The replay reads an older message (in flight when troupe stopped, so not in the store)
+        // and the one the conversation read back.
+        conversation
+            .cast(ConversationMsg::Backlog {
+                messages: vec![human_message(50, "older"), owed],
+                slowmode: Duration::ZERO,
+            })
+            .unwrap();
+        while outbox.printed().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let sent = outbox.printed();
+        let replies: Vec<_> = sent.iter().map(|m| (m.reply_to, m.content.clone())).collect();
+        assert_eq!(sent.len(), 2, "one answer each: {replies:?}");
+        assert!(
+            sent.iter()
+                .any(|m| m.reply_to == Some(50) && m.content.contains("older")),
+            "the older message is answered: {replies:?}"
+        );
+        assert!(
+            sent.iter()
+                .any(|m| m.reply_to == Some(53) && m.content.contains("owed from before")),
+            "the owed message is answered: {replies:?}"
+        );
+        conversation.stop(None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bot_messages_wait_the_delay_and_are_answered_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(
+            dir.path(),
+            "[discord]\nbot_delay_ms = 17000\nbot_delay_jitter_ms = 3000",
+        );
         let (agent, _) = Actor::spawn(None, NoAgent, ()).await.unwrap();
         let outbox = Outbox::printing();
         let args = ConversationArgs {
