@@ -530,3 +530,46 @@ async fn a_first_dm_troupe_never_saw_is_answered_when_the_channel_shows_up() {
     assert_eq!((heard("are you there?"), heard("hello?")), (1, 1), "{ada:?}");
     let _ = again;
 }
+
+/// A stop cuts a turn short (its message is owed through the replay) while a newer message
+/// of the same conversation waits (it is kept in the store). After the restart the conversation
+/// reads the newer one back and answers it while the replay hands it both: each gets its own
+/// answer. Before the fix the older one was taken for answered by the newer one's reply and
+/// never answered (`make chaos`, breaker-exit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_cut_by_a_stop_and_the_message_queued_behind_it_are_both_answered_after_the_restart() {
+    let llm = LlmTestServer::start().await.unwrap();
+    llm.set_default(Reply::text("late").ttft(Duration::from_secs(300)));
+    let config = format!(
+        "{STANDALONE}\n[conversations]\nshutdown_grace_secs = 0\n\n[backends.model]\nprovider = \"openai\"\nmodel = \"m\"\nbase_url = \"{}\"\n\n[[agents]]\nname = \"Ada\"\nbackend = \"model\"\n",
+        llm.openai_base_url()
+    );
+    let h = Standalone::new(&config);
+    let mut troupe = h.troupe();
+    h.sb.wait_connected(&["Ada"]).await;
+    let first = h.sb.say("general", "alice", "<@Ada> mkfirst").await;
+    wait_for("the first turn to reach the model", || async {
+        (!llm.requests().is_empty()).then_some(())
+    })
+    .await;
+    let second = h.sb.say("general", "bob", "<@Ada> mksecond").await;
+    let metrics = format!("{}/metrics", troupe.http_url.clone().unwrap());
+    wait_for("both messages in flight", || async {
+        let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
+        text.contains("troupe_pending_messages{agent=\"Ada\"} 2").then_some(())
+    })
+    .await;
+    assert_eq!(troupe.terminate().code(), Some(0));
+
+    llm.set_default(Reply::echo_markers("mk"));
+    let _troupe = h.troupe();
+    for (m, marker) in [(&first, "mkfirst"), (&second, "mksecond")] {
+        let reply = h.sb.reply_to("general", "Ada", m["id"].as_str().unwrap()).await;
+        let content = reply["content"].as_str().unwrap();
+        assert!(content.contains(marker), "{marker} answered by {content:?}");
+    }
+    quiet(&llm).await;
+    for m in [&first, &second] {
+        assert_eq!(h.sb.replies("general", "Ada", m["id"].as_str().unwrap()).await.len(), 1);
+    }
+}
