@@ -92,6 +92,10 @@ pub enum Command {
     /// Validate the configuration and print it resolved, secrets redacted (tokens and API keys
     /// are read to check they exist, never printed). Exits 0 when it is valid, 2 otherwise.
     CheckConfig,
+    /// Print the tokens spent in the current `[budgets]` window: per agent, and per user (with
+    /// each agent, and with all of them), largest first, against the limits. Reads the store,
+    /// so troupe must not be running on it. Exits 0, or 6 if the store cannot be read.
+    Usage,
     /// Operate on the store (`[store] path`, or `--state-dir`).
     Store {
         /// What to do.

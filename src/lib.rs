@@ -29,6 +29,7 @@
 //! - [`retry`]: one retry policy (back-off with jitter, `retry-after`) for LLM requests, Discord
 //!   deliveries, history reads and deferred answers (pure).
 //! - [`breaker`]: the per-agent circuit breaker over consecutive failed turns (pure).
+//! - [`quota`]: token budgets per user and per agent over a window (pure; counts in [`store`]).
 //! - [`ops`]: health and metrics endpoints, exit codes and exit requests, system limits,
 //!   crash-loop back-off.
 #![recursion_limit = "256"]
@@ -49,6 +50,7 @@ pub mod message;
 pub mod ops;
 pub mod phase;
 pub mod prompt;
+pub mod quota;
 pub mod ratelimit;
 pub mod retry;
 pub mod routing;

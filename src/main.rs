@@ -20,6 +20,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Some(Command::Sandbox { listen }) => serve_sandbox(&cli, listen).await,
         Some(Command::CheckConfig) => check_config(&cli).await,
+        Some(Command::Usage) => print_usage(&cli).await,
         Some(Command::Store {
             action: StoreCommand::Reset,
         }) => reset_store(&cli).await,
@@ -233,6 +234,67 @@ async fn check_config(cli: &Cli) -> ExitCode {
     println!("{}", serde_json::to_string_pretty(&resolved).expect("JSON serializes"));
     eprintln!("{}: configuration is valid", config.source);
     ExitCode::SUCCESS
+}
+
+/// `troupe usage`: the tokens spent in the current budget window, from the store.
+async fn print_usage(cli: &Cli) -> ExitCode {
+    let config = match load_config(cli).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match troupe::store::Store::open(&config.store_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if matches!(e, troupe::store::StoreError::Locked(_)) {
+                eprintln!(
+                    "(a running troupe holds the store: stop it, or read troupe_llm_tokens_total on its /metrics)"
+                );
+            }
+            return ExitCode::from(code::STORE);
+        }
+    };
+    let now = troupe::actors::turn::now_ms();
+    // Every agent shares [budgets]' window; an agent's own limits may differ.
+    let window = config
+        .agents
+        .first()
+        .map(|a| a.budgets.window)
+        .unwrap_or(troupe::quota::Window::Daily);
+    let since = window.start(now);
+    let rows = match store.usage_report(since) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(code::STORE);
+        }
+    };
+    println!(
+        "tokens spent {} (since {} ms after the Unix epoch, UTC):",
+        window.describe(),
+        since
+    );
+    if rows.is_empty() {
+        println!("  nothing yet");
+    }
+    for (who, tokens) in rows {
+        let limit = usage_limit(&config, &who);
+        match limit {
+            Some(l) => println!("  {who}: {tokens} of {l}"),
+            None => println!("  {who}: {tokens}"),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// The limit that applies to a `troupe usage` row (`agent NAME`, `user ID (with NAME)`).
+fn usage_limit(config: &troupe::config::Config, who: &str) -> Option<u64> {
+    let agent = |name: &str| config.agents.iter().find(|a| a.name == name);
+    if let Some(name) = who.strip_prefix("agent ") {
+        return agent(name)?.budgets.agent_tokens;
+    }
+    let scope = who.rsplit_once("(with ")?.1.trim_end_matches(')');
+    agent(scope)?.budgets.user_tokens
 }
 
 /// `troupe store reset`: moves the configured store aside and says where it went.

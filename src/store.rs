@@ -19,6 +19,7 @@
 //! - `pend/1/<agent>/<conversation>/<message id>` → JSON: a message the agent owes an answer
 //!   that a failure deferred (see [`PendingRecord`])
 //! - `bad/1/<key>` → a record that could not be read, set aside rather than deleted
+//! - `use/1/...` and `bnote/1/...`: token usage in hour buckets and budget notices (see `usage`)
 //! - `meta/1/starts` → JSON `{"v":1,"starts_ms":[...]}`: recent start times (crash-loop back-off)
 //!
 //! Beside sled's files (`db`, `conf`, `snap.*`, `blobs/`) the directory holds `troupe-store.json`,
@@ -32,12 +33,14 @@ pub use self::reset::{reset, ResetReport};
 pub use self::retention::{snowflake_unix_ms, PruneReport};
 
 mod pending;
+mod usage;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 pub use self::pending::PendingRecord;
+pub use self::usage::TROUPE;
 use crate::memory::MemoryTurn;
 use crate::routing::ConversationKey;
 

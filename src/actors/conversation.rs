@@ -468,6 +468,25 @@ fn turn_failed(state: &mut ConversationState, turn: Turn, failure: TurnFailure, 
         finished(state, &done);
         return;
     }
+    if failure.cause == Cause::Budget {
+        // Over budget: told once per window, then silence. Finished either way, never pending.
+        tracing::info!(agent = %name, key = ?key, messages = ?turn.batch.iter().map(|m| m.id).collect::<Vec<_>>(), error = %failure.detail, "not answered: token budget spent");
+        match turn::budget_notice(&spec, &turn.batch) {
+            Some(notice) => state.give_ups.push_back(GiveUp {
+                batch: turn.batch,
+                notice,
+                cause: GiveUpCause::Budget,
+            }),
+            None => {
+                let done = Turn {
+                    kind: TurnKind::Answer,
+                    ..turn
+                };
+                finished(state, &done);
+            }
+        }
+        return;
+    }
     if let TurnKind::GiveUp { notice } = &turn.kind {
         // Only a transient failure to send the notice comes back here: send it again later.
         tracing::warn!(agent = %name, key = ?key, error = %failure.detail, "give-up notice not delivered; trying again");

@@ -24,7 +24,9 @@ use crate::llm::{budget, LlmError, Prompt, PromptTurn};
 use crate::memory::{self, MemoryTurn};
 use crate::message::Inbound;
 use crate::ops::telemetry::{self, GiveUpCause, RetryCause};
+use crate::quota;
 use crate::routing::ConversationKey;
+use crate::store::TROUPE;
 
 /// How long a reply waits for its typing indicator's request before going out anyway (the
 /// indicator is sent alongside the model call and must not arrive after the reply).
@@ -79,6 +81,8 @@ pub enum Cause {
     Store,
     /// The reply would pass the chain limit (never reached through routing).
     Chain,
+    /// A user's or the agent's token budget is spent (`[budgets]`): no call is made.
+    Budget,
 }
 
 impl Cause {
@@ -93,6 +97,7 @@ impl Cause {
             Cause::Delivery => "delivery",
             Cause::Store => "store",
             Cause::Chain => "chain",
+            Cause::Budget => "budget",
         }
     }
 
@@ -103,7 +108,7 @@ impl Cause {
             Cause::Queue => RetryCause::Queue,
             Cause::Delivery => RetryCause::Delivery,
             Cause::Store => RetryCause::Store,
-            Cause::Llm | Cause::Auth | Cause::BadRequest | Cause::Chain => RetryCause::Llm,
+            Cause::Llm | Cause::Auth | Cause::BadRequest | Cause::Chain | Cause::Budget => RetryCause::Llm,
         }
     }
 
@@ -113,6 +118,7 @@ impl Cause {
             Cause::Auth => GiveUpCause::Auth,
             Cause::BadRequest => GiveUpCause::BadRequest,
             Cause::Delivery => GiveUpCause::Delivery,
+            Cause::Budget => GiveUpCause::Budget,
             _ => GiveUpCause::Llm,
         }
     }
@@ -337,6 +343,15 @@ impl Step<'_> {
             let fit = budget::fit(&mut prompt, window.prompt_budget());
             self.log_fit(&fit, window.prompt_budget(), "the context window");
         }
+        // A spent budget: no call, no tokens (the conversation sends the notice once per window).
+        let estimate = budget::prompt_tokens(&prompt) as u64;
+        if let Err(over) = self.check_budget(estimate) {
+            telemetry::budget_refusal(name, over.label());
+            return Err(TurnFailure::permanent(
+                Cause::Budget,
+                format!("{} budget spent", over.label()),
+            ));
+        }
         // An open circuit breaker (`on_trip = "isolate"`): the backend is not asked until the
         // cooldown lets one probe through. The messages wait.
         if !spec.breaker.allow(std::time::Instant::now()) {
@@ -365,6 +380,7 @@ impl Step<'_> {
                 return Err(failure);
             }
         };
+        self.record_usage(&completion, estimate);
         // The ladder's "(reply cut at the token limit)" note is shown, not remembered as the
         // model's own words.
         let cut = completion.finish == FinishReason::Length;
@@ -432,6 +448,68 @@ impl Step<'_> {
                 }
                 other => return other.map_err(|e| TurnFailure::from_llm(&e)),
             }
+        }
+    }
+
+    /// The humans whose messages this turn answers (bots and webhooks have no user budget).
+    fn humans(&self) -> Vec<u64> {
+        humans(self.batch)
+    }
+
+    /// Whether a call whose prompt is estimated at `prompt_tokens` fits the budgets: the prompt
+    /// plus the largest reply the backend asks for must fit what the agent and each user have
+    /// left, so a budget is never overrun. A store that cannot be read does not block answers.
+    fn check_budget(&self, prompt_tokens: u64) -> Result<(), quota::Over> {
+        let (spec, name) = (self.spec, self.name());
+        let b = &spec.config.budgets;
+        if !b.limited() {
+            return Ok(());
+        }
+        let since = b.window.start(now_ms());
+        let unread = |e: crate::store::StoreError| {
+            tracing::warn!(agent = %name, error = %e, "cannot read token usage; answering");
+            0
+        };
+        let agent_used = match b.agent_tokens {
+            Some(_) => spec.store.agent_usage(name, since).unwrap_or_else(unread),
+            None => 0,
+        };
+        let scope = user_scope(spec);
+        let users: Vec<u64> = match b.user_tokens {
+            Some(_) => self
+                .humans()
+                .into_iter()
+                .map(|u| spec.store.user_usage(scope, u, since).unwrap_or_else(unread))
+                .collect(),
+            None => Vec::new(),
+        };
+        let reply = spec
+            .backend
+            .window()
+            .map_or(DEFAULT_REPLY_ESTIMATE, |w| u64::from(w.reply_tokens));
+        quota::check(b, agent_used, &users, prompt_tokens + reply)
+    }
+
+    /// Counts a call's tokens toward the budgets: the provider's figures, or the estimate when it
+    /// reported none; shared among the humans answered. Kept for every agent, limited or not.
+    fn record_usage(&self, completion: &Completion, prompt_tokens: u64) {
+        if self.dry() {
+            return;
+        }
+        let tokens = completion.usage.as_ref().map_or_else(
+            || prompt_tokens + budget::estimate_tokens(&completion.text) as u64,
+            |u| u.input_tokens + u.output_tokens,
+        );
+        let humans = self.humans();
+        let share = quota::share(tokens, humans.len());
+        let users: Vec<(u64, u64)> = humans.into_iter().map(|u| (u, share)).collect();
+        let name = self.name();
+        if let Err(e) = self
+            .spec
+            .store
+            .add_usage(name, tokens, &users, &[name, TROUPE], now_ms())
+        {
+            tracing::warn!(agent = %name, error = %e, "cannot count token usage");
         }
     }
 
@@ -592,6 +670,53 @@ impl Step<'_> {
             result: Err(failure),
         }
     }
+}
+
+/// The largest reply assumed for a backend that declares no token limit (command, echo).
+const DEFAULT_REPLY_ESTIMATE: u64 = 1_024;
+
+/// The distinct humans whose messages are in `batch`.
+pub fn humans(batch: &[Inbound]) -> Vec<u64> {
+    let mut users: Vec<u64> = batch
+        .iter()
+        .filter(|m| !m.author_is_bot && m.webhook_id.is_none())
+        .map(|m| m.author_id)
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    users
+}
+
+/// The store scope of an agent's user budgets.
+fn user_scope(spec: &SharedSpec) -> &str {
+    match spec.config.budgets.user_scope {
+        quota::UserScope::Agent => &spec.config.name,
+        quota::UserScope::Troupe => TROUPE,
+    }
+}
+
+/// A turn found a budget spent: the notice to send, if the humans it answers have not been
+/// sent it in this window (it is recorded as sent now), or `None` for silence.
+pub fn budget_notice(spec: &SharedSpec, batch: &[Inbound]) -> Option<String> {
+    let b = &spec.config.budgets;
+    let users = humans(batch);
+    if b.notice.is_empty() || users.is_empty() {
+        return None;
+    }
+    let (name, now) = (&spec.config.name, now_ms());
+    let due = users.iter().any(|u| {
+        let last = spec.store.budget_notice_sent(name, *u).unwrap_or(None);
+        quota::notice_due(last, b.window, now)
+    });
+    if !due {
+        return None;
+    }
+    for u in &users {
+        if let Err(e) = spec.store.record_budget_notice(name, *u, now) {
+            tracing::warn!(agent = %name, error = %e, "cannot record a budget notice");
+        }
+    }
+    Some(b.notice.clone())
 }
 
 /// Unix time in milliseconds.

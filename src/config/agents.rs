@@ -35,6 +35,7 @@ pub(crate) fn agents(
     mode: Mode,
     base_breaker: BreakerSettings,
     delivery: &DeliverySettings,
+    budgets: &crate::quota::Budgets,
     err: &mut Report<'_>,
 ) -> Vec<AgentConfig> {
     if raw_agents.is_empty() {
@@ -116,6 +117,7 @@ pub(crate) fn agents(
                 .clone()
                 .unwrap_or_else(|| delivery.failure_notice.clone()),
             busy_notice: a.busy_notice.clone().unwrap_or_else(|| delivery.busy_notice.clone()),
+            budgets: super::budgets::agent_budgets(budgets, a.budgets.as_ref(), &field("budgets"), err),
         });
     }
 

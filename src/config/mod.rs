@@ -5,13 +5,14 @@
 //! Validation goes table by table, each function returning its settings and reporting its
 //! problems: `[sandbox]` (`sandbox`), `[conversations]` and `[backlog]` (here), `[http]`,
 //! `[breaker]`, `[limits]` and `[restarts]` ([`operations`], which also holds the range helpers),
-//! `[discord]` (`discord`), [`delivery`], `[store]` (here), `[backends]` ([`backend`]) and
+//! `[discord]` (`discord`), [`delivery`], `[budgets]` (`budgets`), `[store]` (here), `[backends]` ([`backend`]) and
 //! `[[agents]]` (`agents`). Words such as `mode` or `provider` become enums in one place
 //! (`choice`). [`error`] formats the problems; [`source`] fetches the file (path, https, s3) and
 //! [`resolved`] is `troupe check-config`'s view of the result.
 
 mod agents;
 pub mod backend;
+mod budgets;
 mod choice;
 pub mod delivery;
 mod discord;
@@ -265,6 +266,8 @@ pub struct AgentConfig {
     pub failure_notice: String,
     /// Sent when a message waited for room for too long; empty: silence.
     pub busy_notice: String,
+    /// Its token budgets (`[budgets]`, with its own `budgets = {...}` over it).
+    pub budgets: crate::quota::Budgets,
 }
 
 /// When an agent answers.
@@ -435,7 +438,8 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
     let delivery = delivery::delivery(&raw.delivery, backlog.max_age, &mut err);
     let store_retention = store_retention(&raw.store, &raw.backlog, backlog.max_age, &mut err);
     let backends = backend::backends(&raw.backends, &mut err);
-    let agents = agents::agents(&raw.agents, &raw.backends, mode, breaker, &delivery, &mut err);
+    let budgets = budgets::budgets(&raw.budgets, &mut err);
+    let agents = agents::agents(&raw.agents, &raw.backends, mode, breaker, &delivery, &budgets, &mut err);
     // Checked in every mode: `troupe sandbox` builds this world from the same file.
     let world = sandbox::world(&raw.sandbox, &raw.agents, &mut err);
 

@@ -44,6 +44,9 @@ pub struct RawConfig {
     /// Retries of failed answers and the give-up policy.
     #[serde(default)]
     pub delivery: RawDelivery,
+    /// Token budgets per user and per agent.
+    #[serde(default)]
+    pub budgets: RawBudgets,
     /// LLM backends by name.
     #[serde(default)]
     pub backends: BTreeMap<String, Spanned<RawBackend>>,
@@ -246,6 +249,36 @@ pub struct RawDelivery {
     pub busy_notice: Option<String>,
 }
 
+/// `[budgets]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudgets {
+    /// `"daily"` (default), `"monthly"` or `"rolling"`.
+    pub window: Option<Spanned<String>>,
+    /// A rolling window's length, in hours.
+    pub window_hours: Option<Spanned<i64>>,
+    /// Most tokens one user may spend in the window.
+    pub user_tokens: Option<Spanned<i64>>,
+    /// `"agent"` (default: a user's spending with each agent counts apart) or `"troupe"`.
+    pub user_scope: Option<Spanned<String>>,
+    /// Most tokens an agent may spend in the window.
+    pub agent_tokens: Option<Spanned<i64>>,
+    /// Sent once per window to a user who is not answered for budget (`""`: silence).
+    pub notice: Option<String>,
+}
+
+/// An agent's `budgets = { ... }`: its own limits and notice over `[budgets]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgentBudgets {
+    /// Most tokens one user may spend with this agent in the window.
+    pub user_tokens: Option<Spanned<i64>>,
+    /// Most tokens this agent may spend in the window.
+    pub agent_tokens: Option<Spanned<i64>>,
+    /// This agent's notice.
+    pub notice: Option<String>,
+}
+
 /// `[backends.NAME]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -378,6 +411,8 @@ pub struct RawAgent {
     pub failure_notice: Option<String>,
     /// Overrides `[delivery] busy_notice` for this agent.
     pub busy_notice: Option<String>,
+    /// Overrides of `[budgets]` for this agent.
+    pub budgets: Option<Spanned<RawAgentBudgets>>,
 }
 
 /// `[agents.webhook]`: an existing webhook (`id` and `token_env`/`token_file`), or one troupe

@@ -63,6 +63,8 @@ pub const PENDING_MESSAGES: &str = "troupe_pending_messages";
 pub const MESSAGE_RETRIES: &str = "troupe_message_retries_total";
 /// Messages troupe gave up answering. Labels: `agent`, `cause` ([`GiveUpCause`]).
 pub const MESSAGE_GIVE_UPS: &str = "troupe_message_give_ups_total";
+/// Model calls not made because a budget is spent, by agent and `budget` (`user`, `agent`).
+pub const BUDGET_REFUSALS: &str = "troupe_budget_refusals_total";
 /// The host's 1-minute load average, as last checked.
 pub const LOAD_AVERAGE: &str = "troupe_load_average";
 /// troupe's resident memory, as last checked.
@@ -126,11 +128,13 @@ pub enum GiveUpCause {
     Panic,
     /// Dropped to shed load.
     Shed,
+    /// A user's or the agent's token budget is spent (`[budgets]`).
+    Budget,
 }
 
 impl GiveUpCause {
     /// Every cause, for initialising the series.
-    pub const ALL: [GiveUpCause; 7] = [
+    pub const ALL: [GiveUpCause; 8] = [
         GiveUpCause::Llm,
         GiveUpCause::Auth,
         GiveUpCause::BadRequest,
@@ -138,6 +142,7 @@ impl GiveUpCause {
         GiveUpCause::Age,
         GiveUpCause::Panic,
         GiveUpCause::Shed,
+        GiveUpCause::Budget,
     ];
 
     /// The label value.
@@ -150,6 +155,7 @@ impl GiveUpCause {
             GiveUpCause::Age => "age",
             GiveUpCause::Panic => "panic",
             GiveUpCause::Shed => "shed",
+            GiveUpCause::Budget => "budget",
         }
     }
 }
@@ -205,6 +211,9 @@ pub fn initialise<'a>(agents: impl IntoIterator<Item = &'a str>, backends: impl 
         for cause in GiveUpCause::ALL {
             counter!(MESSAGE_GIVE_UPS, "agent" => agent.clone(), "cause" => cause.label()).absolute(0);
         }
+        for budget in ["user", "agent"] {
+            counter!(BUDGET_REFUSALS, "agent" => agent.clone(), "budget" => budget).absolute(0);
+        }
         gauge!(BACKLOG_MESSAGES, "agent" => agent.clone()).set(0.0);
         gauge!(PENDING_MESSAGES, "agent" => agent.clone()).set(0.0);
         // Health::new sets the gateway and breaker gauges to where each agent starts.
@@ -255,6 +264,10 @@ fn describe() {
     );
     describe_histogram!(LLM_DURATION, Unit::Seconds, "Model request latency by backend.");
     describe_counter!(LLM_TOKENS, "Tokens reported by providers, by agent and kind.");
+    describe_counter!(
+        BUDGET_REFUSALS,
+        "Model calls not made because a token budget is spent, by agent and budget (user, agent)."
+    );
     describe_counter!(LLM_RETRIES, "Retried LLM requests by backend.");
     describe_gauge!(
         BREAKER_STATE,
@@ -368,6 +381,11 @@ pub fn pending_messages(agent: &str, messages: usize) {
 /// The answer to a message of `agent` is tried again because of `cause`.
 pub fn message_retry(agent: &str, cause: RetryCause) {
     counter!(MESSAGE_RETRIES, "agent" => agent.to_string(), "cause" => cause.label()).increment(1);
+}
+
+/// A model call was not made: the `budget` (`user` or `agent`) is spent.
+pub fn budget_refusal(agent: &str, budget: &'static str) {
+    counter!(BUDGET_REFUSALS, "agent" => agent.to_string(), "budget" => budget).increment(1);
 }
 
 /// `agent` gave up answering a message because of `cause`.

@@ -1,0 +1,161 @@
+//! Token usage for budgets, in hour buckets: what each agent and each user spent, and when a user
+//! was last told a budget is spent. Added to atomically (sled's `update_and_fetch`), so usage
+//! survives restarts and concurrent turns.
+//!
+//! Keys: `use/1/a/<agent>/<hour>` and `use/1/u/<scope>/<user>/<hour>` → 8 bytes (big-endian)
+//! of tokens, where `<scope>` is the agent's name, or `*` for troupe-wide user budgets and
+//! `<hour>` is zero-padded hours since the Unix epoch; `bnote/1/<agent>/<user>` → 8 bytes: when
+//! the user was last sent the budget notice (ms since the epoch).
+
+use super::{classify, Store, StoreError};
+use crate::quota::hour_of;
+
+/// The scope segment of troupe-wide user usage.
+pub const TROUPE: &str = "*";
+
+fn agent_key(agent: &str, hour: u64) -> String {
+    format!("use/1/a/{agent}/{hour:012}")
+}
+
+fn user_prefix(scope: &str, user: u64) -> String {
+    format!("use/1/u/{scope}/{user}/")
+}
+
+fn add(db: &sled::Db, key: &str, tokens: u64) -> Result<(), sled::Error> {
+    db.update_and_fetch(key, |old| {
+        let old = old
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_be_bytes);
+        Some(old.saturating_add(tokens).to_be_bytes().to_vec())
+    })?;
+    Ok(())
+}
+
+fn sum(db: &sled::Db, prefix: &str, since_hour: u64) -> Result<u64, sled::Error> {
+    let start = format!("{prefix}{since_hour:012}");
+    let mut total = 0u64;
+    for kv in db.range(start.as_bytes()..) {
+        let (k, v) = kv?;
+        if !k.starts_with(prefix.as_bytes()) {
+            break;
+        }
+        let n = <[u8; 8]>::try_from(v.as_ref()).map_or(0, u64::from_be_bytes);
+        total = total.saturating_add(n);
+    }
+    Ok(total)
+}
+
+impl Store {
+    /// Adds a call's tokens: all of them to the agent, and each user's share to that user under
+    /// each of `scopes` (the agent's name, [`TROUPE`]).
+    pub fn add_usage(
+        &self,
+        agent: &str,
+        tokens: u64,
+        users: &[(u64, u64)],
+        scopes: &[&str],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let hour = hour_of(now_ms);
+        let err = |e| classify(&self.path, e);
+        add(&self.db, &agent_key(agent, hour), tokens).map_err(err)?;
+        for (user, share) in users {
+            for scope in scopes {
+                let key = format!("{}{hour:012}", user_prefix(scope, *user));
+                add(&self.db, &key, *share).map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tokens the agent spent since `since_ms`.
+    pub fn agent_usage(&self, agent: &str, since_ms: u64) -> Result<u64, StoreError> {
+        sum(&self.db, &format!("use/1/a/{agent}/"), hour_of(since_ms)).map_err(|e| classify(&self.path, e))
+    }
+
+    /// Tokens the user spent under `scope` since `since_ms`.
+    pub fn user_usage(&self, scope: &str, user: u64, since_ms: u64) -> Result<u64, StoreError> {
+        sum(&self.db, &user_prefix(scope, user), hour_of(since_ms)).map_err(|e| classify(&self.path, e))
+    }
+
+    /// When the user was last sent the agent's budget notice.
+    pub fn budget_notice_sent(&self, agent: &str, user: u64) -> Result<Option<u64>, StoreError> {
+        let v = self
+            .db
+            .get(format!("bnote/1/{agent}/{user}"))
+            .map_err(|e| classify(&self.path, e))?;
+        Ok(v.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// Records that the user was sent the agent's budget notice now.
+    pub fn record_budget_notice(&self, agent: &str, user: u64, now_ms: u64) -> Result<(), StoreError> {
+        self.db
+            .insert(format!("bnote/1/{agent}/{user}"), &now_ms.to_be_bytes()[..])
+            .map_err(|e| classify(&self.path, e))?;
+        Ok(())
+    }
+
+    /// Every agent's and user's usage since `since_ms`, for `troupe usage`: `(key, tokens)` with
+    /// keys `agent NAME` and `user ID (SCOPE)`, largest first.
+    pub fn usage_report(&self, since_ms: u64) -> Result<Vec<(String, u64)>, StoreError> {
+        let since = hour_of(since_ms);
+        let mut totals: std::collections::BTreeMap<String, u64> = Default::default();
+        for kv in self.db.scan_prefix("use/1/") {
+            let (k, v) = kv.map_err(|e| classify(&self.path, e))?;
+            let key = String::from_utf8_lossy(&k);
+            let mut parts: Vec<&str> = key.split('/').collect();
+            let Some(hour) = parts.pop().and_then(|h| h.parse::<u64>().ok()) else {
+                continue;
+            };
+            if hour < since {
+                continue;
+            }
+            let name = match parts.as_slice() {
+                ["use", "1", "a", agent] => format!("agent {agent}"),
+                ["use", "1", "u", scope, user] if *scope == TROUPE => format!("user {user} (all agents)"),
+                ["use", "1", "u", scope, user] => format!("user {user} (with {scope})"),
+                _ => continue,
+            };
+            let n = <[u8; 8]>::try_from(v.as_ref()).map_or(0, u64::from_be_bytes);
+            *totals.entry(name).or_default() += n;
+        }
+        let mut out: Vec<(String, u64)> = totals.into_iter().collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::quota::HOUR_MS;
+    use crate::store::Store;
+
+    #[test]
+    fn usage_adds_up_per_window_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = 1_796_083_200_000; // 2026-12-01T00:00Z
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.add_usage("Ada", 300, &[(7, 150), (8, 150)], &["Ada", "*"], t0)
+                .unwrap();
+            s.add_usage("Ada", 100, &[(7, 100)], &["Ada", "*"], t0 + 5 * HOUR_MS)
+                .unwrap();
+            s.add_usage("Basil", 50, &[(7, 50)], &["Basil", "*"], t0 + 5 * HOUR_MS)
+                .unwrap();
+            s.record_budget_notice("Ada", 7, t0 + 10).unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.agent_usage("Ada", t0).unwrap(), 400);
+        assert_eq!(s.agent_usage("Ada", t0 + 5 * HOUR_MS).unwrap(), 100, "a later window");
+        assert_eq!(s.user_usage("Ada", 7, t0).unwrap(), 250);
+        assert_eq!(s.user_usage("*", 7, t0).unwrap(), 300, "with every agent");
+        assert_eq!(s.user_usage("Ada", 8, t0).unwrap(), 150);
+        assert_eq!(s.user_usage("Ada", 9, t0).unwrap(), 0);
+        assert_eq!(s.budget_notice_sent("Ada", 7).unwrap(), Some(t0 + 10));
+        assert_eq!(s.budget_notice_sent("Ada", 8).unwrap(), None);
+        let report = s.usage_report(t0).unwrap();
+        assert_eq!(report[0], ("agent Ada".to_string(), 400));
+        assert!(report.contains(&("user 7 (all agents)".to_string(), 300)), "{report:?}");
+    }
+}
