@@ -157,8 +157,9 @@ pub struct ConversationSettings {
     pub restart_window: std::time::Duration,
     /// Time in-flight turns get to finish on shutdown.
     pub shutdown_grace: std::time::Duration,
-    /// How long a turn waits after a human's message, so that messages serenity delivered out
-    /// of order (one task per event) are sorted by ID first. Zero turns the wait off.
+    /// How long a turn waits after a human's message before it starts. Zero (the default): live
+    /// messages already arrive in gateway order (`discord::ordered`); a window only helps the
+    /// few messages forwarded before a new session's collector is installed.
     pub reorder: std::time::Duration,
 }
 
@@ -170,7 +171,7 @@ impl Default for ConversationSettings {
             restart_limit: 3,
             restart_window: std::time::Duration::from_secs(60),
             shutdown_grace: std::time::Duration::from_secs(20),
-            reorder: std::time::Duration::from_millis(5),
+            reorder: std::time::Duration::ZERO,
         }
     }
 }
@@ -624,11 +625,11 @@ backend = "offline"
     }
 
     #[test]
-    fn reorder_window_defaults_to_5_ms_and_is_bounded() {
+    fn reorder_window_defaults_to_0_and_is_bounded() {
         let c = Config::parse("agents.toml", MINIMAL).unwrap();
-        assert_eq!(c.conversations.reorder, std::time::Duration::from_millis(5));
-        let c = Config::parse("agents.toml", &format!("[conversations]\nreorder_ms = 0\n{MINIMAL}")).unwrap();
         assert_eq!(c.conversations.reorder, std::time::Duration::ZERO);
+        let c = Config::parse("agents.toml", &format!("[conversations]\nreorder_ms = 5\n{MINIMAL}")).unwrap();
+        assert_eq!(c.conversations.reorder, std::time::Duration::from_millis(5));
         let e = errors(&format!("[conversations]\nreorder_ms = 5000\n{MINIMAL}"));
         assert!(
             e.contains("agents.toml:2:") && e.contains("conversations.reorder_ms"),
