@@ -147,7 +147,8 @@ pub enum DryRun {
 /// Limits of conversation actors.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConversationSettings {
-    /// Idle time after which a conversation actor stops.
+    /// Idle time after which a conversation actor passivates: it stops (its memory and anything
+    /// owed are in the store already) and the next message activates it from the store.
     pub idle: std::time::Duration,
     /// Messages held in memory while a turn runs; when full, new ones wait in the store.
     pub queue_limit: usize,
@@ -166,7 +167,7 @@ pub struct ConversationSettings {
 impl Default for ConversationSettings {
     fn default() -> Self {
         Self {
-            idle: std::time::Duration::from_secs(600),
+            idle: std::time::Duration::from_secs(60),
             queue_limit: 16,
             restart_limit: 3,
             restart_window: std::time::Duration::from_secs(60),
@@ -622,6 +623,12 @@ backend = "offline"
         let e = errors(&format!("{MINIMAL}sytem_prompt = \"x\"\n"));
         assert!(e.starts_with("agents.toml:8:"), "{e}");
         assert!(e.contains("did you mean `system_prompt`?"), "{e}");
+    }
+
+    #[test]
+    fn conversations_passivate_after_a_minute_by_default() {
+        let c = Config::parse("agents.toml", MINIMAL).unwrap();
+        assert_eq!(c.conversations.idle, std::time::Duration::from_secs(60));
     }
 
     #[test]
