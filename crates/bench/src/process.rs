@@ -283,6 +283,23 @@ impl Baseline {
         Ok(Baseline { child, spawned })
     }
 
+    /// Re-executes this harness as `equivalent`: one equivalent bot per token (a streaming
+    /// request to the LLM at `llm_base` and a sled insert + flush in `store` per reply).
+    pub fn spawn_equivalent(sandbox_url: &str, tokens: &[String], llm_base: &str, store: &Path) -> Result<Baseline> {
+        let exe = std::env::current_exe().context("locating the harness")?;
+        let spawned = Instant::now();
+        let child = Command::new(exe)
+            .args(["equivalent", "--sandbox", sandbox_url, "--tokens", &tokens.join(",")])
+            .args(["--llm", llm_base])
+            .arg("--store")
+            .arg(store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting the equivalent bots")?;
+        Ok(Baseline { child, spawned })
+    }
+
     /// Its resident memory now and at peak.
     pub fn rss(&self) -> Result<Rss> {
         Rss::of(self.child.id())
