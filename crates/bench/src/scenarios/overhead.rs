@@ -8,7 +8,7 @@ use std::time::Duration;
 use troupe_llm_test_server::{LlmTestServer, Reply};
 
 use super::{ms, progress, Bench, CONNECT_DEADLINE};
-use crate::process::{Backend, Baseline, Troupe, TroupeConfig};
+use crate::process::{Backend, Baseline, Troupe, TroupeConfig, STAY_ALIVE};
 use crate::report::{quantile, Figure};
 use crate::stage::{channel, human, Post, Stage};
 use crate::{BenchError, Context, Result};
@@ -82,6 +82,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         backend: Backend::OpenAi(llm.openai_base_url()),
         memory: "channel",
         max_concurrency: 4,
+        idle_secs: STAY_ALIVE,
     };
     let mut troupe = Troupe::spawn(&b.troupe, &config, &stage.url(), &b.dir.join("overhead-state"), &b.dir)?;
     troupe.wait_ready(CONNECT_DEADLINE).await?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use troupe_llm_test_server::{LlmTestServer, Reply};
 
 use super::{progress, Bench, CONNECT_DEADLINE};
-use crate::process::{Backend, Baseline, Troupe, TroupeConfig};
+use crate::process::{Backend, Baseline, Troupe, TroupeConfig, STAY_ALIVE};
 use crate::report::Figure;
 use crate::stage::{channel, human, Post, Stage};
 use crate::{Context, Result};
@@ -160,6 +160,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         backend: Backend::OpenAi(llm.openai_base_url()),
         memory: "channel",
         max_concurrency: POOL,
+        idle_secs: STAY_ALIVE,
     };
     let mut troupe = Troupe::spawn(
         &b.troupe,
