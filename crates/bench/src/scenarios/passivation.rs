@@ -73,7 +73,8 @@ pub async fn run(b: &Bench, stage: &Stage, troupe: &Troupe, humans: usize, n: us
             "conversations did not passivate",
         )];
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // troupe trims the heap 5 s after passivations (`actors::trim`): read RSS after that.
+    tokio::time::sleep(Duration::from_secs(7)).await;
     let mut figures = match troupe.rss() {
         Ok(idle_rss) => vec![Figure::new(
             "memory",
