@@ -3,7 +3,7 @@
 //! serenity client that, for every human message mentioning it, makes the same streaming
 //! OpenAI request to the same LLM test server (system prompt + the message, `stream: true`,
 //! usage asked for), reads the stream to its end, makes one durable write (a sled insert of the
-//! exchange, then a flush), and replies with the streamed text. No history, no queue, no retry:
+//! exchange, then a flush, as a group commit like troupe's store), and replies with the streamed text. No history, no queue, no retry:
 //! the floor for "call the model, remember, answer". `troupe-bench equivalent` runs one client
 //! per token in this process.
 
@@ -19,6 +19,18 @@ struct Equivalent {
     /// `{base_url}/chat/completions`.
     completions: String,
     db: sled::Db,
+    flusher: Arc<Flusher>,
+}
+
+/// Group commit, as troupe's store does it: one flush at a time (sled 0.34.7's `flush_async`
+/// deadlocks when called concurrently, spacejam/sled#1308), and a caller whose write an already
+/// completed flush covered returns at once.
+#[derive(Default)]
+struct Flusher {
+    /// Writes counted so far (each counted after it was made).
+    requested: std::sync::atomic::AtomicU64,
+    /// The highest count a completed flush covers.
+    covered: tokio::sync::Mutex<u64>,
 }
 
 #[serenity::async_trait]
@@ -36,7 +48,7 @@ impl EventHandler for Equivalent {
         };
         let key = format!("{}/{}", msg.channel_id, msg.id);
         let record = serde_json::json!({"user": msg.content, "assistant": text}).to_string();
-        if self.db.insert(key.as_bytes(), record.as_bytes()).is_err() || self.db.flush_async().await.is_err() {
+        if self.db.insert(key.as_bytes(), record.as_bytes()).is_err() || !self.flush().await {
             return;
         }
         let _ = msg.reply(&ctx.http, text).await;
@@ -44,6 +56,23 @@ impl EventHandler for Equivalent {
 }
 
 impl Equivalent {
+    /// Makes every write so far durable; `false` if it failed.
+    async fn flush(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mine = self.flusher.requested.fetch_add(1, SeqCst) + 1;
+        let mut covered = self.flusher.covered.lock().await;
+        if *covered >= mine {
+            return true;
+        }
+        let upto = self.flusher.requested.load(SeqCst);
+        let db = self.db.clone();
+        let ok = matches!(tokio::task::spawn_blocking(move || db.flush()).await, Ok(Ok(_)));
+        if ok {
+            *covered = upto;
+        }
+        ok
+    }
+
     /// The streamed reply's text.
     async fn complete(&self, content: &str) -> Result<String> {
         let body = serde_json::json!({
@@ -102,6 +131,7 @@ pub async fn run(sandbox_url: &str, tokens: &[String], llm_base: &str, store: &s
         | GatewayIntents::MESSAGE_CONTENT;
     let db = sled::open(store).context("opening the equivalent bot's store")?;
     let llm = reqwest::Client::new();
+    let flusher = Arc::new(Flusher::default());
     let mut tasks = Vec::new();
     for token in tokens {
         let http = HttpBuilder::new(token)
@@ -112,6 +142,7 @@ pub async fn run(sandbox_url: &str, tokens: &[String], llm_base: &str, store: &s
             llm: llm.clone(),
             completions: format!("{llm_base}/chat/completions"),
             db: db.clone(),
+            flusher: flusher.clone(),
         });
         let mut client = serenity::client::ClientBuilder::new_with_http(http, intents)
             .event_handler_arc(handler)
