@@ -136,8 +136,8 @@ async fn answers_a_burst_in_id_order(extra: &str) -> Vec<u64> {
     let sb = Control::new(running.sandbox_url().unwrap());
     sb.wait_connected(&["Ada"]).await;
 
-    // Dispatched back to back, these reach the agent on serenity's per-event tasks, often
-    // out of order; the conversation's reorder window sorts them.
+    // Dispatched back to back; serenity's per-event handler tasks would deliver them in any
+    // order, so the agent takes them from a collector in gateway order (`discord::ordered`).
     let mut answered = Vec::new();
     for round in 0..5 {
         let contents: Vec<String> = (0..8).map(|i| format!("<@Ada> round {round} message {i}")).collect();

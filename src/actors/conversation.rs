@@ -606,9 +606,9 @@ fn schedule_idle_check(myself: &ActorRef<ConversationMsg>, state: &mut Conversat
     }
 }
 
-/// When the next turn may start: after the reorder window (`[conversations] reorder_ms`) for a
-/// human's message, so messages serenity delivered out of order (it dispatches each event on its
-/// own task) are sorted by ID first; after the bot delay (plus jitter) when the oldest waiting
+/// When the next turn may start: after the reorder window (`[conversations] reorder_ms`, 0 by
+/// default: live messages arrive in gateway order, see `discord::ordered`) for a human's
+/// message; after the bot delay (plus jitter) when the oldest waiting
 /// message is a bot's, so humans can step in and bot exchanges stay readable. `jitter` is a
 /// sample in `[0, 1)`.
 pub fn start_delay(oldest_is_bot: bool, settings: &DiscordSettings, reorder: Duration, jitter: f64) -> Duration {

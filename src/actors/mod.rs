@@ -16,6 +16,7 @@
 //! - [`turn`]: one turn's steps: prompt, breaker, pool, model, memory, delivery, records.
 //! - [`registry`]: the agent's conversations by key, their restarts and quarantines.
 //! - [`replay`]: reads an agent's missed messages (startup and after a re-identify).
+//! - [`trim`]: gives passivated conversations' freed memory back to the system.
 //! - [`cast`]: the troupe's agents' Discord IDs and names, for mentions between agents.
 
 pub mod agent;
@@ -25,6 +26,7 @@ pub mod gateway;
 pub mod registry;
 pub mod replay;
 pub mod supervisor;
+pub mod trim;
 pub mod turn;
 
 pub use cast::Cast;

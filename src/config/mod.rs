@@ -148,7 +148,8 @@ pub enum DryRun {
 /// Limits of conversation actors.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConversationSettings {
-    /// Idle time after which a conversation actor stops.
+    /// Idle time after which a conversation actor passivates: it stops (its memory and anything
+    /// owed are in the store already) and the next message activates it from the store.
     pub idle: std::time::Duration,
     /// Messages held in memory while a turn runs; when full, new ones wait in the store.
     pub queue_limit: usize,
@@ -158,20 +159,21 @@ pub struct ConversationSettings {
     pub restart_window: std::time::Duration,
     /// Time in-flight turns get to finish on shutdown.
     pub shutdown_grace: std::time::Duration,
-    /// How long a turn waits after a human's message, so that messages serenity delivered out
-    /// of order (one task per event) are sorted by ID first. Zero turns the wait off.
+    /// How long a turn waits after a human's message before it starts. Zero (the default): live
+    /// messages already arrive in gateway order (`discord::ordered`); a window only helps the
+    /// few messages forwarded before a new session's collector is installed.
     pub reorder: std::time::Duration,
 }
 
 impl Default for ConversationSettings {
     fn default() -> Self {
         Self {
-            idle: std::time::Duration::from_secs(600),
+            idle: std::time::Duration::from_secs(60),
             queue_limit: 16,
             restart_limit: 3,
             restart_window: std::time::Duration::from_secs(60),
             shutdown_grace: std::time::Duration::from_secs(20),
-            reorder: std::time::Duration::from_millis(5),
+            reorder: std::time::Duration::ZERO,
         }
     }
 }
@@ -628,11 +630,17 @@ backend = "offline"
     }
 
     #[test]
-    fn reorder_window_defaults_to_5_ms_and_is_bounded() {
+    fn conversations_passivate_after_a_minute_by_default() {
         let c = Config::parse("agents.toml", MINIMAL).unwrap();
-        assert_eq!(c.conversations.reorder, std::time::Duration::from_millis(5));
-        let c = Config::parse("agents.toml", &format!("[conversations]\nreorder_ms = 0\n{MINIMAL}")).unwrap();
+        assert_eq!(c.conversations.idle, std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn reorder_window_defaults_to_0_and_is_bounded() {
+        let c = Config::parse("agents.toml", MINIMAL).unwrap();
         assert_eq!(c.conversations.reorder, std::time::Duration::ZERO);
+        let c = Config::parse("agents.toml", &format!("[conversations]\nreorder_ms = 5\n{MINIMAL}")).unwrap();
+        assert_eq!(c.conversations.reorder, std::time::Duration::from_millis(5));
         let e = errors(&format!("[conversations]\nreorder_ms = 5000\n{MINIMAL}"));
         assert!(
             e.contains("agents.toml:2:") && e.contains("conversations.reorder_ms"),

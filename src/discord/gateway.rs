@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use serenity::all::{
     Context, EventHandler, GatewayIntents, Guild, GuildChannel, Http, HttpBuilder, Message, Ready, ResumedEvent,
+    ShardStageUpdateEvent,
 };
 use serenity::gateway::{ConnectionStage, ShardManager};
 use tokio::task::JoinHandle;
 
-use super::convert;
+use super::ordered::OrderedSource;
 use crate::message::{BotIdentity, Inbound};
 use crate::secret::Secret;
 
@@ -42,11 +43,14 @@ pub type EventSink = Arc<dyn Fn(GatewayEvent) + Send + Sync>;
 
 struct Handler {
     sink: EventSink,
+    /// Messages in gateway order (see [`super::ordered`]).
+    ordered: Arc<OrderedSource>,
 }
 
 #[serenity::async_trait]
 impl EventHandler for Handler {
-    async fn ready(&self, _ctx: Context, ready: Ready) {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        self.ordered.install(&ctx.shard);
         (self.sink)(GatewayEvent::Ready(BotIdentity {
             user_id: ready.user.id.get(),
             name: ready.user.name.clone(),
@@ -54,7 +58,8 @@ impl EventHandler for Handler {
         }));
     }
 
-    async fn resume(&self, _ctx: Context, _: ResumedEvent) {
+    async fn resume(&self, ctx: Context, _: ResumedEvent) {
+        self.ordered.install(&ctx.shard);
         (self.sink)(GatewayEvent::Resumed);
     }
 
@@ -80,8 +85,13 @@ impl EventHandler for Handler {
         }
     }
 
+    async fn shard_stage_update(&self, ctx: Context, _: ShardStageUpdateEvent) {
+        // The earliest event of a new shard runner: its collectors start empty.
+        self.ordered.install(&ctx.shard);
+    }
+
     async fn message(&self, _ctx: Context, message: Message) {
-        (self.sink)(GatewayEvent::Message(convert::inbound(&message)));
+        self.ordered.on_handler_message(&message);
     }
 }
 
@@ -185,7 +195,10 @@ impl GatewayConnection {
         let http = http_client(token, api_base);
         let watch_sink = sink.clone();
         let mut client = serenity::client::ClientBuilder::new_with_http(http, intents())
-            .event_handler(Handler { sink })
+            .event_handler(Handler {
+                ordered: OrderedSource::new(sink.clone()),
+                sink,
+            })
             .await
             .map_err(|e| GatewayError(redact(&e.to_string(), token)))?;
         let shard_manager = client.shard_manager.clone();

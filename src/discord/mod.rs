@@ -6,6 +6,7 @@
 //! model type leaves this module.
 //!
 //! - [`gateway`]: connects one bot token and forwards events as [`GatewayEvent`]s.
+//! - [`ordered`]: messages forwarded in gateway order (a collector on the shard runner).
 //! - [`history`]: pages of channel history for backlog replay.
 //! - [`outbox`]: sends replies and typing indicators.
 //! - [`webhooks`]: webhook personas: an existing webhook looked up, or one created and kept.
@@ -14,6 +15,7 @@
 pub mod convert;
 pub mod gateway;
 pub mod history;
+pub mod ordered;
 pub mod outbox;
 pub mod webhooks;
 

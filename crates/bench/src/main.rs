@@ -6,10 +6,13 @@
 //! - [`stage`]: the sandbox (in this process: its clock times every reply) and its control API.
 //! - [`process`]: troupe (the real binary, its own process) and the baseline process; RSS.
 //! - [`baseline`]: the bare serenity bot, run by `troupe-bench baseline`.
+//! - [`equivalent`]: the equivalent bot (LLM stream + durable write per reply), run by
+//!   `troupe-bench equivalent`.
 //! - [`scenarios`]: the scenarios, and the plan that sizes them.
 //! - [`report`]: figures, machine facts, the table and the JSON.
 
 mod baseline;
+mod equivalent;
 mod process;
 mod report;
 mod scenarios;
@@ -95,6 +98,23 @@ enum Sub {
         #[arg(long, value_delimiter = ',')]
         tokens: Vec<String>,
     },
+    /// Run equivalent bots (serenity + a streaming LLM request + a sled write per reply)
+    /// until killed.
+    #[command(hide = true)]
+    Equivalent {
+        /// The sandbox's URL.
+        #[arg(long)]
+        sandbox: String,
+        /// One bot per token.
+        #[arg(long, value_delimiter = ',')]
+        tokens: Vec<String>,
+        /// The OpenAI-compatible base URL (`.../v1`).
+        #[arg(long)]
+        llm: String,
+        /// The sled store's directory.
+        #[arg(long)]
+        store: String,
+    },
 }
 
 #[tokio::main]
@@ -105,6 +125,21 @@ async fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("baseline: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Sub::Equivalent {
+        sandbox,
+        tokens,
+        llm,
+        store,
+    }) = &cli.command
+    {
+        return match equivalent::run(sandbox, tokens, llm, store).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("equivalent: {e}");
                 ExitCode::FAILURE
             }
         };

@@ -29,24 +29,29 @@ pub struct TroupeConfig {
     pub memory: &'static str,
     /// The backend's `max_concurrency`.
     pub max_concurrency: usize,
+    /// `[conversations] idle_secs`: [`STAY_ALIVE`] unless a scenario measures passivation.
+    pub idle_secs: u64,
 }
+
+/// An `idle_secs` longer than any run: conversations stay alive.
+pub const STAY_ALIVE: u64 = 3600;
 
 impl TroupeConfig {
     /// The configuration text. Limits that would make troupe refuse a benchmark's load are
     /// lifted: the per-user rate limit (0 turns it off), the load-average watchdog, the
     /// crash-loop back-off (scenarios restart troupe on purpose) and the pool's wait queue.
-    /// Conversations stay alive for the whole run (`idle_secs`); a stop does not wait long for
-    /// a hung turn (`shutdown_grace_secs`).
+    /// Conversations stay alive for the whole run unless the scenario says otherwise
+    /// (`idle_secs`); a stop does not wait long for a hung turn (`shutdown_grace_secs`).
     pub fn toml(&self) -> String {
         let backend = match &self.backend {
             Backend::OpenAi(url) => format!("provider = \"openai\"\nbase_url = \"{url}\"\nmodel = \"m\""),
             Backend::Echo => "provider = \"echo\"".to_string(),
         };
         let mut text = format!(
-            "[discord]\nuser_rate_limit = 0\n\n[conversations]\nidle_secs = 3600\nshutdown_grace_secs = 2\n\n\
+            "[discord]\nuser_rate_limit = 0\n\n[conversations]\nidle_secs = {}\nshutdown_grace_secs = 2\n\n\
              [limits]\nmax_load_average = 100000\n\n[restarts]\nfree_starts = 1000\n\n\
              [backends.llm]\n{backend}\nmax_concurrency = {}\nmax_queue = 1000000\n",
-            self.max_concurrency
+            self.idle_secs, self.max_concurrency
         );
         for name in &self.agents {
             text.push_str(&format!(
@@ -283,6 +288,23 @@ impl Baseline {
         Ok(Baseline { child, spawned })
     }
 
+    /// Re-executes this harness as `equivalent`: one equivalent bot per token (a streaming
+    /// request to the LLM at `llm_base` and a sled insert + flush in `store` per reply).
+    pub fn spawn_equivalent(sandbox_url: &str, tokens: &[String], llm_base: &str, store: &Path) -> Result<Baseline> {
+        let exe = std::env::current_exe().context("locating the harness")?;
+        let spawned = Instant::now();
+        let child = Command::new(exe)
+            .args(["equivalent", "--sandbox", sandbox_url, "--tokens", &tokens.join(",")])
+            .args(["--llm", llm_base])
+            .arg("--store")
+            .arg(store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting the equivalent bots")?;
+        Ok(Baseline { child, spawned })
+    }
+
     /// Its resident memory now and at peak.
     pub fn rss(&self) -> Result<Rss> {
         Rss::of(self.child.id())
@@ -333,6 +355,7 @@ mod tests {
             backend: Backend::OpenAi("http://127.0.0.1:9/v1".into()),
             memory: "channel-user",
             max_concurrency: 64,
+            idle_secs: STAY_ALIVE,
         };
         let parsed = troupe::config::Config::parse("bench.toml", &c.toml()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parsed.agents.len(), 2);

@@ -32,4 +32,10 @@ fn the_quick_overhead_scenario_produces_figures() {
     assert!(p50["value"].as_f64().unwrap() > 0.0, "{p50}");
     assert!(p50["baseline"].as_f64().unwrap() > 0.0, "{p50}");
     assert!(p50["ratio"].as_f64().is_some(), "{p50}");
+    // And the equivalent bot (LLM stream + durable write per reply) answered too.
+    let equiv = figures
+        .iter()
+        .find(|f| f["scenario"] == "overhead" && f["figure"] == "p50 vs equivalent bot")
+        .unwrap_or_else(|| panic!("no equivalent-bot figure: {report}"));
+    assert!(equiv["baseline"].as_f64().unwrap() > 0.0, "{equiv}");
 }

@@ -237,6 +237,7 @@ impl Actor for AgentActor {
             AgentMsg::Idle { from, received } => {
                 if let Some(idle) = state.conversations.take_idle(from, received) {
                     idle.stop(Some("idle".into()));
+                    crate::actors::trim::after_passivation();
                 }
             }
             AgentMsg::Retry(messages) => {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::{progress, Bench, CONNECT_DEADLINE};
-use crate::process::{Backend, Baseline, Rss, Troupe, TroupeConfig};
+use crate::process::{Backend, Baseline, Rss, Troupe, TroupeConfig, STAY_ALIVE};
 use crate::report::Figure;
 use crate::stage::Stage;
 use crate::Result;
@@ -37,6 +37,7 @@ async fn troupe_with(b: &Bench, n: usize) -> Result<Connected> {
         backend: Backend::Echo,
         memory: "channel",
         max_concurrency: 4,
+        idle_secs: STAY_ALIVE,
     };
     let mut troupe = Troupe::spawn(
         &b.troupe,

@@ -3,7 +3,8 @@
 //! `Store::save_memory` before troupe starts, then touched by one message from its human in its
 //! channel: troupe starts the conversation actor, which loads its 20 turns, answers (echo
 //! backend: no HTTP, the memory is the subject) and keeps 22. Resident memory before and after,
-//! and per conversation; then the store's size on disk (scenario 6).
+//! and per conversation; then, once they have passivated, memory again and activation latency
+//! ([`super::passivation`]); then the store's size on disk (scenario 6).
 
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         backend: Backend::Echo,
         memory: "channel-user",
         max_concurrency: 64,
+        idle_secs: p.passivation_idle_secs,
     };
     let mut troupe = Troupe::spawn(&b.troupe, &config, &stage.url(), &state, &b.dir)?;
     troupe.wait_ready(CONNECT_DEADLINE).await?;
@@ -87,6 +89,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     tokio::time::sleep(SETTLE).await;
     let after = troupe.rss()?;
     let alive = troupe.metric("troupe_active_conversations").await;
+    let passivated = super::passivation::run(b, &stage, &troupe, humans, n, before).await;
     troupe.stop();
     stage.stop().await;
     if answered == 0 {
@@ -102,7 +105,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         String::new()
     };
     let per_conversation = (after.now as f64 - before.now as f64) / alive as f64;
-    Ok(vec![
+    let mut figures = vec![
         Figure::new(
             "memory",
             "RSS, 1 agent, no conversation",
@@ -143,5 +146,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
             on_disk as f64 / (n * (turns + 2)) as f64,
             n * (turns + 2)
         )),
-    ])
+    ];
+    figures.extend(passivated);
+    Ok(figures)
 }

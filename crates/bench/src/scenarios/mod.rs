@@ -13,6 +13,7 @@
 pub mod agents;
 pub mod conversations;
 pub mod overhead;
+pub mod passivation;
 pub mod replay;
 pub mod store;
 pub mod throughput;
@@ -53,6 +54,11 @@ pub struct Plan {
     pub store_appends: usize,
     /// Store: conversations appended to at once, and appends each.
     pub store_parallel: (usize, usize),
+    /// Conversations scenario: `idle_secs`, after which the touched conversations passivate
+    /// (long enough for every touch to be answered first).
+    pub passivation_idle_secs: u64,
+    /// Conversations scenario: passivated conversations activated one after another, timed.
+    pub activations: usize,
     /// How long a flood may go without progress before the rest counts as unanswered (and how
     /// long replay may take to answer its first message).
     pub stall: Duration,
@@ -76,6 +82,8 @@ impl Plan {
             replay_per_channel: 100,
             store_appends: 2_000,
             store_parallel: (64, 40),
+            passivation_idle_secs: 60,
+            activations: 200,
             stall: Duration::from_secs(30),
         }
     }
@@ -93,6 +101,8 @@ impl Plan {
             replay_per_channel: 50,
             store_appends: 300,
             store_parallel: (16, 20),
+            passivation_idle_secs: 20,
+            activations: 50,
             stall: Duration::from_secs(10),
             ..Plan::full()
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use troupe_llm_test_server::{LlmTestServer, Reply};
 
 use super::{ms, progress, Bench, CONNECT_DEADLINE};
-use crate::process::{Backend, Baseline, Troupe, TroupeConfig};
+use crate::process::{Backend, Baseline, Troupe, TroupeConfig, STAY_ALIVE};
 use crate::report::{quantile, Figure};
 use crate::stage::{channel, human, Post, Stage};
 use crate::{BenchError, Context, Result};
@@ -61,6 +61,20 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     baseline.stop();
     let base = base?;
 
+    progress("overhead", &format!("equivalent bot: {n} messages one after another"));
+    let tokens = stage.add_bots(&["Equiv".into()]).await?;
+    let bot = stage.id_of("Equiv").expect("registered");
+    let equivalent = Baseline::spawn_equivalent(
+        &stage.url(),
+        &tokens,
+        &llm.openai_base_url(),
+        &b.dir.join("overhead-equivalent-store"),
+    )?;
+    stage.wait_connected(&[bot], CONNECT_DEADLINE).await?;
+    let equiv = sequential(&stage, "Equiv", warmup, n).await;
+    equivalent.stop();
+    let equiv = equiv?;
+
     progress("overhead", &format!("troupe: {n} messages one after another"));
     stage.add_bots(&["Agent".into()]).await?;
     let config = TroupeConfig {
@@ -68,6 +82,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         backend: Backend::OpenAi(llm.openai_base_url()),
         memory: "channel",
         max_concurrency: 4,
+        idle_secs: STAY_ALIVE,
     };
     let mut troupe = Troupe::spawn(&b.troupe, &config, &stage.url(), &b.dir.join("overhead-state"), &b.dir)?;
     troupe.wait_ready(CONNECT_DEADLINE).await?;
@@ -78,11 +93,15 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
 
     let mut figures = Vec::new();
     for (label, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)] {
-        let (t, base) = (quantile(&measured, q), quantile(&base, q));
+        let (t, base, equiv) = (quantile(&measured, q), quantile(&base, q), quantile(&equiv, q));
         if let Some(t) = t {
             figures.push(
                 Figure::new("overhead", &format!("{label} reply latency, 1 agent"), "ms", t, base)
                     .note(format!("{n} messages one after another, zero-latency LLM over HTTP")),
+            );
+            figures.push(
+                Figure::new("overhead", &format!("{label} vs equivalent bot"), "ms", t, equiv)
+                    .note("baseline: serenity + the same streaming LLM request + sled insert and flush"),
             );
         }
     }

@@ -16,7 +16,7 @@ use troupe::sandbox::timing::ReplyTiming;
 use troupe_llm_test_server::{LlmTestServer, Reply};
 
 use super::{progress, Bench, CONNECT_DEADLINE};
-use crate::process::{Backend, Troupe, TroupeConfig};
+use crate::process::{Backend, Troupe, TroupeConfig, STAY_ALIVE};
 use crate::report::Figure;
 use crate::stage::{channel, human, Post, Stage};
 use crate::{Context, Result};
@@ -73,6 +73,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         backend: Backend::OpenAi(llm.openai_base_url()),
         memory: "channel",
         max_concurrency: 64,
+        idle_secs: STAY_ALIVE,
     };
     let state = b.dir.join("replay-state");
     let post = |c: usize, what: String| Post {

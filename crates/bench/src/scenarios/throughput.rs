@@ -9,7 +9,7 @@ use std::time::Duration;
 use troupe_llm_test_server::{LlmTestServer, Reply};
 
 use super::{progress, Bench, CONNECT_DEADLINE};
-use crate::process::{Backend, Baseline, Troupe, TroupeConfig};
+use crate::process::{Backend, Baseline, Troupe, TroupeConfig, STAY_ALIVE};
 use crate::report::Figure;
 use crate::stage::{channel, human, Post, Stage};
 use crate::{Context, Result};
@@ -75,8 +75,8 @@ async fn warm_up(stage: &Stage, bots: &[String], channels: usize, stall: Duratio
 }
 
 /// CPU time per reply of troupe beside the baseline's; not available when nothing was answered.
-fn cpu_per_reply(cpu: f64, f: &Flood, base_cpu: f64, base: &Flood) -> Figure {
-    let (what, unit) = ("CPU time per reply, zero-latency LLM", "ms");
+fn cpu_per_reply(what: &str, cpu: f64, f: &Flood, base_cpu: f64, base: &Flood) -> Figure {
+    let unit = "ms";
     if f.answered == 0 || base.answered == 0 {
         return Figure::unavailable("throughput", what, unit, "no reply to divide by");
     }
@@ -97,6 +97,29 @@ fn note(f: &Flood, what: &str) -> String {
         String::new()
     };
     format!("{} messages, {what}{missing}", f.posted)
+}
+
+/// The flood against equivalent bots (same bots × channels, same LLM server): the replies and
+/// the CPU seconds the bots' process used.
+async fn equivalent_flood(b: &Bench, stage: &Stage, llm_base: &str, n: usize) -> Result<(Flood, f64)> {
+    let p = &b.plan;
+    let (agents, channels) = (p.throughput_agents, p.throughput_channels);
+    progress(
+        "throughput",
+        &format!("equivalent bot: {agents} bots × {channels} channels, {n} messages"),
+    );
+    let bots: Vec<String> = (0..agents).map(|i| format!("Equiv{i:02}")).collect();
+    let tokens = stage.add_bots(&bots).await?;
+    let ids: Vec<u64> = bots.iter().filter_map(|n| stage.id_of(n)).collect();
+    let store = b.dir.join("throughput-equivalent-store");
+    let equivalent = Baseline::spawn_equivalent(&stage.url(), &tokens, llm_base, &store)?;
+    stage.wait_connected(&ids, CONNECT_DEADLINE).await?;
+    warm_up(stage, &bots, channels, p.stall).await?;
+    let cpu = equivalent.cpu()?;
+    let flooded = flood(stage, &bots, channels, n, p.stall).await;
+    let used = equivalent.cpu()? - cpu;
+    equivalent.stop();
+    Ok((flooded?, used))
 }
 
 /// Runs the scenario.
@@ -124,6 +147,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     let base_cpu = baseline.cpu()? - cpu;
     baseline.stop();
     let base = base?;
+    let equiv = equivalent_flood(b, &stage, &llm.openai_base_url(), n).await?;
 
     progress(
         "throughput",
@@ -136,6 +160,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         backend: Backend::OpenAi(llm.openai_base_url()),
         memory: "channel",
         max_concurrency: POOL,
+        idle_secs: STAY_ALIVE,
     };
     let mut troupe = Troupe::spawn(
         &b.troupe,
@@ -189,7 +214,26 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
             Some(base.per_sec),
         )
         .note(note(&fast, "zero-latency LLM")),
-        cpu_per_reply(fast_cpu, &fast, base_cpu, &base),
+        Figure::new(
+            "throughput",
+            &format!("replies/s vs equivalent bot, {agents} × {channels}"),
+            "1/s",
+            fast.per_sec,
+            Some(equiv.0.per_sec),
+        )
+        .note(note(
+            &equiv.0,
+            "baseline: serenity + streaming LLM request + sled insert and flush per reply",
+        )),
+        cpu_per_reply("CPU time per reply, zero-latency LLM", fast_cpu, &fast, base_cpu, &base),
+        cpu_per_reply(
+            "CPU time per reply vs equivalent bot",
+            fast_cpu,
+            &fast,
+            equiv.1,
+            &equiv.0,
+        )
+        .note("user + system time of the troupe (equivalent bot) process during the flood"),
         Figure::new(
             "throughput",
             &format!("replies/s, 200 ms LLM, max_concurrency {POOL}"),

@@ -1,0 +1,95 @@
+//! Messages are answered in message-ID order with no reorder window, because they reach the
+//! agent in gateway order (`discord::ordered`), not because a turn waits for stragglers; checked
+//! with bursts while every core is busy, so serenity's per-event tasks are scheduled late and
+//! in any order.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::{config, Control};
+
+/// Threads that keep every core busy until dropped.
+struct CpuLoad {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl CpuLoad {
+    /// Two spinning threads per core.
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = (0..cores * 2)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                    }
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for CpuLoad {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Ada's replies in #general, as the IDs of the messages they answer, in the order sent.
+async fn answered_ids(sb: &Control) -> Vec<u64> {
+    sb.messages("general")
+        .await
+        .iter()
+        .filter(|m| m["author"]["username"] == "Ada")
+        .map(|m| m["message_reference"]["message_id"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// Five bursts of eight messages from one human (dispatched back to back by the sandbox), with
+/// `reorder_ms = 0`; returns the answered message IDs in the order the answers were sent.
+async fn bursts_with_no_reorder_window() -> Vec<u64> {
+    let (config, _state) = config(
+        "[discord]\nuser_rate_limit = 0\n\n[conversations]\nreorder_ms = 0\n\n\
+         [[agents]]\nname = \"Ada\"\nbackend = \"offline\"\n",
+    );
+    let running = troupe::app::start(config).await.unwrap();
+    let sb = Control::new(running.sandbox_url().unwrap());
+    sb.wait_connected(&["Ada"]).await;
+    let mut asked = Vec::new();
+    for round in 0..5 {
+        let contents: Vec<String> = (0..8).map(|i| format!("<@Ada> round {round} message {i}")).collect();
+        let sent = sb.burst("general", "alice", &contents).await;
+        for m in &sent {
+            sb.reply_to("general", "Ada", m["id"].as_str().unwrap()).await;
+        }
+        asked.extend(sent.iter().map(|m| m["id"].as_str().unwrap().parse::<u64>().unwrap()));
+    }
+    let answered = answered_ids(&sb).await;
+    running.stop().await;
+    assert_eq!(answered.len(), asked.len(), "each message answered exactly once");
+    answered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_are_answered_in_id_order_with_no_reorder_window_under_cpu_load() {
+    let _load = CpuLoad::start();
+    for run in 0..3 {
+        let answered = bursts_with_no_reorder_window().await;
+        let mut sorted = answered.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            answered, sorted,
+            "run {run}: replies (in the order sent) must follow message-ID order"
+        );
+    }
+}
