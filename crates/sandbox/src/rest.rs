@@ -20,7 +20,7 @@ mod guilds;
 mod messages;
 mod reactions;
 mod threads;
-mod uploads;
+pub(crate) mod uploads;
 mod webhooks;
 
 pub use uploads::cdn_routes;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -38,13 +38,8 @@ pub async fn message_body(headers: &HeaderMap, body: Bytes) -> Result<(Value, Ve
         }
         return Ok((parse_body(&body)?, Vec::new()));
     }
-    let req = Request::builder()
-        .header(header::CONTENT_TYPE, content_type)
-        .body(Body::from(body))
-        .map_err(|_| bad_form("Invalid multipart body"))?;
-    let mut form = Multipart::from_request(req, &())
-        .await
-        .map_err(|_| bad_form("Invalid multipart body"))?;
+    let boundary = multer::parse_boundary(content_type).map_err(|_| bad_form("Invalid multipart boundary"))?;
+    let mut form = multer::Multipart::new(Body::from(body).into_data_stream(), boundary);
     let mut payload: Option<Value> = None;
     let mut files = Vec::new();
     let mut total = 0usize;
@@ -55,7 +50,7 @@ pub async fn message_body(headers: &HeaderMap, body: Bytes) -> Result<(Value, Ve
     {
         let name = field.name().unwrap_or("").to_string();
         let file_name = field.file_name().map(str::to_string);
-        let field_type = field.content_type().map(str::to_string);
+        let field_type = field.content_type().map(ToString::to_string);
         let data = field.bytes().await.map_err(|_| bad_form("Invalid multipart body"))?;
         if name == "payload_json" {
             payload = Some(parse_body(&data)?);
