@@ -139,7 +139,7 @@ pub struct Webhook {
     pub name: String,
     /// The bot that made it over REST (`None` for the control API's webhooks).
     pub creator: Option<u64>,
-    /// Default avatar as a data URI or hash, if set.
+    /// Default avatar's image hash, if set.
     pub avatar: Option<String>,
 }
 

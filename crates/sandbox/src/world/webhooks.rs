@@ -36,12 +36,22 @@ pub fn new_token(id: u64) -> String {
     out
 }
 
+/// The hash Discord gives an uploaded image (32 hex digits), stable for the same data.
+pub fn image_hash(data: &str) -> String {
+    let state = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+    format!(
+        "{:016x}{:016x}",
+        state.hash_one((data, 0u8)),
+        state.hash_one((data, 1u8))
+    )
+}
+
 /// Changes to a webhook (`PATCH`); `None` keeps a field.
 #[derive(Debug, Clone, Default)]
 pub struct WebhookEdit {
     /// New default name.
     pub name: Option<String>,
-    /// New avatar (`Some(None)` removes it).
+    /// New avatar image data (`Some(None)` removes it); kept as its hash, as Discord does.
     pub avatar: Option<Option<String>>,
     /// New channel (bot-authenticated requests only).
     pub channel_id: Option<u64>,
@@ -84,7 +94,7 @@ impl World {
             hook.name = name;
         }
         if let Some(avatar) = edit.avatar {
-            hook.avatar = avatar;
+            hook.avatar = avatar.as_deref().map(image_hash);
         }
         if let Some(to) = edit.channel_id {
             hook.channel_id = to;
@@ -129,6 +139,20 @@ mod tests {
             )
             .unwrap();
         assert_eq!(renamed.name, "new");
+        let with_avatar = w
+            .modify_webhook(
+                id,
+                WebhookEdit {
+                    avatar: Some(Some("data:image/png;base64,AAAA".into())),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let hash = with_avatar.avatar.unwrap();
+        assert_eq!(
+            (hash.len(), hash.clone()),
+            (32, image_hash("data:image/png;base64,AAAA"))
+        );
         w.delete_webhook(id).unwrap();
         assert_eq!(w.delete_webhook(id).unwrap_err().body["code"], 10015);
     }
