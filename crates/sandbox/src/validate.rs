@@ -191,6 +191,25 @@ pub fn nonce(v: &Value) -> Result<Option<Value>, ApiError> {
     }
 }
 
+/// A paging `limit` in `1..=max`, with Discord's error for each side.
+pub fn limit(value: u64, max: u64) -> Result<u64, ApiError> {
+    if value < 1 {
+        return Err(ApiError::invalid_form(
+            "limit",
+            "NUMBER_TYPE_MIN",
+            "int value should be greater than or equal to 1.",
+        ));
+    }
+    if value > max {
+        return Err(ApiError::invalid_form(
+            "limit",
+            "NUMBER_TYPE_MAX",
+            &format!("int value should be less than or equal to {max}."),
+        ));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +302,13 @@ mod tests {
         let e = webhook_name("name", "").unwrap_err();
         assert_eq!(code_at(&e, "/name"), "BASE_TYPE_BAD_LENGTH");
         assert!(webhook_name("name", &"x".repeat(81)).is_err());
+    }
+
+    #[test]
+    fn limits_name_the_side_they_break() {
+        assert_eq!(limit(50, 50).unwrap(), 50);
+        assert_eq!(code_at(&limit(0, 50).unwrap_err(), "/limit"), "NUMBER_TYPE_MIN");
+        assert_eq!(code_at(&limit(51, 50).unwrap_err(), "/limit"), "NUMBER_TYPE_MAX");
     }
 
     #[test]

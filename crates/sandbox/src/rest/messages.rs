@@ -239,17 +239,12 @@ async fn list_pins(
     let bot = bot_of(&headers, &world)?;
     let limit = match p.limit.as_deref() {
         None => 50,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=50).contains(l))
-            .ok_or_else(|| {
-                ApiError::invalid_form(
-                    "limit",
-                    "NUMBER_TYPE_MAX",
-                    "int value should be less than or equal to 50.",
-                )
-            })?,
+        Some(l) => {
+            let n = l
+                .parse::<u64>()
+                .map_err(|_| ApiError::invalid_form("limit", "NUMBER_TYPE_COERCE", "Value is not int."))?;
+            crate::validate::limit(n, 50)? as usize
+        }
     };
     let before_ms = match p.before.as_deref() {
         None => None,

@@ -121,13 +121,7 @@ impl World {
         limit: u64,
         by: u64,
     ) -> Result<Vec<u64>, ApiError> {
-        if !(1..=100).contains(&limit) {
-            return Err(ApiError::invalid_form(
-                "limit",
-                "NUMBER_TYPE_MAX",
-                "int value should be less than or equal to 100.",
-            ));
-        }
+        let limit = crate::validate::limit(limit, 100)?;
         let channel = self.readable_channel(by, channel_id)?;
         let message = channel
             .messages
