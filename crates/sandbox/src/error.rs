@@ -120,6 +120,12 @@ impl ApiError {
         Self::new(403, 50005, "Cannot edit a message authored by another user")
     }
 
+    /// 403, code 50003: moderation (deleting others' messages, bulk delete, removing others'
+    /// reactions) in a DM.
+    pub fn cannot_in_dm() -> Self {
+        Self::new(403, 50003, "Cannot execute action on a DM channel")
+    }
+
     /// 400, code 50034: bulk delete reaches a message older than two weeks.
     pub fn bulk_delete_too_old() -> Self {
         Self::new(

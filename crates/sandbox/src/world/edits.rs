@@ -1,6 +1,6 @@
 //! Changing posted messages as Discord allows: edit (the author only, except flags), delete (the
 //! author, or Manage Messages), bulk delete (Manage Messages, 2 to 100 messages under 14 days old),
-//! and pins (Manage Messages, at most 50 per channel).
+//! and pins (Manage Messages, at most 50 per channel). No moderation in DMs (50003).
 
 use serde_json::Value;
 
@@ -52,6 +52,18 @@ pub fn same_author(a: &Author, b: &Author) -> bool {
 }
 
 impl World {
+    /// Whether `by` may moderate others' messages in `channel`: Manage Messages, and never in a
+    /// DM (Discord's 50003 there).
+    fn moderate(&self, by: &Author, channel: &Channel) -> Result<(), ApiError> {
+        if matches!(channel.kind, ChannelKind::Dm { .. }) {
+            return Err(ApiError::cannot_in_dm());
+        }
+        if !self.can_manage_messages(by, channel) {
+            return Err(ApiError::missing_permissions());
+        }
+        Ok(())
+    }
+
     fn can_manage_messages(&self, by: &Author, channel: &Channel) -> bool {
         match by {
             Author::User(u) => self.permissions(*u, channel) & perms::MANAGE_MESSAGES != 0,
@@ -157,8 +169,8 @@ impl World {
     /// Deletes a message: its author, or anyone with Manage Messages.
     pub fn delete_message(&mut self, channel_id: u64, message_id: u64, by: &Author) -> Result<Message, ApiError> {
         let m = self.visible_message(channel_id, message_id, by)?;
-        if !same_author(&m.author, by) && !self.can_manage_messages(by, &self.channels[&channel_id]) {
-            return Err(ApiError::missing_permissions());
+        if !same_author(&m.author, by) {
+            self.moderate(by, &self.channels[&channel_id])?;
         }
         let channel = self
             .channels
@@ -177,9 +189,7 @@ impl World {
     /// deleted.
     pub fn bulk_delete(&mut self, channel_id: u64, ids: &[u64], by: u64) -> Result<Vec<u64>, ApiError> {
         let channel = self.readable_channel(by, channel_id)?;
-        if self.permissions(by, channel) & perms::MANAGE_MESSAGES == 0 {
-            return Err(ApiError::missing_permissions());
-        }
+        self.moderate(&Author::User(by), channel)?;
         if ids.len() < 2 {
             return Err(ApiError::invalid_form(
                 "messages",
@@ -337,6 +347,19 @@ mod tests {
         );
         assert_eq!(w.bulk_delete(general, &ids[1..], ada).unwrap(), ids[1..].to_vec());
         assert!(w.channel(general).unwrap().messages.is_empty());
+    }
+
+    #[test]
+    fn no_moderation_in_dms() {
+        let (mut w, alice, ada, _) = world();
+        let dm = w.open_dm(alice, ada).unwrap();
+        let hers = w.post(dm, Author::User(alice), text("hi")).unwrap().message.id;
+        let mine = w.post(dm, Author::User(ada), text("yo")).unwrap().message.id;
+        let err = w.delete_message(dm, hers, &Author::User(ada)).unwrap_err();
+        assert_eq!((err.status, err.body["code"].as_u64()), (403, Some(50003)));
+        assert_eq!(w.bulk_delete(dm, &[hers, mine], ada).unwrap_err().body["code"], 50003);
+        assert!(w.delete_message(dm, mine, &Author::User(ada)).is_ok());
+        assert!(w.pin(dm, hers, ada, true).unwrap());
     }
 
     #[test]

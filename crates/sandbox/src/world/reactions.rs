@@ -67,7 +67,8 @@ impl World {
         Ok(true)
     }
 
-    /// Removes `target`'s reaction; `by` needs Manage Messages to remove someone else's.
+    /// Removes `target`'s reaction; `by` needs Manage Messages to remove someone else's, which
+    /// a DM never allows (50003).
     /// `Ok(false)` when there was none.
     pub fn remove_reaction(
         &mut self,
@@ -78,6 +79,9 @@ impl World {
         by: u64,
     ) -> Result<bool, ApiError> {
         let channel = self.readable_channel(by, channel_id)?;
+        if target != by && matches!(channel.kind, super::ChannelKind::Dm { .. }) {
+            return Err(ApiError::cannot_in_dm());
+        }
         if target != by && self.permissions(by, channel) & perms::MANAGE_MESSAGES == 0 {
             return Err(ApiError::missing_permissions());
         }
@@ -94,7 +98,7 @@ impl World {
         Ok(removed)
     }
 
-    /// Removes every reaction, or every reaction with one emoji (Manage Messages).
+    /// Removes every reaction, or every reaction with one emoji (Manage Messages; not in DMs).
     pub fn clear_reactions(
         &mut self,
         channel_id: u64,
@@ -103,6 +107,9 @@ impl World {
         by: u64,
     ) -> Result<(), ApiError> {
         let channel = self.readable_channel(by, channel_id)?;
+        if matches!(channel.kind, super::ChannelKind::Dm { .. }) {
+            return Err(ApiError::cannot_in_dm());
+        }
         if self.permissions(by, channel) & perms::MANAGE_MESSAGES == 0 {
             return Err(ApiError::missing_permissions());
         }
