@@ -213,6 +213,11 @@ async fn rest_answers_have_the_shapes_discord_documents() {
             "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}",
             react.clone(),
         ),
+        (
+            "/guilds/{guild_id}/threads/active",
+            format!("/guilds/{g}/threads/active"),
+        ),
+        ("/guilds/{guild_id}/members", format!("/guilds/{g}/members?limit=5")),
     ] {
         spec.assert_matches(path, "get", &get(url).await);
     }
@@ -234,6 +239,11 @@ async fn rest_answers_have_the_shapes_discord_documents() {
         "/channels/{channel_id}/webhooks",
         "get",
         &get(format!("/channels/{general}/webhooks")).await,
+    );
+    spec.assert_matches(
+        "/guilds/{guild_id}/webhooks",
+        "get",
+        &get(format!("/guilds/{g}/webhooks")).await,
     );
     let by_token = env
         .api(Method::GET, &format!("/webhooks/{hid}/{token}"), None, None)

@@ -54,10 +54,65 @@ async fn guild_channels_roles_and_members() {
         .await;
     let member: serenity::model::guild::Member = parse(r.expect(200));
     assert_eq!(member.user.id.get(), alice);
+    let r = env
+        .api(Method::GET, &format!("/guilds/{g}/members?limit=2"), Some(ADA), None)
+        .await;
+    let listed: Vec<serenity::model::guild::Member> = parse(r.expect(200));
+    assert_eq!(listed.len(), 2);
+    let after = listed[0].user.id.get();
+    let r = env
+        .api(
+            Method::GET,
+            &format!("/guilds/{g}/members?limit=1&after={after}"),
+            Some(ADA),
+            None,
+        )
+        .await;
+    assert_eq!(id(&r.expect(200)[0]["user"]["id"]), listed[1].user.id.get());
+    env.api(Method::GET, &format!("/guilds/{g}/members?limit=1001"), Some(ADA), None)
+        .await
+        .expect_error(400, 50035);
     env.api(Method::GET, "/guilds/42", Some(ADA), None)
         .await
         .expect_error(404, 10004);
     env.api(Method::GET, &format!("/guilds/{g}/members/42"), Some(ADA), None)
         .await
         .expect_error(404, 10007);
+}
+
+#[tokio::test]
+async fn guild_webhooks_and_active_threads() {
+    let env = Env::start().await;
+    let (g, general) = (env.guild(), env.channel("general"));
+    let hook = env
+        .api(
+            Method::POST,
+            &format!("/channels/{general}/webhooks"),
+            Some(ADA),
+            Some(serde_json::json!({"name": "Persona"})),
+        )
+        .await;
+    let hook_id = id(&hook.expect(200)["id"]);
+    let r = env
+        .api(Method::GET, &format!("/guilds/{g}/webhooks"), Some(ADA), None)
+        .await;
+    assert_eq!(id(&r.expect(200)[0]["id"]), hook_id);
+    let m = env.post(general, ADA, "topic").await;
+    env.api(
+        Method::POST,
+        &format!("/channels/{general}/messages/{m}/threads"),
+        Some(ADA),
+        Some(serde_json::json!({"name": "t"})),
+    )
+    .await
+    .expect(201);
+    let r = env
+        .api(Method::GET, &format!("/guilds/{g}/threads/active"), Some(ADA), None)
+        .await;
+    let body = r.expect(200);
+    assert_eq!(id(&body["threads"][0]["id"]), m);
+    assert_eq!(body["has_more"], false);
+    env.api(Method::GET, "/guilds/42/webhooks", Some(ADA), None)
+        .await
+        .expect_error(404, 10004);
 }

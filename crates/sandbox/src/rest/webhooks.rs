@@ -1,4 +1,4 @@
-//! Webhook routes: create and list (per channel), get/modify/delete by ID (bot token) or by
+//! Webhook routes: create and list (per channel or guild), get/modify/delete by ID (bot token) or by
 //! token, execute (with `wait` and `thread_id`), and get/edit/delete the webhook's own messages.
 //! A wrong token is 401 with code 50027, an unknown webhook 404 with 10015, as on Discord.
 
@@ -25,6 +25,7 @@ use crate::Shared;
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/channels/{id}/webhooks", post(create_webhook).get(list_webhooks))
+        .route("/guilds/{id}/webhooks", get(list_guild_webhooks))
         .route(
             "/webhooks/{id}",
             get(get_webhook).patch(modify_webhook).delete(delete_webhook),
@@ -117,6 +118,24 @@ async fn list_webhooks(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id
     let list: Vec<Value> = world
         .webhooks_in(channel.id)
         .into_iter()
+        .map(|h| webhook_json(&world, h, &base))
+        .collect();
+    ok(Value::Array(list))
+}
+
+/// `GET /guilds/{id}/webhooks`: the webhooks of the guild's channels the bot can see.
+async fn list_guild_webhooks(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let world = s.world.lock().expect("world lock");
+    let bot = bot_of(&headers, &world)?;
+    let guild = parse_id(&id)?;
+    if !world.guilds().iter().any(|g| g.id == guild) {
+        return Err(ApiError::unknown_guild());
+    }
+    let base = uploads::http_base(&s);
+    let list: Vec<Value> = world
+        .channels()
+        .filter(|c| world.guild_of(c) == Some(guild) && world.can_view(bot, c.id))
+        .flat_map(|c| world.webhooks_in(c.id))
         .map(|h| webhook_json(&world, h, &base))
         .collect();
     ok(Value::Array(list))
