@@ -125,6 +125,13 @@ async fn pins_put_list_and_remove_with_channel_pins_update() {
     env.api(Method::PUT, &pin, Some(ADA), None).await.expect(204);
     let update: ChannelPinsUpdateEvent = parse(ws.dispatch("CHANNEL_PINS_UPDATE").await);
     assert!(update.last_pin_timestamp.is_some());
+    // Discord posts a "pinned a message" system message (type 6) referencing the pin.
+    let notice: serenity::model::channel::Message = parse(ws.dispatch("MESSAGE_CREATE").await);
+    assert_eq!(notice.kind, serenity::model::channel::MessageType::PinsAdd);
+    assert_eq!(
+        notice.message_reference.and_then(|r| r.message_id).map(|i| i.get()),
+        Some(m)
+    );
     let r = env
         .api(
             Method::GET,

@@ -23,6 +23,9 @@ impl World {
             v["thread"] = self.channel_json(thread);
         }
         v["flags"] = json!(flags);
+        if let Some(kind) = x.system_kind {
+            v["type"] = json!(kind);
+        }
         v["pinned"] = json!(x.pinned_unix_ms.is_some());
         if with_content {
             v["components"] = json!(x.components);

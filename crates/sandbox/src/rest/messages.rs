@@ -1,6 +1,6 @@
 //! Message routes beyond create and list: get, edit (MESSAGE_UPDATE), delete (MESSAGE_DELETE),
-//! bulk delete (MESSAGE_DELETE_BULK) and pins (CHANNEL_PINS_UPDATE), both the current
-//! `/messages/pins` routes and the older `/pins` ones.
+//! bulk delete (MESSAGE_DELETE_BULK) and pins (CHANNEL_PINS_UPDATE plus the "pinned a message"
+//! system message Discord posts), at the current `/messages/pins` and the older `/pins` routes.
 
 use std::sync::Arc;
 
@@ -204,11 +204,15 @@ async fn bulk_delete(
 async fn set_pin(s: &Shared, headers: &HeaderMap, id: &str, mid: &str, pinned: bool) -> ApiResult {
     let mut world = s.world.lock().expect("world lock");
     let bot = bot_of(headers, &world)?;
-    let channel_id = parse_id(id)?;
-    if world.pin(channel_id, parse_id(mid)?, bot, pinned)? {
+    let (channel_id, message_id) = (parse_id(id)?, parse_id(mid)?);
+    if world.pin(channel_id, message_id, bot, pinned)? {
         let d = crate::gateway::events::pins_update(&world, channel_id);
         s.gateway
             .dispatch_channel_event(&world, channel_id, EventKind::Pins, "CHANNEL_PINS_UPDATE", &d);
+        if pinned {
+            let notice = world.pin_notice(channel_id, message_id, bot)?;
+            s.gateway.dispatch_message_create(&world, &notice);
+        }
     }
     no_content()
 }

@@ -265,6 +265,35 @@ impl World {
         Ok(true)
     }
 
+    /// Posts the system message Discord adds when `by` pins `message_id`: type 6
+    /// (CHANNEL_PINNED_MESSAGE), no content, referencing the pinned message.
+    pub fn pin_notice(&mut self, channel_id: u64, message_id: u64, by: u64) -> Result<Message, ApiError> {
+        let id = self.ids.next_id();
+        let notice = Message {
+            id,
+            channel_id,
+            author: Author::User(by),
+            content: String::new(),
+            embeds: Vec::new(),
+            mentions: Vec::new(),
+            mention_roles: Vec::new(),
+            mention_everyone: false,
+            reference: Some(message_id),
+            nonce: None,
+            allowed_mentions: None,
+            extra: super::MessageExtras {
+                system_kind: Some(6),
+                ..Default::default()
+            },
+        };
+        let channel = self
+            .channels
+            .get_mut(&channel_id)
+            .ok_or_else(ApiError::unknown_channel)?;
+        channel.messages.push(notice.clone());
+        Ok(notice)
+    }
+
     /// Pinned messages, most recently pinned first.
     pub fn pins(&self, channel_id: u64, by: u64) -> Result<Vec<&Message>, ApiError> {
         let channel = self.readable_channel(by, channel_id)?;
@@ -381,5 +410,11 @@ mod tests {
         assert_eq!(w.pins(general, ada).unwrap()[0].id, ids[49]);
         assert!(w.pin(general, ids[0], ada, false).unwrap());
         assert_eq!(w.pins(general, ada).unwrap().len(), 49);
+        let notice = w.pin_notice(general, ids[0], ada).unwrap();
+        assert_eq!((notice.extra.system_kind, notice.reference), (Some(6), Some(ids[0])));
+        let v = w.message_json(&notice, true);
+        assert_eq!(v["type"], 6);
+        let parsed: serenity::model::channel::Message = serde_json::from_value(v).unwrap();
+        assert_eq!(parsed.kind, serenity::model::channel::MessageType::PinsAdd);
     }
 }

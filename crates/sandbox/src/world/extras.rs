@@ -1,5 +1,6 @@
 //! What a message carries beyond its first post: edits, flags, components, pins, reactions and
-//! attachments ([`MessageExtras`]), kept apart from [`super::Message`]'s original fields.
+//! attachments, and system messages' types ([`MessageExtras`]), kept apart from
+//! [`super::Message`]'s original fields.
 
 use serde_json::Value;
 
@@ -70,4 +71,6 @@ pub struct MessageExtras {
     pub attachments: Vec<Attachment>,
     /// The thread started from this message, if any (its ID equals the message's on Discord).
     pub thread: Option<u64>,
+    /// A system message's type (e.g. 6, CHANNEL_PINNED_MESSAGE); `None` for a user's message.
+    pub system_kind: Option<u8>,
 }
