@@ -1257,9 +1257,9 @@ async fn rest_webhooks_create_and_execute() {
         (Some(id), Some("in character"))
     );
 
-    // Wrong token: unknown webhook, nothing posted.
+    // Wrong token: Discord's 401 "Invalid Webhook Token", nothing posted.
     let r = exec("?wait=true", "wrongtoken", json!({"content": "x"})).await;
-    assert_eq!(r.expect(404)["code"], 10015);
+    assert_eq!(r.expect(401)["code"], 50027);
     // Without wait: 204 and no body, but the message is posted.
     let r = exec("", token, json!({"content": "fire and forget"})).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);

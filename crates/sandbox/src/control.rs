@@ -20,6 +20,8 @@ use super::spec::sandbox_token;
 use super::world::{Author, NewMessage, World};
 use super::Shared;
 
+mod attachments;
+
 type ApiResult = Result<Response, ApiError>;
 
 /// Routes under `/sandbox`.
@@ -75,6 +77,9 @@ struct PostRequest {
     #[serde(default)]
     embeds: Vec<Value>,
     webhook: Option<WebhookAs>,
+    /// Files attached, as `{filename, content_type?, text | base64}`.
+    #[serde(default)]
+    attachments: Vec<attachments::ControlFile>,
 }
 
 /// Post through a webhook of the channel instead of as a user (for forged-footer tests).
@@ -181,12 +186,14 @@ fn post_one(s: &Shared, req: PostRequest) -> Result<Value, ApiError> {
         Some(r) => Some(r.parse::<u64>().map_err(|_| bad("reply_to", "not a message ID"))?),
         None => None,
     };
-    let new = NewMessage {
+    let files = attachments::uploads(req.attachments)?;
+    let mut new = NewMessage {
         content,
         embeds: req.embeds,
         reference,
         ..Default::default()
     };
+    new.extra.attachments = super::rest::uploads::attachments(s, channel_id, &Value::Null, files)?;
     post_and_dispatch(s, channel_id, author, new)
 }
 

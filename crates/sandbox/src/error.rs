@@ -115,6 +115,71 @@ impl ApiError {
         }
     }
 
+    /// 403, code 50005: editing someone else's message.
+    pub fn cannot_edit_others() -> Self {
+        Self::new(403, 50005, "Cannot edit a message authored by another user")
+    }
+
+    /// 403, code 50003: moderation (deleting others' messages, bulk delete, removing others'
+    /// reactions) in a DM.
+    pub fn cannot_in_dm() -> Self {
+        Self::new(403, 50003, "Cannot execute action on a DM channel")
+    }
+
+    /// 400, code 50034: bulk delete reaches a message older than two weeks.
+    pub fn bulk_delete_too_old() -> Self {
+        Self::new(
+            400,
+            50034,
+            "You can only bulk delete messages that are under 14 days old.",
+        )
+    }
+
+    /// 400, code 30003: the channel already has 50 pins.
+    pub fn max_pins() -> Self {
+        Self::new(400, 30003, "Maximum number of pins reached (50)")
+    }
+
+    /// 400, code 30010: a message already has 20 different reactions.
+    pub fn max_reactions() -> Self {
+        Self::new(400, 30010, "Maximum number of reactions reached (20)")
+    }
+
+    /// 400, code 30007: the channel already has 15 webhooks.
+    pub fn max_webhooks() -> Self {
+        Self::new(400, 30007, "Maximum number of webhooks reached (15)")
+    }
+
+    /// 400, code 10014.
+    pub fn unknown_emoji() -> Self {
+        Self::new(400, 10014, "Unknown Emoji")
+    }
+
+    /// 404, code 10004.
+    pub fn unknown_guild() -> Self {
+        Self::new(404, 10004, "Unknown Guild")
+    }
+
+    /// 404, code 10007.
+    pub fn unknown_member() -> Self {
+        Self::new(404, 10007, "Unknown Member")
+    }
+
+    /// 401, code 50027: a webhook URL whose token does not match.
+    pub fn invalid_webhook_token() -> Self {
+        Self::new(401, 50027, "Invalid Webhook Token")
+    }
+
+    /// 400, code 160004: the message already started a thread.
+    pub fn thread_already_created() -> Self {
+        Self::new(400, 160004, "A thread has already been created for this message")
+    }
+
+    /// 413, code 40005: an upload over the size limit.
+    pub fn entity_too_large() -> Self {
+        Self::new(413, 40005, "Request entity too large")
+    }
+
     /// A 5xx as Discord's edge returns it.
     pub fn server_error(status: u16) -> Self {
         Self::new(status, 0, "500: Internal Server Error")

@@ -17,6 +17,9 @@ use tokio::sync::mpsc;
 use super::world::{ChannelKind, Message, World};
 use super::Shared;
 
+pub mod events;
+pub use events::EventKind;
+
 /// Events kept per session for RESUME; older ones make a resume fail with INVALID_SESSION.
 pub const RESUME_BUFFER: usize = 4096;
 /// IDENTIFY budget a token has per day, as Discord's `session_start_limit.total`.

@@ -2,11 +2,16 @@
 //! control API and a web page, so troupe and any serenity bot run with no Discord account.
 //!
 //! - [`spec`]: the world declared in `agents.toml` (`[sandbox]`).
-//! - [`world`]: users, guilds, channels, messages and Discord's rules over them.
+//! - [`world`]: users, guilds, channels, messages and Discord's rules over them; its children
+//!   keep edits and pins, reactions, threads from messages, webhooks and attachments.
+//! - [`validate`]: Discord's limits on embeds, `allowed_mentions`, webhook names and nonces.
+//! - [`image_size`]: image width and height read from PNG/JPEG/GIF/WebP headers.
 //! - [`render`]: the world as Discord API v10 JSON.
 //! - [`mentions`]: mentions in content and `allowed_mentions`.
-//! - [`gateway`]: the websocket protocol and the sessions dispatches reach.
-//! - [`rest`]: the REST API under `/api/v10`.
+//! - [`gateway`]: the websocket protocol and the sessions dispatches reach; `gateway::events`
+//!   builds and sends the events that follow a message (update, delete, reactions, pins).
+//! - [`rest`]: the REST API under `/api/v10` (messages, reactions, threads, webhooks, guilds,
+//!   multipart uploads) and the `/attachments/...` CDN.
 //! - [`control`]: `/sandbox/*`, the tester's API.
 //! - [`faults`]: injected REST errors, delays and dropped sessions.
 //! - [`timing`]: dispatch-to-reply timings on the sandbox's clock, for benchmarks.
@@ -18,12 +23,14 @@ pub mod control;
 pub mod error;
 pub mod faults;
 pub mod gateway;
+pub mod image_size;
 pub mod mentions;
 pub mod render;
 pub mod rest;
 pub mod snowflake;
 pub mod spec;
 pub mod timing;
+pub mod validate;
 pub mod world;
 
 use std::net::SocketAddr;
@@ -170,6 +177,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/gateway", get(upgrade))
         .nest("/api/v10", api)
         .nest("/sandbox", control::routes())
+        .merge(rest::cdn_routes())
         .with_state(shared)
 }
 

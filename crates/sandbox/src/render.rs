@@ -6,6 +6,10 @@ use serde_json::{json, Value};
 use super::snowflake;
 use super::world::{perms, Author, Channel, ChannelKind, Guild, Message, World};
 
+mod guild;
+mod message_extras;
+pub use message_extras::{attachment_json, emoji_json};
+
 impl World {
     /// A user object.
     pub fn user_json(&self, id: u64) -> Value {
@@ -20,6 +24,7 @@ impl World {
                 "system": false,
                 "public_flags": 0,
                 "flags": 0,
+                "primary_guild": null,
             }),
             None => json!({"id": id.to_string(), "username": "Deleted User", "discriminator": "0", "avatar": null}),
         }
@@ -31,6 +36,8 @@ impl World {
         u["verified"] = json!(true);
         u["mfa_enabled"] = json!(false);
         u["email"] = Value::Null;
+        u["locale"] = json!("en-US");
+        u["premium_type"] = json!(0);
         u
     }
 
@@ -145,6 +152,8 @@ impl World {
                     "avatar_url": avatar_url,
                     "bot": true,
                     "public_flags": 0,
+                    "flags": 0,
+                    "primary_guild": null,
                 }),
                 Some(id.to_string()),
             ),
@@ -170,6 +179,7 @@ impl World {
             "flags": 0,
             "components": [],
         });
+        self.render_extras(m, with_content, &mut v);
         if let Some(g) = guild_id {
             v["guild_id"] = json!(g.to_string());
         }

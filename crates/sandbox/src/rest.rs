@@ -16,6 +16,15 @@ use super::error::ApiError;
 use super::world::{Author, HistoryQuery, NewMessage, World};
 use super::Shared;
 
+mod guilds;
+mod messages;
+mod reactions;
+mod threads;
+pub(crate) mod uploads;
+mod webhooks;
+
+pub use uploads::cdn_routes;
+
 type ApiResult = Result<Response, ApiError>;
 
 /// Routes under `/api/v10`.
@@ -28,10 +37,13 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/users/{id}", get(get_user))
         .route("/channels/{id}", get(get_channel))
         .route("/channels/{id}/messages", get(list_messages).post(create_message))
-        .route("/channels/{id}/messages/{message_id}", get(get_message))
         .route("/channels/{id}/typing", post(typing))
-        .route("/channels/{id}/webhooks", post(create_webhook))
-        .route("/webhooks/{id}/{token}", post(execute_webhook).get(get_webhook))
+        .merge(guilds::routes())
+        .merge(messages::routes())
+        .merge(reactions::routes())
+        .merge(threads::routes())
+        .merge(webhooks::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(uploads::BODY_LIMIT))
         .fallback(|| async { ApiError::not_found() })
 }
 
@@ -154,26 +166,9 @@ async fn list_messages(
     let msgs: Vec<Value> = world
         .history(channel, q)?
         .into_iter()
-        .map(|m| world.message_json(m, true))
+        .map(|m| world.message_json_for(m, bot))
         .collect();
     ok(Value::Array(msgs))
-}
-
-async fn get_message(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path((id, mid)): Path<(String, String)>,
-) -> ApiResult {
-    let world = s.world.lock().expect("world lock");
-    let bot = bot_of(&headers, &world)?;
-    let channel = world.readable_channel(bot, parse_id(&id)?)?;
-    let mid = parse_id(&mid)?;
-    let m = channel
-        .messages
-        .iter()
-        .find(|m| m.id == mid)
-        .ok_or_else(ApiError::unknown_message)?;
-    ok(world.message_json(m, true))
 }
 
 /// Reads the fields of a create-message body that the sandbox models.
@@ -210,17 +205,16 @@ pub fn new_message_from(body: &Value) -> Result<NewMessage, ApiError> {
             )
         })?),
     };
-    let nonce = match body.get("nonce") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.chars().count() <= 25 => Some(Value::String(s.clone())),
-        Some(Value::Number(n)) => Some(Value::Number(n.clone())),
-        Some(_) => {
-            return Err(ApiError::invalid_form(
-                "nonce",
-                "BASE_TYPE_MAX_LENGTH",
-                "Must be 25 or fewer in length.",
-            ))
-        }
+    let nonce = super::validate::nonce(body.get("nonce").unwrap_or(&Value::Null))?;
+    let allowed_mentions = body.get("allowed_mentions").filter(|v| !v.is_null()).cloned();
+    if let Some(am) = &allowed_mentions {
+        super::validate::allowed_mentions(am)?;
+    }
+    super::validate::embeds(&embeds)?;
+    let extra = super::world::MessageExtras {
+        flags: body.get("flags").and_then(Value::as_u64).unwrap_or(0),
+        components: components_field(body)?.unwrap_or_default(),
+        ..Default::default()
     };
     Ok(NewMessage {
         content,
@@ -229,8 +223,22 @@ pub fn new_message_from(body: &Value) -> Result<NewMessage, ApiError> {
         reference_optional: body.pointer("/message_reference/fail_if_not_exists") == Some(&Value::Bool(false)),
         nonce,
         enforce_nonce: body.get("enforce_nonce").and_then(Value::as_bool).unwrap_or(false),
-        allowed_mentions: body.get("allowed_mentions").filter(|v| !v.is_null()).cloned(),
+        allowed_mentions,
+        extra,
     })
+}
+
+/// `components`: a list of component objects, stored as sent.
+fn components_field(body: &Value) -> Result<Option<Vec<Value>>, ApiError> {
+    match body.get("components") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) if a.iter().all(Value::is_object) => Ok(Some(a.clone())),
+        Some(_) => Err(ApiError::invalid_form(
+            "components",
+            "LIST_TYPE_CONVERT",
+            "Only iterables may be used in a ListType",
+        )),
+    }
 }
 
 fn id_field(v: &Value, key: &str) -> Option<u64> {
@@ -267,9 +275,11 @@ async fn create_message(
     body: Bytes,
 ) -> ApiResult {
     let bot = bot_of(&headers, &s.world.lock().expect("world lock"))?;
-    let body = parse_body(&body)?;
-    let new = new_message_from(&body)?;
-    ok(post_and_dispatch(&s, parse_id(&id)?, Author::User(bot), new)?)
+    let channel_id = parse_id(&id)?;
+    let (body, files) = uploads::message_body(&headers, body).await?;
+    let mut new = new_message_from(&body)?;
+    new.extra.attachments = uploads::attachments(&s, channel_id, &body, files)?;
+    ok(post_and_dispatch(&s, channel_id, Author::User(bot), new)?)
 }
 
 async fn typing(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
@@ -277,116 +287,4 @@ async fn typing(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path
     let bot = bot_of(&headers, &world)?;
     world.readable_channel(bot, parse_id(&id)?)?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-fn webhook_json(world: &World, hook: &super::world::Webhook) -> Value {
-    let guild_id = match world.channel(hook.channel_id).map(|c| &c.kind) {
-        Some(super::world::ChannelKind::GuildText { guild_id, .. }) => Some(guild_id.to_string()),
-        _ => None,
-    };
-    json!({
-        "id": hook.id.to_string(),
-        "type": 1,
-        "channel_id": hook.channel_id.to_string(),
-        "guild_id": guild_id,
-        "name": hook.name,
-        "avatar": null,
-        "token": hook.token,
-        "application_id": null,
-    })
-}
-
-async fn create_webhook(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult {
-    let mut world = s.world.lock().expect("world lock");
-    let bot = bot_of(&headers, &world)?;
-    let body = parse_body(&body)?;
-    let channel_id = parse_id(&id)?;
-    world.readable_channel(bot, channel_id)?;
-    let name = body
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| (1..=80).contains(&n.chars().count()))
-        .ok_or_else(|| ApiError::invalid_form("name", "BASE_TYPE_REQUIRED", "This field is required"))?;
-    let hook = world.create_webhook(channel_id, name)?;
-    ok(webhook_json(&world, &hook))
-}
-
-fn webhook_by_token<'w>(world: &'w World, id: &str, token: &str) -> Result<&'w super::world::Webhook, ApiError> {
-    world
-        .webhook(parse_id(id)?)
-        .filter(|h| h.token == token)
-        .ok_or_else(ApiError::unknown_webhook)
-}
-
-async fn get_webhook(State(s): State<Arc<Shared>>, Path((id, token)): Path<(String, String)>) -> ApiResult {
-    let world = s.world.lock().expect("world lock");
-    let hook = webhook_by_token(&world, &id, &token)?;
-    ok(webhook_json(&world, hook))
-}
-
-#[derive(Debug, Deserialize)]
-struct WebhookParams {
-    wait: Option<String>,
-}
-
-/// A boolean query-string value: Discord takes `true`/`True`/`1` and `false`/`False`/`0`.
-fn query_bool(name: &str, v: Option<&str>) -> Result<bool, ApiError> {
-    match v {
-        None | Some("false" | "False" | "0") => Ok(false),
-        Some("true" | "True" | "1") => Ok(true),
-        Some(_) => Err(ApiError::invalid_form(
-            name,
-            "BOOLEAN_TYPE_COERCE",
-            "Value is not a valid boolean.",
-        )),
-    }
-}
-
-async fn execute_webhook(
-    State(s): State<Arc<Shared>>,
-    Path((id, token)): Path<(String, String)>,
-    Query(p): Query<WebhookParams>,
-    body: Bytes,
-) -> ApiResult {
-    let (channel_id, author) = {
-        let world = s.world.lock().expect("world lock");
-        let hook = webhook_by_token(&world, &id, &token)?;
-        (hook.channel_id, hook.clone())
-    };
-    let wait = query_bool("wait", p.wait.as_deref())?;
-    let body = parse_body(&body)?;
-    let username = body
-        .get("username")
-        .and_then(Value::as_str)
-        .unwrap_or(&author.name)
-        .to_string();
-    if username.chars().count() > 80 {
-        return Err(ApiError::invalid_form(
-            "username",
-            "BASE_TYPE_MAX_LENGTH",
-            "Must be 80 or fewer in length.",
-        ));
-    }
-    let avatar_url = body.get("avatar_url").and_then(Value::as_str).map(str::to_string);
-    let new = new_message_from(&body)?;
-    let msg = post_and_dispatch(
-        &s,
-        channel_id,
-        Author::Webhook {
-            id: author.id,
-            username,
-            avatar_url,
-        },
-        new,
-    )?;
-    if wait {
-        ok(msg)
-    } else {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    }
 }

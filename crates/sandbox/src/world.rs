@@ -12,6 +12,19 @@ use super::mentions::{parse_mentions, AllowedMentions};
 use super::snowflake::{self, SnowflakeGenerator};
 use super::spec::{sandbox_token, WorldSpec};
 
+mod attachments;
+mod edits;
+mod extras;
+mod reactions;
+mod threads;
+mod webhooks;
+pub use attachments::{sanitise_filename, Upload};
+pub use edits::{same_author, MessageEdit};
+pub use extras::{Attachment, Emoji, MessageExtras, Reaction, EDITABLE_FLAGS, MAX_PINS, SENDABLE_FLAGS};
+pub use reactions::parse_emoji;
+pub use threads::check_thread_name;
+pub use webhooks::WebhookEdit;
+
 /// Permission bits the sandbox models.
 pub mod perms {
     /// VIEW_CHANNEL.
@@ -20,6 +33,16 @@ pub mod perms {
     pub const SEND_MESSAGES: u64 = 1 << 11;
     /// SEND_MESSAGES_IN_THREADS.
     pub const SEND_MESSAGES_IN_THREADS: u64 = 1 << 38;
+    /// MANAGE_MESSAGES: delete others' messages, bulk delete, pin, remove others' reactions.
+    pub const MANAGE_MESSAGES: u64 = 1 << 13;
+    /// ADD_REACTIONS: be the first to react with an emoji.
+    pub const ADD_REACTIONS: u64 = 1 << 6;
+    /// READ_MESSAGE_HISTORY.
+    pub const READ_MESSAGE_HISTORY: u64 = 1 << 16;
+    /// MANAGE_WEBHOOKS.
+    pub const MANAGE_WEBHOOKS: u64 = 1 << 29;
+    /// CREATE_PUBLIC_THREADS.
+    pub const CREATE_PUBLIC_THREADS: u64 = 1 << 35;
     /// What the @everyone role grants in a sandbox guild.
     pub const EVERYONE: u64 = (1 << 10) // view channel
         | (1 << 11) // send messages
@@ -29,6 +52,8 @@ pub mod perms {
         | (1 << 17) // mention everyone
         | (1 << 6) // add reactions
         | (1 << 29) // manage webhooks
+        | (1 << 13) // manage messages: a sandbox bot may moderate (delete, bulk delete, pin)
+        | (1 << 35) // create public threads
         | (1 << 38); // send messages in threads
 }
 
@@ -112,6 +137,10 @@ pub struct Webhook {
     pub channel_id: u64,
     /// Default name.
     pub name: String,
+    /// The bot that made it over REST (`None` for the control API's webhooks).
+    pub creator: Option<u64>,
+    /// Default avatar's image hash, if set.
+    pub avatar: Option<String>,
 }
 
 /// Who wrote a message.
@@ -155,6 +184,8 @@ pub struct Message {
     pub nonce: Option<Value>,
     /// `allowed_mentions` as sent, kept so tests can assert what troupe asked for.
     pub allowed_mentions: Option<Value>,
+    /// Edits, flags, components, pins, reactions, attachments.
+    pub extra: MessageExtras,
 }
 
 /// What a poster asks for; the world fills in IDs, mentions and validation.
@@ -175,6 +206,8 @@ pub struct NewMessage {
     pub enforce_nonce: bool,
     /// Discord's `allowed_mentions` object; `None` means Discord's default (everything parses).
     pub allowed_mentions: Option<Value>,
+    /// Flags, components and attachments sent with it (the rest of [`MessageExtras`] is ignored).
+    pub extra: MessageExtras,
 }
 
 /// Paging of `GET /channels/{id}/messages`.
@@ -404,9 +437,11 @@ impl World {
         let id = self.ids.next_id();
         let hook = Webhook {
             id,
-            token: format!("whtoken{id:x}"),
+            token: webhooks::new_token(id),
             channel_id,
             name: name.to_string(),
+            creator: None,
+            avatar: None,
         };
         self.webhooks.insert(id, hook.clone());
         Ok(hook)
@@ -453,7 +488,7 @@ impl World {
             }
             ChannelKind::Dm { recipients } => {
                 if recipients.contains(&user) {
-                    perms::VIEW_CHANNEL | perms::SEND_MESSAGES
+                    perms::VIEW_CHANNEL | perms::SEND_MESSAGES | perms::ADD_REACTIONS | perms::READ_MESSAGE_HISTORY
                 } else {
                     0
                 }
@@ -575,6 +610,7 @@ impl World {
             }
         }
         let mut new = new;
+        super::validate::normalise_embeds(&mut new.embeds);
         if let Some(r) = new.reference {
             if !channel.messages.iter().any(|m| m.id == r) {
                 if !new.reference_optional {
@@ -639,6 +675,12 @@ impl World {
             reference: new.reference,
             nonce: new.nonce,
             allowed_mentions: new.allowed_mentions,
+            extra: MessageExtras {
+                flags: new.extra.flags & SENDABLE_FLAGS,
+                components: new.extra.components,
+                attachments: new.extra.attachments,
+                ..MessageExtras::default()
+            },
         };
         if let Some(channel) = self.channels.get_mut(&channel_id) {
             channel.messages.push(message.clone());
@@ -705,34 +747,12 @@ fn validate_content(new: &NewMessage) -> Result<(), ApiError> {
             "Must be 2000 or fewer in length.",
         ));
     }
-    if new.embeds.len() > 10 {
-        return Err(ApiError::invalid_form(
-            "embeds",
-            "BASE_TYPE_MAX_LENGTH",
-            "Must be 10 or fewer in length.",
-        ));
-    }
-    for (i, e) in new.embeds.iter().enumerate() {
-        if let Some(text) = e.pointer("/footer/text").and_then(Value::as_str) {
-            if text.chars().count() > 2048 {
-                return Err(ApiError::invalid_form(
-                    &format!("embeds.{i}.footer.text"),
-                    "BASE_TYPE_MAX_LENGTH",
-                    "Must be 2048 or fewer in length.",
-                ));
-            }
-        }
-        if let Some(d) = e.get("description").and_then(Value::as_str) {
-            if d.chars().count() > 4096 {
-                return Err(ApiError::invalid_form(
-                    &format!("embeds.{i}.description"),
-                    "BASE_TYPE_MAX_LENGTH",
-                    "Must be 4096 or fewer in length.",
-                ));
-            }
-        }
-    }
-    if new.content.trim().is_empty() && new.embeds.is_empty() {
+    super::validate::embeds(&new.embeds)?;
+    if new.content.trim().is_empty()
+        && new.embeds.is_empty()
+        && new.extra.attachments.is_empty()
+        && new.extra.components.is_empty()
+    {
         return Err(ApiError::empty_message());
     }
     Ok(())

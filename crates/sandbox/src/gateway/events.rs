@@ -1,0 +1,207 @@
+//! Dispatches that follow a message after its creation: MESSAGE_UPDATE, MESSAGE_DELETE,
+//! MESSAGE_DELETE_BULK, MESSAGE_REACTION_ADD/REMOVE/REMOVE_ALL/REMOVE_EMOJI and
+//! CHANNEL_PINS_UPDATE, each to the sessions whose bot sees the channel and asked for the intent.
+//! Payloads are built by pure functions so tests can check them against serenity's models.
+
+use serde_json::{json, Value};
+
+use super::{intents, Gateway};
+use crate::render::emoji_json;
+use crate::world::{Author, ChannelKind, Emoji, Message, World};
+
+/// GUILD_MESSAGE_REACTIONS.
+pub const GUILD_MESSAGE_REACTIONS: u64 = 1 << 10;
+/// DIRECT_MESSAGE_REACTIONS.
+pub const DIRECT_MESSAGE_REACTIONS: u64 = 1 << 13;
+
+/// Which family of intents an event belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Message create/update/delete: GUILD_MESSAGES or DIRECT_MESSAGES.
+    Messages,
+    /// Reactions: GUILD_MESSAGE_REACTIONS or DIRECT_MESSAGE_REACTIONS.
+    Reactions,
+    /// Pins: GUILDS or DIRECT_MESSAGES.
+    Pins,
+}
+
+/// The intent a session needs to receive `kind` from a guild channel (`dm` false) or a DM.
+pub fn needed_intent(kind: EventKind, dm: bool) -> u64 {
+    match (kind, dm) {
+        (EventKind::Messages, false) => intents::GUILD_MESSAGES,
+        (EventKind::Messages | EventKind::Pins, true) => intents::DIRECT_MESSAGES,
+        (EventKind::Reactions, false) => GUILD_MESSAGE_REACTIONS,
+        (EventKind::Reactions, true) => DIRECT_MESSAGE_REACTIONS,
+        (EventKind::Pins, false) => intents::GUILDS,
+    }
+}
+
+/// `channel_id`, plus `guild_id` outside DMs: the head every one of these events carries.
+fn head(world: &World, channel_id: u64) -> Value {
+    let mut d = json!({"channel_id": channel_id.to_string()});
+    if let Some(g) = world.channel(channel_id).and_then(|c| world.guild_of(c)) {
+        d["guild_id"] = json!(g.to_string());
+    }
+    d
+}
+
+/// MESSAGE_DELETE's payload.
+pub fn message_delete(world: &World, channel_id: u64, id: u64) -> Value {
+    let mut d = head(world, channel_id);
+    d["id"] = json!(id.to_string());
+    d
+}
+
+/// MESSAGE_DELETE_BULK's payload.
+pub fn message_delete_bulk(world: &World, channel_id: u64, ids: &[u64]) -> Value {
+    let mut d = head(world, channel_id);
+    d["ids"] = json!(ids.iter().map(u64::to_string).collect::<Vec<_>>());
+    d
+}
+
+/// MESSAGE_REACTION_ADD's payload (`member` in guilds, `message_author_id` when known).
+pub fn reaction_add(world: &World, channel_id: u64, message_id: u64, user: u64, emoji: &Emoji) -> Value {
+    let mut d = reaction_remove(world, channel_id, message_id, user, emoji);
+    if d.get("guild_id").is_some() {
+        d["member"] = world.member_json(user);
+    }
+    if let Some(author) = world.message_author(channel_id, message_id) {
+        let id = match author {
+            Author::User(u) => *u,
+            Author::Webhook { id, .. } => *id,
+        };
+        d["message_author_id"] = json!(id.to_string());
+    }
+    d["burst_colors"] = json!([]);
+    d
+}
+
+/// MESSAGE_REACTION_REMOVE's payload.
+pub fn reaction_remove(world: &World, channel_id: u64, message_id: u64, user: u64, emoji: &Emoji) -> Value {
+    let mut d = head(world, channel_id);
+    d["message_id"] = json!(message_id.to_string());
+    d["user_id"] = json!(user.to_string());
+    d["emoji"] = emoji_json(emoji);
+    d["burst"] = json!(false);
+    d["type"] = json!(0);
+    d
+}
+
+/// MESSAGE_REACTION_REMOVE_ALL's payload, or REMOVE_EMOJI's when `emoji` is given.
+pub fn reaction_clear(world: &World, channel_id: u64, message_id: u64, emoji: Option<&Emoji>) -> Value {
+    let mut d = head(world, channel_id);
+    d["message_id"] = json!(message_id.to_string());
+    if let Some(e) = emoji {
+        d["emoji"] = emoji_json(e);
+        // Not in Discord's REMOVE_EMOJI fields, but serenity 0.12 parses this event as a whole
+        // reaction and drops it without them; extra fields harm no other client.
+        d["burst"] = json!(false);
+        d["type"] = json!(0);
+    }
+    d
+}
+
+/// CHANNEL_PINS_UPDATE's payload: the newest pin's time, or null when none is left.
+pub fn pins_update(world: &World, channel_id: u64) -> Value {
+    let mut d = head(world, channel_id);
+    let last = world.channel(channel_id).and_then(|c| {
+        c.messages
+            .iter()
+            .filter_map(|m| m.extra.pinned_unix_ms)
+            .max()
+            .map(|ms| crate::snowflake::iso8601(crate::snowflake::from_unix_ms(ms)))
+    });
+    d["last_pin_timestamp"] = json!(last);
+    d
+}
+
+impl Gateway {
+    /// Sends `t` with payload `d` to every session whose bot can see `channel_id` and has the
+    /// intent for `kind`. Call with the world locked.
+    pub fn dispatch_channel_event(&self, world: &World, channel_id: u64, kind: EventKind, t: &str, d: &Value) {
+        let Some(channel) = world.channel(channel_id) else {
+            return;
+        };
+        let needed = needed_intent(kind, matches!(channel.kind, ChannelKind::Dm { .. }));
+        let mut sessions = self.sessions.lock().expect("gateway lock");
+        for session in sessions.values_mut() {
+            if session.intents & needed != 0 && world.can_view(session.bot_id, channel_id) {
+                session.push(t, d.clone());
+            }
+        }
+    }
+
+    /// MESSAGE_UPDATE with the whole edited message (content blanked for sessions without
+    /// MESSAGE_CONTENT, as for MESSAGE_CREATE). Call with the world locked.
+    pub fn dispatch_message_update(&self, world: &World, msg: &Message) {
+        let Some(channel) = world.channel(msg.channel_id) else {
+            return;
+        };
+        let is_dm = matches!(channel.kind, ChannelKind::Dm { .. });
+        let needed = needed_intent(EventKind::Messages, is_dm);
+        let mut sessions = self.sessions.lock().expect("gateway lock");
+        for session in sessions.values_mut() {
+            if session.intents & needed == 0 || !world.can_view(session.bot_id, msg.channel_id) {
+                continue;
+            }
+            let content = session.intents & intents::MESSAGE_CONTENT != 0
+                || is_dm
+                || msg.author == Author::User(session.bot_id)
+                || msg.mentions.contains(&session.bot_id);
+            session.push("MESSAGE_UPDATE", world.message_json(msg, content));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serenity::model::event::{
+        ChannelPinsUpdateEvent, MessageDeleteBulkEvent, MessageDeleteEvent, MessageUpdateEvent, ReactionAddEvent,
+        ReactionRemoveAllEvent, ReactionRemoveEmojiEvent, ReactionRemoveEvent,
+    };
+
+    use super::*;
+    use crate::world::tests::{text, world};
+
+    fn parse<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"))
+    }
+
+    #[test]
+    fn payloads_deserialize_as_serenity_events() {
+        let (mut w, alice, ada, general) = world();
+        let m = w.post(general, Author::User(alice), text("x")).unwrap().message;
+        let up = Emoji::Unicode("👍".into());
+        w.add_reaction(general, m.id, ada, &up).unwrap();
+        w.pin(general, m.id, ada, true).unwrap();
+        let msg = w.channel(general).unwrap().messages[0].clone();
+        let upd: MessageUpdateEvent = parse(w.message_json(&msg, true));
+        assert_eq!(upd.id.get(), m.id);
+        assert_eq!(upd.pinned, Some(true));
+        assert_eq!(upd.reactions.map(|r| r.len()), Some(1));
+        let del: MessageDeleteEvent = parse(message_delete(&w, general, m.id));
+        assert_eq!(del.message_id.get(), m.id);
+        assert!(del.guild_id.is_some());
+        let bulk: MessageDeleteBulkEvent = parse(message_delete_bulk(&w, general, &[m.id, 7]));
+        assert_eq!(bulk.ids.len(), 2);
+        let add: ReactionAddEvent = parse(reaction_add(&w, general, m.id, ada, &up));
+        assert_eq!(add.reaction.user_id.map(|u| u.get()), Some(ada));
+        assert_eq!(add.reaction.message_author_id.map(|u| u.get()), Some(alice));
+        assert_eq!(add.reaction.member.map(|mb| mb.user.id.get()), Some(ada));
+        let rm: ReactionRemoveEvent = parse(reaction_remove(&w, general, m.id, ada, &up));
+        assert_eq!(rm.reaction.message_id.get(), m.id);
+        let _: ReactionRemoveAllEvent = parse(reaction_clear(&w, general, m.id, None));
+        let e: ReactionRemoveEmojiEvent = parse(reaction_clear(&w, general, m.id, Some(&up)));
+        assert_eq!(e.reaction.message_id.get(), m.id);
+        let pins: ChannelPinsUpdateEvent = parse(pins_update(&w, general));
+        assert!(pins.last_pin_timestamp.is_some());
+    }
+
+    #[test]
+    fn dm_events_need_direct_intents() {
+        assert_eq!(needed_intent(EventKind::Reactions, true), DIRECT_MESSAGE_REACTIONS);
+        assert_eq!(needed_intent(EventKind::Reactions, false), GUILD_MESSAGE_REACTIONS);
+        assert_eq!(needed_intent(EventKind::Pins, false), intents::GUILDS);
+        assert_eq!(needed_intent(EventKind::Messages, true), intents::DIRECT_MESSAGES);
+    }
+}
