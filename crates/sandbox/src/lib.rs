@@ -29,7 +29,7 @@ pub mod world;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{OriginalUri, Request, State, WebSocketUpgrade};
+use axum::extract::{OriginalUri, RawQuery, Request, State, WebSocketUpgrade};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -173,9 +173,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(4 << 20)
-        .on_upgrade(move |socket| gateway::serve_connection(socket, shared))
+        .on_upgrade(move |socket| gateway::serve_connection(socket, shared, query))
         .into_response()
 }
 

@@ -211,6 +211,8 @@ pub struct World {
     dm_index: HashMap<[u64; 2], u64>,
     /// Heartbeat interval the gateway announces.
     pub heartbeat_interval_ms: u64,
+    /// Privileged intents of bots whose spec names them (others get the default).
+    pub privileged_intents: HashMap<u64, u64>,
 }
 
 impl World {
@@ -231,13 +233,19 @@ impl World {
             webhooks: BTreeMap::new(),
             dm_index: HashMap::new(),
             heartbeat_interval_ms: spec.heartbeat_interval_ms.max(100),
+            privileged_intents: HashMap::new(),
         };
         for human in &spec.humans {
             world.add_user(human, None)?;
         }
         for bot in &spec.bots {
             let token = bot.token.clone().unwrap_or_else(|| sandbox_token(&bot.name));
-            world.add_user(&bot.name, Some(token))?;
+            let id = world.add_user(&bot.name, Some(token))?;
+            if let Some(granted) = &bot.privileged_intents {
+                world
+                    .privileged_intents
+                    .insert(id, granted.iter().fold(0, |bits, i| bits | i.bit()));
+            }
         }
         for (name, token) in extra_bots {
             world.add_user(name, Some(token.clone()))?;
