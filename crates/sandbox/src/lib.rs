@@ -8,16 +8,20 @@
 //! - [`gateway`]: the websocket protocol and the sessions dispatches reach.
 //! - [`rest`]: the REST API under `/api/v10`.
 //! - [`control`]: `/sandbox/*`, the tester's API.
+//! - [`commands`]: applications' global and guild commands, and their validation.
+//! - [`interactions`]: interactions, their 3-second and 15-minute windows, ephemeral messages.
 //! - [`faults`]: injected REST errors, delays and dropped sessions.
 //! - [`timing`]: dispatch-to-reply timings on the sandbox's clock, for benchmarks.
 //! - [`error`]: Discord's error bodies.
 //! - [`snowflake`]: IDs with real timestamps.
 #![recursion_limit = "256"]
 
+pub mod commands;
 pub mod control;
 pub mod error;
 pub mod faults;
 pub mod gateway;
+pub mod interactions;
 pub mod mentions;
 pub mod render;
 pub mod rest;
@@ -63,6 +67,8 @@ pub struct Shared {
     pub timings: timing::Timings,
     /// `ws://ADDR`, the base of the gateway URL.
     pub ws_base: String,
+    /// Application commands, interactions and ephemeral messages (lock after `world`).
+    pub interactions: Mutex<interactions::Interactions>,
 }
 
 /// One REST request, as the request log shows it.
@@ -105,6 +111,7 @@ impl Sandbox {
             requests: Mutex::new(Vec::new()),
             timings: timing::Timings::default(),
             ws_base: format!("ws://{addr}"),
+            interactions: Mutex::default(),
         });
         let app = router(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -164,7 +171,12 @@ pub enum SandboxError {
 
 /// The whole HTTP surface: web page, gateway, REST, control API.
 pub fn router(shared: Arc<Shared>) -> Router {
-    let api = rest::routes().layer(middleware::from_fn_with_state(shared.clone(), rest_middleware));
+    let api = rest::routes()
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            rest::interactions::interaction_webhooks,
+        ))
+        .layer(middleware::from_fn_with_state(shared.clone(), rest_middleware));
     Router::new()
         .route("/", get(|| async { Html(include_str!("web/index.html")) }))
         .route("/gateway", get(upgrade))

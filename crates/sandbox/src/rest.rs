@@ -18,6 +18,9 @@ use super::Shared;
 
 type ApiResult = Result<Response, ApiError>;
 
+pub mod applications;
+pub mod interactions;
+
 /// Routes under `/api/v10`.
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -32,6 +35,8 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/channels/{id}/typing", post(typing))
         .route("/channels/{id}/webhooks", post(create_webhook))
         .route("/webhooks/{id}/{token}", post(execute_webhook).get(get_webhook))
+        .merge(applications::routes())
+        .merge(interactions::routes())
         .fallback(|| async { ApiError::not_found() })
 }
 

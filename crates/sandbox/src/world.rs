@@ -12,6 +12,8 @@ use super::mentions::{parse_mentions, AllowedMentions};
 use super::snowflake::{self, SnowflakeGenerator};
 use super::spec::{sandbox_token, WorldSpec};
 
+mod stored;
+
 /// Permission bits the sandbox models.
 pub mod perms {
     /// VIEW_CHANNEL.
@@ -213,6 +215,10 @@ pub struct World {
     pub heartbeat_interval_ms: u64,
     /// Privileged intents of bots whose spec names them (others get the default).
     pub privileged_intents: HashMap<u64, u64>,
+    /// Fields a message's JSON carries beyond what [`Message`] models (interaction responses'
+    /// `type`, `interaction_metadata`, `application_id`, `flags`, `components`,
+    /// `edited_timestamp`); [`World::message_json`] lays them over its own.
+    pub message_extras: HashMap<u64, serde_json::Map<String, Value>>,
 }
 
 impl World {
@@ -234,6 +240,7 @@ impl World {
             dm_index: HashMap::new(),
             heartbeat_interval_ms: spec.heartbeat_interval_ms.max(100),
             privileged_intents: HashMap::new(),
+            message_extras: HashMap::new(),
         };
         for human in &spec.humans {
             world.add_user(human, None)?;
