@@ -194,7 +194,7 @@ async fn op_8_is_answered_with_guild_members_chunks() {
 }
 
 #[tokio::test]
-async fn whole_member_lists_need_guild_members_and_opcodes_3_and_4_are_ignored() {
+async fn whole_member_lists_need_guild_members_and_opcodes_3_4_and_31_are_ignored() {
     let sb = sandbox(WorldSpec::default()).await;
     let guild_id = sb.shared().world.lock().unwrap().guilds()[0].id.to_string();
     let bob = user_id(&sb, "bob").await;
@@ -205,6 +205,7 @@ async fn whole_member_lists_need_guild_members_and_opcodes_3_and_4_are_ignored()
         .await;
     g.send(json!({"op": 4, "d": {"guild_id": guild_id, "channel_id": null, "self_mute": false, "self_deaf": false}}))
         .await;
+    g.send(json!({"op": 31, "d": {"guild_ids": [guild_id]}})).await;
     g.send(json!({"op": 8, "d": {"guild_id": guild_id, "query": "", "limit": 0, "nonce": "all"}}))
         .await;
     g.send(json!({"op": 8, "d": {"guild_id": guild_id, "user_ids": bob, "nonce": "one"}}))

@@ -17,7 +17,8 @@ use tokio::sync::mpsc;
 use super::world::{ChannelKind, Message, World};
 use super::Shared;
 
-mod events;
+pub mod events;
+use events::is_own;
 mod members;
 pub mod transport;
 
@@ -146,7 +147,7 @@ impl Gateway {
             if session.intents & needed == 0 || !world.can_view(session.bot_id, msg.channel_id) {
                 continue;
             }
-            let own = msg.author == super::world::Author::User(session.bot_id);
+            let own = is_own(msg, session.bot_id);
             let content = session.intents & intents::MESSAGE_CONTENT != 0
                 || is_dm
                 || own
@@ -285,8 +286,9 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>, query:
                             if socket.send(encoder.frame(&invalid)).await.is_err() { break; }
                         }
                     },
-                    // Presence and voice state updates are accepted and have no effect here.
-                    Some(3) | Some(4) if session_id.is_some() => {}
+                    // Presence and voice state updates, and requests for soundboard sounds (31),
+                    // are accepted and have no effect here: the sandbox has none of them.
+                    Some(3) | Some(4) | Some(31) if session_id.is_some() => {}
                     Some(8) => match session_id.as_deref().map(|id| members::request_guild_members(&shared, id, &payload["d"])) {
                         None => { close(&mut socket, 4003, "Not authenticated").await; break; }
                         Some(Ok(())) => {}

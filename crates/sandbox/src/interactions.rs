@@ -201,8 +201,15 @@ impl Interactions {
         self.ids.next_id() | (2 << 17)
     }
 
-    /// Registers an interaction; gives it an ID and a token unless set.
+    /// Registers an interaction. Every 256th forgets those whose token has expired, so a long
+    /// run keeps only the last 15 minutes' (their ephemeral messages stay).
     pub fn insert(&mut self, interaction: Interaction) {
+        if self.by_id.len() % 256 == 255 {
+            let now = interaction.created_ms;
+            self.by_id.retain(|_, i| token_alive(i.created_ms, now));
+            let by_id = &self.by_id;
+            self.by_token.retain(|_, id| by_id.contains_key(id));
+        }
         self.by_token.insert(interaction.token.clone(), interaction.id);
         self.by_id.insert(interaction.id, interaction);
     }
@@ -353,6 +360,17 @@ mod tests {
             s.acknowledge(id, &token, Some(5), 12_999).unwrap_err().body["code"],
             40060
         );
+    }
+
+    #[test]
+    fn expired_interactions_are_forgotten_as_new_ones_come() {
+        let mut s = Interactions::default();
+        let (old, old_token) = interaction(&mut s, Kind::Command, 0);
+        for _ in 0..300 {
+            interaction(&mut s, Kind::Command, TOKEN_LIFETIME_MS);
+        }
+        assert!(s.get(old).is_none() && s.by_token(&old_token).is_none());
+        assert_eq!(s.by_id.len(), 300);
     }
 
     #[test]

@@ -4,7 +4,16 @@
 use serde_json::{json, Value};
 
 use super::{intents, members, Gateway};
-use crate::world::{ChannelKind, Message, World};
+use crate::world::{Author, ChannelKind, Message, World};
+
+/// Whether `bot` wrote `msg`: as itself, or as its application answering an interaction (the
+/// response's webhook ID is the application's, which is the bot's user ID). A bot always gets
+/// its own messages' content.
+pub(super) fn is_own(msg: &Message, bot: u64) -> bool {
+    match &msg.author {
+        Author::User(id) | Author::Webhook { id, .. } => *id == bot,
+    }
+}
 
 impl Gateway {
     /// Sends event `t` about something in `channel_id` to every session whose bot can see the
@@ -60,7 +69,7 @@ impl Gateway {
             if session.intents & needed == 0 || !world.can_view(session.bot_id, msg.channel_id) {
                 continue;
             }
-            let own = msg.author == crate::world::Author::User(session.bot_id);
+            let own = is_own(msg, session.bot_id);
             let content = session.intents & intents::MESSAGE_CONTENT != 0
                 || is_dm
                 || own
@@ -106,5 +115,75 @@ impl Gateway {
         for session in sessions.values_mut().filter(|s| s.bot_id == application_bot) {
             session.push("INTERACTION_CREATE", d.clone());
         }
+    }
+}
+
+/// The `d` of MESSAGE_REACTION_ADD (`add`) or MESSAGE_REACTION_REMOVE: who reacted with which
+/// emoji (`{"id": null, "name": "👍"}`, or a custom emoji's `id` and `name`) on which message;
+/// in guilds with `guild_id`, and on ADD the reactor's `member` and the message's author.
+pub fn reaction_json(world: &World, msg: &Message, user: u64, emoji: &Value, add: bool) -> Value {
+    let mut d = json!({
+        "user_id": user.to_string(),
+        "channel_id": msg.channel_id.to_string(),
+        "message_id": msg.id.to_string(),
+        "emoji": emoji,
+        "burst": false,
+        "type": 0,
+    });
+    let guild = world.channel(msg.channel_id).and_then(|c| world.guild_of(c));
+    if let Some(g) = guild {
+        d["guild_id"] = json!(g.to_string());
+    }
+    if add {
+        d["burst_colors"] = json!([]);
+        let (Author::User(author) | Author::Webhook { id: author, .. }) = &msg.author;
+        d["message_author_id"] = json!(author.to_string());
+        if let Some(g) = guild {
+            d["member"] = world.member_json(g, user);
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reaction_payloads_deserialize_as_serenity_reactions() {
+        let (mut w, alice, ada, general) = crate::world::tests::world();
+        let msg = w.insert_message(general, Author::User(ada), "hi".into()).unwrap();
+        for (emoji, add) in [
+            (json!({"id": null, "name": "👍"}), true),
+            (
+                json!({"id": "41771983429993937", "name": "LUL", "animated": false}),
+                false,
+            ),
+        ] {
+            let d = reaction_json(&w, &msg, alice, &emoji, add);
+            let r: serenity::model::channel::Reaction =
+                serde_json::from_value(d.clone()).unwrap_or_else(|e| panic!("{e}: {d}"));
+            assert_eq!(r.user_id.map(|u| u.get()), Some(alice));
+            assert_eq!(r.member.is_some(), add, "{d}");
+            assert_eq!(r.message_author_id.map(|u| u.get()), add.then_some(ada));
+        }
+        let dm = w.open_dm(alice, ada).unwrap();
+        let in_dm = w.insert_message(dm, Author::User(ada), "hi".into()).unwrap();
+        let d = reaction_json(&w, &in_dm, alice, &json!({"id": null, "name": "👍"}), true);
+        assert!(d.get("guild_id").is_none() && d.get("member").is_none(), "{d}");
+    }
+
+    #[test]
+    fn a_bots_interaction_responses_are_its_own_messages() {
+        let (mut w, alice, ada, general) = crate::world::tests::world();
+        let hook = Author::Webhook {
+            id: ada,
+            username: "Ada".into(),
+            avatar_url: None,
+        };
+        let response = w.insert_message(general, hook, "rolled".into()).unwrap();
+        let human = w.insert_message(general, Author::User(alice), "hi".into()).unwrap();
+        assert!(is_own(&response, ada) && !is_own(&response, alice));
+        assert!(is_own(&human, alice) && !is_own(&human, ada));
     }
 }

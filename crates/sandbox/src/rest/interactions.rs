@@ -52,16 +52,13 @@ async fn callback(
         .filter(|i| i.token == token)
         .cloned()
         .ok_or_else(crate::interactions::unknown_interaction)?;
+    let now = Interactions::now_ms();
     let kind = Callback::parse(pending.kind, body.get("type").and_then(Value::as_u64));
-    if let (Ok(Callback::Message | Callback::Update), true) = (&kind, pending.acknowledged.is_none()) {
+    let open = pending.acknowledged.is_none() && crate::interactions::in_callback_window(pending.created_ms, now);
+    if let (Ok(Callback::Message | Callback::Update), true) = (&kind, open) {
         check_message_body(&data, matches!(kind, Ok(Callback::Message)))?;
     }
-    let i = store.acknowledge(
-        id,
-        &token,
-        body.get("type").and_then(Value::as_u64),
-        Interactions::now_ms(),
-    )?;
+    let i = store.acknowledge(id, &token, body.get("type").and_then(Value::as_u64), now)?;
     let callback = i.acknowledged.expect("acknowledged above");
     let (original, message) = match callback {
         Callback::Message | Callback::DeferredMessage => {
