@@ -531,6 +531,18 @@ async fn web_page_uses_slash_commands_and_shows_edits_and_attachments() {
     assert_eq!(shown["image"]["width"], 1, "the image is shown inline: {shown}");
     assert_eq!(shown["links"], json!(["📎 notes.txt (2 bytes)"]), "{shown}");
 
+    // A screenshot for humans to look at.
+    let shot = cdp
+        .call("Page.captureScreenshot", json!({"format": "png"}))
+        .await
+        .unwrap_or_else(|e| panic!("Page.captureScreenshot failed: {e}"));
+    let out = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("web_page_commands.png");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, base64_decode(shot["data"].as_str().expect("screenshot data"))).unwrap();
+    eprintln!("screenshot: {}", out.display());
+
     drop(cdp);
     drop(browser);
     sandbox.stop().await;
