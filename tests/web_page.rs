@@ -1,12 +1,16 @@
 //! The sandbox's web page (`crates/sandbox/src/web/index.html`) works in a real browser: headless
 //! Chromium, driven over the Chrome DevTools Protocol, shows the channels and DMs, posts a
-//! human's message through the composer, and renders the agent's reply.
+//! human's message through the composer, and renders the agent's reply; it uses a bot's slash
+//! command as a human, shows the bot's response, its later edit (marked "(edited)") and its
+//! attachments (images inline, other files as links).
 //!
 //! Needs `chromium` on PATH (Debian: `apt-get install chromium`). Without it the test fails;
 //! `make test` installs it when it can, and otherwise leaves the test out and says so
 //! (`tests/tools.sh`).
 
 mod common;
+#[path = "support/gateway_client.rs"]
+mod gateway_client;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -224,32 +228,7 @@ async fn web_page_lists_channels_posts_and_shows_the_reply() {
     sb.wait_connected(&["Ada", "Basil"]).await;
     let ada_id = sb.id_of("users", "Ada").await;
 
-    let mut browser = Browser::launch(&chromium);
-    let port = browser.devtools_port().await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let ws_url = wait_for("a page target in DevTools /json/list", || async {
-        let targets: Vec<Value> = http
-            .get(format!("http://127.0.0.1:{port}/json/list"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        targets
-            .iter()
-            .find(|t| t["type"] == "page")
-            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
-            .map(String::from)
-    })
-    .await;
-    let mut cdp = Cdp::connect(&ws_url).await;
-
-    let nav = cdp
-        .call("Page.navigate", json!({"url": format!("{url}/#channel=general")}))
-        .await
-        .unwrap_or_else(|e| panic!("Page.navigate failed: {e}"));
-    assert!(nav.get("errorText").is_none(), "navigation failed: {nav}");
+    let (browser, mut cdp) = open_page(&chromium, &format!("{url}/#channel=general")).await;
 
     // The navigation lists the text channels and one DM entry per bot, and opens #general.
     let nav_state = cdp
@@ -359,4 +338,212 @@ async fn web_page_lists_channels_posts_and_shows_the_reply() {
     drop(cdp);
     drop(browser);
     running.stop().await;
+}
+
+/// Opens `url` in a fresh headless Chromium; returns the browser (killed on drop) and a
+/// DevTools connection to its page.
+async fn open_page(chromium: &Path, url: &str) -> (Browser, Cdp) {
+    let mut browser = Browser::launch(chromium);
+    let port = browser.devtools_port().await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let ws_url = wait_for("a page target in DevTools /json/list", || async {
+        let targets: Vec<Value> = http
+            .get(format!("http://127.0.0.1:{port}/json/list"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        targets
+            .iter()
+            .find(|t| t["type"] == "page")
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            .map(String::from)
+    })
+    .await;
+    let mut cdp = Cdp::connect(&ws_url).await;
+    let nav = cdp
+        .call("Page.navigate", json!({"url": url}))
+        .await
+        .unwrap_or_else(|e| panic!("Page.navigate failed: {e}"));
+    assert!(nav.get("errorText").is_none(), "navigation failed: {nav}");
+    (browser, cdp)
+}
+
+/// A 1×1 PNG, as an attachment URL the browser can load without a network.
+const DOT_PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_page_uses_slash_commands_and_shows_edits_and_attachments() {
+    let Some(chromium) = find_chromium() else {
+        common::tool_missing("chromium", "Debian: apt-get install chromium");
+    };
+    let token = "sandbox.ada";
+    let bots = [("Ada".to_string(), token.to_string())];
+    let spec = troupe::sandbox::spec::WorldSpec::default();
+    let sandbox = troupe::sandbox::Sandbox::start(&spec, &bots, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = sandbox.url();
+    let ada = sandbox
+        .shared()
+        .world
+        .lock()
+        .unwrap()
+        .user_by_name("Ada")
+        .unwrap()
+        .id
+        .to_string();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    // The bot: a raw gateway session, and a /roll command registered over REST.
+    let mut bot =
+        gateway_client::Gateway::hello(&format!("ws://{}/gateway?v=10&encoding=json", sandbox.addr()), false).await;
+    bot.identify(token, (1 << 9) | (1 << 15)).await;
+    bot.dispatch("READY").await;
+    let roll = json!({"name": "roll", "description": "Roll a die", "options": [
+        {"type": 4, "name": "sides", "description": "Sides", "required": true},
+        {"type": 3, "name": "mood", "description": "Mood", "choices": [{"name": "Calm", "value": "calm"}, {"name": "Angry", "value": "angry"}]},
+    ]});
+    let registered = http
+        .post(format!("{url}/api/v10/applications/{ada}/commands"))
+        .header("authorization", format!("Bot {token}"))
+        .json(&roll)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+
+    let (browser, mut cdp) = open_page(&chromium, &format!("{url}/#channel=general")).await;
+    cdp.wait_eval(
+        "the page to offer /roll",
+        r#"[...document.getElementById('command').options].map((o) => o.textContent)"#,
+        |v| v == &json!(["/roll (Ada)"]),
+    )
+    .await;
+    let used = cdp
+        .eval(
+            r#"(() => {
+                document.getElementById('author').value = 'alice';
+                document.querySelector('#command-options [data-name="sides"]').value = '20';
+                document.querySelector('#command-options [data-name="mood"]').value = 'angry';
+                document.getElementById('slash').requestSubmit();
+                return document.getElementById('slash').hidden;
+            })()"#,
+        )
+        .await;
+    assert_eq!(
+        used,
+        Some(json!(false)),
+        "could not fill in and submit the command form"
+    );
+
+    let interaction = bot.dispatch("INTERACTION_CREATE").await;
+    assert_eq!(interaction["data"]["name"], "roll");
+    assert_eq!(
+        interaction["data"]["options"],
+        json!([{"name": "sides", "type": 4, "value": 20}, {"name": "mood", "type": 3, "value": "angry"}])
+    );
+    assert_eq!(interaction["member"]["user"]["username"], "alice");
+    let (id, itoken) = (
+        interaction["id"].as_str().unwrap(),
+        interaction["token"].as_str().unwrap(),
+    );
+    let answered = http
+        .post(format!("{url}/api/v10/interactions/{id}/{itoken}/callback"))
+        .json(&json!({"type": 4, "data": {"content": "You rolled 13"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 204);
+    let response = bot.dispatch("MESSAGE_CREATE").await;
+    let message_id = response["id"].as_str().unwrap().to_string();
+    let message = |id: &str| {
+        format!(
+            r#"(() => {{
+                const m = document.querySelector('#messages .msg[data-id="{id}"]');
+                if (!m) return null;
+                const img = m.querySelector('img.attachment');
+                return {{
+                    used: m.querySelector('.used') && m.querySelector('.used').textContent,
+                    who: m.querySelector('.who').textContent,
+                    content: m.querySelector('.content').textContent,
+                    edited: !!m.querySelector('.edited'),
+                    image: img && {{ alt: img.alt, width: img.naturalWidth, complete: img.complete }},
+                    links: [...m.querySelectorAll('a.attachment')].map((a) => a.textContent),
+                }};
+            }})()"#
+        )
+    };
+    let shown = cdp
+        .wait_eval("the page to show Ada's response", &message(&message_id), |v| {
+            v.is_object()
+        })
+        .await;
+    assert_eq!(shown["used"], "⤷ alice used /roll", "{shown}");
+    assert_eq!(
+        (shown["who"].as_str(), shown["content"].as_str()),
+        (Some("Ada"), Some("You rolled 13")),
+        "{shown}"
+    );
+    assert_eq!(shown["edited"], false, "{shown}");
+
+    // The bot edits its response: the page replaces the content and marks it edited.
+    let edited = http
+        .patch(format!("{url}/api/v10/webhooks/{ada}/{itoken}/messages/@original"))
+        .json(&json!({"content": "You rolled 14"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), 200);
+    assert_eq!(bot.dispatch("MESSAGE_UPDATE").await["content"], "You rolled 14");
+    let shown = cdp
+        .wait_eval("the page to show the edit", &message(&message_id), |v| {
+            v["edited"] == true
+        })
+        .await;
+    assert_eq!(shown["content"], "You rolled 14(edited)", "{shown}");
+
+    // Attachments, as a message's JSON carries them (uploads are another route's job): the
+    // image inline and loaded, the text file as a link.
+    sandbox
+        .shared()
+        .world
+        .lock()
+        .unwrap()
+        .message_extras
+        .entry(message_id.parse().unwrap())
+        .or_default()
+        .insert(
+            "attachments".into(),
+            json!([
+                {"id": "1", "filename": "dot.png", "content_type": "image/png", "size": 70, "url": DOT_PNG, "proxy_url": DOT_PNG},
+                {"id": "2", "filename": "notes.txt", "content_type": "text/plain", "size": 2, "url": "data:text/plain,hi", "proxy_url": "data:text/plain,hi"},
+            ]),
+        );
+    let shown = cdp
+        .wait_eval("the page to show the attachments", &message(&message_id), |v| {
+            v["image"]["complete"] == true
+        })
+        .await;
+    assert_eq!(shown["image"]["alt"], "dot.png", "{shown}");
+    assert_eq!(shown["image"]["width"], 1, "the image is shown inline: {shown}");
+    assert_eq!(shown["links"], json!(["📎 notes.txt (2 bytes)"]), "{shown}");
+
+    // A screenshot for humans to look at.
+    let shot = cdp
+        .call("Page.captureScreenshot", json!({"format": "png"}))
+        .await
+        .unwrap_or_else(|e| panic!("Page.captureScreenshot failed: {e}"));
+    let out = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("web_page_commands.png");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, base64_decode(shot["data"].as_str().expect("screenshot data"))).unwrap();
+    eprintln!("screenshot: {}", out.display());
+
+    drop(cdp);
+    drop(browser);
+    sandbox.stop().await;
 }

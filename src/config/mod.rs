@@ -722,6 +722,20 @@ backend = "offline"
     }
 
     #[test]
+    fn sandbox_bots_name_their_privileged_intents() {
+        use crate::sandbox::spec::PrivilegedIntent;
+        let text = format!(
+            "[sandbox]\nbots = [{{ name = \"Echo\", privileged_intents = [\"GUILD_PRESENCES\"] }}, {{ name = \"Plain\" }}]\n{MINIMAL}"
+        );
+        let c = Config::parse("agents.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let bots = &c.sandbox.world.bots;
+        assert_eq!(bots[0].privileged_intents, Some(vec![PrivilegedIntent::GuildPresences]));
+        assert_eq!(bots[1].privileged_intents, None, "left out: the default grant");
+        let e = errors(&text.replace("GUILD_PRESENCES", "PRESENCE"));
+        assert!(e.contains("unknown variant `PRESENCE`"), "{e}");
+    }
+
+    #[test]
     fn the_sandbox_world_is_checked_like_the_sandbox_builds_it() {
         let text = "[sandbox]\nhumans = [\"alice\", \"Ada\"]\nbots = [{ name = \"Echo\" }]\n\
                     [[sandbox.guilds]]\nname = \"G\"\nchannels = [\n  { name = \"general\" },\n  \

@@ -111,6 +111,8 @@ pub struct RawBot {
     pub name: Spanned<String>,
     /// Its token (default `sandbox.<name>`).
     pub token: Option<String>,
+    /// Privileged intents granted (default MESSAGE_CONTENT and GUILD_MEMBERS).
+    pub privileged_intents: Option<Vec<crate::sandbox::spec::PrivilegedIntent>>,
 }
 
 /// `[discord]`.

@@ -71,6 +71,7 @@ pub(crate) fn world(raw: &RawSandbox, agents: &[RawAgent], err: &mut Report<'_>)
             .map(|b| BotSpec {
                 name: b.name.get_ref().clone(),
                 token: b.token.clone(),
+                privileged_intents: b.privileged_intents.clone(),
             })
             .collect(),
         heartbeat_interval_ms: raw.heartbeat_interval_ms.unwrap_or(defaults.heartbeat_interval_ms),

@@ -24,6 +24,8 @@ mod attachments;
 
 type ApiResult = Result<Response, ApiError>;
 
+mod interactions;
+
 /// Routes under `/sandbox`.
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -36,6 +38,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/threads", post(create_thread))
         .route("/requests", get(requests))
         .route("/latencies", get(latencies))
+        .merge(interactions::routes())
         .fallback(|| async { ApiError::not_found() })
 }
 

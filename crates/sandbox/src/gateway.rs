@@ -18,7 +18,10 @@ use super::world::{ChannelKind, Message, World};
 use super::Shared;
 
 pub mod events;
+use events::is_own;
 pub use events::EventKind;
+mod members;
+pub mod transport;
 
 /// Events kept per session for RESUME; older ones make a resume fail with INVALID_SESSION.
 pub const RESUME_BUFFER: usize = 4096;
@@ -29,6 +32,19 @@ pub const IDENTIFY_BUDGET: u32 = 1000;
 pub mod intents {
     /// GUILDS.
     pub const GUILDS: u64 = 1 << 0;
+    /// GUILD_MEMBERS (privileged).
+    pub const GUILD_MEMBERS: u64 = 1 << 1;
+    /// GUILD_PRESENCES (privileged).
+    pub const GUILD_PRESENCES: u64 = 1 << 8;
+    /// GUILD_MESSAGE_REACTIONS.
+    pub const GUILD_MESSAGE_REACTIONS: u64 = 1 << 10;
+    /// DIRECT_MESSAGE_REACTIONS.
+    pub const DIRECT_MESSAGE_REACTIONS: u64 = 1 << 13;
+    /// The privileged intents: a bot must be granted them (4014 otherwise).
+    pub const PRIVILEGED: u64 = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT;
+    /// Every intent Discord defines (up to DIRECT_MESSAGE_POLLS, `1 << 25`); other bits are
+    /// invalid (4013).
+    pub const ALL_DEFINED: u64 = (1 << 26) - 1;
     /// GUILD_MESSAGES.
     pub const GUILD_MESSAGES: u64 = 1 << 9;
     /// DIRECT_MESSAGES.
@@ -132,13 +148,17 @@ impl Gateway {
             if session.intents & needed == 0 || !world.can_view(session.bot_id, msg.channel_id) {
                 continue;
             }
-            let own = msg.author == super::world::Author::User(session.bot_id);
+            let own = is_own(msg, session.bot_id);
             let content = session.intents & intents::MESSAGE_CONTENT != 0
                 || is_dm
                 || own
                 || msg.mentions.contains(&session.bot_id);
             let d = rendered[content as usize]
-                .get_or_insert_with(|| world.message_json(msg, content))
+                .get_or_insert_with(|| {
+                    let mut v = world.message_json(msg, content);
+                    members::add_message_members(world, msg, &mut v);
+                    v
+                })
                 .clone();
             session.push("MESSAGE_CREATE", d);
         }
@@ -215,12 +235,18 @@ impl Gateway {
     }
 }
 
-/// Serves one websocket connection until it closes.
-pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>) {
+/// Serves one websocket connection until it closes. `query` is the connection URL's query
+/// string (`v`, `encoding`, `compress`; see [`transport::parse_query`]).
+pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>, query: Option<String>) {
+    let params = match transport::parse_query(query.as_deref()) {
+        Ok(p) => p,
+        Err((code, reason)) => return close(&mut socket, code, reason).await,
+    };
+    let mut encoder = transport::Encoder::new(params);
     let conn_id = shared.gateway.next_conn.fetch_add(1, Ordering::Relaxed);
     let heartbeat = shared.world.lock().map(|w| w.heartbeat_interval_ms).unwrap_or(41_250);
     let hello = json!({"op": 10, "d": {"heartbeat_interval": heartbeat}, "s": null, "t": null});
-    if socket.send(WsMessage::Text(hello.to_string().into())).await.is_err() {
+    if socket.send(encoder.frame(&hello.to_string())).await.is_err() {
         return;
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
@@ -246,7 +272,7 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>) {
                 match payload.get("op").and_then(Value::as_u64) {
                     Some(1) => {
                         let ack = json!({"op": 11, "d": null, "s": null, "t": null}).to_string();
-                        if socket.send(WsMessage::Text(ack.into())).await.is_err() { break; }
+                        if socket.send(encoder.frame(&ack)).await.is_err() { break; }
                     }
                     Some(2) if session_id.is_some() => { close(&mut socket, 4005, "Already authenticated").await; break; }
                     Some(2) => match identify(&shared, &payload["d"], conn_id, &tx) {
@@ -258,10 +284,17 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>) {
                         Some(id) => session_id = Some(id),
                         None => {
                             let invalid = json!({"op": 9, "d": false, "s": null, "t": null}).to_string();
-                            if socket.send(WsMessage::Text(invalid.into())).await.is_err() { break; }
+                            if socket.send(encoder.frame(&invalid)).await.is_err() { break; }
                         }
                     },
-                    Some(3) | Some(4) | Some(8) if session_id.is_some() => {}
+                    // Presence and voice state updates, and requests for soundboard sounds (31),
+                    // are accepted and have no effect here: the sandbox has none of them.
+                    Some(3) | Some(4) | Some(31) if session_id.is_some() => {}
+                    Some(8) => match session_id.as_deref().map(|id| members::request_guild_members(&shared, id, &payload["d"])) {
+                        None => { close(&mut socket, 4003, "Not authenticated").await; break; }
+                        Some(Ok(())) => {}
+                        Some(Err((code, reason))) => { close(&mut socket, code, reason).await; break; }
+                    },
                     Some(_) | None => {
                         if session_id.is_none() { close(&mut socket, 4003, "Not authenticated").await; break; }
                         close(&mut socket, 4001, "Unknown opcode").await;
@@ -270,7 +303,7 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>) {
                 }
             }
             Some(out) = rx.recv() => match out {
-                Outbound::Frame(f) => if socket.send(WsMessage::Text(f.into())).await.is_err() { break; },
+                Outbound::Frame(f) => if socket.send(encoder.frame(&f)).await.is_err() { break; },
                 Outbound::Close(code, reason) => { close(&mut socket, code, reason).await; break; }
             }
         }
@@ -306,6 +339,7 @@ fn identify(
     let intents = d
         .get("intents")
         .and_then(Value::as_u64)
+        .filter(|i| i & !intents::ALL_DEFINED == 0)
         .ok_or((4013, "Invalid intent(s)"))?;
     let shard = d
         .get("shard")
@@ -324,6 +358,9 @@ fn identify(
     let bot_id = bot.id;
     if shared.gateway.refused(bot_id) {
         return Err((4000, "Unknown error"));
+    }
+    if intents & intents::PRIVILEGED & !world.granted_privileged_intents(bot_id) != 0 {
+        return Err((4014, "Disallowed intent(s)"));
     }
     {
         let mut counts = shared.gateway.identifies.lock().expect("gateway lock");

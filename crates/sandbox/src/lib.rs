@@ -13,17 +13,21 @@
 //! - [`rest`]: the REST API under `/api/v10` (messages, reactions, threads, webhooks, guilds,
 //!   multipart uploads) and the `/attachments/...` CDN.
 //! - [`control`]: `/sandbox/*`, the tester's API.
+//! - [`commands`]: applications' global and guild commands, and their validation.
+//! - [`interactions`]: interactions, their 3-second and 15-minute windows, ephemeral messages.
 //! - [`faults`]: injected REST errors, delays and dropped sessions.
 //! - [`timing`]: dispatch-to-reply timings on the sandbox's clock, for benchmarks.
 //! - [`error`]: Discord's error bodies.
 //! - [`snowflake`]: IDs with real timestamps.
 #![recursion_limit = "256"]
 
+pub mod commands;
 pub mod control;
 pub mod error;
 pub mod faults;
 pub mod gateway;
 pub mod image_size;
+pub mod interactions;
 pub mod mentions;
 pub mod render;
 pub mod rest;
@@ -36,7 +40,7 @@ pub mod world;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{OriginalUri, Request, State, WebSocketUpgrade};
+use axum::extract::{OriginalUri, RawQuery, Request, State, WebSocketUpgrade};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -70,6 +74,8 @@ pub struct Shared {
     pub timings: timing::Timings,
     /// `ws://ADDR`, the base of the gateway URL.
     pub ws_base: String,
+    /// Application commands, interactions and ephemeral messages (lock after `world`).
+    pub interactions: Mutex<interactions::Interactions>,
 }
 
 /// One REST request, as the request log shows it.
@@ -112,6 +118,7 @@ impl Sandbox {
             requests: Mutex::new(Vec::new()),
             timings: timing::Timings::default(),
             ws_base: format!("ws://{addr}"),
+            interactions: Mutex::default(),
         });
         let app = router(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -171,7 +178,12 @@ pub enum SandboxError {
 
 /// The whole HTTP surface: web page, gateway, REST, control API.
 pub fn router(shared: Arc<Shared>) -> Router {
-    let api = rest::routes().layer(middleware::from_fn_with_state(shared.clone(), rest_middleware));
+    let api = rest::routes()
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            rest::interactions::interaction_webhooks,
+        ))
+        .layer(middleware::from_fn_with_state(shared.clone(), rest_middleware));
     Router::new()
         .route("/", get(|| async { Html(include_str!("web/index.html")) }))
         .route("/gateway", get(upgrade))
@@ -181,9 +193,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(4 << 20)
-        .on_upgrade(move |socket| gateway::serve_connection(socket, shared))
+        .on_upgrade(move |socket| gateway::serve_connection(socket, shared, query))
         .into_response()
 }
 

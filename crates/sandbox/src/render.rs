@@ -200,6 +200,9 @@ impl World {
                 _ => Value::Null,
             };
         }
+        for (key, value) in self.message_extras.get(&m.id).into_iter().flatten() {
+            v[key] = value.clone();
+        }
         v
     }
 

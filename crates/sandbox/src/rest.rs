@@ -22,10 +22,14 @@ mod reactions;
 mod threads;
 pub(crate) mod uploads;
 mod webhooks;
+use webhooks::query_bool;
 
 pub use uploads::cdn_routes;
 
 type ApiResult = Result<Response, ApiError>;
+
+pub mod applications;
+pub mod interactions;
 
 /// Routes under `/api/v10`.
 pub fn routes() -> Router<Arc<Shared>> {
@@ -43,6 +47,8 @@ pub fn routes() -> Router<Arc<Shared>> {
         .merge(reactions::routes())
         .merge(threads::routes())
         .merge(webhooks::routes())
+        .merge(applications::routes())
+        .merge(interactions::routes())
         .layer(axum::extract::DefaultBodyLimit::max(uploads::BODY_LIMIT))
         .fallback(|| async { ApiError::not_found() })
 }

@@ -55,7 +55,39 @@ pub struct BotSpec {
     /// The token the bot authenticates with (`Authorization: Bot <token>`). Defaults to
     /// [`sandbox_token`] of the name.
     pub token: Option<String>,
+    /// The privileged gateway intents the bot's application is granted (Discord's developer
+    /// portal switches); an IDENTIFY asking for another is closed with 4014. `None` grants
+    /// [`DEFAULT_PRIVILEGED_INTENTS`], what troupe's agents need.
+    pub privileged_intents: Option<Vec<PrivilegedIntent>>,
 }
+
+/// A privileged gateway intent, as written in `[[sandbox.bots]] privileged_intents`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PrivilegedIntent {
+    /// GUILD_MEMBERS (`1 << 1`): member events, and op 8 for a whole member list.
+    GuildMembers,
+    /// GUILD_PRESENCES (`1 << 8`).
+    GuildPresences,
+    /// MESSAGE_CONTENT (`1 << 15`): content of messages that do not mention the bot.
+    MessageContent,
+}
+
+impl PrivilegedIntent {
+    /// The intent's bit.
+    pub fn bit(self) -> u64 {
+        match self {
+            Self::GuildMembers => 1 << 1,
+            Self::GuildPresences => 1 << 8,
+            Self::MessageContent => 1 << 15,
+        }
+    }
+}
+
+/// What a bot is granted unless its spec says otherwise (and what troupe's agents get):
+/// MESSAGE_CONTENT and GUILD_MEMBERS.
+pub const DEFAULT_PRIVILEGED_INTENTS: [PrivilegedIntent; 2] =
+    [PrivilegedIntent::MessageContent, PrivilegedIntent::GuildMembers];
 
 /// Where in a world a problem is: indexes into the spec's lists, or into the extra bots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,10 +365,12 @@ mod tests {
                 BotSpec {
                     name: "ALICE".into(),
                     token: None,
+                    privileged_intents: None,
                 },
                 BotSpec {
                     name: "Echo".into(),
                     token: Some(sandbox_token("Ada")),
+                    privileged_intents: None,
                 },
             ],
             ..WorldSpec::default()

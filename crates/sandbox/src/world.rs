@@ -24,6 +24,7 @@ pub use extras::{Attachment, Emoji, MessageExtras, Reaction, EDITABLE_FLAGS, MAX
 pub use reactions::parse_emoji;
 pub use threads::check_thread_name;
 pub use webhooks::WebhookEdit;
+mod stored;
 
 /// Permission bits the sandbox models.
 pub mod perms {
@@ -244,6 +245,12 @@ pub struct World {
     dm_index: HashMap<[u64; 2], u64>,
     /// Heartbeat interval the gateway announces.
     pub heartbeat_interval_ms: u64,
+    /// Privileged intents of bots whose spec names them (others get the default).
+    pub privileged_intents: HashMap<u64, u64>,
+    /// Fields a message's JSON carries beyond what [`Message`] models (interaction responses'
+    /// `type`, `interaction_metadata`, `application_id`, `flags`, `components`,
+    /// `edited_timestamp`); [`World::message_json`] lays them over its own.
+    pub message_extras: HashMap<u64, serde_json::Map<String, Value>>,
 }
 
 impl World {
@@ -264,13 +271,20 @@ impl World {
             webhooks: BTreeMap::new(),
             dm_index: HashMap::new(),
             heartbeat_interval_ms: spec.heartbeat_interval_ms.max(100),
+            privileged_intents: HashMap::new(),
+            message_extras: HashMap::new(),
         };
         for human in &spec.humans {
             world.add_user(human, None)?;
         }
         for bot in &spec.bots {
             let token = bot.token.clone().unwrap_or_else(|| sandbox_token(&bot.name));
-            world.add_user(&bot.name, Some(token))?;
+            let id = world.add_user(&bot.name, Some(token))?;
+            if let Some(granted) = &bot.privileged_intents {
+                world
+                    .privileged_intents
+                    .insert(id, granted.iter().fold(0, |bits, i| bits | i.bit()));
+            }
         }
         for (name, token) in extra_bots {
             world.add_user(name, Some(token.clone()))?;

@@ -1,13 +1,23 @@
 //! Dispatches that follow a message after its creation: MESSAGE_UPDATE, MESSAGE_DELETE,
 //! MESSAGE_DELETE_BULK, MESSAGE_REACTION_ADD/REMOVE/REMOVE_ALL/REMOVE_EMOJI and
-//! CHANNEL_PINS_UPDATE, each to the sessions whose bot sees the channel and asked for the intent.
+//! CHANNEL_PINS_UPDATE, each to the sessions whose bot sees the channel and asked for the intent;
+//! and INTERACTION_CREATE, to the application's bot.
 //! Payloads are built by pure functions so tests can check them against serenity's models.
 
 use serde_json::{json, Value};
 
-use super::{intents, Gateway};
+use super::{intents, members, Gateway};
 use crate::render::emoji_json;
 use crate::world::{Author, ChannelKind, Emoji, Message, World};
+
+/// Whether `bot` wrote `msg`: as itself, or as its application answering an interaction (the
+/// response's webhook ID is the application's, which is the bot's user ID). A bot always gets
+/// its own messages' content.
+pub(super) fn is_own(msg: &Message, bot: u64) -> bool {
+    match &msg.author {
+        Author::User(id) | Author::Webhook { id, .. } => *id == bot,
+    }
+}
 
 /// GUILD_MESSAGE_REACTIONS.
 pub const GUILD_MESSAGE_REACTIONS: u64 = 1 << 10;
@@ -131,24 +141,48 @@ impl Gateway {
         }
     }
 
-    /// MESSAGE_UPDATE with the whole edited message (content blanked for sessions without
-    /// MESSAGE_CONTENT, as for MESSAGE_CREATE). Call with the world locked.
+    /// Sends MESSAGE_UPDATE with the whole updated message (as Discord does since 2024), with
+    /// `member`s in guilds, and its content blanked for bots that lack MESSAGE_CONTENT unless
+    /// Discord still delivers it (DMs, mentions of the bot, the bot's own messages). Call with the
+    /// world locked.
     pub fn dispatch_message_update(&self, world: &World, msg: &Message) {
         let Some(channel) = world.channel(msg.channel_id) else {
             return;
         };
         let is_dm = matches!(channel.kind, ChannelKind::Dm { .. });
         let needed = needed_intent(EventKind::Messages, is_dm);
+        let render = |content: bool| {
+            let mut v = world.message_json(msg, content);
+            members::add_message_members(world, msg, &mut v);
+            v
+        };
+        let (full, blank) = (render(true), render(false));
         let mut sessions = self.sessions.lock().expect("gateway lock");
         for session in sessions.values_mut() {
             if session.intents & needed == 0 || !world.can_view(session.bot_id, msg.channel_id) {
                 continue;
             }
+            let own = is_own(msg, session.bot_id);
             let content = session.intents & intents::MESSAGE_CONTENT != 0
                 || is_dm
-                || msg.author == Author::User(session.bot_id)
+                || own
                 || msg.mentions.contains(&session.bot_id);
-            session.push("MESSAGE_UPDATE", world.message_json(msg, content));
+            session.push("MESSAGE_UPDATE", if content { full.clone() } else { blank.clone() });
+        }
+    }
+
+    /// Sends MESSAGE_DELETE. Call with the world locked, the message already gone.
+    pub fn dispatch_message_delete(&self, world: &World, channel_id: u64, message_id: u64) {
+        let d = message_delete(world, channel_id, message_id);
+        self.dispatch_channel_event(world, channel_id, EventKind::Messages, "MESSAGE_DELETE", &d);
+    }
+
+    /// Sends INTERACTION_CREATE to every session of the application's bot. Interactions need
+    /// no intent.
+    pub fn dispatch_interaction_create(&self, application_bot: u64, d: &Value) {
+        let mut sessions = self.sessions.lock().expect("gateway lock");
+        for session in sessions.values_mut().filter(|s| s.bot_id == application_bot) {
+            session.push("INTERACTION_CREATE", d.clone());
         }
     }
 }
@@ -203,5 +237,19 @@ mod tests {
         assert_eq!(needed_intent(EventKind::Reactions, false), GUILD_MESSAGE_REACTIONS);
         assert_eq!(needed_intent(EventKind::Pins, false), intents::GUILDS);
         assert_eq!(needed_intent(EventKind::Messages, true), intents::DIRECT_MESSAGES);
+    }
+
+    #[test]
+    fn a_bots_interaction_responses_are_its_own_messages() {
+        let (mut w, alice, ada, general) = crate::world::tests::world();
+        let hook = Author::Webhook {
+            id: ada,
+            username: "Ada".into(),
+            avatar_url: None,
+        };
+        let response = w.insert_message(general, hook, "rolled".into()).unwrap();
+        let human = w.insert_message(general, Author::User(alice), "hi".into()).unwrap();
+        assert!(is_own(&response, ada) && !is_own(&response, alice));
+        assert!(is_own(&human, alice) && !is_own(&human, ada));
     }
 }

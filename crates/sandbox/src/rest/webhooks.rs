@@ -231,7 +231,7 @@ struct ExecuteParams {
 }
 
 /// A boolean query-string value: Discord takes `true`/`True`/`1` and `false`/`False`/`0`.
-fn query_bool(name: &str, v: Option<&str>) -> Result<bool, ApiError> {
+pub(super) fn query_bool(name: &str, v: Option<&str>) -> Result<bool, ApiError> {
     match v {
         None | Some("false" | "False" | "0") => Ok(false),
         Some("true" | "True" | "1") => Ok(true),
