@@ -34,6 +34,8 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/threads", post(create_thread))
         .route("/requests", get(requests))
         .route("/latencies", get(latencies))
+        .route("/ca.pem", get(super::tunnel::ca_pem))
+        .route("/ratelimits", post(super::throttle::set_enforced))
         .fallback(|| async { ApiError::not_found() })
 }
 
