@@ -136,6 +136,40 @@ async fn message_buckets_count_down_and_a_429_agrees_with_itself() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowmode_429_says_20016_and_its_wait_in_body_and_header() {
+    let mut spec = WorldSpec::default();
+    spec.guilds[0].channels[0].slowmode = 30;
+    let bots = [("Ada".to_string(), ADA.to_string())];
+    let sandbox = Sandbox::start(&spec, &bots, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let channel = Control::new(&sandbox.url())
+        .id_of("channels", &spec.guilds[0].channels[0].name)
+        .await;
+    let http = discord_client(&sandbox);
+    let post = || {
+        http.post(format!("https://discord.com/api/v10/channels/{channel}/messages"))
+            .header("authorization", format!("Bot {ADA}"))
+            .json(&json!({"content": "hi"}))
+            .send()
+    };
+    assert_eq!(post().await.unwrap().status(), StatusCode::OK);
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&r, "via"), "1.1 google");
+    assert_eq!(header(&r, "x-ratelimit-scope"), "user");
+    // The route's bucket is not what refused it: it still has room.
+    assert_eq!(header(&r, "x-ratelimit-remaining"), "3");
+    let retry_header: f64 = header(&r, "retry-after").parse().unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], 20016);
+    let retry_after = body["retry_after"].as_f64().unwrap();
+    assert!(retry_after > 0.0 && retry_after <= 30.0, "{body}");
+    assert_eq!(retry_header, retry_after.ceil());
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_global_limit_is_fifty_requests_a_second_per_bot() {
     let sandbox = sandbox().await;
     let http = discord_client(&sandbox);

@@ -34,6 +34,7 @@ pub mod tls;
 pub mod tunnel;
 pub mod world;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -127,15 +128,20 @@ impl Sandbox {
         let tunnelled_app = app.clone().layer(axum::Extension(tunnel::Tunnelled));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            // Both servers live in this task and stop together: dropping a graceful server
+            // (when `stop` aborts the task) also closes the connections it spawned.
+            let (tls_stop, tls_stopped) = oneshot::channel::<()>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;
+                let _ = tls_stop.send(());
             });
-            // The tunnel's connections end with the plain server's task (aborted on stop).
-            let tls = tokio::spawn(async move { axum::serve(tunnelled, tunnelled_app).await });
-            if let Err(e) = serve.await {
+            let tls = axum::serve(tunnelled, tunnelled_app).with_graceful_shutdown(async {
+                let _ = tls_stopped.await;
+            });
+            let (served, _) = tokio::join!(serve.into_future(), tls.into_future());
+            if let Err(e) = served {
                 tracing::error!(error = %e, "sandbox server failed");
             }
-            tls.abort();
         });
         Ok(Self {
             addr,
@@ -240,9 +246,9 @@ async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: 
         (Err(limited), _) => (*limited, None),
         (Ok(bucket), Some(err)) => {
             let bucket = throttle::injected(&err, bucket);
-            (err.into_response(), Some(bucket))
+            (err.into_response(), bucket)
         }
-        (Ok(bucket), None) => (next.run(req).await, Some(bucket)),
+        (Ok(bucket), None) => (next.run(req).await, bucket),
     };
     if resp.status().is_client_error() || resp.status().is_server_error() {
         resp = discord_error_body(resp);

@@ -87,6 +87,8 @@ pub enum Verdict {
     Allowed(Bucket),
     /// The route's bucket is empty: 429 until it resets (`reset_after`).
     Limited(Bucket),
+    /// Limits are off: serve it, and report no bucket.
+    Unlimited,
     /// The bot's global limit is spent: 429 with `global: true` for `retry_after`.
     Global {
         /// Until the global window ends.
@@ -124,21 +126,24 @@ impl Window {
 pub struct RateLimits {
     buckets: HashMap<(String, String, String), (Option<Window>, Duration)>,
     global: HashMap<String, Option<Window>>,
-    /// Count but refuse nothing (`POST /sandbox/ratelimits`), for protocol tests that are not
-    /// about rate limits.
-    lenient: bool,
+    /// No limits at all (`POST /sandbox/ratelimits`), for tests and benchmarks that are not
+    /// about rate limits: nothing is counted or refused, and no bucket is reported.
+    off: bool,
 }
 
 impl RateLimits {
-    /// Whether requests over a limit are refused (the default) or only counted.
+    /// Whether limits apply (the default), or the sandbox is a server without any.
     pub fn set_enforced(&mut self, enforced: bool) {
-        self.lenient = !enforced;
+        self.off = !enforced;
     }
 
     /// Counts a request by `bot` (its user ID; `None` for unauthenticated calls such as webhook
     /// executions, which only their route limits) on `route` at `now`. A request refused by the
     /// global limit does not use the route's bucket.
     pub fn check(&mut self, bot: Option<&str>, route: &Route, now: Instant) -> Verdict {
+        if self.off {
+            return Verdict::Unlimited;
+        }
         if self.buckets.len() >= PRUNE_AT {
             self.buckets
                 .retain(|_, (w, len)| w.is_some_and(|w| now < w.started + *len));
@@ -146,9 +151,7 @@ impl RateLimits {
         if let Some(bot) = bot {
             let slot = self.global.entry(bot.to_string()).or_default();
             if let (None, left) = Window::take(slot, GLOBAL_PER_SECOND, Duration::from_secs(1), now) {
-                if !self.lenient {
-                    return Verdict::Global { retry_after: left };
-                }
+                return Verdict::Global { retry_after: left };
             }
         }
         let key = (
@@ -165,8 +168,8 @@ impl RateLimits {
             reset_after,
         };
         match remaining {
-            None if !self.lenient => Verdict::Limited(bucket),
-            _ => Verdict::Allowed(bucket),
+            Some(_) => Verdict::Allowed(bucket),
+            None => Verdict::Limited(bucket),
         }
     }
 }
@@ -291,16 +294,16 @@ mod tests {
     }
 
     #[test]
-    fn lenient_limits_count_but_refuse_nothing() {
+    fn limits_turned_off_refuse_nothing_until_turned_on() {
         let mut limits = RateLimits::default();
         limits.set_enforced(false);
         let t0 = Instant::now();
         let r = route_of("POST", "/channels/1/messages");
         for _ in 0..GLOBAL_PER_SECOND + 1 {
-            assert!(matches!(limits.check(Some("bot"), &r, t0), Verdict::Allowed(_)));
+            assert_eq!(limits.check(Some("bot"), &r, t0), Verdict::Unlimited);
         }
         limits.set_enforced(true);
-        assert!(matches!(limits.check(Some("bot"), &r, t0), Verdict::Global { .. }));
+        assert!(matches!(limits.check(Some("bot"), &r, t0), Verdict::Allowed(_)));
     }
 
     #[test]

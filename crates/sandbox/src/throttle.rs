@@ -20,8 +20,8 @@ use super::{snowflake, Shared};
 pub const VIA: &str = "1.1 google";
 
 /// Counts a request by `bot` (its user ID) against its route and the global limit: `Ok` with
-/// the route's bucket after it, or the 429 to answer with instead of serving it.
-pub fn admit(shared: &Shared, method: &str, path: &str, bot: Option<&str>) -> Result<Bucket, Box<Response>> {
+/// the route's bucket after it (`None` when limits are off), or the 429 to answer with instead.
+pub fn admit(shared: &Shared, method: &str, path: &str, bot: Option<&str>) -> Result<Option<Bucket>, Box<Response>> {
     let route = ratelimit::route_of(method, path);
     let verdict = shared
         .ratelimits
@@ -29,7 +29,8 @@ pub fn admit(shared: &Shared, method: &str, path: &str, bot: Option<&str>) -> Re
         .expect("rate limits lock")
         .check(bot, &route, Instant::now());
     match verdict {
-        Verdict::Allowed(bucket) => Ok(bucket),
+        Verdict::Allowed(bucket) => Ok(Some(bucket)),
+        Verdict::Unlimited => Ok(None),
         Verdict::Limited(bucket) => {
             let mut resp = limited(bucket.reset_after, false);
             put_bucket(resp.headers_mut(), &bucket);
@@ -44,8 +45,9 @@ pub fn admit(shared: &Shared, method: &str, path: &str, bot: Option<&str>) -> Re
     }
 }
 
-/// `POST /sandbox/ratelimits` with `{"enforce": false}`: requests over a limit are served
-/// (still counted, headers and all) until `{"enforce": true}`. On by default.
+/// `POST /sandbox/ratelimits` with `{"enforce": false}`: no rate limits (nothing refused, no
+/// `X-RateLimit-*` headers, so clients do not wait either) until `{"enforce": true}`. On by
+/// default; for tests and benchmarks that are not about rate limits.
 pub async fn set_enforced(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let enforce = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
@@ -63,15 +65,16 @@ pub async fn set_enforced(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
 
 /// The bucket an injected error reports: an injected 429 says its bucket is empty until its
 /// `retry_after`, as a real one would; other errors leave the bucket as counted.
-pub fn injected(err: &ApiError, bucket: Bucket) -> Bucket {
-    match err.body.get("retry_after").and_then(|v| v.as_f64()) {
+pub fn injected(err: &ApiError, bucket: Option<Bucket>) -> Option<Bucket> {
+    let bucket = bucket?;
+    Some(match err.body.get("retry_after").and_then(|v| v.as_f64()) {
         Some(secs) if err.status == 429 => Bucket {
             remaining: 0,
             reset_after: Duration::from_secs_f64(secs.max(0.0)),
             ..bucket
         },
         _ => bucket,
-    }
+    })
 }
 
 /// Finishes an answer: the bucket's `X-RateLimit-*` headers (unless already there), the scope

@@ -17,6 +17,9 @@ use tokio_rustls::server::TlsStream;
 use super::tls::{self, Authority};
 use super::Shared;
 
+/// How long a tunnel's client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One tunnelled connection, its TLS terminated.
 pub type TlsConnection = TlsStream<TokioIo<hyper::upgrade::Upgraded>>;
 
@@ -110,11 +113,14 @@ pub async fn intercept(State(shared): State<Arc<Shared>>, mut req: Request, next
             Ok(u) => u,
             Err(e) => return tracing::debug!(error = %e, "tunnel upgrade failed"),
         };
-        match acceptor.accept(TokioIo::new(upgraded)).await {
-            Ok(tls) => {
+        // A client that opens a tunnel and says nothing is not waited for forever.
+        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(TokioIo::new(upgraded)));
+        match handshake.await {
+            Ok(Ok(tls)) => {
                 let _ = connections.send(tls);
             }
-            Err(e) => tracing::debug!(error = %e, "tunnel TLS handshake failed"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "tunnel TLS handshake failed"),
+            Err(_) => tracing::debug!("tunnel TLS handshake timed out"),
         }
     });
     Response::new(Body::empty())
