@@ -116,3 +116,56 @@ fn limited(retry_after: Duration, global: bool) -> Response {
     }
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket() -> Bucket {
+        Bucket {
+            id: ratelimit::bucket_id("POST /channels/{channel_id}/messages"),
+            limit: 5,
+            remaining: 3,
+            reset_after: Duration::from_millis(4_200),
+        }
+    }
+
+    fn header<'a>(resp: &'a Response, name: &str) -> &'a str {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn an_injected_429_reports_its_bucket_empty_until_its_retry_after() {
+        let b = injected(&ApiError::rate_limited(1.5), Some(bucket())).unwrap();
+        assert_eq!((b.remaining, b.reset_after), (0, Duration::from_millis(1_500)));
+        let b = injected(&ApiError::server_error(502), Some(bucket())).unwrap();
+        assert_eq!(b, bucket());
+        assert_eq!(injected(&ApiError::rate_limited(1.5), None), None);
+    }
+
+    #[test]
+    fn a_429_gets_its_scope_and_every_answer_via_and_its_bucket() {
+        let mut resp = ApiError::slowmode(2.5).into_response();
+        finish(&mut resp, Some(&bucket()));
+        assert_eq!(header(&resp, "retry-after"), "3");
+        assert_eq!(header(&resp, "x-ratelimit-scope"), "user");
+        assert_eq!(header(&resp, "x-ratelimit-remaining"), "3");
+        assert_eq!(header(&resp, "via"), VIA);
+
+        let mut resp = limited(Duration::from_millis(250), true);
+        resp.headers_mut()
+            .insert("x-ratelimit-global", HeaderValue::from_static("true"));
+        finish(&mut resp, None);
+        assert_eq!(header(&resp, "x-ratelimit-scope"), "global");
+        assert_eq!(header(&resp, "retry-after"), "1");
+        assert!(resp.headers().get("x-ratelimit-bucket").is_none());
+
+        let mut ok = Json(serde_json::json!({})).into_response();
+        finish(&mut ok, None);
+        assert_eq!(header(&ok, "via"), VIA);
+        assert!(ok.headers().get("x-ratelimit-scope").is_none());
+    }
+}
