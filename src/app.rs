@@ -254,6 +254,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             }
         },
     };
+    let route = discord_route(&config, sandbox.as_ref(), sandbox_url.as_deref()).await?;
     let gauges = Arc::new(Gauges::default());
     let exits = ExitRequests::new();
     let pools: HashMap<String, Arc<Pool>> = config
@@ -287,7 +288,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             config: agent.clone(),
             backend,
             token,
-            api_base: sandbox_url.clone().or_else(|| config.discord_api_url.clone()),
+            route: route.clone(),
             pool: pools[agent.backend.as_str()].clone(),
             store: store.clone(),
             conversations: config.conversations,
@@ -418,6 +419,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<O
 
 /// Makes sure a remote sandbox knows every agent's bot (it may have been started with another
 /// configuration), registering the missing ones through its control API.
+/// How agents reach Discord's API. In sandbox mode, the same `https://discord.com` as live
+/// mode, through the sandbox's CONNECT proxy and trusting its CA (read from the in-process
+/// sandbox, or `GET /sandbox/ca.pem` of a remote one).
+async fn discord_route(
+    config: &Config,
+    sandbox: Option<&Sandbox>,
+    sandbox_url: Option<&str>,
+) -> Result<crate::discord::Route, AppError> {
+    use crate::discord::Route;
+    let Some(url) = sandbox_url else {
+        return Ok(config.discord_api_url.clone().map_or(Route::Discord, Route::ApiBase));
+    };
+    let err = |e: crate::discord::route::RouteError| AppError::RemoteSandbox {
+        url: url.to_string(),
+        reason: e.to_string(),
+    };
+    let ca = match sandbox {
+        Some(sandbox) => sandbox.ca_pem().to_string(),
+        None => Route::fetch_sandbox_ca(url).await.map_err(err)?,
+    };
+    Route::sandbox(url, &ca).map_err(err)
+}
+
 async fn register_bots(url: &str, config: &Config) -> Result<(), AppError> {
     let err = |reason: String| AppError::RemoteSandbox {
         url: url.to_string(),

@@ -127,6 +127,13 @@ async fn troupe_restarts_against_a_sandbox_that_keeps_its_world() {
     }
     // The sandbox kept both rounds: two questions, two answers.
     assert_eq!(sb.messages("general").await.len(), 4);
+    // Against a remote sandbox too, troupe's REST went to https://discord.com through the
+    // sandbox's proxy, with the CA it read from /sandbox/ca.pem.
+    let requests = sb.requests().await;
+    assert!(
+        !requests.is_empty() && requests.iter().all(|r| r["tls"] == true),
+        "{requests:#?}"
+    );
 }
 
 #[test]

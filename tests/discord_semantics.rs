@@ -429,7 +429,7 @@ async fn a_rejected_reply_is_not_retried_not_remembered_and_given_up_with_the_no
     let sb = Control::new(running.sandbox_url().unwrap());
     sb.wait_connected(&["Ada"]).await;
     settle(&sb, &["Ada"]).await; // startup replay done: the next /messages call is the reply
-    sb.faults(json!({"rest": {"status": 400, "count": 1, "path_contains": "/messages"}}))
+    sb.faults(json!({"rest": {"status": 400, "count": 1, "path_contains": "/messages", "method": "POST"}}))
         .await;
     let first = sb.say("general", "alice", "<@Ada> first").await;
     let second = sb.say("general", "alice", "<@Ada> second").await;

@@ -135,6 +135,9 @@ async fn answers_a_burst_in_id_order(extra: &str) -> Vec<u64> {
     let running = troupe::app::start(config).await.unwrap();
     let sb = Control::new(running.sandbox_url().unwrap());
     sb.wait_connected(&["Ada"]).await;
+    // About ordering, not Discord's 5 messages per 5 s per channel (40 replies would wait 35 s
+    // for it; tests/rate_limits.rs covers that).
+    sb.enforce_rate_limits(false).await;
 
     // Dispatched back to back; serenity's per-event handler tasks would deliver them in any
     // order, so the agent takes them from a collector in gateway order (`discord::ordered`).

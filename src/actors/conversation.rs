@@ -855,7 +855,7 @@ mod tests {
             config: config.agents[0].clone(),
             backend: crate::llm::Backend::from_config(&config.backends["b"]).unwrap(),
             token: crate::secret::Secret::new("unused"),
-            api_base: None,
+            route: Default::default(),
             pool: crate::llm::pool::Pool::new(1, 10),
             store: crate::store::Store::open(dir).unwrap(),
             conversations: config.conversations,

@@ -49,7 +49,7 @@ impl Actor for GatewayActor {
         let agent = args.agent.clone();
         let connection = GatewayConnection::connect(
             &args.spec.token,
-            args.spec.api_base.as_deref(),
+            &args.spec.route,
             Arc::new(move |ev| {
                 let _ = agent.cast(AgentMsg::Gateway(ev));
             }),

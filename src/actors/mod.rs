@@ -76,8 +76,8 @@ pub struct AgentSpec {
     pub backend: Backend,
     /// Its bot token.
     pub token: Secret,
-    /// REST/gateway base replacing `https://discord.com` (the sandbox's URL), or `None` for Discord.
-    pub api_base: Option<String>,
+    /// How its REST requests reach `https://discord.com` (directly, or through the sandbox).
+    pub route: crate::discord::Route,
     /// The backend's worker pool (shared by every agent on that backend).
     pub pool: Arc<Pool>,
     /// The store.

@@ -1,5 +1,5 @@
-//! One serenity client per bot token: connects to Discord (or the sandbox, through serenity's
-//! API proxy setting) and forwards what happens as [`GatewayEvent`]s to a callback. Also builds
+//! One serenity client per bot token: connects to Discord (in sandbox mode, over the sandbox's
+//! HTTPS proxy, [`super::route`]) and forwards what happens as [`GatewayEvent`]s to a callback. Also builds
 //! bots' REST clients ([`http_client`]), on one process-wide HTTP connection pool.
 
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use serenity::gateway::{ConnectionStage, ShardManager};
 use tokio::task::JoinHandle;
 
 use super::ordered::OrderedSource;
+use super::route::Route;
 use crate::message::{BotIdentity, Inbound};
 use crate::secret::Secret;
 
@@ -147,21 +148,25 @@ fn shared_reqwest() -> Option<reqwest::Client> {
         .clone()
 }
 
-/// A REST client for a token; `api_base` (e.g. the sandbox's `http://127.0.0.1:8686`) replaces
-/// `https://discord.com`, and then serenity's own rate limiter is off, as its proxy needs.
-/// Build one per bot and share it (`Arc`, [`super::Rest`]): serenity's rate limiter lives in the
-/// client, so two clients for one token would not see each other's buckets. The gateway's
-/// serenity client is the exception: its `ClientBuilder` takes an `Http` by value, so
-/// [`GatewayConnection::connect`] builds a second one, which serenity uses to connect and troupe
-/// never sends with.
-pub fn http_client(token: &Secret, api_base: Option<&str>) -> Http {
+/// A REST client for a token, with serenity's rate limiter on, for `https://discord.com` over
+/// `route` (in sandbox mode, the sandbox's HTTPS proxy and CA); only an `ApiBase` route (a
+/// rate-limiting proxy) turns the limiter off. Build one per bot and share it (`Arc`,
+/// [`super::Rest`]): serenity's rate limiter lives in the client, so two clients for one token
+/// would not see each other's buckets. The gateway's serenity client is the exception: its
+/// `ClientBuilder` takes an `Http` by value, so [`GatewayConnection::connect`] builds a second
+/// one, which serenity uses to connect and troupe never sends with.
+pub fn http_client(token: &Secret, route: &Route) -> Http {
     let mut builder = HttpBuilder::new(token.expose());
-    if let Some(client) = shared_reqwest() {
+    let client = match route {
+        Route::Sandbox(client) => Some(client.clone()),
+        Route::Discord | Route::ApiBase(_) => shared_reqwest(),
+    };
+    if let Some(client) = client {
         builder = builder.client(client);
     }
-    match api_base {
-        Some(base) => builder.proxy(base).ratelimiter_disabled(true).build(),
-        None => builder.build(),
+    match route {
+        Route::ApiBase(base) => builder.proxy(base).ratelimiter_disabled(true).build(),
+        Route::Discord | Route::Sandbox(_) => builder.build(),
     }
 }
 
@@ -188,11 +193,11 @@ impl GatewayConnection {
     /// stops by itself (fatal gateway error), with the reason.
     pub async fn connect(
         token: &Secret,
-        api_base: Option<&str>,
+        route: &Route,
         sink: EventSink,
         on_end: Box<dyn FnOnce(String) + Send>,
     ) -> Result<Self, GatewayError> {
-        let http = http_client(token, api_base);
+        let http = http_client(token, route);
         let watch_sink = sink.clone();
         let mut client = serenity::client::ClientBuilder::new_with_http(http, intents())
             .event_handler(Handler {

@@ -9,6 +9,7 @@
 //! - [`ordered`]: messages forwarded in gateway order (a collector on the shard runner).
 //! - [`history`]: pages of channel history for backlog replay.
 //! - [`outbox`]: sends replies and typing indicators.
+//! - [`route`]: where REST requests go (Discord, an API base, or the sandbox over TLS).
 //! - [`webhooks`]: webhook personas: an existing webhook looked up, or one created and kept.
 //! - [`convert`]: serenity model → [`crate::message`].
 
@@ -17,10 +18,12 @@ pub mod gateway;
 pub mod history;
 pub mod ordered;
 pub mod outbox;
+pub mod route;
 pub mod webhooks;
 
 pub use self::gateway::{GatewayConnection, GatewayEvent};
 pub use self::outbox::Outbox;
+pub use self::route::Route;
 
 /// A bot's REST client, shared by its outbox, replay and webhook set-up so serenity's rate
 /// limiter sees all of the requests troupe makes with the token (the gateway's serenity client

@@ -211,6 +211,11 @@ impl Control {
         self.control("faults", &body).await
     }
 
+    /// Turns the sandbox's rate limits' refusals on or off (`POST /sandbox/ratelimits`).
+    pub async fn enforce_rate_limits(&self, enforce: bool) {
+        self.control("ratelimits", &json!({ "enforce": enforce })).await;
+    }
+
     pub async fn requests(&self) -> Vec<Value> {
         let v: Value = self
             .http

@@ -39,6 +39,8 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/requests", get(requests))
         .route("/latencies", get(latencies))
         .merge(interactions::routes())
+        .route("/ca.pem", get(super::tunnel::ca_pem))
+        .route("/ratelimits", post(super::throttle::set_enforced))
         .fallback(|| async { ApiError::not_found() })
 }
 

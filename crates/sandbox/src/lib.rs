@@ -16,6 +16,10 @@
 //! - [`commands`]: applications' global and guild commands, and their validation.
 //! - [`interactions`]: interactions, their 3-second and 15-minute windows, ephemeral messages.
 //! - [`faults`]: injected REST errors, delays and dropped sessions.
+//! - [`ratelimit`]: Discord's rate limits (per-route buckets, global limit), pure.
+//! - [`throttle`]: the rate limits applied to REST answers, with their headers.
+//! - [`tls`]: the sandbox's CA and its certificate for `discord.com`.
+//! - [`tunnel`]: `CONNECT discord.com:443`, served over that TLS by the same router.
 //! - [`timing`]: dispatch-to-reply timings on the sandbox's clock, for benchmarks.
 //! - [`error`]: Discord's error bodies.
 //! - [`snowflake`]: IDs with real timestamps.
@@ -29,19 +33,23 @@ pub mod gateway;
 pub mod image_size;
 pub mod interactions;
 pub mod mentions;
+pub mod ratelimit;
 pub mod render;
 pub mod rest;
 pub mod snowflake;
 pub mod spec;
+pub mod throttle;
 pub mod timing;
+pub mod tls;
+pub mod tunnel;
 pub mod validate;
 pub mod world;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{OriginalUri, RawQuery, Request, State, WebSocketUpgrade};
-use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -76,6 +84,10 @@ pub struct Shared {
     pub ws_base: String,
     /// Application commands, interactions and ephemeral messages (lock after `world`).
     pub interactions: Mutex<interactions::Interactions>,
+    /// Rate-limit buckets, per bot.
+    pub ratelimits: Mutex<ratelimit::RateLimits>,
+    /// The CONNECT tunnel to `https://discord.com` and its CA.
+    pub tunnel: tunnel::Tunnel,
 }
 
 /// One REST request, as the request log shows it.
@@ -91,6 +103,8 @@ pub struct RequestRecord {
     pub status: u16,
     /// When it was answered (Unix milliseconds), to line it up with other logs.
     pub unix_ms: u64,
+    /// Whether it came through the CONNECT tunnel, as `https://discord.com`.
+    pub tls: bool,
 }
 
 /// A running sandbox.
@@ -111,6 +125,8 @@ impl Sandbox {
             .await
             .map_err(|e| SandboxError::Bind(listen, e))?;
         let addr = listener.local_addr().map_err(|e| SandboxError::Bind(listen, e))?;
+        let authority = tls::Authority::generate().map_err(SandboxError::Tls)?;
+        let (tunnel, tunnelled) = tunnel::Tunnel::new(authority, addr);
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
             gateway: Gateway::default(),
@@ -119,14 +135,25 @@ impl Sandbox {
             timings: timing::Timings::default(),
             ws_base: format!("ws://{addr}"),
             interactions: Mutex::default(),
+            ratelimits: Mutex::new(ratelimit::RateLimits::default()),
+            tunnel,
         });
         let app = router(shared.clone());
+        let tunnelled_app = app.clone().layer(axum::Extension(tunnel::Tunnelled));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            // Both servers live in this task and stop together: dropping a graceful server
+            // (when `stop` aborts the task) also closes the connections it spawned.
+            let (tls_stop, tls_stopped) = oneshot::channel::<()>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;
+                let _ = tls_stop.send(());
             });
-            if let Err(e) = serve.await {
+            let tls = axum::serve(tunnelled, tunnelled_app).with_graceful_shutdown(async {
+                let _ = tls_stopped.await;
+            });
+            let (served, _) = tokio::join!(serve.into_future(), tls.into_future());
+            if let Err(e) = served {
                 tracing::error!(error = %e, "sandbox server failed");
             }
         });
@@ -146,6 +173,12 @@ impl Sandbox {
     /// `http://ADDR`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The PEM of the CA that signs the sandbox's `discord.com` certificate (also served at
+    /// `GET /sandbox/ca.pem`).
+    pub fn ca_pem(&self) -> &str {
+        self.shared.tunnel.ca_pem()
     }
 
     /// The shared state, for in-process inspection.
@@ -174,6 +207,9 @@ pub enum SandboxError {
         "sandbox cannot listen on {0}: {1} (pick another address with --sandbox-listen, or port 0 for any free port)"
     )]
     Bind(SocketAddr, #[source] std::io::Error),
+    /// The CA or its certificate could not be generated.
+    #[error(transparent)]
+    Tls(tls::TlsError),
 }
 
 /// The whole HTTP surface: web page, gateway, REST, control API.
@@ -190,6 +226,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .nest("/api/v10", api)
         .nest("/sandbox", control::routes())
         .merge(rest::cdn_routes())
+        .layer(middleware::from_fn_with_state(shared.clone(), tunnel::intercept))
         .with_state(shared)
 }
 
@@ -223,45 +260,20 @@ async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: 
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let mut resp = match fault {
-        Some(err) => err.into_response(),
-        None => next.run(req).await,
+    let tls = req.extensions().get::<tunnel::Tunnelled>().is_some();
+    // Over the limits: Discord's 429. Else an injected fault, reported as its bucket would be.
+    let (mut resp, bucket) = match (throttle::admit(&shared, &method, &path, bot.as_deref()), fault) {
+        (Err(limited), _) => (*limited, None),
+        (Ok(bucket), Some(err)) => {
+            let bucket = throttle::injected(&err, bucket);
+            (err.into_response(), bucket)
+        }
+        (Ok(bucket), None) => (next.run(req).await, bucket),
     };
     if resp.status().is_client_error() || resp.status().is_server_error() {
         resp = discord_error_body(resp);
     }
-    let headers = resp.headers_mut();
-    let bucket = if path.contains("/messages") {
-        "messages"
-    } else {
-        "default"
-    };
-    // A 429 says the bucket is exhausted until `Retry-After`, as Discord's do.
-    let retry_after = headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<f64>().ok());
-    let (remaining, reset_after) = retry_after.map_or((49, 1.0), |r| (0, r));
-    for (k, v) in [
-        ("x-ratelimit-limit", "50".to_string()),
-        ("x-ratelimit-remaining", remaining.to_string()),
-        ("x-ratelimit-reset-after", format!("{reset_after:.3}")),
-        (
-            "x-ratelimit-reset",
-            format!(
-                "{:.3}",
-                chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + reset_after
-            ),
-        ),
-        ("x-ratelimit-bucket", bucket.to_string()),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            headers.insert(k, v);
-        }
-    }
-    if retry_after.is_some() {
-        headers.insert("x-ratelimit-scope", HeaderValue::from_static("user"));
-    }
+    throttle::finish(&mut resp, bucket.as_ref());
     let status = resp.status().as_u16();
     if let Ok(mut log) = shared.requests.lock() {
         if log.len() >= REQUEST_LOG_CAP {
@@ -273,6 +285,7 @@ async fn rest_middleware(State(shared): State<Arc<Shared>>, req: Request, next: 
             bot,
             status,
             unix_ms: snowflake::now_unix_ms(),
+            tls,
         });
     }
     resp

@@ -152,7 +152,7 @@ impl Actor for AgentActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         // One REST client for the bot (replies, history, webhooks), so serenity's rate
         // limiter sees all of this token's requests.
-        let http = std::sync::Arc::new(http_client(&spec.token, spec.api_base.as_deref()));
+        let http = std::sync::Arc::new(http_client(&spec.token, &spec.route));
         let outbox = match spec.run.dry_run {
             // `--no-discord`: replies are printed, not sent.
             DryRun::NoDiscord => Outbox::printing(),

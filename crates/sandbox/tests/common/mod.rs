@@ -39,6 +39,10 @@ impl Env {
         let sandbox = Sandbox::start(&WorldSpec::default(), &bots, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
+        // These tests check routes, shapes and errors, several requests a second in one channel;
+        // Discord's rate limits (which count refused requests too) are tested in troupe's
+        // tests/rate_limits.rs.
+        sandbox.shared().ratelimits.lock().unwrap().set_enforced(false);
         Self {
             sandbox,
             http: reqwest::Client::new(),
