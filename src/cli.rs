@@ -35,6 +35,11 @@ pub struct Cli {
     #[arg(long, value_name = "URL")]
     pub sandbox_url: Option<String>,
 
+    /// The cell this process runs when `[cells] count` splits the cast (0 to count - 1;
+    /// otherwise `TROUPE_CELL`, `TROUPE_POD_INDEX` or, in Kubernetes, the hostname's ordinal).
+    #[arg(long, global = true, value_name = "K")]
+    pub cell: Option<u32>,
+
     /// Directory of the store (overrides `[store] path`).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,

@@ -29,6 +29,7 @@
 //! - [`retry`]: one retry policy (back-off with jitter, `retry-after`) for LLM requests, Discord
 //!   deliveries, history reads and deferred answers (pure).
 //! - [`breaker`]: the per-agent circuit breaker over consecutive failed turns (pure).
+//! - [`cells`]: the cast split across processes: each agent's cell, and this process's (pure).
 //! - [`ops`]: health and metrics endpoints, exit codes and exit requests, system limits,
 //!   crash-loop back-off.
 #![recursion_limit = "256"]
@@ -38,6 +39,7 @@ pub mod actors;
 pub mod app;
 pub mod backlog;
 pub mod breaker;
+pub mod cells;
 pub mod channels;
 pub mod cli;
 pub mod config;

@@ -154,8 +154,35 @@ fn print_backlog(lines: &[BacklogLine]) {
     println!("{total} message(s) would be replayed");
 }
 
+/// The configuration narrowed to this process's cell (its agents, its store), or exit code 2
+/// when the cell is missing or out of range.
+async fn load_cell_config(cli: &Cli) -> Result<Config, ExitCode> {
+    let mut config = load_config(cli).await?;
+    let narrowed = troupe::cells::identify(config.cell_count, &troupe::cells::Hints::from_env(cli.cell))
+        .map_err(|e| e.to_string())
+        .and_then(|cell| config.keep_cell(cell).map(|()| cell));
+    match narrowed {
+        Ok(cell) => {
+            if cell.count > 1 {
+                tracing::info!(
+                    cell = cell.index,
+                    count = cell.count,
+                    from = cell.origin.label(),
+                    agents = config.agents.len(),
+                    "running one cell of the cast"
+                );
+            }
+            Ok(config)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(code::CONFIG))
+        }
+    }
+}
+
 async fn run_agents(cli: &Cli) -> ExitCode {
-    let config = match load_config(cli).await {
+    let config = match load_cell_config(cli).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -231,13 +258,18 @@ async fn check_config(cli: &Cli) -> ExitCode {
         return ExitCode::from(code::CONFIG);
     }
     println!("{}", serde_json::to_string_pretty(&resolved).expect("JSON serializes"));
+    if config.cell_count > 1 {
+        for (cell, agents) in config.agents_by_cell().iter().enumerate() {
+            eprintln!("cell {cell} runs {} agent(s): {}", agents.len(), agents.join(", "));
+        }
+    }
     eprintln!("{}: configuration is valid", config.source);
     ExitCode::SUCCESS
 }
 
 /// `troupe store reset`: moves the configured store aside and says where it went.
 async fn reset_store(cli: &Cli) -> ExitCode {
-    let config = match load_config(cli).await {
+    let config = match load_cell_config(cli).await {
         Ok(c) => c,
         Err(code) => return code,
     };

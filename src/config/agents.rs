@@ -116,6 +116,8 @@ pub(crate) fn agents(
                 .clone()
                 .unwrap_or_else(|| delivery.failure_notice.clone()),
             busy_notice: a.busy_notice.clone().unwrap_or_else(|| delivery.busy_notice.clone()),
+            // Set by `cells::assign`, which knows `[cells] count`.
+            cell: 0,
         });
     }
 

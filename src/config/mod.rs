@@ -12,6 +12,7 @@
 
 mod agents;
 pub mod backend;
+mod cells;
 mod choice;
 pub mod delivery;
 mod discord;
@@ -79,8 +80,12 @@ pub struct Config {
     pub delivery: delivery::DeliverySettings,
     /// Backends by name.
     pub backends: BTreeMap<String, BackendConfig>,
-    /// The cast, in file order.
+    /// The cast, in file order (once [`Config::keep_cell`] ran, only this cell's agents).
     pub agents: Vec<AgentConfig>,
+    /// `[cells] count`: how many processes share the cast (1: this one runs it all).
+    pub cell_count: u32,
+    /// This process's cell, once decided ([`Config::keep_cell`]).
+    pub cell: Option<crate::cells::Cell>,
 }
 
 /// Which Discord troupe talks to.
@@ -265,6 +270,8 @@ pub struct AgentConfig {
     pub failure_notice: String,
     /// Sent when a message waited for room for too long; empty: silence.
     pub busy_notice: String,
+    /// The cell that runs it: its `cell`, or [`crate::cells::cell_of`] its name.
+    pub cell: u32,
 }
 
 /// When an agent answers.
@@ -435,7 +442,9 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
     let delivery = delivery::delivery(&raw.delivery, backlog.max_age, &mut err);
     let store_retention = store_retention(&raw.store, &raw.backlog, backlog.max_age, &mut err);
     let backends = backend::backends(&raw.backends, &mut err);
-    let agents = agents::agents(&raw.agents, &raw.backends, mode, breaker, &delivery, &mut err);
+    let mut agents = agents::agents(&raw.agents, &raw.backends, mode, breaker, &delivery, &mut err);
+    let cell_count = cells::count(&raw.cells, &mut err);
+    cells::assign(&raw.agents, cell_count, &mut agents, &mut err);
     // Checked in every mode: `troupe sandbox` builds this world from the same file.
     let world = sandbox::world(&raw.sandbox, &raw.agents, &mut err);
 
@@ -465,6 +474,8 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         delivery,
         backends,
         agents,
+        cell_count,
+        cell: None,
     })
 }
 

@@ -44,6 +44,9 @@ pub struct RawConfig {
     /// Retries of failed answers and the give-up policy.
     #[serde(default)]
     pub delivery: RawDelivery,
+    /// The cast split across processes.
+    #[serde(default)]
+    pub cells: RawCells,
     /// LLM backends by name.
     #[serde(default)]
     pub backends: BTreeMap<String, Spanned<RawBackend>>,
@@ -341,6 +344,14 @@ pub struct RawRetries {
     pub max_delay_ms: Option<Spanned<i64>>,
 }
 
+/// `[cells]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCells {
+    /// How many troupe processes (cells) share the cast (default 1).
+    pub count: Option<Spanned<i64>>,
+}
+
 /// `[[agents]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -378,6 +389,8 @@ pub struct RawAgent {
     pub failure_notice: Option<String>,
     /// Overrides `[delivery] busy_notice` for this agent.
     pub busy_notice: Option<String>,
+    /// The cell that runs this agent (default: a hash of its name).
+    pub cell: Option<Spanned<i64>>,
 }
 
 /// `[agents.webhook]`: an existing webhook (`id` and `token_env`/`token_file`), or one troupe

@@ -67,6 +67,8 @@ pub const MESSAGE_GIVE_UPS: &str = "troupe_message_give_ups_total";
 pub const LOAD_AVERAGE: &str = "troupe_load_average";
 /// troupe's resident memory, as last checked.
 pub const RESIDENT_MEMORY: &str = "troupe_resident_memory_bytes";
+/// Always 1; labels `cell` and `count` say which cell of the cast this process runs (`[cells]`).
+pub const CELL_INFO: &str = "troupe_cell_info";
 
 /// Why the answer to a message is tried again (the `cause` of [`MESSAGE_RETRIES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +233,10 @@ pub fn render(handle: &PrometheusHandle) -> String {
 }
 
 fn describe() {
+    describe_gauge!(
+        CELL_INFO,
+        "Always 1; the cell this process runs (label cell) out of how many (label count)."
+    );
     describe_counter!(
         MESSAGES_RECEIVED,
         "Messages delivered by an agent's gateway, before routing."
@@ -381,4 +387,9 @@ pub fn system(load_average: f64, resident_bytes: Option<u64>) {
     if let Some(bytes) = resident_bytes {
         gauge!(RESIDENT_MEMORY).set(bytes as f64);
     }
+}
+
+/// This process runs cell `index` of `count`.
+pub fn cell(index: u32, count: u32) {
+    gauge!(CELL_INFO, "cell" => index.to_string(), "count" => count.to_string()).set(1.0);
 }

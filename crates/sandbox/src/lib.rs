@@ -8,6 +8,7 @@
 //! - [`gateway`]: the websocket protocol and the sessions dispatches reach.
 //! - [`rest`]: the REST API under `/api/v10`.
 //! - [`control`]: `/sandbox/*`, the tester's API.
+//! - [`sessions`]: which connection holds each bot, in `/sandbox/state`.
 //! - [`faults`]: injected REST errors, delays and dropped sessions.
 //! - [`timing`]: dispatch-to-reply timings on the sandbox's clock, for benchmarks.
 //! - [`error`]: Discord's error bodies.
@@ -21,6 +22,7 @@ pub mod gateway;
 pub mod mentions;
 pub mod render;
 pub mod rest;
+pub mod sessions;
 pub mod snowflake;
 pub mod spec;
 pub mod timing;
