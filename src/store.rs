@@ -21,6 +21,8 @@
 //! - `bad/1/<key>` → a record that could not be read, set aside rather than deleted
 //! - `meta/1/starts` → JSON `{"v":1,"starts_ms":[...]}`: recent start times (crash-loop back-off)
 //!
+//! One agent's records move between stores with `troupe store export` and `import` ([`transfer`]).
+//!
 //! Beside sled's files (`db`, `conf`, `snap.*`, `blobs/`) the directory holds `troupe-store.json`,
 //! `{"v":1,"seq":N}`: N is the last flush that completed (see [`check`]).
 
@@ -32,6 +34,9 @@ pub use self::reset::{reset, ResetReport};
 pub use self::retention::{snowflake_unix_ms, PruneReport};
 
 mod pending;
+mod transfer;
+
+pub use self::transfer::{parse as parse_export, AgentExport, ImportReport, TransferError};
 
 use std::path::{Path, PathBuf};
 

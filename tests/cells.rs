@@ -208,3 +208,88 @@ fn check_config_shows_which_agents_each_cell_runs() {
     assert_eq!(resolved["agents"][2]["cell"], cyd);
     assert!(stderr.contains("cell 1 runs"), "{stderr}");
 }
+
+/// The move an operator makes (README, "Moving an agent to another cell"): stop the source cell,
+/// export, pin the agent to its new cell, import there, start it. The agent keeps its memory and
+/// answers, once, what was written to it while no cell ran it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_an_agent_keeps_its_memory_and_answers_what_it_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cast = CAST.replace("provider = \"echo\"", "provider = \"echo\"\nreply = \"prompt\"");
+    let before = write_config(&dir, &cast);
+    let after_dir = tempfile::tempdir().unwrap();
+    let after = write_config(&after_dir, &cast.replace("cell = 0", "cell = 1"));
+    let state = dir.path().join("state");
+    let state = state.to_str().unwrap();
+    let sandbox = Process::spawn(&["sandbox", "--config", &before, "--listen", "127.0.0.1:0"]);
+    let sb = Control::new(&sandbox.url);
+    let cell = |config: &str, k: &str| {
+        Process::spawn_with(
+            &[
+                "--config",
+                config,
+                "--sandbox-url",
+                &sandbox.url,
+                "--state-dir",
+                state,
+                "--cell",
+                k,
+            ],
+            &[],
+            "http listening on ",
+        )
+    };
+    let store_cmd = |config: &str, k: &str, rest: &[&str]| {
+        let mut args = vec!["--config", config, "--state-dir", state, "--cell", k, "store"];
+        args.extend_from_slice(rest);
+        troupe(&args, &[])
+    };
+
+    let mut zero = cell(&before, "0");
+    sb.wait_connected(&["Ada"]).await;
+    let first = sb.say("general", "alice", "<@Ada> the first words").await;
+    sb.reply_to("general", "Ada", first["id"].as_str().unwrap()).await;
+    assert_eq!(zero.terminate().code(), Some(0), "{}", zero.stderr());
+
+    // Written while Ada is between cells.
+    let missed = sb.say("general", "alice", "<@Ada> written while you moved").await;
+
+    let file = dir.path().join("ada.json");
+    let out = store_cmd(
+        &before,
+        "0",
+        &["export", "--agent", "Ada", "--output", file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the export holds webhook tokens");
+    }
+    // Cell 1 does not run Ada under the old configuration: refused.
+    let out = store_cmd(&before, "1", &["import", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("agent `Ada` is not run by cell 1"));
+    let out = store_cmd(&after, "1", &["import", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("record(s) of agent `Ada`"));
+    // A second import would mix records: refused.
+    let out = store_cmd(&after, "1", &["import", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut one = cell(&after, "1");
+    let missed_id = missed["id"].as_str().unwrap();
+    let reply = sb.reply_to("general", "Ada", missed_id).await;
+    let content = reply["content"].as_str().unwrap();
+    assert!(content.contains("the first words"), "memory moved with Ada: {content}");
+    let live = sb.say("general", "alice", "<@Ada> and now").await;
+    sb.reply_to("general", "Ada", live["id"].as_str().unwrap()).await;
+    assert_eq!(replies(&sb, "Ada", missed_id).await, 1);
+    assert_eq!(
+        replies(&sb, "Ada", first["id"].as_str().unwrap()).await,
+        1,
+        "answered again"
+    );
+    assert_eq!(one.terminate().code(), Some(0), "{}", one.stderr());
+}

@@ -41,22 +41,26 @@ pub(crate) fn assign(raw: &[RawAgent], count: u32, agents: &mut [AgentConfig], e
 
 impl Config {
     /// Narrows the configuration to one cell: only its agents run, and with several cells its
-    /// store is `<store path>/cell-K`, so that no two cells ever open the same store. With
-    /// several cells in sandbox mode, the sandbox must be a shared one (`[sandbox] url` or
-    /// `--sandbox-url`): each cell starting its own would give each a different Discord.
-    pub fn keep_cell(&mut self, cell: Cell) -> Result<(), String> {
+    /// store is `<store path>/cell-K`, so that no two cells ever open the same store.
+    pub fn keep_cell(&mut self, cell: Cell) {
         if cell.count > 1 {
-            if self.mode == Mode::Sandbox && self.sandbox.url.is_none() {
-                return Err(format!(
-                    "[cells] count is {} in sandbox mode, so every cell must use one shared sandbox: start it \
-                     with `troupe sandbox` and give its address with [sandbox] url or --sandbox-url",
-                    cell.count
-                ));
-            }
             self.store_path = self.store_path.join(format!("cell-{}", cell.index));
         }
         self.agents.retain(|a| a.cell == cell.index);
         self.cell = Some(cell);
+    }
+
+    /// Before running agents: with several cells in sandbox mode, the sandbox must be a shared
+    /// one (`[sandbox] url` or `--sandbox-url`); each cell starting its own would give each a
+    /// different Discord.
+    pub fn check_shared_sandbox(&self) -> Result<(), String> {
+        if self.cell_count > 1 && self.mode == Mode::Sandbox && self.sandbox.url.is_none() {
+            return Err(format!(
+                "[cells] count is {} in sandbox mode, so every cell must use one shared sandbox: start it \
+                 with `troupe sandbox` and give its address with [sandbox] url or --sandbox-url",
+                self.cell_count
+            ));
+        }
         Ok(())
     }
 
@@ -131,7 +135,7 @@ mod tests {
     #[test]
     fn a_cell_keeps_its_agents_and_its_own_store() {
         let mut c = Config::parse("agents.toml", CAST).unwrap();
-        c.keep_cell(cell(2, 3)).unwrap();
+        c.keep_cell(cell(2, 3));
         assert_eq!(c.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["Basil"]);
         assert_eq!(c.store_path, std::path::Path::new("state/cell-2"));
         assert_eq!(c.cell, Some(cell(2, 3)));
@@ -141,14 +145,16 @@ mod tests {
             &CAST.replace("count = 3", "count = 1").replace("cell = 2\n", ""),
         )
         .unwrap();
-        c.keep_cell(cell(0, 1)).unwrap();
+        c.keep_cell(cell(0, 1));
         assert_eq!((c.agents.len(), c.store_path.to_str()), (2, Some("state")));
     }
 
     #[test]
     fn several_cells_in_sandbox_mode_need_a_shared_sandbox() {
-        let mut c = Config::parse("agents.toml", &CAST.replace("url = \"http://127.0.0.1:1\"", "")).unwrap();
-        let e = c.keep_cell(cell(0, 3)).unwrap_err();
+        let c = Config::parse("agents.toml", CAST).unwrap();
+        assert_eq!(c.check_shared_sandbox(), Ok(()));
+        let c = Config::parse("agents.toml", &CAST.replace("url = \"http://127.0.0.1:1\"", "")).unwrap();
+        let e = c.check_shared_sandbox().unwrap_err();
         assert!(e.contains("--sandbox-url"), "{e}");
     }
 }
