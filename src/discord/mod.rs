@@ -10,8 +10,10 @@
 //! - [`outbox`]: sends replies and typing indicators.
 //! - [`webhooks`]: webhook personas: an existing webhook looked up, or one created and kept.
 //! - [`convert`]: serenity model → [`crate::message`].
+//! - [`fencing`]: a reply Discord already had from another process using the same bot.
 
 pub mod convert;
+pub mod fencing;
 pub mod gateway;
 pub mod history;
 pub mod outbox;

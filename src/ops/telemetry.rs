@@ -67,6 +67,8 @@ pub const MESSAGE_GIVE_UPS: &str = "troupe_message_give_ups_total";
 pub const LOAD_AVERAGE: &str = "troupe_load_average";
 /// troupe's resident memory, as last checked.
 pub const RESIDENT_MEMORY: &str = "troupe_resident_memory_bytes";
+/// Replies Discord already had from another process using the agent's bot (label `agent`).
+pub const DUPLICATE_PROCESS: &str = "troupe_duplicate_process_replies_total";
 /// Always 1; labels `cell` and `count` say which cell of the cast this process runs (`[cells]`).
 pub const CELL_INFO: &str = "troupe_cell_info";
 
@@ -233,6 +235,10 @@ pub fn render(handle: &PrometheusHandle) -> String {
 }
 
 fn describe() {
+    describe_counter!(
+        DUPLICATE_PROCESS,
+        "Replies Discord already had from another process answering as the agent's bot: a second troupe runs it."
+    );
     describe_gauge!(
         CELL_INFO,
         "Always 1; the cell this process runs (label cell) out of how many (label count)."
@@ -392,4 +398,9 @@ pub fn system(load_average: f64, resident_bytes: Option<u64>) {
 /// This process runs cell `index` of `count`.
 pub fn cell(index: u32, count: u32) {
     gauge!(CELL_INFO, "cell" => index.to_string(), "count" => count.to_string()).set(1.0);
+}
+
+/// Discord returned a reply of `agent` that another process had posted.
+pub fn duplicate_process(agent: &str) {
+    counter!(DUPLICATE_PROCESS, "agent" => agent.to_string()).increment(1);
 }
