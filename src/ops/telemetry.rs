@@ -199,6 +199,7 @@ pub fn initialise<'a>(agents: impl IntoIterator<Item = &'a str>, backends: impl 
             counter!(name, "agent" => agent.clone(), "reason" => reason.label()).absolute(0);
         }
         counter!(REPLIES_SENT, "agent" => agent.clone()).absolute(0);
+        counter!(DUPLICATE_PROCESS, "agent" => agent.clone()).absolute(0);
         counter!(CHAINS_BLOCKED, "agent" => agent.clone()).absolute(0);
         for kind in ["input", "output"] {
             counter!(LLM_TOKENS, "agent" => agent.clone(), "kind" => kind).absolute(0);
