@@ -1,7 +1,7 @@
 # troupe: the two commands a newcomer needs are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run sandbox test soak chaos bench check fmt clean
+.PHONY: run sandbox test soak chaos scale-test bench check fmt clean
 
 ## Start troupe on the local sandbox with the shipped agents.toml (prints the web page address).
 run:
@@ -27,6 +27,12 @@ soak:
 ## given up, lost, duplicate and spurious counts per scenario and fails unless the last three are
 ## 0. About half an hour; CHAOS_CYCLES kill -9 cycles in all (default 1000). More knobs
 ## (CHAOS_SCENARIOS, CHAOS_OUTAGES, ...): docs/reliability.md.
+## Scale test: one sandbox, 3 cells, 30 agents under steady traffic; each cell restarted, one
+## killed with SIGKILL, a stray duplicate of a cell started. Fails on a lost or duplicate reply,
+## or a bot held by two sessions outside the stray's window (docs/scaling.md).
+scale-test:
+	$(CARGO) test --test scale -- --ignored --nocapture
+
 CHAOS_CYCLES ?= 1000
 chaos:
 	CHAOS_CYCLES=$(CHAOS_CYCLES) $(CARGO) test --release --test chaos -- --ignored --nocapture --test-threads=1

@@ -212,6 +212,10 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         config.backends.keys().map(String::as_str),
     );
     let health = Arc::new(Health::new(config.agents.iter().map(|a| a.name.as_str())));
+    if let Some(cell) = config.cell {
+        health.set_cell(cell.index, cell.count);
+        telemetry::cell(cell.index, cell.count);
+    }
     let root_cell = Arc::new(OnceLock::new());
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await

@@ -35,6 +35,11 @@ pub struct Cli {
     #[arg(long, value_name = "URL")]
     pub sandbox_url: Option<String>,
 
+    /// The cell this process runs when `[cells] count` splits the cast (0 to count - 1;
+    /// otherwise `TROUPE_CELL`, `TROUPE_POD_INDEX` or, in Kubernetes, the hostname's ordinal).
+    #[arg(long, global = true, value_name = "K")]
+    pub cell: Option<u32>,
+
     /// Directory of the store (overrides `[store] path`).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -112,6 +117,30 @@ pub enum StoreCommand {
     /// the next start begins with an empty store. Nothing is deleted. Refused while a troupe uses
     /// the store. Exits 0 when done, 6 if the store is in use or cannot be moved.
     Reset,
+    /// Write one agent's records (cursors, memory, answered records, created webhooks, seen DM
+    /// channels, pending answers) as versioned JSON, to move it to another cell's store with
+    /// `store import`. The file holds webhook tokens: keep it secret. Refused while a troupe
+    /// uses the store. Exits 0, or 6 if the store is in use or damaged.
+    Export {
+        /// The agent.
+        #[arg(long, value_name = "NAME")]
+        agent: String,
+        /// Write here (created with mode 0600) instead of to stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Write an agent's records from a `store export` file into this cell's store, after
+    /// validating every record. The agent must belong to this cell, and the store must hold no
+    /// record of it (unless --replace). Exits 0, 2 for a bad file or an agent of another cell,
+    /// 6 if the store is in use, damaged, or already holds the agent's records.
+    Import {
+        /// The export file (`-` for stdin).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Set the agent's records already in the store aside (under `bad/1/`) first.
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 /// The configuration read when `--config` is not given.

@@ -30,6 +30,7 @@
 //!   deliveries, history reads and deferred answers (pure).
 //! - [`breaker`]: the per-agent circuit breaker over consecutive failed turns (pure).
 //! - [`quota`]: token budgets per user and per agent over a window (pure; counts in [`store`]).
+//! - [`cells`]: the cast split across processes: each agent's cell, and this process's (pure).
 //! - [`ops`]: health and metrics endpoints, exit codes and exit requests, system limits,
 //!   crash-loop back-off.
 #![recursion_limit = "256"]
@@ -39,6 +40,7 @@ pub mod actors;
 pub mod app;
 pub mod backlog;
 pub mod breaker;
+pub mod cells;
 pub mod channels;
 pub mod cli;
 pub mod config;

@@ -24,6 +24,12 @@ async fn main() -> ExitCode {
         Some(Command::Store {
             action: StoreCommand::Reset,
         }) => reset_store(&cli).await,
+        Some(Command::Store {
+            action: StoreCommand::Export { ref agent, ref output },
+        }) => export_agent(&cli, agent, output.as_deref()).await,
+        Some(Command::Store {
+            action: StoreCommand::Import { ref file, replace },
+        }) => import_agent(&cli, file, replace).await,
         None => run_agents(&cli).await,
     }
 }
@@ -155,11 +161,40 @@ fn print_backlog(lines: &[BacklogLine]) {
     println!("{total} message(s) would be replayed");
 }
 
+/// The configuration narrowed to this process's cell (its agents, its store), or exit code 2
+/// when the cell is missing or out of range.
+async fn load_cell_config(cli: &Cli) -> Result<Config, ExitCode> {
+    let mut config = load_config(cli).await?;
+    match troupe::cells::identify(config.cell_count, &troupe::cells::Hints::from_env(cli.cell)) {
+        Ok(cell) => {
+            config.keep_cell(cell);
+            if cell.count > 1 {
+                tracing::info!(
+                    cell = cell.index,
+                    count = cell.count,
+                    from = cell.origin.label(),
+                    agents = config.agents.len(),
+                    "running one cell of the cast"
+                );
+            }
+            Ok(config)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(code::CONFIG))
+        }
+    }
+}
+
 async fn run_agents(cli: &Cli) -> ExitCode {
-    let config = match load_config(cli).await {
+    let config = match load_cell_config(cli).await {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Err(e) = config.check_shared_sandbox() {
+        eprintln!("error: {e}");
+        return ExitCode::from(code::CONFIG);
+    }
     let mut signals = Signals::new();
     let running = match troupe::app::start(config).await {
         Ok(r) => r,
@@ -232,6 +267,11 @@ async fn check_config(cli: &Cli) -> ExitCode {
         return ExitCode::from(code::CONFIG);
     }
     println!("{}", serde_json::to_string_pretty(&resolved).expect("JSON serializes"));
+    if config.cell_count > 1 {
+        for (cell, agents) in config.agents_by_cell().iter().enumerate() {
+            eprintln!("cell {cell} runs {} agent(s): {}", agents.len(), agents.join(", "));
+        }
+    }
     eprintln!("{}: configuration is valid", config.source);
     ExitCode::SUCCESS
 }
@@ -299,7 +339,7 @@ fn usage_limit(config: &troupe::config::Config, who: &str) -> Option<u64> {
 
 /// `troupe store reset`: moves the configured store aside and says where it went.
 async fn reset_store(cli: &Cli) -> ExitCode {
-    let config = match load_config(cli).await {
+    let config = match load_cell_config(cli).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -310,6 +350,100 @@ async fn reset_store(cli: &Cli) -> ExitCode {
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(code::STORE)
+        }
+    }
+}
+
+/// `troupe store export --agent NAME`: the agent's records as JSON, on stdout or in a file only
+/// its owner can read (it holds webhook tokens).
+async fn export_agent(cli: &Cli, agent: &str, output: Option<&std::path::Path>) -> ExitCode {
+    let config = match load_cell_config(cli).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let exported = troupe::store::Store::open(&config.store_path)
+        .and_then(|store| store.export_agent(agent, troupe::actors::turn::now_ms()));
+    let export = match exported {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(code::STORE);
+        }
+    };
+    let text = serde_json::to_string_pretty(&export).expect("JSON serializes") + "\n";
+    let Some(path) = output else {
+        print!("{text}");
+        return ExitCode::SUCCESS;
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+    {
+        Ok(()) => {
+            eprintln!("exported agent `{agent}` to {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            ExitCode::from(code::STARTUP)
+        }
+    }
+}
+
+/// `troupe store import FILE`: an agent's records into this cell's store.
+async fn import_agent(cli: &Cli, file: &std::path::Path, replace: bool) -> ExitCode {
+    use troupe::store::TransferError;
+    let config = match load_cell_config(cli).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let text = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    };
+    let export = match text
+        .map_err(|e| e.to_string())
+        .and_then(|t| troupe::store::parse_export(&t).map_err(|e| e.to_string()))
+    {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return ExitCode::from(code::CONFIG);
+        }
+    };
+    if !config.agents.iter().any(|a| a.name == export.agent) {
+        let cell = config.cell.map_or(0, |c| c.index);
+        eprintln!(
+            "error: agent `{}` is not run by cell {cell} with {}; give it `cell = {cell}` in the configuration \
+             (or import with the --cell that runs it)",
+            export.agent, config.source
+        );
+        return ExitCode::from(code::CONFIG);
+    }
+    let store = match troupe::store::Store::open(&config.store_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(code::STORE);
+        }
+    };
+    match store.import_agent(&export, replace).await {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(TransferError::Invalid(e)) => {
+            eprintln!("error: {}: {e}", file.display());
+            ExitCode::from(code::CONFIG)
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -22,6 +22,8 @@
 //! - `use/1/...` and `bnote/1/...`: token usage in hour buckets and budget notices (see `usage`)
 //! - `meta/1/starts` → JSON `{"v":1,"starts_ms":[...]}`: recent start times (crash-loop back-off)
 //!
+//! One agent's records move between stores with `troupe store export` and `import` ([`transfer`]).
+//!
 //! Beside sled's files (`db`, `conf`, `snap.*`, `blobs/`) the directory holds `troupe-store.json`,
 //! `{"v":1,"seq":N}`: N is the last flush that completed (see [`check`]).
 
@@ -33,7 +35,10 @@ pub use self::reset::{reset, ResetReport};
 pub use self::retention::{snowflake_unix_ms, PruneReport};
 
 mod pending;
+mod transfer;
 mod usage;
+
+pub use self::transfer::{parse as parse_export, AgentExport, ImportReport, TransferError};
 
 use std::path::{Path, PathBuf};
 
@@ -447,13 +452,13 @@ fn classify(path: &Path, e: sled::Error) -> StoreError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Opens the store again after the previous handle was dropped. sled's I/O threads may
     /// still hold the file lock for a moment after the last handle goes, so `Locked` is retried
     /// until a deadline; any other outcome is returned at once.
-    fn reopen(path: &Path) -> Result<Store, StoreError> {
+    pub(super) fn reopen(path: &Path) -> Result<Store, StoreError> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             match Store::open(path) {

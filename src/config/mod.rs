@@ -13,6 +13,7 @@
 mod agents;
 pub mod backend;
 mod budgets;
+mod cells;
 mod choice;
 pub mod delivery;
 mod discord;
@@ -80,8 +81,12 @@ pub struct Config {
     pub delivery: delivery::DeliverySettings,
     /// Backends by name.
     pub backends: BTreeMap<String, BackendConfig>,
-    /// The cast, in file order.
+    /// The cast, in file order (once [`Config::keep_cell`] ran, only this cell's agents).
     pub agents: Vec<AgentConfig>,
+    /// `[cells] count`: how many processes share the cast (1: this one runs it all).
+    pub cell_count: u32,
+    /// This process's cell, once decided ([`Config::keep_cell`]).
+    pub cell: Option<crate::cells::Cell>,
 }
 
 /// Which Discord troupe talks to.
@@ -270,6 +275,8 @@ pub struct AgentConfig {
     pub busy_notice: String,
     /// Its token budgets (`[budgets]`, with its own `budgets = {...}` over it).
     pub budgets: crate::quota::Budgets,
+    /// The cell that runs it: its `cell`, or [`crate::cells::cell_of`] its name.
+    pub cell: u32,
 }
 
 /// When an agent answers.
@@ -441,7 +448,9 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
     let store_retention = store_retention(&raw.store, &raw.backlog, backlog.max_age, &mut err);
     let backends = backend::backends(&raw.backends, &mut err);
     let budgets = budgets::budgets(&raw.budgets, &mut err);
-    let agents = agents::agents(&raw.agents, &raw.backends, mode, breaker, &delivery, &budgets, &mut err);
+    let mut agents = agents::agents(&raw.agents, &raw.backends, mode, breaker, &delivery, &budgets, &mut err);
+    let cell_count = cells::count(&raw.cells, &mut err);
+    cells::assign(&raw.agents, cell_count, &mut agents, &mut err);
     // Checked in every mode: `troupe sandbox` builds this world from the same file.
     let world = sandbox::world(&raw.sandbox, &raw.agents, &mut err);
 
@@ -471,6 +480,8 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         delivery,
         backends,
         agents,
+        cell_count,
+        cell: None,
     })
 }
 

@@ -47,6 +47,9 @@ pub struct RawConfig {
     /// Token budgets per user and per agent.
     #[serde(default)]
     pub budgets: RawBudgets,
+    /// The cast split across processes.
+    #[serde(default)]
+    pub cells: RawCells,
     /// LLM backends by name.
     #[serde(default)]
     pub backends: BTreeMap<String, Spanned<RawBackend>>,
@@ -376,6 +379,14 @@ pub struct RawRetries {
     pub max_delay_ms: Option<Spanned<i64>>,
 }
 
+/// `[cells]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCells {
+    /// How many troupe processes (cells) share the cast (default 1).
+    pub count: Option<Spanned<i64>>,
+}
+
 /// `[[agents]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -415,6 +426,8 @@ pub struct RawAgent {
     pub busy_notice: Option<String>,
     /// Overrides of `[budgets]` for this agent.
     pub budgets: Option<Spanned<RawAgentBudgets>>,
+    /// The cell that runs this agent (default: a hash of its name).
+    pub cell: Option<Spanned<i64>>,
 }
 
 /// `[agents.webhook]`: an existing webhook (`id` and `token_env`/`token_file`), or one troupe

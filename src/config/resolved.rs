@@ -56,6 +56,7 @@ pub fn resolve(config: &Config) -> (Value, Vec<String>) {
                 "token": token,
                 "webhook": webhook(a.webhook.as_ref(), &a.name, &mut problems),
                 "breaker": breaker(&a.breaker),
+                "cell": a.cell,
             })
         })
         .collect();
@@ -95,6 +96,8 @@ pub fn resolve(config: &Config) -> (Value, Vec<String>) {
         },
         "backends": backends,
         "agents": agents,
+        // Which agents each cell runs (index = cell).
+        "cells": {"count": config.cell_count, "agents": config.agents_by_cell()},
     });
     (value, problems)
 }

@@ -12,8 +12,10 @@
 //! - [`route`]: where REST requests go (Discord, an API base, or the sandbox over TLS).
 //! - [`webhooks`]: webhook personas: an existing webhook looked up, or one created and kept.
 //! - [`convert`]: serenity model → [`crate::message`].
+//! - [`fencing`]: a reply Discord already had from another process using the same bot.
 
 pub mod convert;
+pub mod fencing;
 pub mod gateway;
 pub mod history;
 pub mod ordered;

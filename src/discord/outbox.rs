@@ -163,6 +163,8 @@ pub struct OutgoingMessage {
     pub nonce: String,
     /// Users who may be pinged.
     pub allowed_users: Vec<u64>,
+    /// The agent sending it (for the duplicate-process report).
+    pub agent: String,
 }
 
 impl Outbox {
@@ -269,6 +271,7 @@ impl Outbox {
                 answers: reply.reply_to,
                 nonce: nonce(&reply.nonce_seed, reply.reply_to.unwrap_or(0), i),
                 allowed_users: reply.allowed_users.clone(),
+                agent: reply.nonce_seed.trim_end_matches("/notice").to_string(),
             };
             match self
                 .send_with_retries(&message, reply.slowmode, reply.check_existing)
@@ -336,7 +339,10 @@ impl Outbox {
                     return Ok(id);
                 }
             }
-            let e = match self.send_once(m).await {
+            // The first attempt at a part no earlier attempt (nor an earlier process) may have
+            // posted: an existing message in return is another process's.
+            let fresh = !check_existing && attempt == 1;
+            let e = match self.send_once(m, fresh).await {
                 Ok(id) => {
                     if let Some(last) = &mut last_accepted {
                         **last = Some(tokio::time::Instant::now());
@@ -386,7 +392,7 @@ impl Outbox {
             .min()
     }
 
-    async fn send_once(&self, m: &OutgoingMessage) -> Result<u64, DeliveryError> {
+    async fn send_once(&self, m: &OutgoingMessage, fresh: bool) -> Result<u64, DeliveryError> {
         let http = match &self.inner.sink {
             Sink::Discord(http) => http,
             Sink::Print(sent) => {
@@ -439,7 +445,14 @@ impl Outbox {
                 if let Some(reply_to) = m.reply_to {
                     builder = builder.reference_message(MessageReference::from((channel, MessageId::new(reply_to))));
                 }
-                channel.send_message(http, builder).await.map(|sent| sent.id.get())
+                let started_ms = crate::actors::turn::now_ms();
+                let sent = channel.send_message(http, builder).await.map(|sent| sent.id.get());
+                if let Ok(id) = sent {
+                    if fresh && super::fencing::posted_by_another_process(id, started_ms) {
+                        super::fencing::report(&m.agent, m.channel_id, id, started_ms);
+                    }
+                }
+                sent
             }
         };
         result.map_err(|e| {

@@ -93,6 +93,18 @@ pub struct Readiness {
     pub store: &'static str,
     /// Every agent, in configuration order.
     pub agents: Vec<AgentReport>,
+    /// This process's cell, when the cast is split into cells (`[cells]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell: Option<CellReport>,
+}
+
+/// The cell in the readiness body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CellReport {
+    /// This process's cell, `0..count`.
+    pub index: u32,
+    /// `[cells] count`.
+    pub count: u32,
 }
 
 /// The registry: troupe's phase and every agent's state.
@@ -100,6 +112,7 @@ pub struct Readiness {
 pub struct Health {
     phase: RwLock<Phase>,
     agents: RwLock<Vec<AgentHealth>>,
+    cell: std::sync::OnceLock<CellReport>,
 }
 
 impl Health {
@@ -121,7 +134,13 @@ impl Health {
         Self {
             phase: RwLock::new(Phase::Starting),
             agents: RwLock::new(agents),
+            cell: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Records this process's cell (once; it never changes while troupe runs).
+    pub fn set_cell(&self, index: u32, count: u32) {
+        let _ = self.cell.set(CellReport { index, count });
     }
 
     /// Sets troupe's phase.
@@ -201,6 +220,7 @@ impl Health {
             },
             store: if store_ok { "open" } else { "unavailable" },
             agents,
+            cell: self.cell.get().copied(),
         }
     }
 }
@@ -213,6 +233,18 @@ mod tests {
         let h = Health::new(["Ada", "Basil"]);
         h.set_phase(Phase::Running);
         h
+    }
+
+    #[test]
+    fn the_cell_is_reported_once_set() {
+        let h = running();
+        assert_eq!(h.readiness(true).cell, None);
+        assert!(!serde_json::to_string(&h.readiness(true)).unwrap().contains("cell"));
+        h.set_cell(2, 3);
+        h.set_cell(0, 3);
+        assert_eq!(h.readiness(true).cell, Some(CellReport { index: 2, count: 3 }));
+        let body = serde_json::to_value(h.readiness(true)).unwrap();
+        assert_eq!(body["cell"], serde_json::json!({"index": 2, "count": 3}));
     }
 
     #[test]

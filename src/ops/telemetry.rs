@@ -69,6 +69,10 @@ pub const BUDGET_REFUSALS: &str = "troupe_budget_refusals_total";
 pub const LOAD_AVERAGE: &str = "troupe_load_average";
 /// troupe's resident memory, as last checked.
 pub const RESIDENT_MEMORY: &str = "troupe_resident_memory_bytes";
+/// Replies Discord already had from another process using the agent's bot (label `agent`).
+pub const DUPLICATE_PROCESS: &str = "troupe_duplicate_process_replies_total";
+/// Always 1; labels `cell` and `count` say which cell of the cast this process runs (`[cells]`).
+pub const CELL_INFO: &str = "troupe_cell_info";
 
 /// Why the answer to a message is tried again (the `cause` of [`MESSAGE_RETRIES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +205,7 @@ pub fn initialise<'a>(agents: impl IntoIterator<Item = &'a str>, backends: impl 
             counter!(name, "agent" => agent.clone(), "reason" => reason.label()).absolute(0);
         }
         counter!(REPLIES_SENT, "agent" => agent.clone()).absolute(0);
+        counter!(DUPLICATE_PROCESS, "agent" => agent.clone()).absolute(0);
         counter!(CHAINS_BLOCKED, "agent" => agent.clone()).absolute(0);
         for kind in ["input", "output"] {
             counter!(LLM_TOKENS, "agent" => agent.clone(), "kind" => kind).absolute(0);
@@ -240,6 +245,14 @@ pub fn render(handle: &PrometheusHandle) -> String {
 }
 
 fn describe() {
+    describe_counter!(
+        DUPLICATE_PROCESS,
+        "Replies Discord already had from another process answering as the agent's bot: a second troupe runs it."
+    );
+    describe_gauge!(
+        CELL_INFO,
+        "Always 1; the cell this process runs (label cell) out of how many (label count)."
+    );
     describe_counter!(
         MESSAGES_RECEIVED,
         "Messages delivered by an agent's gateway, before routing."
@@ -399,4 +412,14 @@ pub fn system(load_average: f64, resident_bytes: Option<u64>) {
     if let Some(bytes) = resident_bytes {
         gauge!(RESIDENT_MEMORY).set(bytes as f64);
     }
+}
+
+/// This process runs cell `index` of `count`.
+pub fn cell(index: u32, count: u32) {
+    gauge!(CELL_INFO, "cell" => index.to_string(), "count" => count.to_string()).set(1.0);
+}
+
+/// Discord returned a reply of `agent` that another process had posted.
+pub fn duplicate_process(agent: &str) {
+    counter!(DUPLICATE_PROCESS, "agent" => agent.to_string()).increment(1);
 }

@@ -58,7 +58,7 @@ pub(super) fn key_segment(key: ConversationKey) -> String {
 }
 
 /// The conversation of a key segment.
-fn parse_key_segment(s: &str) -> Option<ConversationKey> {
+pub(super) fn parse_key_segment(s: &str) -> Option<ConversationKey> {
     let mut parts = s.split(':');
     let key = match (parts.next()?, parts.next(), parts.next()) {
         ("c", Some(c), None) => ConversationKey::Channel(c.parse().ok()?),
@@ -77,7 +77,7 @@ fn conversation_prefix(agent: &str, key: ConversationKey) -> String {
     format!("{}{}/", prefix(agent), key_segment(key))
 }
 
-fn record_key(agent: &str, key: ConversationKey, message_id: u64) -> String {
+pub(super) fn record_key(agent: &str, key: ConversationKey, message_id: u64) -> String {
     format!("{}{message_id:020}", conversation_prefix(agent, key))
 }
 

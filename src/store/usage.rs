@@ -145,7 +145,7 @@ mod tests {
                 .unwrap();
             s.record_budget_notice("Ada", 7, t0 + 10).unwrap();
         }
-        let s = Store::open(dir.path()).unwrap();
+        let s = crate::store::tests::reopen(dir.path()).unwrap();
         assert_eq!(s.agent_usage("Ada", t0).unwrap(), 400);
         assert_eq!(s.agent_usage("Ada", t0 + 5 * HOUR_MS).unwrap(), 100, "a later window");
         assert_eq!(s.user_usage("Ada", 7, t0).unwrap(), 250);

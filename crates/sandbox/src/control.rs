@@ -66,6 +66,7 @@ async fn state(State(s): State<Arc<Shared>>) -> Response {
     let mut v = world.state_json();
     let connected: Vec<String> = s.gateway.connected_bots().iter().map(|id| id.to_string()).collect();
     v["connected_bots"] = json!(connected);
+    v["sessions"] = crate::sessions::json(&s.gateway.live_sessions());
     Json(v).into_response()
 }
 

@@ -129,6 +129,18 @@ impl Gateway {
         bots
     }
 
+    /// Every session with a live connection: (bot, session ID, connection number), by bot. A bot
+    /// listed twice has two processes receiving its events.
+    pub fn live_sessions(&self) -> Vec<(u64, String, u64)> {
+        let sessions = self.sessions.lock().expect("gateway lock");
+        let mut live: Vec<(u64, String, u64)> = sessions
+            .iter()
+            .filter_map(|(id, s)| s.conn.as_ref().map(|(conn, _)| (s.bot_id, id.clone(), *conn)))
+            .collect();
+        live.sort();
+        live
+    }
+
     /// Sends MESSAGE_CREATE to every session whose bot can see the channel and asked for the
     /// matching intent. Content is blanked without MESSAGE_CONTENT, except where Discord still
     /// delivers it (DMs, mentions of the bot, the bot's own messages). Call with the world locked.

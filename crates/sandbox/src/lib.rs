@@ -15,6 +15,7 @@
 //! - [`control`]: `/sandbox/*`, the tester's API.
 //! - [`commands`]: applications' global and guild commands, and their validation.
 //! - [`interactions`]: interactions, their 3-second and 15-minute windows, ephemeral messages.
+//! - [`sessions`]: which connection holds each bot, in `/sandbox/state`.
 //! - [`faults`]: injected REST errors, delays and dropped sessions.
 //! - [`ratelimit`]: Discord's rate limits (per-route buckets, global limit), pure.
 //! - [`throttle`]: the rate limits applied to REST answers, with their headers.
@@ -36,6 +37,7 @@ pub mod mentions;
 pub mod ratelimit;
 pub mod render;
 pub mod rest;
+pub mod sessions;
 pub mod snowflake;
 pub mod spec;
 pub mod throttle;
