@@ -268,6 +268,8 @@ async fn every_rest_answer_matches_discords_openapi_spec() {
         ("emoji_name", THUMBS_UP.to_string()),
         ("bad_emoji", "not_an_emoji".to_string()),
         ("bad_token", "x".repeat(68)),
+        // One character over Discord's 256 for an embed title.
+        ("long_title", "T".repeat(257)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

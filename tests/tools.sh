@@ -2,8 +2,9 @@
 # Runs the test command it is given (`make test`: `tests/tools.sh cargo test --all-targets`) so
 # that no test passes without having run.
 #
-# Two integration tests need a program cargo cannot build: headless Chromium
-# (tests/web_page.rs) and moto's S3 server (tests/ops_config.rs). Without its program such a test
+# Three integration tests need a program cargo cannot build: headless Chromium
+# (tests/web_page.rs), moto's S3 server (tests/ops_config.rs) and discord.py
+# (tests/other_client.rs). Without its program such a test
 # fails (tests/common: `tool_missing`). This script
 #   1. installs a missing program when it can: Chromium with apt-get when run as root, moto with
 #      pip when python3 has pip (TROUPE_TEST_INSTALL=no: install nothing);
@@ -36,6 +37,15 @@ has_moto() {
   moto_server --help >/dev/null 2>&1 || python3 -m moto.server --help >/dev/null 2>&1
 }
 
+# discord.py lives in the virtual environment tests/other_client.rs uses (and creates itself when
+# it can): target/tmp/discordpy-VERSION, pinned to the version that test names.
+DISCORD_PY=2.6.4
+discordpy_venv() { echo "${CARGO_TARGET_DIR:-target}/tmp/discordpy-$DISCORD_PY"; }
+has_discordpy() {
+  "$(discordpy_venv)/bin/python" -c "import discord, sys; sys.exit(discord.__version__ != '$DISCORD_PY')" \
+    >/dev/null 2>&1
+}
+
 install_chromium() {
   [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
   try_install "chromium with apt-get" env DEBIAN_FRONTEND=noninteractive bash -c \
@@ -45,11 +55,19 @@ install_moto() {
   python3 -m pip --version >/dev/null 2>&1 || return 1
   try_install "moto[server] with pip" python3 -m pip install --quiet 'moto[server]'
 }
+install_discordpy() {
+  python3 -m venv --help >/dev/null 2>&1 || return 1
+  local venv
+  venv=$(discordpy_venv)
+  try_install "discord.py $DISCORD_PY with pip (into $venv)" bash -c \
+    "python3 -m venv --clear '$venv' && '$venv/bin/python' -m pip install --quiet 'discord.py==$DISCORD_PY'"
+}
 
 # One row per test that needs a program: test name, file, program, how to get it.
 tests=(
   "web_page_lists_channels_posts_and_shows_the_reply|tests/web_page.rs|chromium|Debian: sudo apt-get install chromium"
   "configuration_from_s3_with_good_and_bad_credentials|tests/ops_config.rs|moto|pip install 'moto[server]'"
+  "a_discord_py_bot_works_against_the_sandbox|tests/other_client.rs|discordpy|python3 with venv and access to PyPI (pip install discord.py==$DISCORD_PY)"
 )
 
 skip=()
@@ -91,7 +109,7 @@ if [ ${#missing_under_ci[@]} -gt 0 ]; then
   printf -v missing '%s, ' "${missing_under_ci[@]}"
   note "CI leaves no test out: ${missing%, } missing, so the tests that need it fail."
 elif [ ${#not_run[@]} -eq 0 ]; then
-  note "no test left out (chromium and moto found)."
+  note "no test left out (chromium, moto and discord.py found)."
 else
   note "${#not_run[@]} test(s) NOT RUN, counted as \"filtered out\" above, not as passed:"
   for line in "${not_run[@]}"; do

@@ -130,26 +130,41 @@ pub fn rows() -> Vec<Row> {
         // Gateway discovery and the bot itself.
         op("get gateway", "GET", "/gateway", 200).anonymous(),
         op("get bot gateway", "GET", "/gateway/bot", 200),
-        op("get bot gateway without a token: 401", "GET", "/gateway/bot", 401).anonymous().code(0),
+        op("get bot gateway without a token: 401", "GET", "/gateway/bot", 401)
+            .anonymous()
+            .code(0),
         op("get my user", "GET", "/users/@me", 200),
-        op("get my user with a bad token: 401", "GET", "/users/@me", 401).token("sandbox.nobody").code(0),
+        op("get my user with a bad token: 401", "GET", "/users/@me", 401)
+            .token("sandbox.nobody")
+            .code(0),
         op("get a user", "GET", "/users/{user_id}", 200).with("user_id", "human"),
-        op("get an unknown user: 404", "GET", "/users/{user_id}", 404).with("user_id", "unknown").code(10013),
+        op("get an unknown user: 404", "GET", "/users/{user_id}", 404)
+            .with("user_id", "unknown")
+            .code(10013),
         op("get my oauth2 application", "GET", "/oauth2/applications/@me", 200).save("application_id", "/id"),
         op("get my application", "GET", "/applications/@me", 200),
         op("list my guilds", "GET", "/users/@me/guilds", 200),
         // Guilds.
         op("get a guild", "GET", "/guilds/{guild_id}", 200),
-        op("get an unknown guild: 404", "GET", "/guilds/{guild_id}", 404).with("guild_id", "unknown").code(10004),
+        op("get an unknown guild: 404", "GET", "/guilds/{guild_id}", 404)
+            .with("guild_id", "unknown")
+            .code(10004),
         op("list guild channels", "GET", "/guilds/{guild_id}/channels", 200),
         op("list guild roles", "GET", "/guilds/{guild_id}/roles", 200),
         op("get a guild member", "GET", "/guilds/{guild_id}/members/{user_id}", 200).with("user_id", "human"),
-        op("get an unknown member: 404", "GET", "/guilds/{guild_id}/members/{user_id}", 404)
-            .with("user_id", "unknown")
-            .code(10007),
+        op(
+            "get an unknown member: 404",
+            "GET",
+            "/guilds/{guild_id}/members/{user_id}",
+            404,
+        )
+        .with("user_id", "unknown")
+        .code(10007),
         // Channels and DMs.
         op("get a channel", "GET", "/channels/{channel_id}", 200),
-        op("get an unknown channel: 404", "GET", "/channels/{channel_id}", 404).with("channel_id", "unknown").code(10003),
+        op("get an unknown channel: 404", "GET", "/channels/{channel_id}", 404)
+            .with("channel_id", "unknown")
+            .code(10003),
         op("open a DM", "POST", "/users/@me/channels", 200)
             .json(r#"{"recipient_id": "{{human}}"}"#)
             .save("dm_channel", "/id"),
@@ -158,41 +173,92 @@ pub fn rows() -> Vec<Row> {
         op("create a message", "POST", "/channels/{channel_id}/messages", 200)
             .json(r#"{"content": "hello"}"#)
             .save("message_id", "/id"),
-        op("create a message with an embed", "POST", "/channels/{channel_id}/messages", 200).json(
+        op(
+            "create a message with an embed",
+            "POST",
+            "/channels/{channel_id}/messages",
+            200,
+        )
+        .json(
             r#"{"embeds": [{"title": "T", "description": "D", "color": 255,
                 "fields": [{"name": "f", "value": "v", "inline": true}], "footer": {"text": "foot"}}]}"#,
         ),
         op("create a reply", "POST", "/channels/{channel_id}/messages", 200)
             .json(r#"{"content": "re", "message_reference": {"message_id": "{{message_id}}"}}"#),
-        op("create a message with a file", "POST", "/channels/{channel_id}/messages", 200)
-            .file(r#"{"content": "a file", "attachments": [{"id": 0, "filename": "pixel.png"}]}"#),
+        op(
+            "create a message with a file",
+            "POST",
+            "/channels/{channel_id}/messages",
+            200,
+        )
+        .file(r#"{"content": "a file", "attachments": [{"id": 0, "filename": "pixel.png"}]}"#),
         op("create a DM message", "POST", "/channels/{channel_id}/messages", 200)
             .with("channel_id", "dm_channel")
             .json(r#"{"content": "psst"}"#),
-        op("create an empty message: 400", "POST", "/channels/{channel_id}/messages", 400)
-            .json(r#"{"content": ""}"#)
-            .code(50006),
-        op("create a message with a 257-character embed title: 400", "POST", "/channels/{channel_id}/messages", 400)
-            .json(r#"{"embeds": [{"title": "TTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTT"}]}"#)
-            .code(50035),
-        op("create a message with contradictory allowed_mentions: 400", "POST", "/channels/{channel_id}/messages", 400)
-            .json(r#"{"content": "x", "allowed_mentions": {"parse": ["users"], "users": ["{{human}}"]}}"#)
-            .code(50035),
-        op("create a message in an unknown channel: 404", "POST", "/channels/{channel_id}/messages", 404)
-            .with("channel_id", "unknown")
-            .json(r#"{"content": "x"}"#)
-            .code(10003),
+        op(
+            "create an empty message: 400",
+            "POST",
+            "/channels/{channel_id}/messages",
+            400,
+        )
+        .json(r#"{"content": ""}"#)
+        .code(50006),
+        op(
+            "create a message with a 257-character embed title: 400",
+            "POST",
+            "/channels/{channel_id}/messages",
+            400,
+        )
+        .json(r#"{"embeds": [{"title": "{{long_title}}"}]}"#)
+        .code(50035),
+        op(
+            "create a message with contradictory allowed_mentions: 400",
+            "POST",
+            "/channels/{channel_id}/messages",
+            400,
+        )
+        .json(r#"{"content": "x", "allowed_mentions": {"parse": ["users"], "users": ["{{human}}"]}}"#)
+        .code(50035),
+        op(
+            "create a message in an unknown channel: 404",
+            "POST",
+            "/channels/{channel_id}/messages",
+            404,
+        )
+        .with("channel_id", "unknown")
+        .json(r#"{"content": "x"}"#)
+        .code(10003),
         op("list messages", "GET", "/channels/{channel_id}/messages", 200).query("?limit=10"),
-        op("get a message", "GET", "/channels/{channel_id}/messages/{message_id}", 200),
-        op("get an unknown message: 404", "GET", "/channels/{channel_id}/messages/{message_id}", 404)
-            .with("message_id", "unknown")
-            .code(10008),
-        op("edit a message", "PATCH", "/channels/{channel_id}/messages/{message_id}", 200)
-            .json(r#"{"content": "edited", "embeds": [{"description": "now with an embed"}]}"#),
-        op("edit an unknown message: 404", "PATCH", "/channels/{channel_id}/messages/{message_id}", 404)
-            .with("message_id", "unknown")
-            .json(r#"{"content": "x"}"#)
-            .code(10008),
+        op(
+            "get a message",
+            "GET",
+            "/channels/{channel_id}/messages/{message_id}",
+            200,
+        ),
+        op(
+            "get an unknown message: 404",
+            "GET",
+            "/channels/{channel_id}/messages/{message_id}",
+            404,
+        )
+        .with("message_id", "unknown")
+        .code(10008),
+        op(
+            "edit a message",
+            "PATCH",
+            "/channels/{channel_id}/messages/{message_id}",
+            200,
+        )
+        .json(r#"{"content": "edited", "embeds": [{"description": "now with an embed"}]}"#),
+        op(
+            "edit an unknown message: 404",
+            "PATCH",
+            "/channels/{channel_id}/messages/{message_id}",
+            404,
+        )
+        .with("message_id", "unknown")
+        .json(r#"{"content": "x"}"#)
+        .code(10008),
     ];
     rows.extend(reaction_and_pin_rows());
     rows.extend(thread_and_webhook_rows());
