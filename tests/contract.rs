@@ -235,9 +235,10 @@ impl Runner {
             )],
             (Some(_), None) => vec![format!("the spec documents a JSON body for {status}, got none")],
             (Some(schema), Some(body)) => {
-                let violations = exceptions::apply(self.spec.validate(&schema, body), &mut self.exceptions_used);
+                let checked = self.spec.validate(&schema, body);
+                self.exceptions_used.extend(checked.excused);
                 let mut lines = Vec::new();
-                for v in &violations {
+                for v in &checked.violations {
                     v.lines(0, &mut lines);
                 }
                 lines.into_iter().map(|l| format!("shape: {l}")).collect()
@@ -262,7 +263,7 @@ async fn every_rest_answer_matches_discords_openapi_spec() {
         "/tests/fixtures/discord-openapi.json"
     ))
     .expect("the vendored spec");
-    let spec = Spec::new(serde_json::from_str(&spec_text).expect("the spec is JSON"));
+    let spec = Spec::new(serde_json::from_str(&spec_text).expect("the spec is JSON")).with_excuses(exceptions::excuse);
     let bots = [("Ada".to_string(), TOKEN.to_string())];
     let sandbox = Sandbox::start(&WorldSpec::default(), &bots, "127.0.0.1:0".parse().unwrap())
         .await

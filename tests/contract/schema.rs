@@ -69,10 +69,46 @@ impl Violation {
     }
 }
 
+/// Says which known quirk of the spec excuses a violation, if one does.
+pub type Excuse = fn(&Violation) -> Option<&'static str>;
+
+/// What validating a value found.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Violations nothing excuses.
+    pub violations: Vec<Violation>,
+    /// The names of the quirks that excused the others (one entry per use).
+    pub excused: Vec<&'static str>,
+}
+
+/// The findings of one validation in progress: an excused violation is set aside as it is
+/// found, so a `oneOf` branch whose only faults are excused counts as matching.
+struct Findings {
+    checked: Checked,
+    excuse: Excuse,
+}
+
+impl Findings {
+    fn new(excuse: Excuse) -> Self {
+        Self {
+            checked: Checked::default(),
+            excuse,
+        }
+    }
+
+    fn push(&mut self, v: Violation) {
+        match (self.excuse)(&v) {
+            Some(name) => self.checked.excused.push(name),
+            None => self.checked.violations.push(v),
+        }
+    }
+}
+
 /// The parsed spec.
 pub struct Spec {
     root: Value,
     patterns: std::sync::Mutex<HashMap<String, Regex>>,
+    excuse: Excuse,
 }
 
 impl Spec {
@@ -81,7 +117,13 @@ impl Spec {
         Self {
             root,
             patterns: std::sync::Mutex::new(HashMap::new()),
+            excuse: |_| None,
         }
+    }
+
+    /// The same spec, with violations `excuse` names set aside (the spec's known quirks).
+    pub fn with_excuses(self, excuse: Excuse) -> Self {
+        Self { excuse, ..self }
     }
 
     /// The operation's `operationId`, or why there is none (path or method not in the spec).
@@ -133,14 +175,12 @@ impl Spec {
             .ok_or_else(|| format!("unresolvable $ref {reference}"))
     }
 
-    /// Every way `value` breaks `schema`; empty when it conforms.
-    pub fn validate(&self, schema: &Value, value: &Value) -> Vec<Violation> {
-        let mut out = Vec::new();
-        self.check(schema, value, "", &mut out);
-        out
+    /// Every way `value` breaks `schema` (none when it conforms), and the quirks excused.
+    pub fn validate(&self, schema: &Value, value: &Value) -> Checked {
+        self.validate_at(schema, value, "")
     }
 
-    fn check(&self, schema: &Value, value: &Value, at: &str, out: &mut Vec<Violation>) {
+    fn check(&self, schema: &Value, value: &Value, at: &str, out: &mut Findings) {
         let mut fail = |message: String| out.push(violation(at, message));
         let Some(obj) = schema.as_object() else {
             if schema == &Value::Bool(false) {
@@ -156,15 +196,13 @@ impl Spec {
                 Ok(target) => self.check(target, value, at, out),
                 Err(e) => fail(e),
             }
-            // A `$ref`'s siblings (e.g. `description`) still apply in 2020-12; fall through.
-            let mut out2 = Vec::new();
+            // A `$ref`'s siblings (e.g. `description`) still apply in 2020-12.
             let rest: serde_json::Map<String, Value> = obj
                 .iter()
                 .filter(|(k, _)| *k != "$ref")
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            self.check(&Value::Object(rest), value, at, &mut out2);
-            out.extend(out2);
+            self.check(&Value::Object(rest), value, at, out);
             return;
         }
         if let Some(t) = obj.get("type") {
@@ -194,7 +232,7 @@ impl Spec {
         self.check_combinators(obj, value, at, out);
     }
 
-    fn check_scalar(&self, obj: &serde_json::Map<String, Value>, value: &Value, at: &str, out: &mut Vec<Violation>) {
+    fn check_scalar(&self, obj: &serde_json::Map<String, Value>, value: &Value, at: &str, out: &mut Findings) {
         let mut fail = |message: String| out.push(violation(at, message));
         if let Some(s) = value.as_str() {
             let len = s.chars().count() as u64;
@@ -237,7 +275,7 @@ impl Spec {
         }
     }
 
-    fn check_array(&self, obj: &serde_json::Map<String, Value>, value: &Value, at: &str, out: &mut Vec<Violation>) {
+    fn check_array(&self, obj: &serde_json::Map<String, Value>, value: &Value, at: &str, out: &mut Findings) {
         let Some(items) = value.as_array() else { return };
         let n = items.len() as u64;
         if obj.get("minItems").and_then(Value::as_u64).is_some_and(|min| n < min) {
@@ -265,7 +303,7 @@ impl Spec {
         }
     }
 
-    fn check_object(&self, obj: &serde_json::Map<String, Value>, value: &Value, at: &str, out: &mut Vec<Violation>) {
+    fn check_object(&self, obj: &serde_json::Map<String, Value>, value: &Value, at: &str, out: &mut Findings) {
         let Some(map) = value.as_object() else { return };
         for name in obj.get("required").and_then(Value::as_array).into_iter().flatten() {
             if let Some(name) = name.as_str() {
@@ -296,13 +334,7 @@ impl Spec {
         }
     }
 
-    fn check_combinators(
-        &self,
-        obj: &serde_json::Map<String, Value>,
-        value: &Value,
-        at: &str,
-        out: &mut Vec<Violation>,
-    ) {
+    fn check_combinators(&self, obj: &serde_json::Map<String, Value>, value: &Value, at: &str, out: &mut Findings) {
         for s in obj.get("allOf").and_then(Value::as_array).into_iter().flatten() {
             self.check(s, value, at, out);
         }
@@ -310,12 +342,19 @@ impl Spec {
             let Some(branches) = obj.get(key).and_then(Value::as_array) else {
                 continue;
             };
-            let results: Vec<Vec<Violation>> = branches.iter().map(|s| self.validate_at(s, value, at)).collect();
-            let matching = results.iter().filter(|r| r.is_empty()).count();
+            let results: Vec<Checked> = branches.iter().map(|s| self.validate_at(s, value, at)).collect();
+            let matching = results.iter().filter(|r| r.violations.is_empty()).count();
+            if let Some(first) = results.iter().find(|r| r.violations.is_empty()) {
+                out.checked.excused.extend(first.excused.iter().copied());
+            }
             if matching == 0 {
                 // The branch that came closest explains the failure best.
-                let best = results.into_iter().min_by_key(|r| closeness(r, at)).unwrap_or_default();
-                out.push(Violation {
+                let best = results
+                    .into_iter()
+                    .map(|r| r.violations)
+                    .min_by_key(|r| closeness(r, at))
+                    .unwrap_or_default();
+                out.checked.violations.push(Violation {
                     pointer: at.to_string(),
                     message: format!(
                         "matches none of the {} {key} branches; the closest fails with",
@@ -332,10 +371,10 @@ impl Spec {
         }
     }
 
-    fn validate_at(&self, schema: &Value, value: &Value, at: &str) -> Vec<Violation> {
-        let mut out = Vec::new();
+    fn validate_at(&self, schema: &Value, value: &Value, at: &str) -> Checked {
+        let mut out = Findings::new(self.excuse);
         self.check(schema, value, at, &mut out);
-        out
+        out.checked
     }
 }
 
@@ -436,7 +475,7 @@ mod tests {
     fn a_conforming_value_has_no_violation() {
         let s = spec();
         let v = json!({"id": "12", "name": "abc", "parent": {"id": "1", "name": "p", "parent": null}, "kind": 2.0});
-        assert_eq!(s.validate(&thing(&s), &v), vec![]);
+        assert_eq!(s.validate(&thing(&s), &v).violations, vec![]);
     }
 
     #[test]
@@ -445,6 +484,7 @@ mod tests {
         let v = json!({"id": "012", "name": "abcd", "tags": ["a", "a"], "kind": 3, "extra": 1});
         let got: Vec<(String, String)> = s
             .validate(&thing(&s), &v)
+            .violations
             .into_iter()
             .map(|v| (v.pointer, v.message))
             .collect();
@@ -460,7 +500,7 @@ mod tests {
     fn a_missing_required_property_and_a_wrong_nested_type_are_found() {
         let s = spec();
         let v = json!({"id": "1", "parent": {"id": 5, "name": "x"}});
-        let got = s.validate(&thing(&s), &v);
+        let got = s.validate(&thing(&s), &v).violations;
         assert!(
             got.iter()
                 .any(|v| v.pointer.is_empty() && v.message.contains("\"name\"")),
@@ -479,8 +519,15 @@ mod tests {
         let s = spec();
         assert!(s.response_schema("GET", "/things/{id}", 204).unwrap().is_none());
         let err = s.response_schema("GET", "/things/{id}", 404).unwrap().unwrap().clone();
-        assert_eq!(s.validate(&err, &json!({"code": 10003, "message": "Unknown"})), vec![]);
-        assert!(!s.validate(&err, &json!({"code": "X", "message": "m"})).is_empty());
+        assert_eq!(
+            s.validate(&err, &json!({"code": 10003, "message": "Unknown"}))
+                .violations,
+            vec![]
+        );
+        assert!(!s
+            .validate(&err, &json!({"code": "X", "message": "m"}))
+            .violations
+            .is_empty());
         assert!(s.response_schema("GET", "/things/{id}", 500).is_err());
         assert!(s.response_schema("POST", "/things/{id}", 200).is_err());
         assert!(s.operation_id("GET", "/nothing").is_err());
@@ -489,16 +536,31 @@ mod tests {
     #[test]
     fn an_unknown_keyword_is_a_violation_not_ignored() {
         let s = spec();
-        let got = s.validate(&json!({"type": "string", "contains": {}}), &json!("x"));
+        let got = s
+            .validate(&json!({"type": "string", "contains": {}}), &json!("x"))
+            .violations;
         assert_eq!(got.len(), 1, "{got:?}");
+    }
+
+    #[test]
+    fn a_branch_whose_only_faults_are_excused_matches() {
+        let s = spec().with_excuses(|v| (v.pointer == "/code").then_some("codes may be strings"));
+        let schema = json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Error"}]});
+        let checked = s.validate(&schema, &json!({"code": "BASE_TYPE_MAX_LENGTH", "message": "m"}));
+        assert!(checked.violations.is_empty(), "{:?}", checked.violations);
+        assert_eq!(checked.excused, ["codes may be strings"]);
+        assert!(!spec()
+            .validate(&schema, &json!({"code": "X", "message": "m"}))
+            .violations
+            .is_empty());
     }
 
     #[test]
     fn one_of_needs_exactly_one_branch() {
         let s = spec();
         let schema = json!({"oneOf": [{"type": "integer"}, {"type": "number"}]});
-        assert!(s.validate(&schema, &json!(1.5)).is_empty());
-        assert!(!s.validate(&schema, &json!(1)).is_empty());
-        assert!(!s.validate(&schema, &json!("1")).is_empty());
+        assert!(s.validate(&schema, &json!(1.5)).violations.is_empty());
+        assert!(!s.validate(&schema, &json!(1)).violations.is_empty());
+        assert!(!s.validate(&schema, &json!("1")).violations.is_empty());
     }
 }
