@@ -256,6 +256,60 @@ fn clip(text: &str) -> String {
     }
 }
 
+/// The values rows start from: the world's IDs and a few fixed inputs.
+fn seed(state: &Value) -> HashMap<String, String> {
+    let id_of = |kind: &str, name: &str| -> String {
+        state[kind]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == name))
+            .and_then(|x| x["id"].as_str())
+            .unwrap_or_else(|| panic!("no {kind} named {name} in {state}"))
+            .to_string()
+    };
+    let bot = id_of("users", "Ada");
+    let guild = state["guilds"][0]["id"].as_str().expect("a guild").to_string();
+    [
+        ("channel_id", id_of("channels", "general")),
+        ("guild_id", guild),
+        ("human", id_of("users", "alice")),
+        ("user_id", bot.clone()),
+        // Discord gives a bot the ID of its application; rows read the real one when they can.
+        ("application_id", bot),
+        ("unknown", UNKNOWN.to_string()),
+        ("emoji_name", THUMBS_UP.to_string()),
+        ("bad_emoji", "not_an_emoji".to_string()),
+        ("bad_token", "x".repeat(68)),
+        // One character over Discord's 256 for an embed title.
+        ("long_title", "T".repeat(257)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The table: every row with its operation, each failure under it, then the quirks used.
+fn print_table(outcomes: &[Outcome], exceptions_used: &[&'static str]) {
+    let failed = outcomes.iter().filter(|o| !o.failures.is_empty()).count();
+    println!("contract: {} rows, {failed} failed", outcomes.len());
+    for o in outcomes {
+        let mark = if o.failures.is_empty() { "ok  " } else { "FAIL" };
+        println!("{mark} {} [{}]", o.name, o.operation);
+        for f in &o.failures {
+            println!("       {f}");
+        }
+    }
+    let mut used = exceptions_used.to_vec();
+    used.sort();
+    used.dedup();
+    for name in used {
+        let e = exceptions::EXCEPTIONS
+            .iter()
+            .find(|e| e.name == name)
+            .expect("a listed exception");
+        println!("excused by the spec's known quirk \"{}\": {}", e.name, e.why);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rest_answer_matches_discords_openapi_spec() {
     let spec_text = std::fs::read_to_string(concat!(
@@ -274,34 +328,7 @@ async fn every_rest_answer_matches_discords_openapi_spec() {
         .json()
         .await
         .unwrap();
-    let id_of = |kind: &str, name: &str| -> String {
-        state[kind]
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["name"] == name))
-            .and_then(|x| x["id"].as_str())
-            .unwrap_or_else(|| panic!("no {kind} named {name} in {state}"))
-            .to_string()
-    };
-    let bot = id_of("users", "Ada");
-    let channel = id_of("channels", "general");
-    let guild = state["guilds"][0]["id"].as_str().expect("a guild").to_string();
-    let saved: HashMap<String, String> = [
-        ("channel_id", channel),
-        ("guild_id", guild),
-        ("human", id_of("users", "alice")),
-        ("user_id", bot.clone()),
-        // Discord gives a bot the ID of its application; rows read the real one when they can.
-        ("application_id", bot),
-        ("unknown", UNKNOWN.to_string()),
-        ("emoji_name", THUMBS_UP.to_string()),
-        ("bad_emoji", "not_an_emoji".to_string()),
-        ("bad_token", "x".repeat(68)),
-        // One character over Discord's 256 for an embed title.
-        ("long_title", "T".repeat(257)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let saved = seed(&state);
     let mut runner = Runner {
         base: sandbox.url(),
         http: reqwest::Client::new(),
@@ -316,21 +343,7 @@ async fn every_rest_answer_matches_discords_openapi_spec() {
     }
 
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.failures.is_empty()).collect();
-    println!("contract: {} rows, {} failed", outcomes.len(), failed.len());
-    for o in &outcomes {
-        let mark = if o.failures.is_empty() { "ok  " } else { "FAIL" };
-        println!("{mark} {} [{}]", o.name, o.operation);
-        for f in &o.failures {
-            println!("       {f}");
-        }
-    }
-    let mut used = runner.exceptions_used.clone();
-    used.sort();
-    used.dedup();
-    for name in used {
-        let e = exceptions::EXCEPTIONS.iter().find(|e| e.name == name).unwrap();
-        println!("excused by the spec's known quirk \"{}\": {}", e.name, e.why);
-    }
+    print_table(&outcomes, &runner.exceptions_used);
     sandbox.stop().await;
     let names: Vec<&str> = failed.iter().map(|o| o.name).collect();
     assert!(
@@ -339,4 +352,35 @@ async fn every_rest_answer_matches_discords_openapi_spec() {
         failed.len(),
         outcomes.len()
     );
+}
+
+#[test]
+fn paths_and_bodies_are_filled_from_saved_values_or_say_what_is_missing() {
+    let saved: HashMap<String, String> = [("channel_id", "1"), ("thread_id", "2"), ("m", "3")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let path = "/channels/{channel_id}/messages/{message_id}";
+    assert_eq!(
+        fill_path(path, &[("message_id", "m")], &saved).unwrap(),
+        "/channels/1/messages/3"
+    );
+    assert_eq!(
+        fill_path(path, &[("channel_id", "thread_id"), ("message_id", "m")], &saved).unwrap(),
+        "/channels/2/messages/3"
+    );
+    assert!(fill_path(path, &[], &saved).unwrap_err().contains("`message_id`"));
+    assert_eq!(fill_text(r#"{"id": "{{m}}"}"#, &saved).unwrap(), r#"{"id": "3"}"#);
+    assert!(fill_text("{{nope}}", &saved).unwrap_err().contains("`nope`"));
+}
+
+#[test]
+fn an_upload_is_a_multipart_body_with_payload_json_and_files_0() {
+    let (content_type, body) = multipart(r#"{"content": "x"}"#, "a.png", "image/png", b"PNG");
+    let boundary = content_type.strip_prefix("multipart/form-data; boundary=").unwrap();
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.starts_with(&format!("--{boundary}\r\n")));
+    assert!(text.contains("name=\"payload_json\"\r\nContent-Type: application/json\r\n\r\n{\"content\": \"x\"}\r\n"));
+    assert!(text.contains("name=\"files[0]\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\nPNG\r\n"));
+    assert!(text.ends_with(&format!("--{boundary}--\r\n")));
 }
