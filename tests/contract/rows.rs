@@ -334,6 +334,18 @@ pub fn reaction_and_pin_rows() -> Vec<Row> {
             204,
         ),
         op(
+            "pin a message (deprecated route)",
+            "PUT",
+            "/channels/{channel_id}/pins/{message_id}",
+            204,
+        ),
+        op(
+            "unpin a message (deprecated route)",
+            "DELETE",
+            "/channels/{channel_id}/pins/{message_id}",
+            204,
+        ),
+        op(
             "pin an unknown message: 404",
             "PUT",
             "/channels/{channel_id}/messages/pins/{message_id}",
@@ -452,6 +464,35 @@ pub fn thread_and_webhook_rows() -> Vec<Row> {
         )
         .anonymous()
         .with("message_id", "webhook_message_id"),
+        op(
+            "create a webhook to delete by token",
+            "POST",
+            "/channels/{channel_id}/webhooks",
+            200,
+        )
+        .json(r#"{"name": "short-lived hook"}"#)
+        .save("webhook_2_id", "/id")
+        .save("webhook_2_token", "/token"),
+        op(
+            "delete a webhook by token",
+            "DELETE",
+            "/webhooks/{webhook_id}/{webhook_token}",
+            204,
+        )
+        .anonymous()
+        .with("webhook_id", "webhook_2_id")
+        .with("webhook_token", "webhook_2_token"),
+        op(
+            "execute a webhook deleted by token: 404",
+            "POST",
+            "/webhooks/{webhook_id}/{webhook_token}",
+            404,
+        )
+        .anonymous()
+        .with("webhook_id", "webhook_2_id")
+        .with("webhook_token", "webhook_2_token")
+        .json(r#"{"content": "too late"}"#)
+        .code(10015),
     ]
 }
 
@@ -504,6 +545,14 @@ pub fn command_and_interaction_rows() -> Vec<Row> {
         )
         .json(r#"{"name": "Not Valid", "description": "upper case and a space"}"#)
         .code(50035),
+        // Overwriting first, with another name, so the ping created next is new (201, not 200).
+        op(
+            "overwrite guild commands",
+            "PUT",
+            "/applications/{application_id}/guilds/{guild_id}/commands",
+            200,
+        )
+        .json(r#"[{"name": "hello", "description": "Says hello"}]"#),
         op(
             "create a guild command",
             "POST",
@@ -512,6 +561,21 @@ pub fn command_and_interaction_rows() -> Vec<Row> {
         )
         .json(cmd)
         .save("guild_command_id", "/id"),
+        op(
+            "get a guild command",
+            "GET",
+            "/applications/{application_id}/guilds/{guild_id}/commands/{command_id}",
+            200,
+        )
+        .with("command_id", "guild_command_id"),
+        op(
+            "edit a guild command",
+            "PATCH",
+            "/applications/{application_id}/guilds/{guild_id}/commands/{command_id}",
+            200,
+        )
+        .with("command_id", "guild_command_id")
+        .json(r#"{"description": "Replies pong, in this guild"}"#),
         op(
             "list guild commands",
             "GET",
