@@ -197,21 +197,23 @@ pub(super) async fn remember_dm(myself: &ActorRef<AgentMsg>, state: &mut AgentSt
 
 /// Where a first-seen DM channel's cursor starts: after the bot's last message before `m` in
 /// it, or at the backlog's age limit; just before `m` when there is nothing earlier from
-/// anyone else, or the channel's history cannot be read.
+/// anyone else. When the channel's history cannot be read now, at the age limit: the replay
+/// that follows reads it (retrying, and holding the cursor while it cannot), and recognises
+/// what was answered already, so an earlier message is never skipped for a failed read.
 async fn owed_since(state: &AgentState, m: &Inbound) -> u64 {
     let just_before = m.id.saturating_sub(1);
     let me = state.me.as_ref().map(|me| me.user_id);
-    let earlier = match crate::discord::history::before(&state.http, m.channel_id, m.id).await {
-        Ok(earlier) => earlier,
-        Err(e) => {
-            tracing::warn!(agent = %state.spec.config.name, error = %e, "cannot look back in a new DM channel");
-            return just_before;
-        }
-    };
     let now = crate::actors::turn::now_ms();
     let age_limit = match crate::backlog::start(Some(0), now, state.spec.backlog) {
         crate::backlog::Start::After(after) => after,
         crate::backlog::Start::Fresh => 0,
+    };
+    let earlier = match crate::discord::history::before(&state.http, m.channel_id, m.id).await {
+        Ok(earlier) => earlier,
+        Err(e) => {
+            tracing::warn!(agent = %state.spec.config.name, channel = m.channel_id, error = %e, "cannot look back in a new DM channel now; its replay reads it from the backlog's age limit");
+            return age_limit.min(just_before);
+        }
     };
     let last_own = earlier
         .iter()
