@@ -22,6 +22,7 @@ pub mod operations;
 pub mod raw;
 pub mod resolved;
 mod sandbox;
+mod shards;
 pub mod source;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,7 @@ use self::choice::{parse_enum, Choice};
 use self::error::{suggest_field, Report};
 pub use self::error::{ConfigError, ConfigErrors};
 use self::raw::{RawBacklog, RawConfig, RawConversations};
+pub use self::shards::{Shards, MAX_SHARDS};
 use crate::sandbox::spec::{sandbox_token, WorldSpec};
 use crate::secret::Secret;
 
@@ -277,6 +279,8 @@ pub struct AgentConfig {
     pub budgets: crate::quota::Budgets,
     /// The cell that runs it: its `cell`, or [`crate::cells::cell_of`] its name.
     pub cell: u32,
+    /// Its bot's gateway shards (`shards = "auto" | N`, default 1).
+    pub shards: Shards,
 }
 
 /// When an agent answers.

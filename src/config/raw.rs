@@ -428,6 +428,8 @@ pub struct RawAgent {
     pub budgets: Option<Spanned<RawAgentBudgets>>,
     /// The cell that runs this agent (default: a hash of its name).
     pub cell: Option<Spanned<i64>>,
+    /// Gateway shards: `"auto"` or a count (default 1).
+    pub shards: Option<Spanned<toml::Value>>,
 }
 
 /// `[agents.webhook]`: an existing webhook (`id` and `token_env`/`token_file`), or one troupe

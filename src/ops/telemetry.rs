@@ -51,6 +51,8 @@ pub const LLM_RETRIES: &str = "troupe_llm_retries_total";
 pub const BREAKER_STATE: &str = "troupe_breaker_state";
 /// 1 while the agent's gateway session is up. Labels: `agent`.
 pub const GATEWAY_CONNECTED: &str = "troupe_gateway_connected";
+/// Gauge: a sharded agent's shards, by `state` (`total`, `connected`, `ready`).
+pub const GATEWAY_SHARDS: &str = "troupe_gateway_shards";
 /// Messages waiting in an agent's backlog. Labels: `agent`.
 pub const BACKLOG_MESSAGES: &str = "troupe_backlog_messages";
 /// Conversation actors alive.
@@ -287,6 +289,10 @@ fn describe() {
         "Circuit breaker per agent: 0 closed, 1 open, 2 half-open."
     );
     describe_gauge!(GATEWAY_CONNECTED, "1 while the agent's gateway session is up.");
+    describe_gauge!(
+        GATEWAY_SHARDS,
+        "A sharded agent's gateway shards: state total, connected (session up) or ready (READY and every GUILD_CREATE in)."
+    );
     describe_gauge!(BACKLOG_MESSAGES, "Messages waiting in an agent's backlog.");
     describe_gauge!(ACTIVE_CONVERSATIONS, "Conversation actors alive.");
     describe_counter!(DISCORD_REST_ERRORS, "Failed Discord REST calls by HTTP status.");
@@ -367,6 +373,13 @@ pub fn breaker_state(agent: &str, state: BreakerState) {
 /// `agent`'s gateway session went up or down.
 pub fn gateway_connected(agent: &str, connected: bool) {
     gauge!(GATEWAY_CONNECTED, "agent" => agent.to_string()).set(if connected { 1.0 } else { 0.0 });
+}
+
+/// A sharded `agent`'s shards: how many it runs, are connected and are ready.
+pub fn gateway_shards(agent: &str, total: u32, connected: u32, ready: u32) {
+    for (state, n) in [("total", total), ("connected", connected), ("ready", ready)] {
+        gauge!(GATEWAY_SHARDS, "agent" => agent.to_string(), "state" => state).set(f64::from(n));
+    }
 }
 
 /// `agent`'s backlog holds `messages`.
