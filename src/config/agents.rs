@@ -120,6 +120,7 @@ pub(crate) fn agents(
             budgets: super::budgets::agent_budgets(budgets, a.budgets.as_ref(), &field("budgets"), err),
             // Set by `cells::assign`, which knows `[cells] count`.
             cell: 0,
+            stream: a.stream.unwrap_or(false),
         });
     }
 

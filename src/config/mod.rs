@@ -277,6 +277,9 @@ pub struct AgentConfig {
     pub budgets: crate::quota::Budgets,
     /// The cell that runs it: its `cell`, or [`crate::cells::cell_of`] its name.
     pub cell: u32,
+    /// Streams its live replies (`stream = true`): the first sentence is posted, then edited as
+    /// the model writes ([`crate::stream_reply`]). Default false.
+    pub stream: bool,
 }
 
 /// When an agent answers.

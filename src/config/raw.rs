@@ -428,6 +428,9 @@ pub struct RawAgent {
     pub budgets: Option<Spanned<RawAgentBudgets>>,
     /// The cell that runs this agent (default: a hash of its name).
     pub cell: Option<Spanned<i64>>,
+    /// Stream replies: post the first sentence, then edit the message as the model writes
+    /// (default false).
+    pub stream: Option<bool>,
 }
 
 /// `[agents.webhook]`: an existing webhook (`id` and `token_env`/`token_file`), or one troupe
