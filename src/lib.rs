@@ -8,6 +8,8 @@
 //! - [`acl`]: the agent-chain-length footer protocol that stops bot loops (pure).
 //! - [`loopguard`]: per-channel limit on answers to foreign bots, which ignore the footer (pure).
 //! - [`split`]: splitting replies into Discord-sized parts, code fences kept whole (pure).
+//! - [`stream_reply`]: a reply streamed into messages as the model writes it: when to post, edit,
+//!   cut and tidy (pure).
 //! - [`backlog`]: replay planning: scopes, bounds, cursors from per-channel progress (pure).
 //! - [`actors`]: the ractor supervision tree (supervisor → agents → conversations).
 //! - [`ratelimit`]: per-user message limits of an agent (pure).
@@ -63,3 +65,4 @@ pub mod secret;
 pub mod snowflake;
 pub mod split;
 pub mod store;
+pub mod stream_reply;

@@ -18,6 +18,8 @@
 //!   list of them)
 //! - `pend/1/<agent>/<conversation>/<message id>` → JSON: a message the agent owes an answer
 //!   that a failure deferred (see [`PendingRecord`])
+//! - `strm/1/<agent>/<message id>` → JSON `{"v":1,"parts":[...]}`: the messages of a streamed reply
+//!   posted so far (see `streams`), until the reply is finished with
 //! - `bad/1/<key>` → a record that could not be read, set aside rather than deleted
 //! - `use/1/...` and `bnote/1/...`: token usage in hour buckets and budget notices (see `usage`)
 //! - `meta/1/starts` → JSON `{"v":1,"starts_ms":[...]}`: recent start times (crash-loop back-off)
@@ -35,6 +37,7 @@ pub use self::reset::{reset, ResetReport};
 pub use self::retention::{snowflake_unix_ms, PruneReport};
 
 mod pending;
+mod streams;
 mod transfer;
 mod usage;
 

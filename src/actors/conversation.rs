@@ -751,6 +751,12 @@ fn spawn_turn(
             .map_or(0, |(_, n)| n),
         // A remembered reply may have been posted before troupe stopped or lost the answer.
         check_existing: remembered || state.retry.is_some(),
+        // Live answers to people stream; missed messages and agent chains get whole replies
+        // (another agent never answers half a reply).
+        stream: state.args.spec.config.stream
+            && kind == TurnKind::Answer
+            && !state.backlog_waiting
+            && batch.iter().all(|m| !m.author_is_bot && m.webhook_id.is_none()),
     };
     let spec = state.args.spec.clone();
     let outbox = state.args.outbox.clone();

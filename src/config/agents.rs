@@ -122,6 +122,7 @@ pub(crate) fn agents(
             // Set by `cells::assign`, which knows `[cells] count`.
             cell: 0,
             shards,
+            stream: a.stream.unwrap_or(false),
         });
     }
 

@@ -281,6 +281,9 @@ pub struct AgentConfig {
     pub cell: u32,
     /// Its bot's gateway shards (`shards = "auto" | N`, default 1).
     pub shards: Shards,
+    /// Streams its live replies (`stream = true`): the first sentence is posted, then edited as
+    /// the model writes ([`crate::stream_reply`]). Default false.
+    pub stream: bool,
 }
 
 /// When an agent answers.

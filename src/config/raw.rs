@@ -430,6 +430,9 @@ pub struct RawAgent {
     pub cell: Option<Spanned<i64>>,
     /// Gateway shards: `"auto"` or a count (default 1).
     pub shards: Option<Spanned<toml::Value>>,
+    /// Stream replies: post the first sentence, then edit the message as the model writes
+    /// (default false).
+    pub stream: Option<bool>,
 }
 
 /// `[agents.webhook]`: an existing webhook (`id` and `token_env`/`token_file`), or one troupe

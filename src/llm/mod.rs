@@ -128,10 +128,24 @@ impl Backend {
 
     /// Completes a prompt.
     pub async fn complete(&self, prompt: &Prompt) -> Result<Completion, LlmError> {
-        match self {
+        self.complete_streaming(prompt, None).await
+    }
+
+    /// Completes a prompt, publishing the reply's text so far to `progress` while it is written
+    /// (HTTP backends, token by token; echo and command backends, once complete).
+    pub async fn complete_streaming(
+        &self,
+        prompt: &Prompt,
+        progress: http::Progress<'_>,
+    ) -> Result<Completion, LlmError> {
+        let result = match self {
             Backend::Echo(e) => e.complete_async(prompt).await,
-            Backend::Http(h) => h.complete(prompt).await,
+            Backend::Http(h) => return h.complete_streaming(prompt, progress).await,
             Backend::Command(c) => c.complete(prompt).await,
+        };
+        if let (Some(tx), Ok(c)) = (progress, &result) {
+            tx.send_replace(c.text.clone());
         }
+        result
     }
 }

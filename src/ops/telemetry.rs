@@ -29,6 +29,8 @@ pub const MESSAGES_PROCESSED: &str = "troupe_messages_processed_total";
 pub const MESSAGES_IGNORED: &str = "troupe_messages_ignored_total";
 /// Reply messages Discord accepted (each part of a split reply counts). Labels: `agent`.
 pub const REPLIES_SENT: &str = "troupe_replies_sent_total";
+/// Counter: Discord writes (posts, edits, deletes) of streamed replies, by agent.
+pub const STREAM_WRITES: &str = "troupe_stream_writes_total";
 /// Replies not sent because the agent chain was too long. Labels: `agent`.
 pub const CHAINS_BLOCKED: &str = "troupe_chains_blocked_total";
 /// Model requests: each HTTP request of an HTTP backend (ladder steps and retries included),
@@ -268,6 +270,10 @@ fn describe() {
         "Messages an agent decided not to answer, by routing reason."
     );
     describe_counter!(REPLIES_SENT, "Reply messages Discord accepted.");
+    describe_counter!(
+        STREAM_WRITES,
+        "Discord writes (posts, edits, deletes) of streamed replies."
+    );
     describe_counter!(CHAINS_BLOCKED, "Replies not sent because the agent chain was too long.");
     describe_counter!(
         LLM_REQUESTS,
@@ -328,6 +334,11 @@ pub fn message_routed(agent: &str, processed: bool, reason: &'static str) {
 /// Discord accepted `messages` reply messages of `agent` (a long reply is split in parts).
 pub fn replies_sent(agent: &str, messages: usize) {
     counter!(REPLIES_SENT, "agent" => agent.to_string()).increment(messages as u64);
+}
+
+/// A streamed reply of `agent` made `writes` Discord writes (posts, edits, deletes).
+pub fn stream_writes(agent: &str, writes: usize) {
+    counter!(STREAM_WRITES, "agent" => agent.to_string()).increment(writes as u64);
 }
 
 /// A reply of `agent` was not sent: the agent chain was too long.
