@@ -17,6 +17,8 @@
 //!   replay order) (pure).
 //! - [`phase`]: an agent between READY and real time: connecting, replaying, live (pure).
 //! - [`routing`]: which messages an agent answers, and which conversation they belong to (pure).
+//! - [`attach`]: files on messages given to the model (images, text), bounded downloads, long
+//!   code replies sent as files.
 //! - [`prompt`]: the system prompt and turns sent to a backend (pure).
 //! - [`llm`]: backends (OpenAI-compatible, Anthropic, command, echo), the worker pool, stream formats.
 //! - [`discord`]: the serenity adapter: gateway events in, messages out.
@@ -40,6 +42,7 @@
 pub mod acl;
 pub mod actors;
 pub mod app;
+pub mod attach;
 pub mod backlog;
 pub mod breaker;
 pub mod cells;

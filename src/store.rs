@@ -481,6 +481,7 @@ pub(super) mod tests {
             message_id: 1,
             time_ms: 2,
             cut: false,
+            attachments: Vec::new(),
         }
     }
 
@@ -550,6 +551,7 @@ pub(super) mod tests {
                     message_id: i,
                     time_ms: 0,
                     cut: false,
+                    attachments: Vec::new(),
                 };
                 s.save_memory("Ada", ConversationKey::User(i), &[t]).await
             })

@@ -850,6 +850,7 @@ mod tests {
             reply_to: None,
             footers: vec!["acl:1 • x".into()],
             chain: ChainLength::HUMAN.next(),
+            attachments: Vec::new(),
         }
     }
 
@@ -882,6 +883,7 @@ mod tests {
             run: config.run.clone(),
             tracker: super::super::replay::ReplayTracker::new(["Ada"]),
             delivery: config.delivery.clone(),
+            attach: Default::default(),
         })
     }
 
@@ -904,6 +906,7 @@ mod tests {
             message_id,
             time_ms: 0,
             cut: false,
+            attachments: Vec::new(),
         }
     }
 

@@ -111,6 +111,8 @@ pub struct AgentSpec {
     /// The agent's circuit breaker over its turns: `allow` before asking the backend,
     /// `record_success` / `record_failure` after (it reports to readiness and requests the exit).
     pub breaker: Arc<crate::ops::breakers::AgentBreaker>,
+    /// Files on messages: limits, whether the backend sees images, the downloader.
+    pub attach: crate::attach::AgentAttach,
 }
 
 /// Shared handle to an agent's spec.

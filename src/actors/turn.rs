@@ -426,10 +426,17 @@ impl Step<'_> {
                 message_id: m.id,
                 time_ms: now_ms(),
                 cut: false,
+                attachments: m.attachments.clone(),
             })
             .collect();
         let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
-        let fresh_prompt: Vec<_> = fresh.iter().map(|t| self.prompt_turn(t)).collect();
+        let mut fresh_prompt: Vec<_> = fresh
+            .iter()
+            .map(|t| self.prompt_turn(&t.without_attachments()))
+            .collect();
+        // The fresh messages' files: images and text given, the rest named (memory keeps references).
+        let files: Vec<_> = fresh.iter().map(|t| t.attachments.clone()).collect();
+        crate::attach::prepare::prepare(name, &spec.attach, &mut fresh_prompt, &files).await;
         let mut prompt = crate::prompt::build(name, &spec.config.system_prompt, &date, &history, &fresh_prompt);
         if matches!(self.decision, ReplyDecision::SendWithCourtesy { .. }) {
             prompt.system.push_str("\n\nThis reply ends an agent chain that has reached its limit: it is the last message, and no reply to it is expected.");
@@ -493,6 +500,7 @@ impl Step<'_> {
             message_id: self.latest.id,
             time_ms: now_ms(),
             cut,
+            attachments: Vec::new(),
         };
         let text = reply.shown_text();
         with_reply.push(reply);
@@ -687,6 +695,7 @@ impl Step<'_> {
                 message_id: self.latest.id,
                 time_ms: now_ms(),
                 cut,
+                attachments: Vec::new(),
             });
             memory::trim(&mut memory, self.spec.config.memory_limits);
         }

@@ -390,6 +390,7 @@ mod tests {
             reply_to: None,
             footers: vec![],
             chain: crate::acl::ChainLength::HUMAN,
+            attachments: Vec::new(),
         }
     }
 
@@ -406,6 +407,7 @@ mod tests {
                 message_id: 500,
                 time_ms: 1,
                 cut: false,
+                attachments: Vec::new(),
             };
             s.save_memory(agent, ConversationKey::Channel(10), std::slice::from_ref(&turn))
                 .await
