@@ -231,9 +231,10 @@ impl Gateway {
         }
     }
 
-    /// Injects a gateway fault into every session of `bot`; returns how many were affected.
-    /// `refuse_for` keeps the bot from connecting again for that long (its IDENTIFY is closed with 4000 and its RESUME answered INVALID_SESSION).
-    pub fn inject(&self, bot: u64, fault: GatewayFault, refuse_for: Option<Duration>) -> usize {
+    /// Injects a gateway fault into every session of `bot` (only the one on shard `shard`, if
+    /// given); returns how many were affected. `refuse_for` keeps the bot from connecting again
+    /// for that long (its IDENTIFY is closed with 4000 and its RESUME answered INVALID_SESSION).
+    pub fn inject(&self, bot: u64, fault: GatewayFault, refuse_for: Option<Duration>, shard: Option<u64>) -> usize {
         if let Some(d) = refuse_for {
             self.refused_until
                 .lock()
@@ -243,7 +244,8 @@ impl Gateway {
         let mut sessions = self.sessions.lock().expect("gateway lock");
         let mut affected = 0;
         let mut forget = Vec::new();
-        for (id, s) in sessions.iter_mut().filter(|(_, s)| s.bot_id == bot) {
+        let chosen = |s: &Session| s.bot_id == bot && shard.is_none_or(|k| s.shard[0] == k);
+        for (id, s) in sessions.iter_mut().filter(|(_, s)| chosen(s)) {
             if let Some((_, tx)) = &s.conn {
                 affected += 1;
                 let _ = match fault {
