@@ -3,7 +3,9 @@
 //! registry of sessions that dispatches reach.
 //!
 //! A session outlives its connection, as on Discord: events dispatched while a bot is
-//! disconnected are buffered (up to [`RESUME_BUFFER`]) and replayed on RESUME.
+//! disconnected are buffered (up to [`RESUME_BUFFER`]) and replayed on RESUME. A session is one
+//! shard of its bot and receives only the events of its shard's guilds (DMs: shard 0), see
+//! [`shards`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
