@@ -1,7 +1,8 @@
 //! Autosharding against the sandbox: an agent with `shards = 4` over four guilds (one per shard)
 //! answers every guild's messages and a DM exactly once, with four sessions in the sandbox, one
-//! per shard; `shards = "auto"` runs the count the sandbox recommends; `check-config` refuses a
-//! bad `shards`.
+//! per shard; `shards = "auto"` runs the count the sandbox recommends; a shard whose session is
+//! invalidated identifies again and its guild's missed messages are replayed, once;
+//! `check-config` refuses a bad `shards`.
 //!
 //! serenity 0.12 starts one shard every 5 seconds, so a test with 4 shards takes about 15 s to
 //! connect: the waits here have their own, longer deadline.
@@ -262,4 +263,87 @@ async fn check_config_refuses_a_bad_shard_count_with_its_line() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let resolved: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(resolved["agents"][0]["shards"], 4, "{resolved}");
+}
+
+/// How many times Ada answered each message content in `channels`: an answer to a batch (the
+/// replay hands a conversation its missed messages at once) names each message it covers.
+async fn answers(sb: &Control, channels: &[&str]) -> std::collections::HashMap<String, usize> {
+    let mut count = std::collections::HashMap::new();
+    for c in channels {
+        for m in sb.messages(c).await {
+            let text = m["content"].as_str().unwrap_or_default();
+            let Some(heard) = text
+                .strip_prefix("Ada heard ")
+                .filter(|_| m["author"]["username"] == "Ada")
+            else {
+                continue;
+            };
+            let heard = heard.rsplit_once(" (remembering").map_or(heard, |(h, _)| h);
+            for part in heard.split(" / ") {
+                if let Some((_, content)) = part.split_once(": ") {
+                    // The mention that addressed Ada (`@Ada ` in what the model saw) is left out.
+                    let content = content.strip_prefix("@Ada ").unwrap_or(content);
+                    *count.entry(content.to_string()).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_that_identifies_again_has_its_missed_messages_replayed_once() {
+    let (sandbox, sb) = sandbox(json!({"bot": "Ada", "shards": 2, "max_concurrency": 2})).await;
+    let (config, _state) = troupe_config(&sandbox.url(), "2");
+    let running = troupe::app::start(config).await.unwrap();
+    let ada = sb.id_of("users", "Ada").await;
+    let both = vec![json!([0, 2]), json!([1, 2])];
+    wait("Ada's two shards connected", || async {
+        (ada_shards(&sb, &ada).await == both).then_some(())
+    })
+    .await;
+    let ids = guild_ids(&sb).await;
+    let channel_on = |shard: u64| {
+        let g = ids.iter().position(|id| (id >> 22) % 2 == shard).unwrap();
+        format!("g{g}a")
+    };
+    let (lost, kept) = (channel_on(1), channel_on(0));
+    let channels = [lost.as_str(), kept.as_str()];
+    let answered = |contents: Vec<String>| {
+        let sb = sb.clone();
+        let channels = [lost.clone(), kept.clone()];
+        async move {
+            let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
+            wait(&format!("answers to {contents:?}"), || async {
+                let a = answers(&sb, &channels).await;
+                contents.iter().all(|c| a.contains_key(c)).then_some(())
+            })
+            .await;
+        }
+    };
+    sb.say(&lost, "alice", "<@Ada> warm up").await;
+    answered(vec!["warm up".into()]).await;
+
+    // Shard 1's session is invalidated (not resumable) and cannot identify for a moment: what is
+    // posted in its guild meanwhile reaches no session, as on Discord.
+    let hit = sb
+        .faults(json!({"gateway": {"bot": "Ada", "action": "invalid_session", "refuse_ms": 1000, "shard": 1}}))
+        .await;
+    assert_eq!(hit["gateway_sessions_affected"], 1, "only shard 1's session: {hit}");
+    let mut asked = Vec::new();
+    for i in 0..3 {
+        sb.say(&lost, "alice", &format!("<@Ada> missed {i}")).await;
+        asked.push(format!("missed {i}"));
+    }
+    sb.say(&kept, "alice", "<@Ada> on the other shard").await;
+    asked.push("on the other shard".to_string());
+    // Shard 1 identifies again (a new READY); the replay finds its guild's messages.
+    answered(asked.clone()).await;
+    assert_eq!(ada_shards(&sb, &ada).await, both);
+    sb.say(&lost, "alice", "<@Ada> after").await;
+    answered(vec!["after".into()]).await;
+    let a = answers(&sb, &channels).await;
+    assert!(asked.iter().all(|c| a[c] == 1), "each answered once: {a:?}");
+    running.stop().await;
+    sandbox.stop().await;
 }

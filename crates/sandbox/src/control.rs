@@ -233,7 +233,9 @@ async fn faults(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
             .filter(|u| u.bot)
             .map(|u| u.id);
         let bot = bot.ok_or_else(|| bad("gateway.bot", &format!("no bot named `{}`", g.bot)))?;
-        affected = s.gateway.inject(bot, g.action, g.refuse_ms.map(Duration::from_millis));
+        affected = s
+            .gateway
+            .inject(bot, g.action, g.refuse_ms.map(Duration::from_millis), g.shard);
     }
     {
         let mut rest = s.faults.lock().expect("faults lock");

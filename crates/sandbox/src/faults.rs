@@ -33,6 +33,8 @@ pub struct GatewayFaultRequest {
     pub action: GatewayFault,
     /// Refuse the bot's IDENTIFY and RESUME for this many milliseconds afterwards.
     pub refuse_ms: Option<u64>,
+    /// Only the bot's session on this shard (default: every session).
+    pub shard: Option<u64>,
 }
 
 /// REST part of a fault request.

@@ -3,7 +3,9 @@
 //! registry of sessions that dispatches reach.
 //!
 //! A session outlives its connection, as on Discord: events dispatched while a bot is
-//! disconnected are buffered (up to [`RESUME_BUFFER`]) and replayed on RESUME.
+//! disconnected are buffered (up to [`RESUME_BUFFER`]) and replayed on RESUME. A session is one
+//! shard of its bot and receives only the events of its shard's guilds (DMs: shard 0), see
+//! [`shards`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -231,9 +233,10 @@ impl Gateway {
         }
     }
 
-    /// Injects a gateway fault into every session of `bot`; returns how many were affected.
-    /// `refuse_for` keeps the bot from connecting again for that long (its IDENTIFY is closed with 4000 and its RESUME answered INVALID_SESSION).
-    pub fn inject(&self, bot: u64, fault: GatewayFault, refuse_for: Option<Duration>) -> usize {
+    /// Injects a gateway fault into every session of `bot` (only the one on shard `shard`, if
+    /// given); returns how many were affected. `refuse_for` keeps the bot from connecting again
+    /// for that long (its IDENTIFY is closed with 4000 and its RESUME answered INVALID_SESSION).
+    pub fn inject(&self, bot: u64, fault: GatewayFault, refuse_for: Option<Duration>, shard: Option<u64>) -> usize {
         if let Some(d) = refuse_for {
             self.refused_until
                 .lock()
@@ -243,7 +246,8 @@ impl Gateway {
         let mut sessions = self.sessions.lock().expect("gateway lock");
         let mut affected = 0;
         let mut forget = Vec::new();
-        for (id, s) in sessions.iter_mut().filter(|(_, s)| s.bot_id == bot) {
+        let chosen = |s: &Session| s.bot_id == bot && shard.is_none_or(|k| s.shard[0] == k);
+        for (id, s) in sessions.iter_mut().filter(|(_, s)| chosen(s)) {
             if let Some((_, tx)) = &s.conn {
                 affected += 1;
                 let _ = match fault {

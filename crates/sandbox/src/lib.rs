@@ -9,13 +9,14 @@
 //! - [`render`]: the world as Discord API v10 JSON.
 //! - [`mentions`]: mentions in content and `allowed_mentions`.
 //! - [`gateway`]: the websocket protocol and the sessions dispatches reach; `gateway::events`
-//!   builds and sends the events that follow a message (update, delete, reactions, pins).
+//!   builds and sends the events that follow a message (update, delete, reactions, pins);
+//!   `gateway::shards` routes guilds to shards and checks IDENTIFY's shard and concurrency.
 //! - [`rest`]: the REST API under `/api/v10` (messages, reactions, threads, webhooks, guilds,
 //!   multipart uploads) and the `/attachments/...` CDN.
 //! - [`control`]: `/sandbox/*`, the tester's API.
 //! - [`commands`]: applications' global and guild commands, and their validation.
 //! - [`interactions`]: interactions, their 3-second and 15-minute windows, ephemeral messages.
-//! - [`sessions`]: which connection holds each bot, in `/sandbox/state`.
+//! - [`sessions`]: which connection (and shard) holds each bot, in `/sandbox/state`.
 //! - [`faults`]: injected REST errors, delays and dropped sessions.
 //! - [`ratelimit`]: Discord's rate limits (per-route buckets, global limit), pure.
 //! - [`throttle`]: the rate limits applied to REST answers, with their headers.
