@@ -2,7 +2,8 @@
 //! Chromium, driven over the Chrome DevTools Protocol, shows the channels and DMs, posts a
 //! human's message through the composer, and renders the agent's reply; it uses a bot's slash
 //! command as a human, shows the bot's response, its later edit (marked "(edited)") and its
-//! attachments (images inline, other files as links).
+//! attachments (images inline, other files as links); and shows a streamed reply grow live as
+//! the agent edits it.
 //!
 //! Needs `chromium` on PATH (Debian: `apt-get install chromium`). Without it the test fails;
 //! `make test` installs it when it can, and otherwise leaves the test out and says so
@@ -335,6 +336,59 @@ async fn web_page_lists_channels_posts_and_shows_the_reply() {
     std::fs::write(&out, &png).unwrap();
     eprintln!("screenshot: {}", out.display());
 
+    drop(cdp);
+    drop(browser);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_page_shows_a_streamed_reply_grow_live() {
+    let Some(chromium) = find_chromium() else {
+        common::tool_missing("chromium", "Debian: apt-get install chromium");
+    };
+    const TEXT: &str = "Hello there. This reply is streamed word by word, and the page shows it grow \
+                        while the model is still writing the rest of it out.";
+    let llm = troupe_llm_test_server::LlmTestServer::start().await.unwrap();
+    llm.set_default(troupe_llm_test_server::Reply::text(TEXT).token_delay(Duration::from_millis(300)));
+    let (config, _state) = common::config(&format!(
+        "[backends.model]\nprovider = \"openai\"\nmodel = \"m\"\nbase_url = \"{}\"\n\n[[agents]]\nname = \"Ada\"\nbackend = \"model\"\nstream = true\n",
+        llm.openai_base_url()
+    ));
+    let running = troupe::app::start(config).await.unwrap();
+    let url = running.sandbox_url().unwrap().trim_end_matches('/').to_string();
+    let sb = Control::new(&url);
+    sb.wait_connected(&["Ada"]).await;
+    let (browser, mut cdp) = open_page(&chromium, &format!("{url}/#channel=general")).await;
+    let asked = sb.say("general", "alice", "<@Ada> tell me something").await;
+    let reply = sb.reply_to("general", "Ada", asked["id"].as_str().unwrap()).await;
+    let id = reply["id"].as_str().unwrap().to_string();
+    let shown = |id: &str| {
+        format!(
+            r#"(() => {{
+                const m = document.querySelector('#messages .msg[data-id="{id}"]');
+                if (!m) return null;
+                return {{ content: m.querySelector('.content').textContent, edited: !!m.querySelector('.edited') }};
+            }})()"#
+        )
+    };
+    // A part of the reply, edited, before the whole of it: the page follows the edits.
+    let partial = cdp
+        .wait_eval("the page to show the reply part written", &shown(&id), |v| {
+            v["edited"] == true && v["content"].as_str().is_some_and(|c| !c.starts_with(TEXT))
+        })
+        .await;
+    let partial = partial["content"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("(edited)")
+        .to_string();
+    assert!(TEXT.starts_with(&partial) && partial.len() < TEXT.len(), "{partial}");
+    let complete = cdp
+        .wait_eval("the page to show the complete reply", &shown(&id), |v| {
+            v["content"].as_str().is_some_and(|c| c.starts_with(TEXT))
+        })
+        .await;
+    assert_eq!(complete["content"], format!("{TEXT}(edited)"), "{complete}");
     drop(cdp);
     drop(browser);
     running.stop().await;

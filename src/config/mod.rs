@@ -656,6 +656,17 @@ backend = "offline"
     }
 
     #[test]
+    fn streaming_is_off_unless_an_agent_asks_and_must_be_a_boolean() {
+        let c = Config::parse("agents.toml", MINIMAL).unwrap();
+        assert!(!c.agents[0].stream);
+        let c = Config::parse("agents.toml", &format!("{MINIMAL}stream = true\n")).unwrap();
+        assert!(c.agents[0].stream);
+        let e = errors(&format!("{MINIMAL}stream = \"yes\"\n"));
+        assert!(e.starts_with("agents.toml:8:"), "{e}");
+        assert!(e.contains("stream") || e.contains("bool"), "{e}");
+    }
+
+    #[test]
     fn conversations_passivate_after_a_minute_by_default() {
         let c = Config::parse("agents.toml", MINIMAL).unwrap();
         assert_eq!(c.conversations.idle, std::time::Duration::from_secs(60));

@@ -63,7 +63,7 @@ struct Cli {
     #[arg(long)]
     quick: bool,
     /// Run only these scenarios: overhead, throughput, memory (or its halves: agents,
-    /// conversations), startup, replay, store.
+    /// conversations), startup, replay, store, streaming.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Messages of the overhead scenario (overrides the mode's size).

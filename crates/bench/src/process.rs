@@ -31,6 +31,8 @@ pub struct TroupeConfig {
     pub max_concurrency: usize,
     /// `[conversations] idle_secs`: [`STAY_ALIVE`] unless a scenario measures passivation.
     pub idle_secs: u64,
+    /// Every agent streams its replies (`stream = true`).
+    pub stream: bool,
 }
 
 /// An `idle_secs` longer than any run: conversations stay alive.
@@ -55,8 +57,10 @@ impl TroupeConfig {
         );
         for name in &self.agents {
             text.push_str(&format!(
-                "\n[[agents]]\nname = \"{name}\"\nbackend = \"llm\"\nmemory = \"{}\"\nsystem_prompt = \"You are {{agent}}.\"\n",
-                self.memory
+                "\n[[agents]]\nname = \"{name}\"\nbackend = \"llm\"\nmemory = \"{}\"\n{}system_prompt = \"You are {{agent}}.\"\n",
+                self.memory,
+                // Written only when on: a troupe built before `stream` existed still reads the rest.
+                if self.stream { "stream = true\n" } else { "" }
             ));
         }
         text
@@ -356,6 +360,7 @@ mod tests {
             memory: "channel-user",
             max_concurrency: 64,
             idle_secs: STAY_ALIVE,
+            stream: false,
         };
         let parsed = troupe::config::Config::parse("bench.toml", &c.toml()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parsed.agents.len(), 2);

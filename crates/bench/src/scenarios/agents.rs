@@ -38,6 +38,7 @@ async fn troupe_with(b: &Bench, n: usize) -> Result<Connected> {
         memory: "channel",
         max_concurrency: 4,
         idle_secs: STAY_ALIVE,
+        stream: false,
     };
     let mut troupe = Troupe::spawn(
         &b.troupe,

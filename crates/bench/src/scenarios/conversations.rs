@@ -67,6 +67,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         memory: "channel-user",
         max_concurrency: 64,
         idle_secs: p.passivation_idle_secs,
+        stream: false,
     };
     let mut troupe = Troupe::spawn(&b.troupe, &config, &stage.url(), &state, &b.dir)?;
     troupe.wait_ready(CONNECT_DEADLINE).await?;

@@ -9,6 +9,7 @@
 //! - [`conversations`]: resident memory with 10,000 conversations of 20 turns; the store's size.
 //! - [`replay`]: messages missed while troupe was down, answered at its next start.
 //! - [`store`]: durable turn appends per second.
+//! - [`streaming`]: time to the first visible text of a streamed reply, and writes per reply.
 
 pub mod agents;
 pub mod conversations;
@@ -16,6 +17,7 @@ pub mod overhead;
 pub mod passivation;
 pub mod replay;
 pub mod store;
+pub mod streaming;
 pub mod throughput;
 
 use std::path::PathBuf;
@@ -59,6 +61,8 @@ pub struct Plan {
     pub passivation_idle_secs: u64,
     /// Conversations scenario: passivated conversations activated one after another, timed.
     pub activations: usize,
+    /// Streaming: streamed replies, one after another.
+    pub streaming_messages: usize,
     /// How long a flood may go without progress before the rest counts as unanswered (and how
     /// long replay may take to answer its first message).
     pub stall: Duration,
@@ -84,6 +88,7 @@ impl Plan {
             store_parallel: (64, 40),
             passivation_idle_secs: 60,
             activations: 200,
+            streaming_messages: 20,
             stall: Duration::from_secs(30),
         }
     }
@@ -103,6 +108,7 @@ impl Plan {
             store_parallel: (16, 20),
             passivation_idle_secs: 20,
             activations: 50,
+            streaming_messages: 5,
             stall: Duration::from_secs(10),
             ..Plan::full()
         }
@@ -139,6 +145,8 @@ pub enum Step {
     Replay,
     /// Scenario 6 (appends).
     Store,
+    /// Scenario 7.
+    Streaming,
 }
 
 impl Step {
@@ -146,7 +154,15 @@ impl Step {
     pub fn selected(only: &[String]) -> Result<Vec<Step>, String> {
         use Step::*;
         if only.is_empty() {
-            return Ok(vec![Overhead, Throughput, Agents, Conversations, Replay, Store]);
+            return Ok(vec![
+                Overhead,
+                Throughput,
+                Agents,
+                Conversations,
+                Replay,
+                Store,
+                Streaming,
+            ]);
         }
         let mut steps = Vec::new();
         for name in only {
@@ -159,9 +175,10 @@ impl Step {
                 "startup" => &[Agents],
                 "replay" => &[Replay],
                 "store" => &[Store],
+                "streaming" => &[Streaming],
                 other => {
                     return Err(format!(
-                        "unknown scenario `{other}`; use overhead, throughput, memory (agents, conversations), startup, replay or store"
+                        "unknown scenario `{other}`; use overhead, throughput, memory (agents, conversations), startup, replay, store or streaming"
                     ))
                 }
             };
@@ -176,7 +193,15 @@ impl Step {
 }
 
 /// Scenario names in the order the table lists them.
-const ORDER: [&str; 6] = ["overhead", "throughput", "memory", "replay", "startup", "store"];
+const ORDER: [&str; 7] = [
+    "overhead",
+    "throughput",
+    "memory",
+    "replay",
+    "startup",
+    "store",
+    "streaming",
+];
 
 /// Runs the steps and returns every figure in table order.
 pub async fn run(bench: &Bench, steps: &[Step]) -> Vec<Figure> {
@@ -189,6 +214,7 @@ pub async fn run(bench: &Bench, steps: &[Step]) -> Vec<Figure> {
             Step::Conversations => ("memory", conversations::run(bench).await),
             Step::Replay => ("replay", replay::run(bench).await),
             Step::Store => ("store", store::run(bench).await),
+            Step::Streaming => ("streaming", streaming::run(bench).await),
         };
         match outcome {
             Ok(mut f) => figures.append(&mut f),
@@ -219,7 +245,7 @@ mod tests {
     #[test]
     fn only_selects_steps_once_in_the_asked_order() {
         let s = |v: &[&str]| Step::selected(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
-        assert_eq!(s(&[]).unwrap().len(), 6);
+        assert_eq!(s(&[]).unwrap().len(), 7);
         assert_eq!(
             s(&["startup", "memory"]).unwrap(),
             vec![Step::Agents, Step::Conversations]

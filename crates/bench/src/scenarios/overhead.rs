@@ -83,6 +83,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         memory: "channel",
         max_concurrency: 4,
         idle_secs: STAY_ALIVE,
+        stream: false,
     };
     let mut troupe = Troupe::spawn(&b.troupe, &config, &stage.url(), &b.dir.join("overhead-state"), &b.dir)?;
     troupe.wait_ready(CONNECT_DEADLINE).await?;

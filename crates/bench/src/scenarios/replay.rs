@@ -74,6 +74,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         memory: "channel",
         max_concurrency: 64,
         idle_secs: STAY_ALIVE,
+        stream: false,
     };
     let state = b.dir.join("replay-state");
     let post = |c: usize, what: String| Post {

@@ -161,6 +161,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         memory: "channel",
         max_concurrency: POOL,
         idle_secs: STAY_ALIVE,
+        stream: false,
     };
     let mut troupe = Troupe::spawn(
         &b.troupe,
