@@ -305,7 +305,17 @@ impl Step<'_> {
                 handle.abort();
             }
         }
-        let delivered = Box::pin(self.outbox.deliver(&reply)).await;
+        // `long_replies = "file"`: one long code block goes out as a file on one message.
+        let delivered = match crate::attach::reply_file::as_file(&reply.text, &self.spec.attach.settings) {
+            Some(file) => {
+                let message = Reply {
+                    text: file.text.clone(),
+                    ..reply.clone()
+                };
+                Box::pin(self.outbox.deliver_with_file(&message, &file)).await
+            }
+            None => Box::pin(self.outbox.deliver(&reply)).await,
+        };
         self.after_delivery(memory, &reply, delivered).await
     }
 
