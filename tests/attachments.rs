@@ -114,6 +114,26 @@ async fn an_image_reaches_both_providers_inline() {
     );
     assert_eq!(blocks[1]["type"], "text");
     assert!(blocks[1]["text"].as_str().unwrap().contains("and this?"), "{user}");
+
+    // A follow-up without a file: the earlier image goes again (the sandbox's URLs do not
+    // expire), in the turn that brought it.
+    let asked = sb.say("general", "alice", "<@Ada> what colour was it?").await;
+    sb.reply_to("general", "Ada", asked["id"].as_str().unwrap()).await;
+    let follow_up = llm.requests().last().unwrap().messages();
+    let earlier = follow_up
+        .iter()
+        .find(|m| m["role"] == "user" && m["content"].to_string().contains("what is this?"))
+        .unwrap_or_else(|| panic!("{follow_up:?}"));
+    assert_eq!(
+        earlier["content"][1]["image_url"]["url"],
+        format!("data:image/png;base64,{DOT_PNG}"),
+        "{earlier}"
+    );
+    let newest = follow_up.last().unwrap();
+    assert!(
+        newest["content"].as_str().unwrap().contains("what colour was it?"),
+        "{newest}"
+    );
     running.stop().await;
 }
 

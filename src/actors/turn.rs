@@ -328,7 +328,7 @@ impl Step<'_> {
         memory: &[MemoryTurn],
     ) -> Result<(String, Vec<MemoryTurn>, Option<tokio::task::JoinHandle<()>>), TurnFailure> {
         let (spec, name) = (self.spec, self.name());
-        let history: Vec<_> = memory.iter().map(|t| self.prompt_turn(t)).collect();
+        let mut history: Vec<_> = memory.iter().map(|t| self.prompt_turn(t)).collect();
         let fresh: Vec<MemoryTurn> = self
             .batch
             .iter()
@@ -351,7 +351,9 @@ impl Step<'_> {
             .collect();
         // The fresh messages' files: images and text given, the rest named (memory keeps references).
         let files: Vec<_> = fresh.iter().map(|t| t.attachments.clone()).collect();
-        crate::attach::prepare::prepare(name, &spec.attach, &mut fresh_prompt, &files).await;
+        let used = crate::attach::prepare::prepare(name, &spec.attach, &mut fresh_prompt, &files).await;
+        let earlier: Vec<_> = memory.iter().map(|t| t.attachments.clone()).collect();
+        crate::attach::prepare::again(name, &spec.attach, &mut history, &earlier, used).await;
         let mut prompt = crate::prompt::build(name, &spec.config.system_prompt, &date, &history, &fresh_prompt);
         if matches!(self.decision, ReplyDecision::SendWithCourtesy { .. }) {
             prompt.system.push_str("\n\nThis reply ends an agent chain that has reached its limit: it is the last message, and no reply to it is expected.");

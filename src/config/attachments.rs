@@ -87,6 +87,14 @@ pub(crate) fn attachments(raw: &RawAttachments, err: &mut Report<'_>) -> Setting
             1_000_000,
             err,
         ) as usize,
+        history_images: int(
+            &f("history_images"),
+            &raw.history_images,
+            d.history_images as u64,
+            0,
+            100,
+            err,
+        ) as usize,
     }
 }
 
@@ -108,7 +116,7 @@ mod tests {
         assert_eq!(c.attachments, crate::attach::Settings::default());
         assert!(!c.backends["b"].vision, "vision is off unless asked for");
         let c = parse(
-            "[attachments]\nmax_image_bytes = 1000\nmax_images = 2\nmax_total_bytes = 5000\ntext_chars = 300\ntimeout_secs = 3\nlong_replies = \"file\"\nlong_reply_chars = 500",
+            "[attachments]\nmax_image_bytes = 1000\nmax_images = 2\nmax_total_bytes = 5000\ntext_chars = 300\ntimeout_secs = 3\nlong_replies = \"file\"\nlong_reply_chars = 500\nhistory_images = 0",
             "vision = true",
         )
         .unwrap();
@@ -123,7 +131,10 @@ mod tests {
             (1000, 2, 5000, 300)
         );
         assert_eq!(a.limits.timeout, std::time::Duration::from_secs(3));
-        assert_eq!((a.long_replies, a.long_reply_chars), (LongReplies::File, 500));
+        assert_eq!(
+            (a.long_replies, a.long_reply_chars, a.history_images),
+            (LongReplies::File, 500, 0)
+        );
         assert!(c.backends["b"].vision);
     }
 

@@ -275,6 +275,8 @@ pub struct RawAttachments {
     pub long_replies: Option<Spanned<String>>,
     /// Characters of code above which `long_replies = "file"` sends a file.
     pub long_reply_chars: Option<Spanned<i64>>,
+    /// Most images of earlier turns sent again with a turn.
+    pub history_images: Option<Spanned<i64>>,
 }
 
 /// `[budgets]`.
