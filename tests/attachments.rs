@@ -236,7 +236,7 @@ backend = "blind"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_long_code_reply_goes_out_as_a_file_with_the_footer_once() {
+async fn a_long_code_reply_goes_out_as_a_file_with_the_footer_once_after_a_failed_try() {
     let llm = LlmTestServer::start().await.unwrap();
     let code: String = (0..150).map(|i| format!("call_step_number_{i}();\n")).collect();
     llm.set_default(Reply::text(format!("Here it is:\n```rust\n{code}```")));
@@ -246,6 +246,9 @@ async fn a_long_code_reply_goes_out_as_a_file_with_the_footer_once() {
     let sb = Control::new(running.sandbox_url().unwrap());
     sb.wait_connected(&["Ada"]).await;
 
+    // Discord fails the first try: the file goes again with the message, and arrives once.
+    sb.faults(json!({"rest": {"status": 500, "path_contains": "/messages", "method": "POST"}}))
+        .await;
     let asked = sb.say("general", "alice", "<@Ada> write it").await;
     let id = asked["id"].as_str().unwrap().to_string();
     let reply = sb.reply_to("general", "Ada", &id).await;
@@ -279,6 +282,14 @@ async fn a_long_code_reply_goes_out_as_a_file_with_the_footer_once() {
         1,
         "one message, not many parts"
     );
+    let posts: Vec<u64> = sb
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["path"].as_str().unwrap().ends_with("/messages"))
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(posts, [500, 200], "the failed try, then the one that took");
     running.stop().await;
 }
 
