@@ -453,6 +453,8 @@ pub struct RawAgent {
     pub busy_notice: Option<String>,
     /// Overrides of `[budgets]` for this agent.
     pub budgets: Option<Spanned<RawAgentBudgets>>,
+    /// Overrides of `[attachments]` for this agent (any of its keys).
+    pub attachments: Option<Spanned<RawAttachments>>,
     /// The cell that runs this agent (default: a hash of its name).
     pub cell: Option<Spanned<i64>>,
 }

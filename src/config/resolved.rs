@@ -57,6 +57,7 @@ pub fn resolve(config: &Config) -> (Value, Vec<String>) {
                 "token": token,
                 "webhook": webhook(a.webhook.as_ref(), &a.name, &mut problems),
                 "breaker": breaker(&a.breaker),
+                "attachments": attachments(&a.attachments),
                 "cell": a.cell,
             })
         })
@@ -247,6 +248,10 @@ backend = \"b\"
         assert_eq!(value["attachments"]["long_replies"], "file");
         assert_eq!(value["attachments"]["max_images"], 1);
         assert_eq!(value["attachments"]["text_chars"], 20_000, "defaults filled in");
+        assert_eq!(
+            value["agents"][0]["attachments"]["long_replies"], "file",
+            "what the agent uses"
+        );
     }
 
     #[test]
