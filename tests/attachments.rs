@@ -323,6 +323,7 @@ async fn only_the_allowed_origin_is_fetched_never_a_crafted_or_redirected_url() 
                 get(|| async { base64::engine::general_purpose::STANDARD.decode(DOT_PNG).unwrap() }),
             )
             .route("/redirect", get(move || async move { Redirect::temporary(&to_canary) }))
+            .route("/hang", get(|| futures::future::pending::<&'static str>()))
             .route(
                 "/endless",
                 get(|| async {
@@ -371,4 +372,12 @@ async fn only_the_allowed_origin_is_fetched_never_a_crafted_or_redirected_url() 
         .await
         .unwrap();
     assert_eq!((cut.bytes.len(), cut.truncated), (10_000, true));
+
+    // A server that never answers: the download's timeout ends it.
+    let short = std::time::Duration::from_millis(300);
+    let e = fetcher
+        .get(&format!("{allowed}/hang"), 1_000, Overflow::Fail, short)
+        .await
+        .unwrap_err();
+    assert_eq!(e, FetchError::Timeout);
 }
