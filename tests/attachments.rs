@@ -323,7 +323,7 @@ async fn only_the_allowed_origin_is_fetched_never_a_crafted_or_redirected_url() 
                 get(|| async { base64::engine::general_purpose::STANDARD.decode(DOT_PNG).unwrap() }),
             )
             .route("/redirect", get(move || async move { Redirect::temporary(&to_canary) }))
-            .route("/hang", get(|| futures::future::pending::<&'static str>()))
+            .route("/hang", get(futures::future::pending::<&'static str>))
             .route(
                 "/endless",
                 get(|| async {
