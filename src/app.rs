@@ -321,7 +321,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             tracker: tracker.clone(),
             delivery: config.delivery.clone(),
             attach: crate::attach::AgentAttach {
-                settings: config.attachments,
+                settings: agent.attachments,
                 vision: config.backends[&agent.backend].vision,
                 fetcher: fetcher.clone(),
             },

@@ -149,6 +149,18 @@ mod tests {
     }
 
     #[test]
+    fn pending_records_from_before_attachments_still_read() {
+        let old = r#"{"id":1,"channel_id":2,"guild_id":null,"author_id":3,"author_name":"a","author_is_bot":false,
+            "webhook_id":null,"content":"hi","mentions":[],"mention_everyone":false,"reply_to":null,"footers":[],"chain":0}"#;
+        let m: Inbound = serde_json::from_str(old).unwrap();
+        assert!(m.attachments.is_empty());
+        assert!(
+            !serde_json::to_string(&m).unwrap().contains("attachments"),
+            "none: not written"
+        );
+    }
+
+    #[test]
     fn known_channels_become_names() {
         let name_of = |id: u64| (id == 5).then(|| "general".to_string());
         assert_eq!(

@@ -524,7 +524,7 @@ async fn web_page_uses_slash_commands_and_shows_edits_and_attachments() {
                     who: m.querySelector('.who').textContent,
                     content: m.querySelector('.content').textContent,
                     edited: !!m.querySelector('.edited'),
-                    image: img && {{ alt: img.alt, width: img.naturalWidth, complete: img.complete }},
+                    image: img && {{ alt: img.alt, width: img.naturalWidth, complete: img.complete, src: img.src }},
                     links: [...m.querySelectorAll('a.attachment')].map((a) => a.textContent),
                 }};
             }})()"#
@@ -584,6 +584,37 @@ async fn web_page_uses_slash_commands_and_shows_edits_and_attachments() {
     assert_eq!(shown["image"]["alt"], "dot.png", "{shown}");
     assert_eq!(shown["image"]["width"], 1, "the image is shown inline: {shown}");
     assert_eq!(shown["links"], json!(["📎 notes.txt (2 bytes)"]), "{shown}");
+
+    // An image uploaded by a person (the control API, as multipart uploads do): shown inline,
+    // loaded from the sandbox's CDN.
+    let posted: Value = http
+        .post(format!("{url}/sandbox/messages"))
+        .json(&json!({"channel": "general", "author": "alice", "content": "look", "attachments": [
+            {"filename": "dot.png", "content_type": "image/png", "base64": DOT_PNG.trim_start_matches("data:image/png;base64,")},
+        ]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let uploaded = posted["id"].as_str().unwrap().to_string();
+    let shown = cdp
+        .wait_eval("the page to show the uploaded image", &message(&uploaded), |v| {
+            v["image"]["complete"] == true
+        })
+        .await;
+    assert_eq!(
+        shown["image"]["width"], 1,
+        "the uploaded image is shown inline: {shown}"
+    );
+    assert!(
+        shown["image"]["src"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{url}/attachments/")),
+        "{shown}"
+    );
 
     // A screenshot for humans to look at.
     let shot = cdp

@@ -303,7 +303,17 @@ impl Step<'_> {
                 handle.abort();
             }
         }
-        let delivered = Box::pin(self.outbox.deliver(&reply)).await;
+        // `long_replies = "file"`: one long code block goes out as a file on one message.
+        let delivered = match crate::attach::reply_file::as_file(&reply.text, &self.spec.attach.settings) {
+            Some(file) => {
+                let message = Reply {
+                    text: file.text.clone(),
+                    ..reply.clone()
+                };
+                Box::pin(self.outbox.deliver_with_file(&message, &file)).await
+            }
+            None => Box::pin(self.outbox.deliver(&reply)).await,
+        };
         self.after_delivery(memory, &reply, delivered).await
     }
 
@@ -413,7 +423,7 @@ impl Step<'_> {
         progress: crate::llm::http::Progress<'_>,
     ) -> Result<(String, Vec<MemoryTurn>, Option<tokio::task::JoinHandle<()>>), TurnFailure> {
         let (spec, name) = (self.spec, self.name());
-        let history: Vec<_> = memory.iter().map(|t| self.prompt_turn(t)).collect();
+        let mut history: Vec<_> = memory.iter().map(|t| self.prompt_turn(t)).collect();
         let fresh: Vec<MemoryTurn> = self
             .batch
             .iter()
@@ -436,7 +446,9 @@ impl Step<'_> {
             .collect();
         // The fresh messages' files: images and text given, the rest named (memory keeps references).
         let files: Vec<_> = fresh.iter().map(|t| t.attachments.clone()).collect();
-        crate::attach::prepare::prepare(name, &spec.attach, &mut fresh_prompt, &files).await;
+        let used = crate::attach::prepare::prepare(name, &spec.attach, &mut fresh_prompt, &files).await;
+        let earlier: Vec<_> = memory.iter().map(|t| t.attachments.clone()).collect();
+        crate::attach::prepare::again(name, &spec.attach, &mut history, &earlier, used).await;
         let mut prompt = crate::prompt::build(name, &spec.config.system_prompt, &date, &history, &fresh_prompt);
         if matches!(self.decision, ReplyDecision::SendWithCourtesy { .. }) {
             prompt.system.push_str("\n\nThis reply ends an agent chain that has reached its limit: it is the last message, and no reply to it is expected.");

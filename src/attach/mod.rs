@@ -73,6 +73,9 @@ pub struct Settings {
     pub long_replies: LongReplies,
     /// A reply's length in characters above which `long_replies = "file"` applies.
     pub long_reply_chars: usize,
+    /// Most images of earlier turns sent again with a turn (newest first, while their URLs
+    /// are valid), so a follow-up question about an image still sees it. 0: never.
+    pub history_images: usize,
 }
 
 impl Default for Settings {
@@ -81,6 +84,7 @@ impl Default for Settings {
             limits: Limits::default(),
             long_replies: LongReplies::Split,
             long_reply_chars: 4_000,
+            history_images: 2,
         }
     }
 }

@@ -115,6 +115,66 @@ pub fn plan(attachments: &[&Attachment], vision: bool, limits: &Limits) -> Vec<A
         .collect()
 }
 
+/// What a turn's fresh files took of its limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Used {
+    /// Images sent.
+    pub images: usize,
+    /// Bytes planned.
+    pub bytes: u64,
+}
+
+/// What [`plan`] leaves for earlier images.
+pub fn used(attachments: &[&Attachment], actions: &[Action], limits: &Limits) -> Used {
+    let mut used = Used::default();
+    for (a, action) in attachments.iter().zip(actions) {
+        match action {
+            Action::Image(_) => {
+                used.images += 1;
+                used.bytes += a.size;
+            }
+            Action::Text { .. } => used.bytes += a.size.min(text_bytes(limits.text_chars)),
+            Action::Mention | Action::Skip(..) => {}
+        }
+    }
+    used
+}
+
+/// A URL is treated as expired this long before its `ex` time (the fetch must finish first).
+pub const EXPIRY_MARGIN_SECS: u64 = 60;
+
+/// Which images of earlier turns are sent again (indices into `earlier`, given newest first):
+/// at most `again` of them, only while their URL is valid (`expires_at` after `now_secs` plus
+/// [`EXPIRY_MARGIN_SECS`]; `None` never expires), within the limits the fresh files left.
+/// Expired URLs are dropped, not refreshed (see the README's "Attachments").
+pub fn again(
+    earlier: &[(&Attachment, Option<u64>)],
+    vision: bool,
+    limits: &Limits,
+    used: Used,
+    again: usize,
+    now_secs: u64,
+) -> Vec<usize> {
+    if !vision {
+        return Vec::new();
+    }
+    let room = again.min(limits.max_images.saturating_sub(used.images));
+    let mut bytes = used.bytes;
+    let mut out = Vec::new();
+    for (i, (a, expires)) in earlier.iter().enumerate() {
+        if out.len() >= room {
+            break;
+        }
+        let image = matches!(classify(&a.filename, a.content_type.as_deref()), Kind::Image(_));
+        let valid = expires.is_none_or(|ex| ex > now_secs + EXPIRY_MARGIN_SECS);
+        if image && valid && a.size <= limits.max_image_bytes && bytes + a.size <= limits.max_total_bytes {
+            bytes += a.size;
+            out.push(i);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +269,41 @@ mod tests {
             plan(&refs, true, &l),
             vec![Action::Skip(Kind::Text, Skip::TextBudget { max: 0 })]
         );
+    }
+
+    #[test]
+    fn earlier_images_are_sent_again_while_valid_and_within_what_is_left() {
+        let files = [
+            file("new.png", "image/png", 100),
+            file("notes.txt", "text/plain", 50),
+            file("old.png", "image/png", 100),
+            file("older.png", "image/png", 100),
+            file("oldest.png", "image/png", 100),
+        ];
+        let l = limits();
+        // Newest first: an expired URL, a text file, then images.
+        let earlier = [
+            (&files[0], Some(1_000)),
+            (&files[1], None),
+            (&files[2], Some(10_000)),
+            (&files[3], None),
+            (&files[4], None),
+        ];
+        assert_eq!(again(&earlier, true, &l, Used::default(), 5, 1_000), vec![2, 3]);
+        // One fresh image leaves room for one more (max_images = 2).
+        let one = Used { images: 1, bytes: 100 };
+        assert_eq!(again(&earlier, true, &l, one, 5, 1_000), vec![2]);
+        // Within a minute of expiry counts as expired.
+        assert_eq!(again(&earlier, true, &l, Used::default(), 1, 10_000 - 60), vec![3]);
+        assert_eq!(again(&earlier, true, &l, Used::default(), 0, 0), Vec::<usize>::new());
+        assert_eq!(again(&earlier, false, &l, Used::default(), 5, 0), Vec::<usize>::new());
+        let full = Used {
+            images: 0,
+            bytes: 1_950,
+        };
+        assert_eq!(again(&earlier, true, &l, full, 5, 0), Vec::<usize>::new());
+        let refs: Vec<&Attachment> = files[..2].iter().collect();
+        let actions = plan(&refs, true, &l);
+        assert_eq!(used(&refs, &actions, &l), Used { images: 1, bytes: 150 });
     }
 }

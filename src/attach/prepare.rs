@@ -21,18 +21,25 @@ enum Outcome {
 /// Adds the files of `files[i]` to `turns[i]` (the turn's fresh messages, oldest first). The
 /// limits hold for the whole turn. Never fails: a file that cannot be given is explained to the
 /// model instead.
-pub async fn prepare(agent: &str, attach: &AgentAttach, turns: &mut [PromptTurn], files: &[Vec<Attachment>]) {
+/// Returns what the fresh files took of the turn's limits, for [`again`].
+pub async fn prepare(
+    agent: &str,
+    attach: &AgentAttach,
+    turns: &mut [PromptTurn],
+    files: &[Vec<Attachment>],
+) -> plan::Used {
     let flat: Vec<(usize, &Attachment)> = files
         .iter()
         .enumerate()
         .flat_map(|(i, list)| list.iter().map(move |a| (i, a)))
         .collect();
     if flat.is_empty() {
-        return;
+        return plan::Used::default();
     }
     let limits = attach.settings.limits;
     let refs: Vec<&Attachment> = flat.iter().map(|(_, a)| *a).collect();
     let actions = plan::plan(&refs, attach.vision, &limits);
+    let used = plan::used(&refs, &actions, &limits);
     let fetches = flat.iter().zip(&actions).map(|((_, a), action)| async move {
         let (max, overflow) = match action {
             Action::Image(_) => (limits.max_image_bytes, Overflow::Fail),
@@ -64,6 +71,72 @@ pub async fn prepare(agent: &str, attach: &AgentAttach, turns: &mut [PromptTurn]
             }
         };
         t.content = render::with_notes(&t.content, &[note]);
+    }
+    used
+}
+
+/// Sends the most recent images of earlier turns (`history[i]` carried `files[i]`) again, up to
+/// `history_images`, while their URLs are valid and within what the fresh files left of the
+/// limits ([`plan::again`]). One that cannot be fetched any more stays named only (memory's
+/// "attached earlier" note); nothing is said, the model already answered it once.
+pub async fn again(
+    agent: &str,
+    attach: &AgentAttach,
+    history: &mut [PromptTurn],
+    files: &[Vec<Attachment>],
+    used: plan::Used,
+) {
+    let limits = attach.settings.limits;
+    let earlier: Vec<(usize, &Attachment, Option<u64>)> = files
+        .iter()
+        .enumerate()
+        .rev()
+        .flat_map(|(i, list)| {
+            list.iter()
+                .rev()
+                .map(move |a| (i, a, super::origin::expires_at(&a.url)))
+        })
+        .collect();
+    if earlier.is_empty() || attach.settings.history_images == 0 {
+        return;
+    }
+    let candidates: Vec<(&Attachment, Option<u64>)> = earlier.iter().map(|(_, a, ex)| (*a, *ex)).collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let chosen = plan::again(
+        &candidates,
+        attach.vision,
+        &limits,
+        used,
+        attach.settings.history_images,
+        now,
+    );
+    let fetches = chosen.iter().map(|&k| {
+        let (turn, a, _) = earlier[k];
+        async move {
+            let got = attach
+                .fetcher
+                .get(&a.url, limits.max_image_bytes, Overflow::Fail, limits.timeout)
+                .await;
+            (turn, a, got)
+        }
+    });
+    // Oldest first within a turn, as they were posted.
+    let mut fetched = futures::future::join_all(fetches).await;
+    fetched.reverse();
+    for (turn, a, got) in fetched {
+        let declared = match kind::classify(&a.filename, a.content_type.as_deref()) {
+            Kind::Image(t) => t,
+            Kind::Text | Kind::Other => continue,
+        };
+        match got.map(|f| image(a, declared, f)) {
+            Ok(Outcome::Image(_, img)) => history[turn].images.push(img),
+            Ok(Outcome::Note(_)) => {}
+            Err(e) => {
+                tracing::info!(agent, attachment = a.id, file = %a.filename, error = %e, "an earlier image is not sent again")
+            }
+        }
     }
 }
 

@@ -35,7 +35,7 @@ pub(crate) fn agents(
     mode: Mode,
     base_breaker: BreakerSettings,
     delivery: &DeliverySettings,
-    budgets: &crate::quota::Budgets,
+    (budgets, attachments): (&crate::quota::Budgets, &crate::attach::Settings),
     err: &mut Report<'_>,
 ) -> Vec<AgentConfig> {
     if raw_agents.is_empty() {
@@ -119,6 +119,10 @@ pub(crate) fn agents(
                 .unwrap_or_else(|| delivery.failure_notice.clone()),
             busy_notice: a.busy_notice.clone().unwrap_or_else(|| delivery.busy_notice.clone()),
             budgets: super::budgets::agent_budgets(budgets, a.budgets.as_ref(), &field("budgets"), err),
+            attachments: match &a.attachments {
+                Some(raw) => super::attachments::settings(attachments, raw.get_ref(), &field("attachments"), err),
+                None => *attachments,
+            },
             // Set by `cells::assign`, which knows `[cells] count`.
             cell: 0,
             shards,

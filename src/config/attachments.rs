@@ -19,8 +19,14 @@ const MAX_BYTES: i64 = 500 * 1024 * 1024;
 
 /// Validates `[attachments]`.
 pub(crate) fn attachments(raw: &RawAttachments, err: &mut Report<'_>) -> Settings {
-    let d = Settings::default();
-    let f = |name: &str| format!("attachments.{name}");
+    settings(&Settings::default(), raw, "attachments", err)
+}
+
+/// `raw`'s settings over `base`, problems reported under `prefix` (`attachments`, or an agent's
+/// `agents[0].attachments`).
+pub(crate) fn settings(base: &Settings, raw: &RawAttachments, prefix: &str, err: &mut Report<'_>) -> Settings {
+    let d = base;
+    let f = |name: &str| format!("{prefix}.{name}");
     let limits = Limits {
         max_image_bytes: int(
             &f("max_image_bytes"),
@@ -63,18 +69,17 @@ pub(crate) fn attachments(raw: &RawAttachments, err: &mut Report<'_>) -> Setting
             err,
         )),
     };
-    if let (Some(image), Some(total)) = (&raw.max_image_bytes, &raw.max_total_bytes) {
-        if limits.max_image_bytes > limits.max_total_bytes {
-            err(
-                Some(total.span()),
-                f("max_total_bytes"),
-                format!(
-                    "{} is less than max_image_bytes ({}): no image that large could be sent; raise max_total_bytes or lower max_image_bytes",
-                    total.get_ref(),
-                    image.get_ref()
-                ),
-            );
-        }
+    // Reported where this table set one of the two (an inherited pair was checked where set).
+    let set = raw.max_total_bytes.as_ref().or(raw.max_image_bytes.as_ref());
+    if let Some(at) = set.filter(|_| limits.max_image_bytes > limits.max_total_bytes) {
+        err(
+            Some(at.span()),
+            f("max_total_bytes"),
+            format!(
+                "max_total_bytes ({}) is less than max_image_bytes ({}): no image that large could be sent; raise max_total_bytes or lower max_image_bytes",
+                limits.max_total_bytes, limits.max_image_bytes
+            ),
+        );
     }
     Settings {
         limits,
@@ -87,6 +92,14 @@ pub(crate) fn attachments(raw: &RawAttachments, err: &mut Report<'_>) -> Setting
             1_000_000,
             err,
         ) as usize,
+        history_images: int(
+            &f("history_images"),
+            &raw.history_images,
+            d.history_images as u64,
+            0,
+            100,
+            err,
+        ) as usize,
     }
 }
 
@@ -96,8 +109,12 @@ mod tests {
     use crate::config::Config;
 
     fn parse(section: &str, backend_extra: &str) -> Result<Config, String> {
+        parse_with_agent(section, backend_extra, "")
+    }
+
+    fn parse_with_agent(section: &str, backend_extra: &str, agent_extra: &str) -> Result<Config, String> {
         let text = format!(
-            "{section}\n[backends.b]\nprovider = \"openai\"\nbase_url = \"http://x/v1\"\nmodel = \"m\"\n{backend_extra}\n[[agents]]\nname = \"Ada\"\nbackend = \"b\"\n"
+            "{section}\n[backends.b]\nprovider = \"openai\"\nbase_url = \"http://x/v1\"\nmodel = \"m\"\n{backend_extra}\n[[agents]]\nname = \"Ada\"\nbackend = \"b\"\n{agent_extra}\n[[agents]]\nname = \"Basil\"\nbackend = \"b\"\n"
         );
         Config::parse("agents.toml", &text).map_err(|e| e.to_string())
     }
@@ -108,7 +125,7 @@ mod tests {
         assert_eq!(c.attachments, crate::attach::Settings::default());
         assert!(!c.backends["b"].vision, "vision is off unless asked for");
         let c = parse(
-            "[attachments]\nmax_image_bytes = 1000\nmax_images = 2\nmax_total_bytes = 5000\ntext_chars = 300\ntimeout_secs = 3\nlong_replies = \"file\"\nlong_reply_chars = 500",
+            "[attachments]\nmax_image_bytes = 1000\nmax_images = 2\nmax_total_bytes = 5000\ntext_chars = 300\ntimeout_secs = 3\nlong_replies = \"file\"\nlong_reply_chars = 500\nhistory_images = 0",
             "vision = true",
         )
         .unwrap();
@@ -123,7 +140,10 @@ mod tests {
             (1000, 2, 5000, 300)
         );
         assert_eq!(a.limits.timeout, std::time::Duration::from_secs(3));
-        assert_eq!((a.long_replies, a.long_reply_chars), (LongReplies::File, 500));
+        assert_eq!(
+            (a.long_replies, a.long_reply_chars, a.history_images),
+            (LongReplies::File, 500, 0)
+        );
         assert!(c.backends["b"].vision);
     }
 
@@ -159,5 +179,37 @@ mod tests {
             e.contains("backends.b.vision") && e.contains("does not apply to provider \"echo\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_agent_overrides_what_it_sets_and_inherits_the_rest() {
+        let c = parse_with_agent(
+            "[attachments]\nmax_images = 2\ntext_chars = 300",
+            "",
+            "attachments = { text_chars = 50, long_replies = \"file\" }",
+        )
+        .unwrap();
+        let (ada, basil) = (&c.agents[0].attachments, &c.agents[1].attachments);
+        assert_eq!(
+            (ada.limits.max_images, ada.limits.text_chars, ada.long_replies),
+            (2, 50, LongReplies::File)
+        );
+        assert_eq!(
+            (basil.limits.max_images, basil.limits.text_chars, basil.long_replies),
+            (2, 300, LongReplies::Split)
+        );
+        let e = parse_with_agent(
+            "[attachments]\nmax_total_bytes = 1000",
+            "",
+            "attachments = { max_image_bytes = 2000, history_images = 101 }",
+        )
+        .unwrap_err();
+        for part in [
+            "agents[0].attachments.max_total_bytes",
+            "max_total_bytes (1000) is less than max_image_bytes (2000)",
+            "agents[0].attachments.history_images",
+        ] {
+            assert!(e.contains(part), "missing {part:?} in:\n{e}");
+        }
     }
 }

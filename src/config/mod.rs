@@ -283,6 +283,9 @@ pub struct AgentConfig {
     pub busy_notice: String,
     /// Its token budgets (`[budgets]`, with its own `budgets = {...}` over it).
     pub budgets: crate::quota::Budgets,
+    /// Its attachment limits and long replies (`[attachments]`, with its own
+    /// `attachments = {...}` over it).
+    pub attachments: crate::attach::Settings,
     /// The cell that runs it: its `cell`, or [`crate::cells::cell_of`] its name.
     pub cell: u32,
     /// Its bot's gateway shards (`shards = "auto" | N`, default 1).
@@ -462,7 +465,15 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
     let backends = backend::backends(&raw.backends, &mut err);
     let budgets = budgets::budgets(&raw.budgets, &mut err);
     let attachments = attachments::attachments(&raw.attachments, &mut err);
-    let mut agents = agents::agents(&raw.agents, &raw.backends, mode, breaker, &delivery, &budgets, &mut err);
+    let mut agents = agents::agents(
+        &raw.agents,
+        &raw.backends,
+        mode,
+        breaker,
+        &delivery,
+        (&budgets, &attachments),
+        &mut err,
+    );
     let cell_count = cells::count(&raw.cells, &mut err);
     cells::assign(&raw.agents, cell_count, &mut agents, &mut err);
     // Checked in every mode: `troupe sandbox` builds this world from the same file.

@@ -275,6 +275,8 @@ pub struct RawAttachments {
     pub long_replies: Option<Spanned<String>>,
     /// Characters of code above which `long_replies = "file"` sends a file.
     pub long_reply_chars: Option<Spanned<i64>>,
+    /// Most images of earlier turns sent again with a turn.
+    pub history_images: Option<Spanned<i64>>,
 }
 
 /// `[budgets]`.
@@ -451,6 +453,8 @@ pub struct RawAgent {
     pub busy_notice: Option<String>,
     /// Overrides of `[budgets]` for this agent.
     pub budgets: Option<Spanned<RawAgentBudgets>>,
+    /// Overrides of `[attachments]` for this agent (any of its keys).
+    pub attachments: Option<Spanned<RawAttachments>>,
     /// The cell that runs this agent (default: a hash of its name).
     pub cell: Option<Spanned<i64>>,
     /// Gateway shards: `"auto"` or a count (default 1).

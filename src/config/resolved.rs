@@ -18,6 +18,7 @@ pub fn resolve(config: &Config) -> (Value, Vec<String>) {
             let mut v = provider(&b.provider, &b.name, &mut problems);
             v["max_concurrency"] = json!(b.max_concurrency);
             v["max_queue"] = json!(b.max_queue);
+            v["vision"] = json!(b.vision);
             (b.name.clone(), v)
         })
         .collect();
@@ -56,6 +57,7 @@ pub fn resolve(config: &Config) -> (Value, Vec<String>) {
                 "token": token,
                 "webhook": webhook(a.webhook.as_ref(), &a.name, &mut problems),
                 "breaker": breaker(&a.breaker),
+                "attachments": attachments(&a.attachments),
                 "cell": a.cell,
                 "shards": match a.shards {
                     crate::config::Shards::Auto => json!("auto"),
@@ -98,6 +100,7 @@ pub fn resolve(config: &Config) -> (Value, Vec<String>) {
             "backoff_initial_ms": config.restarts.initial_backoff.as_millis() as u64,
             "backoff_max_ms": config.restarts.max_backoff.as_millis() as u64,
         },
+        "attachments": attachments(&config.attachments),
         "backends": backends,
         "agents": agents,
         // Which agents each cell runs (index = cell).
@@ -124,6 +127,23 @@ fn webhook(w: Option<&WebhookConfig>, agent: &str, problems: &mut Vec<String>) -
             json!({"id": id.to_string(), "token": token})
         }
     }
+}
+
+fn attachments(a: &crate::attach::Settings) -> Value {
+    let l = &a.limits;
+    json!({
+        "max_image_bytes": l.max_image_bytes,
+        "max_images": l.max_images,
+        "max_total_bytes": l.max_total_bytes,
+        "text_chars": l.text_chars,
+        "timeout_secs": l.timeout.as_secs(),
+        "history_images": a.history_images,
+        "long_replies": match a.long_replies {
+            crate::attach::LongReplies::Split => "split",
+            crate::attach::LongReplies::File => "file",
+        },
+        "long_reply_chars": a.long_reply_chars,
+    })
 }
 
 fn breaker(b: &crate::breaker::BreakerSettings) -> Value {
@@ -210,6 +230,32 @@ mod tests {
         assert!(problems[0].contains("TROUPE_RESOLVED_TEST_UNSET"), "{problems:?}");
         assert_eq!(value["breaker"]["on_trip"], "exit");
         assert_eq!(value["http"]["listen"], "0.0.0.0:23459");
+    }
+
+    #[test]
+    fn attachment_settings_and_vision_are_shown() {
+        let text = "[attachments]
+long_replies = \"file\"
+max_images = 1
+[backends.b]
+provider = \"openai\"
+                    base_url = \"http://x/v1\"
+model = \"m\"
+vision = true
+[[agents]]
+name = \"A\"
+backend = \"b\"
+";
+        let config = Config::parse("t.toml", text).unwrap();
+        let (value, _) = resolve(&config);
+        assert_eq!(value["backends"]["b"]["vision"], true);
+        assert_eq!(value["attachments"]["long_replies"], "file");
+        assert_eq!(value["attachments"]["max_images"], 1);
+        assert_eq!(value["attachments"]["text_chars"], 20_000, "defaults filled in");
+        assert_eq!(
+            value["agents"][0]["attachments"]["long_replies"], "file",
+            "what the agent uses"
+        );
     }
 
     #[test]

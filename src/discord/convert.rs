@@ -58,3 +58,40 @@ pub fn inbound(m: &Message) -> Inbound {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachments_become_references() {
+        let m: Message = serde_json::from_value(serde_json::json!({
+            "id": "10", "channel_id": "20", "content": "look",
+            "author": {"id": "30", "username": "alice", "discriminator": "0", "global_name": null, "avatar": null},
+            "timestamp": "2026-12-02T00:00:00.000000+00:00", "edited_timestamp": null, "tts": false,
+            "mention_everyone": false, "mentions": [], "mention_roles": [], "embeds": [], "pinned": false, "type": 0,
+            "attachments": [
+                {"id": "40", "filename": "cat.png", "size": 1234, "url": "https://cdn.discordapp.com/attachments/20/40/cat.png?ex=1",
+                 "proxy_url": "https://media.discordapp.net/attachments/20/40/cat.png", "content_type": "image/png",
+                 "width": 64, "height": 32},
+                {"id": "41", "filename": "a.txt", "size": 5, "url": "https://cdn.discordapp.com/a.txt", "proxy_url": "p"},
+            ],
+        }))
+        .unwrap();
+        let a = inbound(&m).attachments;
+        assert_eq!(
+            a[0],
+            Attachment {
+                id: 40,
+                filename: "cat.png".into(),
+                url: "https://cdn.discordapp.com/attachments/20/40/cat.png?ex=1".into(),
+                proxy_url: "https://media.discordapp.net/attachments/20/40/cat.png".into(),
+                content_type: Some("image/png".into()),
+                size: 1234,
+                width: Some(64),
+                height: Some(32),
+            }
+        );
+        assert_eq!((a[1].content_type.as_deref(), a[1].width), (None, None));
+    }
+}

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serenity::all::{
-    ChannelId, CreateAllowedMentions, CreateEmbed, CreateEmbedFooter, CreateMessage, EditMessage, ExecuteWebhook, Http,
-    MessageId, MessageReference, WebhookId,
+    ChannelId, CreateAllowedMentions, CreateAttachment, CreateEmbed, CreateEmbedFooter, CreateMessage, EditMessage,
+    ExecuteWebhook, Http, MessageId, MessageReference, WebhookId,
 };
 use serenity::model::channel::Nonce;
 
@@ -166,6 +166,8 @@ pub struct OutgoingMessage {
     pub allowed_users: Vec<u64>,
     /// The agent sending it (for the duplicate-process report).
     pub agent: String,
+    /// A file attached to it, `(file name, content)`: a long code reply ([`Outbox::deliver_with_file`]).
+    pub file: Option<(String, String)>,
 }
 
 impl Outbox {
@@ -407,6 +409,48 @@ impl Outbox {
         }
     }
 
+    /// Delivers a reply as one message with its code attached as a file (`long_replies =
+    /// "file"`): `reply.text` is the message's text ([`ReplyFile::text`], within one part), with
+    /// the footer, reference and nonce of a reply's first part, so delivering it again after a
+    /// failure or a restart posts nothing twice.
+    ///
+    /// [`ReplyFile::text`]: crate::attach::reply_file::ReplyFile::text
+    pub async fn deliver_with_file(&self, reply: &Reply, file: &crate::attach::reply_file::ReplyFile) -> Delivered {
+        if reply.first_part > 0 {
+            return Delivered {
+                parts_done: 1,
+                ..Delivered::default()
+            };
+        }
+        let message = OutgoingMessage {
+            channel_id: reply.channel_id,
+            content: reply.text.clone(),
+            footer: acl::footer_text(reply.chain, &reply.tagline),
+            description: reply.courtesy.clone(),
+            reply_to: reply.reply_to,
+            answers: reply.reply_to,
+            nonce: nonce(&reply.nonce_seed, reply.reply_to.unwrap_or(0), 0),
+            allowed_users: reply.allowed_users.clone(),
+            agent: reply.nonce_seed.clone(),
+            file: Some((file.filename.clone(), file.content.clone())),
+        };
+        match self
+            .send_with_retries(&message, reply.slowmode, reply.check_existing)
+            .await
+        {
+            Ok(id) => Delivered {
+                message_ids: vec![id],
+                parts_done: 1,
+                text: message.content,
+                error: None,
+            },
+            Err(e) => Delivered {
+                error: Some(e),
+                ..Delivered::default()
+            },
+        }
+    }
+
     /// The slowmode gate of a channel.
     fn slowmode_gate(&self, channel_id: u64) -> Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>> {
         self.inner
@@ -532,6 +576,11 @@ impl Outbox {
             .expect("outbox lock")
             .clone()
             .filter(|w| w.channel_id == m.channel_id);
+        let files: Vec<CreateAttachment> = m
+            .file
+            .iter()
+            .map(|(name, content)| CreateAttachment::bytes(content.as_bytes().to_vec(), name.clone()))
+            .collect();
         let result = match webhook {
             Some(w) => {
                 // Webhooks cannot reply to a message; the chain is tracked by message ID instead.
@@ -543,7 +592,7 @@ impl Outbox {
                 if let Some(avatar) = &w.avatar_url {
                     builder = builder.avatar_url(avatar.clone());
                 }
-                http.execute_webhook(WebhookId::new(w.id), None, w.token.expose(), true, vec![], &builder)
+                http.execute_webhook(WebhookId::new(w.id), None, w.token.expose(), true, files, &builder)
                     .await
                     .map(|sent| sent.map_or(0, |s| s.id.get()))
             }
@@ -554,7 +603,8 @@ impl Outbox {
                     .allowed_mentions(mentions)
                     .embed(embed)
                     .nonce(Nonce::String(m.nonce.clone()))
-                    .enforce_nonce(true);
+                    .enforce_nonce(true)
+                    .files(files);
                 if let Some(reply_to) = m.reply_to {
                     builder = builder.reference_message(MessageReference::from((channel, MessageId::new(reply_to))));
                 }
@@ -598,6 +648,7 @@ fn part_message(reply: &Reply, footer: &str, i: usize, content: String, courtesy
         nonce: nonce(&reply.nonce_seed, reply.reply_to.unwrap_or(0), i),
         allowed_users: reply.allowed_users.clone(),
         agent: reply.nonce_seed.trim_end_matches("/notice").to_string(),
+        file: None,
     }
 }
 

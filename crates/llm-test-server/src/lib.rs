@@ -758,9 +758,22 @@ pub enum OverflowStyle {
     LlamaCpp,
 }
 
+/// Tokens of a `content` (or `system`): a string, or the text of its parts (OpenAI content
+/// parts, Anthropic blocks); images count nothing.
+fn count(content: &Value) -> u64 {
+    match content {
+        Value::String(s) => tokens(s).len() as u64,
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .map(|s| tokens(s).len() as u64)
+            .sum(),
+        _ => 0,
+    }
+}
+
 /// The provider's overflow error for `request`, if it does not fit `window` tokens.
 fn overflow(format: Format, style: OverflowStyle, window: u64, request: &Value) -> Option<Response> {
-    let count = |v: &Value| v.as_str().map_or(0, |s| tokens(s).len() as u64);
     let messages = request["messages"].as_array().map_or(&[][..], Vec::as_slice);
     let prompt = count(&request["system"]) + messages.iter().map(|m| count(&m["content"])).sum::<u64>();
     let reply = request["max_tokens"]
@@ -788,6 +801,18 @@ fn overflow(format: Format, style: OverflowStyle, window: u64, request: &Value) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_parts_count_their_text() {
+        assert_eq!(count(&json!("a b c")), 3);
+        let parts = json!([
+            {"type": "text", "text": "a b"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+        ]);
+        assert_eq!(count(&parts), 2);
+        assert_eq!(count(&Value::Null), 0);
+    }
 
     #[test]
     fn tokens_keep_leading_whitespace() {
