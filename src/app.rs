@@ -272,6 +272,13 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         config.discord.bot_reply_window,
     )));
     let tracker = crate::actors::replay::ReplayTracker::new(config.agents.iter().map(|a| a.name.as_str()));
+    let roster = Arc::new(crate::actors::roster::Roster::new(
+        config
+            .agents
+            .iter()
+            .map(|a| crate::commands::replies::CastMember::new(a, config.backends.get(&a.backend)))
+            .collect(),
+    ));
     let mut specs = Vec::new();
     for agent in &config.agents {
         let token = match (&agent.token, config.mode) {
@@ -313,6 +320,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             run: config.run.clone(),
             tracker: tracker.clone(),
             delivery: config.delivery.clone(),
+            roster: roster.clone(),
         }));
     }
     let tree = if backoff.is_zero() {

@@ -18,6 +18,7 @@
 //! - [`replay`]: reads an agent's missed messages (startup and after a re-identify).
 //! - [`trim`]: gives passivated conversations' freed memory back to the system.
 //! - [`cast`]: the troupe's agents' Discord IDs and names, for mentions between agents.
+//! - [`roster`]: the cast as slash commands see it, and the running agents (for `/forget-me`).
 
 pub mod agent;
 pub mod cast;
@@ -25,6 +26,7 @@ pub mod conversation;
 pub mod gateway;
 pub mod registry;
 pub mod replay;
+pub mod roster;
 pub mod supervisor;
 pub mod trim;
 pub mod turn;
@@ -109,6 +111,8 @@ pub struct AgentSpec {
     /// The agent's circuit breaker over its turns: `allow` before asking the backend,
     /// `record_success` / `record_failure` after (it reports to readiness and requests the exit).
     pub breaker: Arc<crate::ops::breakers::AgentBreaker>,
+    /// The cast and the running agents, for slash commands.
+    pub roster: Arc<roster::Roster>,
 }
 
 /// Shared handle to an agent's spec.

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use serenity::all::{
-    Context, EventHandler, GatewayIntents, Guild, GuildChannel, Http, HttpBuilder, Message, Ready, ResumedEvent,
-    ShardStageUpdateEvent,
+    Context, EventHandler, GatewayIntents, Guild, GuildChannel, Http, HttpBuilder, Interaction, Message, Ready,
+    ResumedEvent, ShardStageUpdateEvent,
 };
 use serenity::gateway::{ConnectionStage, ShardManager};
 use tokio::task::JoinHandle;
@@ -32,6 +32,10 @@ pub enum GatewayEvent {
     /// The session came up (`true`, sent once) or is down (`false`, sent at every poll while
     /// serenity reconnects), as serenity's shard manager reports it, polled every [`STAGE_POLL`].
     Connection(bool),
+    /// The bot's application ID (from READY, sent just before [`GatewayEvent::Ready`]).
+    Application(u64),
+    /// Someone used one of the bot's slash commands.
+    Command(crate::commands::Invocation),
 }
 
 /// How often the shard's connection stage is read for [`GatewayEvent::Connection`].
@@ -52,6 +56,7 @@ struct Handler {
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
         self.ordered.install(&ctx.shard);
+        (self.sink)(GatewayEvent::Application(ready.application.id.get()));
         (self.sink)(GatewayEvent::Ready(BotIdentity {
             user_id: ready.user.id.get(),
             name: ready.user.name.clone(),
@@ -93,6 +98,12 @@ impl EventHandler for Handler {
 
     async fn message(&self, _ctx: Context, message: Message) {
         self.ordered.on_handler_message(&message);
+    }
+
+    async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
+        if let Interaction::Command(command) = interaction {
+            (self.sink)(GatewayEvent::Command(super::interactions::invocation(&command)));
+        }
     }
 }
 

@@ -430,6 +430,7 @@ mod tests {
                 message_id: id,
                 time_ms: n,
                 cut: false,
+                author_id: None,
             });
             let keep = memory.len().saturating_sub(20);
             memory.drain(..keep);

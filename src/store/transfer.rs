@@ -406,6 +406,7 @@ mod tests {
                 message_id: 500,
                 time_ms: 1,
                 cut: false,
+                author_id: None,
             };
             s.save_memory(agent, ConversationKey::Channel(10), std::slice::from_ref(&turn))
                 .await
