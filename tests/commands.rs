@@ -248,6 +248,49 @@ async fn reset_makes_the_next_reply_see_no_history() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_during_a_turn_is_deferred_and_applies_after_the_turn() {
+    // Each answer takes 4 s: longer than the 2 s troupe answers a command within.
+    let env = Env::new(&MIRROR.replace("reply = \"prompt\"", "reply = \"prompt\"\ndelay_ms = 4000"));
+    let _troupe = env.troupe(&["Ada"]).await;
+    env.registered(&["Ada"]).await;
+    let channel = env.sb.id_of("channels", "general").await;
+    let asked = env.sb.say("general", "alice", "<@Ada> my cat is called Tom").await;
+    // The turn is in flight once its typing indicator is sent.
+    wait_for("Ada's turn to start", || async {
+        let typing = format!("/channels/{channel}/typing");
+        let requests = env.sb.requests().await;
+        requests
+            .iter()
+            .any(|r| r["path"].as_str().is_some_and(|p| p.ends_with(&typing)))
+            .then_some(())
+    })
+    .await;
+    let answer = env.use_command("alice", "general", "Ada", "reset", json!([])).await;
+    assert_eq!(answer["content"], "Done: I have forgotten our conversation here.");
+    let id = answer["interaction_metadata"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let shown: Value = env
+        .sb
+        .http
+        .get(format!("{}/sandbox/interactions/{id}", env.sb.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["callback_type"], 5, "deferred, then edited: {shown}");
+    // The turn was not cut: alice got her answer, then the reset applied to what it saved.
+    env.sb.reply_to("general", "Ada", asked["id"].as_str().unwrap()).await;
+    let prompt = env
+        .exchange("general", "alice", "Ada", "<@Ada> what is my cat called?")
+        .await;
+    assert!(!prompt.contains("Tom"), "the in-flight turn is forgotten too: {prompt}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forget_me_leaves_no_trace_of_the_caller_in_the_store() {
     let env = Env::new(
         r#"

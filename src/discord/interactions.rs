@@ -150,3 +150,24 @@ pub async fn register(http: &Http, app: u64, guild: Option<u64>) -> Result<Regis
         .map_err(|e| e.to_string())?;
     Ok(Registered::Written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_ping_nobody_and_are_ephemeral_unless_public() {
+        let private = Answer::private("hi <@7>").message();
+        assert_eq!(private["flags"], EPHEMERAL);
+        assert_eq!(private["allowed_mentions"], json!({"parse": []}));
+        assert!(private.get("embeds").is_none());
+        let public = Answer {
+            content: String::new(),
+            embed: Some(json!({"title": "The cast"})),
+            ephemeral: false,
+        }
+        .message();
+        assert!(public.get("flags").is_none());
+        assert_eq!(public["embeds"][0]["title"], "The cast");
+    }
+}

@@ -1,7 +1,7 @@
 //! An agent's slash commands: registered once per scope when the session comes up, and run
-//! when used. The agent never waits on Discord: answers go out from spawned tasks; commands
-//! that act through conversations (`/reset`, `/forget-me`) are deferred first and answered by
-//! editing the response when the conversations are done.
+//! when used. The agent never waits on Discord: answers go out from spawned tasks, directly
+//! when the work is done within 2 seconds, otherwise after a deferral by editing the response
+//! (`/reset` and `/forget-me` wait for a turn in flight to end).
 
 use std::collections::HashSet;
 
@@ -149,29 +149,27 @@ pub(super) async fn on_command(myself: &ActorRef<AgentMsg>, state: &mut AgentSta
             } else {
                 state.commands.paused.remove(&channel);
             }
-            let (spec, http) = (state.spec.clone(), state.http.clone());
-            tokio::spawn(async move {
+            let spec = state.spec.clone();
+            answer_in_time(state, inv, async move {
                 let saved = spec.store.set_paused(&spec.config.name, channel, pause).await;
-                let (text, outcome) = match (saved, pause) {
-                    (Ok(()), true) => (format!("{} is paused in this channel.", spec.config.name), "ok"),
-                    (Ok(()), false) => (format!("{} answers in this channel again.", spec.config.name), "ok"),
+                match (saved, pause) {
+                    (Ok(()), true) => ok(format!("{} is paused in this channel.", spec.config.name)),
+                    (Ok(()), false) => ok(format!("{} answers in this channel again.", spec.config.name)),
                     (Err(e), _) => {
                         tracing::error!(agent = %spec.config.name, channel, error = %e, "cannot save a pause");
-                        (SORRY.to_string(), "error")
+                        sorry()
                     }
-                };
-                finish(&spec, &http, &inv, Answer::private(text), outcome, false).await;
+                }
             });
         }
         Command::Budget { user, tokens } => {
-            let (spec, http) = (state.spec.clone(), state.http.clone());
-            tokio::spawn(async move {
+            let spec = state.spec.clone();
+            answer_in_time(state, inv, async move {
                 let agent = &spec.config.name;
                 if let Some(t) = tokens {
                     if let Err(e) = spec.store.set_budget_override(agent, user, (t > 0).then_some(t)).await {
                         tracing::error!(agent = %agent, error = %e, "cannot save a budget");
-                        finish(&spec, &http, &inv, Answer::private(SORRY), "error", false).await;
-                        return;
+                        return sorry();
                     }
                 }
                 let b = &spec.config.budgets;
@@ -179,24 +177,19 @@ pub(super) async fn on_command(myself: &ActorRef<AgentMsg>, state: &mut AgentSta
                 let limit = quota::user_limit(b, overridden);
                 let since = b.window.start(crate::actors::turn::now_ms());
                 let used = spec.store.user_usage(user_scope(&spec), user, since).unwrap_or(0);
-                let text = replies::budget_text(user, limit, overridden.is_some(), used, b.window);
-                finish(&spec, &http, &inv, Answer::private(text), "ok", false).await;
+                ok(replies::budget_text(user, limit, overridden.is_some(), used, b.window))
             });
         }
         Command::Reset => {
             let key = conversation_of(state.spec.config.memory, &inv);
             let (reply, done) = port();
             let sent = control(myself, state, key, Control::Reset(reply)).await;
-            let (spec, http) = (state.spec.clone(), state.http.clone());
-            tokio::spawn(async move {
-                let deferred = interactions::defer(&http, &inv, true).await;
-                let ok = sent && matches!(tokio::time::timeout(CONTROL_TIMEOUT, done).await, Ok(Ok(())));
-                let (text, outcome) = if ok {
-                    ("Done: I have forgotten our conversation here.", "ok")
+            answer_in_time(state, inv, async move {
+                if sent && matches!(tokio::time::timeout(CONTROL_TIMEOUT, done).await, Ok(Ok(()))) {
+                    ok("Done: I have forgotten our conversation here.")
                 } else {
-                    (SORRY, "error")
-                };
-                finish(&spec, &http, &inv, Answer::private(text), outcome, deferred.is_ok()).await;
+                    sorry()
+                }
             });
         }
         Command::ForgetMe(scope) => {
@@ -205,35 +198,27 @@ pub(super) async fn on_command(myself: &ActorRef<AgentMsg>, state: &mut AgentSta
                 ForgetScope::ThisAgent => Vec::new(),
                 ForgetScope::EveryAgent => state.spec.roster.others(&name),
             };
-            let (spec, http) = (state.spec.clone(), state.http.clone());
-            tokio::spawn(async move {
-                let deferred = interactions::defer(&http, &inv, true).await;
-                let mut ok = waits.await;
+            let spec = state.spec.clone();
+            let (user, user_name) = (inv.user_id, inv.user_name.clone());
+            answer_in_time(state, inv, async move {
+                let mut done = waits.await;
                 for agent in others {
-                    let (reply, done) = port();
-                    let asked = agent
-                        .cast(AgentMsg::Forget {
-                            user: inv.user_id,
-                            name: inv.user_name.clone(),
-                            reply,
-                        })
-                        .is_ok();
-                    ok &= asked && matches!(tokio::time::timeout(CONTROL_TIMEOUT, done).await, Ok(Ok(true)));
+                    let (reply, forgotten) = port();
+                    let name = user_name.clone();
+                    let asked = agent.cast(AgentMsg::Forget { user, name, reply }).is_ok();
+                    done &= asked && matches!(tokio::time::timeout(CONTROL_TIMEOUT, forgotten).await, Ok(Ok(true)));
                 }
                 if scope == ForgetScope::EveryAgent {
-                    ok &= spec.store.forget_user_troupe(inv.user_id).await.is_ok();
+                    done &= spec.store.forget_user_troupe(user).await.is_ok();
                 }
-                let (text, outcome) = match (ok, scope) {
-                    (true, ForgetScope::ThisAgent) => (
-                        format!("Done: {} has forgotten everything about you.", spec.config.name),
-                        "ok",
-                    ),
-                    (true, ForgetScope::EveryAgent) => {
-                        ("Done: every agent has forgotten everything about you.".into(), "ok")
-                    }
-                    (false, _) => (SORRY.to_string(), "error"),
-                };
-                finish(&spec, &http, &inv, Answer::private(text), outcome, deferred.is_ok()).await;
+                match (done, scope) {
+                    (true, ForgetScope::ThisAgent) => ok(format!(
+                        "Done: {} has forgotten everything about you.",
+                        spec.config.name
+                    )),
+                    (true, ForgetScope::EveryAgent) => ok("Done: every agent has forgotten everything about you."),
+                    (false, _) => sorry(),
+                }
             });
         }
     }
@@ -353,10 +338,47 @@ fn usage(spec: &SharedSpec, inv: &Invocation) -> Usage {
 /// What the user is told when something went wrong on troupe's side.
 const SORRY: &str = "Sorry, something went wrong; please try again in a moment.";
 
+/// How long a command may take before it is deferred: Discord wants the first response within
+/// 3 seconds.
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+
+/// An ephemeral answer and its outcome `ok`.
+fn ok(text: impl Into<String>) -> (Answer, &'static str) {
+    (Answer::private(text), "ok")
+}
+
+/// The polite error and its outcome `error`.
+fn sorry() -> (Answer, &'static str) {
+    (Answer::private(SORRY), "error")
+}
+
 /// Answers from a task, so the agent goes on at once.
 fn answer_now(state: &AgentState, inv: Invocation, answer: Answer, outcome: &'static str) {
+    answer_in_time(state, inv, async move { (answer, outcome) });
+}
+
+/// Runs `work` in a task and answers with what it returns: directly when it is done within
+/// [`ANSWER_WITHIN`], otherwise after a deferral ("thinking…", ephemeral), by editing the
+/// response.
+fn answer_in_time(
+    state: &AgentState,
+    inv: Invocation,
+    work: impl std::future::Future<Output = (Answer, &'static str)> + Send + 'static,
+) {
     let (spec, http) = (state.spec.clone(), state.http.clone());
-    tokio::spawn(async move { finish(&spec, &http, &inv, answer, outcome, false).await });
+    tokio::spawn(async move {
+        let mut work = std::pin::pin!(work);
+        let (answer, outcome, deferred) = tokio::select! {
+            (answer, outcome) = &mut work => (answer, outcome, false),
+            () = tokio::time::sleep(ANSWER_WITHIN) => {
+                let deferred = spec.run.dry_run == DryRun::None
+                    && interactions::defer(&http, &inv, true).await.is_ok();
+                let (answer, outcome) = work.await;
+                (answer, outcome, deferred)
+            }
+        };
+        finish(&spec, &http, &inv, answer, outcome, deferred).await;
+    });
 }
 
 /// Sends the answer (as the response, or by editing a deferred one) and counts the outcome.
