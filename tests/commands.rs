@@ -37,8 +37,11 @@ impl Env {
         }
     }
 
-    /// Starts troupe and waits until its bots are connected.
+    /// Starts troupe and waits until its bots are connected: each has read its commands, which
+    /// it does once its new session has seen its guild (the sandbox may still list a stopped
+    /// troupe's sessions as connected for a moment).
     async fn troupe(&self, bots: &[&str]) -> Process {
+        let reads = self.command_requests("GET").await;
         let args = [
             "--config",
             &self.config,
@@ -49,6 +52,10 @@ impl Env {
         ];
         let p = Process::spawn(&args);
         self.sb.wait_connected(bots).await;
+        wait_for("each bot's new session to read its commands", || async {
+            (self.command_requests("GET").await >= reads + bots.len()).then_some(())
+        })
+        .await;
         p
     }
 
@@ -357,7 +364,9 @@ triggers = { channels = ["random"] }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_silences_an_agent_in_one_channel_across_a_restart_and_resume_restores() {
-    let env = Env::new(CAST);
+    // Basil answers mentions only: echoed into #random, bob's "<@Ada>" would make Basil's reply
+    // address Ada, who answers bots after a delay and in order, holding bob's next message back.
+    let env = Env::new(&CAST.replace("triggers = { channels = [\"random\"] }", ""));
     let mut troupe = env.troupe(&["Ada", "Basil"]).await;
     env.registered(&["Ada", "Basil"]).await;
 
@@ -452,4 +461,33 @@ backend = "offline"
     // alice has no override and no configured budget.
     let answer = env.exchange("general", "alice", "Ada", "<@Ada> hello").await;
     assert!(answer.contains("hello"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_registration_is_retried_and_never_blocks_messages() {
+    let env = Env::new(MIRROR);
+    // Every read of the commands fails, so registration never gets to write.
+    env.sb
+        .faults(json!({"rest": {"status": 500, "count": 1000, "path_contains": "/commands", "method": "GET"}}))
+        .await;
+    let _troupe = env.troupe(&["Ada"]).await;
+    let failed_reads = || async {
+        env.sb
+            .requests()
+            .await
+            .iter()
+            .filter(|r| {
+                r["method"] == "GET"
+                    && r["status"] == 500
+                    && r["path"].as_str().is_some_and(|p| p.ends_with("/commands"))
+            })
+            .count()
+    };
+    wait_for("registration to be tried again", || async {
+        (failed_reads().await >= 2).then_some(())
+    })
+    .await;
+    let prompt = env.exchange("general", "alice", "Ada", "<@Ada> are you there?").await;
+    assert!(prompt.contains("are you there?"), "{prompt}");
+    assert_eq!(env.command_requests("PUT").await, 0);
 }
