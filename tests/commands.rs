@@ -59,6 +59,21 @@ impl Env {
         p
     }
 
+    /// Starts troupe without waiting for command reads (`commands = "off"` makes none).
+    async fn troupe_quiet(&self, bots: &[&str]) -> Process {
+        let args = [
+            "--config",
+            &self.config,
+            "--sandbox-url",
+            &self.sandbox.url,
+            "--state-dir",
+            &self.state,
+        ];
+        let p = Process::spawn(&args);
+        self.sb.wait_connected(bots).await;
+        p
+    }
+
     /// Commands usable in #general, as `(application name, command name)`.
     async fn commands(&self) -> HashSet<(String, String)> {
         let v: Value = self
@@ -490,4 +505,29 @@ async fn a_failing_registration_is_retried_and_never_blocks_messages() {
     let prompt = env.exchange("general", "alice", "Ada", "<@Ada> are you there?").await;
     assert!(prompt.contains("are you there?"), "{prompt}");
     assert_eq!(env.command_requests("PUT").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_commands_are_registered_once_for_every_guild_and_off_registers_none() {
+    let env = Env::new(&format!("[discord]\ncommands = \"global\"\n{MIRROR}"));
+    let mut troupe = env.troupe(&["Ada"]).await;
+    env.registered(&["Ada"]).await;
+    let puts: Vec<String> = env
+        .sb
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r["method"] == "PUT" && r["path"].as_str().is_some_and(|p| p.ends_with("/commands")))
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert!(!puts[0].contains("/guilds/"), "global: {puts:?}");
+    let answer = env.use_command("bob", "general", "Ada", "usage", json!([])).await;
+    assert!(answer["content"].as_str().unwrap().starts_with("You: "), "{answer}");
+    assert_eq!(troupe.terminate().code(), Some(0));
+
+    let off = Env::new(&format!("[discord]\ncommands = \"off\"\n{MIRROR}"));
+    let _troupe = off.troupe_quiet(&["Ada"]).await;
+    off.exchange("general", "alice", "Ada", "<@Ada> hello").await;
+    assert_eq!(off.command_requests("GET").await + off.command_requests("PUT").await, 0);
 }
