@@ -389,6 +389,16 @@ async fn pause_silences_an_agent_in_one_channel_across_a_restart_and_resume_rest
     assert_eq!(refused["content"], "Sorry, only moderators can use this command.");
     let answer = env.use_command("alice", "general", "Ada", "pause", json!([])).await;
     assert_eq!(answer["content"], "Ada is paused in this channel.");
+    let metrics = reqwest::get(format!("{}/metrics", troupe.http_url.as_deref().unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (outcome, n) in [("refused", 1), ("ok", 1), ("error", 0)] {
+        let series = format!("troupe_commands_total{{agent=\"Ada\",command=\"pause\",outcome=\"{outcome}\"}} {n}");
+        assert!(metrics.lines().any(|l| l == series), "{series} missing:\n{metrics}");
+    }
 
     // Messages are admitted in gateway order: once the later message in #random is answered,
     // the one in #general has been decided.
