@@ -279,6 +279,13 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             .map(|a| crate::commands::replies::CastMember::new(a, config.backends.get(&a.backend)))
             .collect(),
     ));
+    // Attachments come from Discord's CDN in live mode, from the sandbox's own address in
+    // sandbox mode; from nowhere else.
+    let origins = match sandbox_url.as_deref() {
+        Some(url) => crate::attach::origin::Origins::sandbox(url).unwrap_or_else(crate::attach::origin::Origins::none),
+        None => crate::attach::origin::Origins::discord(),
+    };
+    let fetcher = Arc::new(crate::attach::Fetcher::new(origins));
     let mut specs = Vec::new();
     for agent in &config.agents {
         let token = match (&agent.token, config.mode) {
@@ -321,6 +328,11 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             tracker: tracker.clone(),
             delivery: config.delivery.clone(),
             roster: roster.clone(),
+            attach: crate::attach::AgentAttach {
+                settings: config.attachments,
+                vision: config.backends[&agent.backend].vision,
+                fetcher: fetcher.clone(),
+            },
         }));
     }
     let tree = if backoff.is_zero() {

@@ -8,6 +8,8 @@
 //! - [`acl`]: the agent-chain-length footer protocol that stops bot loops (pure).
 //! - [`loopguard`]: per-channel limit on answers to foreign bots, which ignore the footer (pure).
 //! - [`split`]: splitting replies into Discord-sized parts, code fences kept whole (pure).
+//! - [`stream_reply`]: a reply streamed into messages as the model writes it: when to post, edit,
+//!   cut and tidy (pure).
 //! - [`backlog`]: replay planning: scopes, bounds, cursors from per-channel progress (pure).
 //! - [`actors`]: the ractor supervision tree (supervisor → agents → conversations).
 //! - [`ratelimit`]: per-user message limits of an agent (pure).
@@ -15,6 +17,8 @@
 //!   replay order) (pure).
 //! - [`phase`]: an agent between READY and real time: connecting, replaying, live (pure).
 //! - [`routing`]: which messages an agent answers, and which conversation they belong to (pure).
+//! - [`attach`]: files on messages given to the model (images, text), bounded downloads, long
+//!   code replies sent as files.
 //! - [`prompt`]: the system prompt and turns sent to a backend (pure).
 //! - [`llm`]: backends (OpenAI-compatible, Anthropic, command, echo), the worker pool, stream formats.
 //! - [`discord`]: the serenity adapter: gateway events in, messages out.
@@ -40,6 +44,7 @@
 pub mod acl;
 pub mod actors;
 pub mod app;
+pub mod attach;
 pub mod backlog;
 pub mod breaker;
 pub mod cells;
@@ -66,3 +71,4 @@ pub mod secret;
 pub mod snowflake;
 pub mod split;
 pub mod store;
+pub mod stream_reply;

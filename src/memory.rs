@@ -27,15 +27,30 @@ pub struct MemoryTurn {
     /// it; `None` for the agent's replies and for turns remembered before the field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author_id: Option<u64>,
+    /// Files the message carried, as references: memory never holds their bytes, and later
+    /// turns name them without fetching them again ([`crate::attach`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::message::Attachment>,
 }
 
 impl MemoryTurn {
-    /// The turn as the model sees it.
+    /// The turn as the model sees it in later turns: its files named, not sent again.
     pub fn to_prompt(&self) -> PromptTurn {
+        let notes: Vec<String> = self.attachments.iter().map(crate::attach::render::earlier).collect();
         PromptTurn {
             role: if self.assistant { Role::Assistant } else { Role::User },
             author: self.author.clone(),
-            content: self.content.clone(),
+            content: crate::attach::render::with_notes(&self.content, &notes),
+            images: Vec::new(),
+        }
+    }
+
+    /// The same turn without its files (a fresh turn's files are given by
+    /// [`crate::attach::prepare`], not named as earlier ones).
+    pub fn without_attachments(&self) -> Self {
+        Self {
+            attachments: Vec::new(),
+            ..self.clone()
         }
     }
 
@@ -93,6 +108,7 @@ mod tests {
             time_ms: i,
             cut: false,
             author_id: None,
+            attachments: Vec::new(),
         }
     }
 

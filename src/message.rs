@@ -33,6 +33,36 @@ pub struct Inbound {
     pub footers: Vec<String>,
     /// Its agent chain length: from its footers at the edge, raised by what the store knows.
     pub chain: ChainLength,
+    /// Files attached to it, as references (never their bytes): see [`crate::attach`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file attached to a message, as Discord describes it: where it is and what it says it is.
+/// Only the reference is kept (in pending messages and memory); the bytes are fetched for the
+/// turn that needs them ([`crate::attach`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attachment {
+    /// Its ID.
+    pub id: u64,
+    /// The file name as Discord keeps it.
+    pub filename: String,
+    /// The CDN URL (on Discord, signed and expiring: `ex=` is its end in hex Unix seconds).
+    pub url: String,
+    /// The media proxy's URL.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub proxy_url: String,
+    /// The media type Discord gives, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Size in bytes, as Discord gives it.
+    pub size: u64,
+    /// Width in pixels, for images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Height in pixels, for images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
 }
 
 /// The message a reply points at.

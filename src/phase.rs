@@ -1,7 +1,8 @@
-//! Where an agent stands between a READY and real time: connecting (waiting for every
-//! GUILD_CREATE), replaying what it missed (live messages wait in a queue), then live. Each
-//! READY starts over with a new replay generation, so results of a superseded replay are
-//! recognised and ignored. Pure: the agent actor drives it.
+//! Where an agent stands between a READY and real time: connecting (waiting for the READY of
+//! every shard and every GUILD_CREATE that follows), replaying what it missed (live messages
+//! wait in a queue), then live. Each READY, of any shard, starts over with a new replay
+//! generation, so results of a superseded replay are recognised and ignored. Pure: the agent
+//! actor drives it.
 
 use crate::message::Inbound;
 
@@ -16,12 +17,36 @@ pub enum Phase {
     Live,
 }
 
+/// One gateway shard of a bot: `id` of `total` (`0` of `1` unsharded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, `0..total`.
+    pub id: u32,
+    /// How many shards the bot runs.
+    pub total: u32,
+}
+
+/// A shard's session since its READY: how many guilds READY announced, how many GUILD_CREATEs
+/// have arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ShardProgress {
+    guilds: usize,
+    seen: usize,
+}
+
+impl ShardProgress {
+    fn complete(self) -> bool {
+        self.seen >= self.guilds
+    }
+}
+
 /// An agent's replay phase and the messages it holds back meanwhile.
 #[derive(Debug)]
 pub struct ReplayPhase {
     phase: Phase,
     generation: u64,
-    guilds_seen: usize,
+    /// Per shard of the current gateway client: `None` until its READY.
+    shards: Vec<Option<ShardProgress>>,
     /// Messages that arrived before READY and every GUILD_CREATE (serenity dispatches each event
     /// on its own task, so they can overtake those events), then during the replay.
     held: Vec<Inbound>,
@@ -34,7 +59,7 @@ impl Default for ReplayPhase {
         Self {
             phase: Phase::Connecting,
             generation: 0,
-            guilds_seen: 0,
+            shards: Vec::new(),
             held: Vec::new(),
             replayed: Default::default(),
         }
@@ -52,21 +77,51 @@ impl ReplayPhase {
         self.generation
     }
 
-    /// A READY: a new session, whose missed messages are replayed before going live again.
-    pub fn ready(&mut self) {
+    /// A new gateway client starts: every shard will identify again, and the replay waits for
+    /// all of their READYs.
+    pub fn reconnecting(&mut self) {
+        self.shards.clear();
+    }
+
+    /// A READY of `shard`, announcing `guilds` guilds: a new session (first connect, or a
+    /// re-identify), whose missed messages are replayed before going live again. The other
+    /// shards' sessions carry on; the replay reads every channel, so whatever this shard's
+    /// guilds and DMs missed is found.
+    pub fn ready(&mut self, shard: Shard, guilds: usize) {
         self.phase = Phase::Connecting;
-        self.guilds_seen = 0;
+        let total = shard.total.max(1) as usize;
+        if self.shards.len() != total {
+            // A different shard count is a new client: the old shards' sessions are gone.
+            self.shards = vec![None; total];
+        }
+        if let Some(slot) = self.shards.get_mut(shard.id as usize) {
+            *slot = Some(ShardProgress { guilds, seen: 0 });
+        }
     }
 
-    /// A GUILD_CREATE arrived.
-    pub fn guild_seen(&mut self) {
-        self.guilds_seen += 1;
+    /// A GUILD_CREATE arrived on `shard`.
+    pub fn guild_seen(&mut self, shard: u32) {
+        if let Some(Some(p)) = self.shards.get_mut(shard as usize) {
+            p.seen += 1;
+        }
     }
 
-    /// Whether every guild of the session (`guilds`) has arrived while still connecting: the
-    /// replay may begin.
-    pub fn may_begin(&self, guilds: usize) -> bool {
-        self.phase == Phase::Connecting && self.guilds_seen >= guilds
+    /// Whether, still connecting, every shard has had its READY and all of its guilds have
+    /// arrived: the replay may begin.
+    pub fn may_begin(&self) -> bool {
+        self.phase == Phase::Connecting
+            && !self.shards.is_empty()
+            && self.shards.iter().all(|s| s.is_some_and(ShardProgress::complete))
+    }
+
+    /// Shards whose READY and every GUILD_CREATE have arrived, of the current client's total.
+    pub fn shards_ready(&self) -> (usize, usize) {
+        let ready = self
+            .shards
+            .iter()
+            .filter(|s| s.is_some_and(ShardProgress::complete))
+            .count();
+        (ready, self.shards.len())
     }
 
     /// A live message: returned when it can be handled now, held otherwise.
@@ -125,6 +180,8 @@ mod tests {
     use super::*;
     use crate::acl::ChainLength;
 
+    const ONE: Shard = Shard { id: 0, total: 1 };
+
     fn message(id: u64, channel: u64) -> Inbound {
         Inbound {
             id,
@@ -140,6 +197,7 @@ mod tests {
             reply_to: None,
             footers: vec![],
             chain: ChainLength::HUMAN,
+            attachments: Vec::new(),
         }
     }
 
@@ -147,11 +205,12 @@ mod tests {
     fn messages_wait_until_the_replay_is_done_and_are_not_answered_twice() {
         let mut p = ReplayPhase::default();
         assert_eq!(p.live(message(5, 1)), None, "before READY");
-        p.ready();
-        assert!(!p.may_begin(2));
-        p.guild_seen();
-        p.guild_seen();
-        assert!(p.may_begin(2));
+        assert!(!p.may_begin(), "no READY yet");
+        p.ready(ONE, 2);
+        assert!(!p.may_begin());
+        p.guild_seen(0);
+        p.guild_seen(0);
+        assert!(p.may_begin());
         let generation = p.begin();
         assert!(p.is_current(generation) && !p.is_current(generation - 1));
         assert_eq!(p.live(message(3, 1)), None, "during the replay");
@@ -169,13 +228,77 @@ mod tests {
     #[test]
     fn a_new_ready_starts_a_new_generation() {
         let mut p = ReplayPhase::default();
-        p.ready();
+        p.ready(ONE, 0);
         let first = p.begin();
         p.go_live();
-        p.ready();
+        p.ready(ONE, 0);
         assert_eq!(p.phase(), Phase::Connecting);
-        assert!(p.may_begin(0));
+        assert!(p.may_begin());
         let second = p.begin();
         assert!(second > first && !p.is_current(first));
+    }
+
+    fn shard(id: u32) -> Shard {
+        Shard { id, total: 3 }
+    }
+
+    #[test]
+    fn the_replay_waits_for_the_ready_and_guilds_of_every_shard() {
+        let mut p = ReplayPhase::default();
+        p.ready(shard(0), 1);
+        p.guild_seen(0);
+        assert!(!p.may_begin(), "shards 1 and 2 have not identified");
+        p.ready(shard(2), 2);
+        p.guild_seen(2);
+        p.ready(shard(1), 0);
+        assert_eq!(p.shards_ready(), (2, 3));
+        assert!(!p.may_begin(), "a guild of shard 2 is missing");
+        p.guild_seen(2);
+        assert_eq!(p.shards_ready(), (3, 3));
+        assert!(p.may_begin());
+        p.guild_seen(7); // a shard that does not exist is ignored
+        p.begin();
+        assert_eq!(p.live(message(3, 1)), None, "held during the replay");
+        assert_eq!(p.go_live().len(), 1);
+    }
+
+    #[test]
+    fn a_re_identify_of_one_shard_holds_messages_and_replays_again() {
+        let mut p = ReplayPhase::default();
+        for id in 0..3 {
+            p.ready(shard(id), 1);
+            p.guild_seen(id);
+        }
+        let first = p.begin();
+        p.go_live();
+        assert!(p.live(message(1, 1)).is_some());
+        // Shard 1 lost its session and identified again: its guilds may have missed messages.
+        p.ready(shard(1), 1);
+        assert_eq!(p.phase(), Phase::Connecting);
+        assert_eq!(p.live(message(2, 1)), None, "held until the new replay is done");
+        assert!(!p.may_begin(), "shard 1's guild has not arrived");
+        assert_eq!(p.shards_ready(), (2, 3));
+        p.guild_seen(1);
+        assert!(p.may_begin(), "the other shards' sessions carried on");
+        let second = p.begin();
+        assert!(!p.is_current(first) && p.is_current(second));
+        assert_eq!(p.go_live().iter().map(|m| m.id).collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn a_new_client_waits_for_every_shard_again() {
+        let mut p = ReplayPhase::default();
+        for id in 0..3 {
+            p.ready(shard(id), 0);
+        }
+        p.begin();
+        p.go_live();
+        p.reconnecting();
+        p.ready(shard(0), 0);
+        assert!(!p.may_begin(), "shards 1 and 2 of the new client have not identified");
+        // A READY with another shard count (`shards = "auto"` read a new recommendation).
+        p.ready(Shard { id: 0, total: 1 }, 0);
+        assert!(p.may_begin());
+        assert_eq!(p.shards_ready(), (1, 1));
     }
 }

@@ -45,6 +45,7 @@ mod tests {
             role: Role::User,
             author: a.into(),
             content: "x".into(),
+            images: Vec::new(),
         };
         let p = build("Ada", "Hi {username}", "d", &[t("bob")], &[t("alice")]);
         assert_eq!(p.system, "Hi alice");

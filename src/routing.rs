@@ -245,6 +245,7 @@ mod tests {
             reply_to: None,
             footers: vec![],
             chain: ChainLength::HUMAN,
+            attachments: Vec::new(),
         }
     }
 

@@ -18,6 +18,8 @@
 //!   list of them)
 //! - `pend/1/<agent>/<conversation>/<message id>` → JSON: a message the agent owes an answer
 //!   that a failure deferred (see [`PendingRecord`])
+//! - `strm/1/<agent>/<message id>` → JSON `{"v":1,"parts":[...]}`: the messages of a streamed reply
+//!   posted so far (see `streams`), until the reply is finished with
 //! - `bad/1/<key>` → a record that could not be read, set aside rather than deleted
 //! - `use/1/...` and `bnote/1/...`: token usage in hour buckets and budget notices (see `usage`)
 //! - `pause/1/...` and `ubud/1/...`: channels where an agent is paused and users' budget
@@ -38,6 +40,7 @@ pub use self::reset::{reset, ResetReport};
 pub use self::retention::{snowflake_unix_ms, PruneReport};
 
 mod pending;
+mod streams;
 mod transfer;
 mod usage;
 
@@ -483,6 +486,7 @@ pub(super) mod tests {
             time_ms: 2,
             cut: false,
             author_id: None,
+            attachments: Vec::new(),
         }
     }
 
@@ -553,6 +557,7 @@ pub(super) mod tests {
                     time_ms: 0,
                     cut: false,
                     author_id: None,
+                    attachments: Vec::new(),
                 };
                 s.save_memory("Ada", ConversationKey::User(i), &[t]).await
             })

@@ -35,6 +35,7 @@ fn prompt() -> Prompt {
             role: Role::User,
             author: "alice".into(),
             content: "hello".into(),
+            images: Vec::new(),
         }],
     }
 }

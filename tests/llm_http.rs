@@ -53,6 +53,7 @@ fn prompt() -> Prompt {
             role: Role::User,
             author: "alice".into(),
             content: "hello".into(),
+            images: Vec::new(),
         }],
     }
 }
@@ -232,6 +233,7 @@ async fn a_prompt_larger_than_the_window_is_a_context_overflow_per_provider() {
             role: Role::User,
             author: "alice".into(),
             content: words(n),
+            images: Vec::new(),
         }],
         ..prompt()
     };

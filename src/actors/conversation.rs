@@ -770,6 +770,12 @@ fn spawn_turn(
             .map_or(0, |(_, n)| n),
         // A remembered reply may have been posted before troupe stopped or lost the answer.
         check_existing: remembered || state.retry.is_some(),
+        // Live answers to people stream; missed messages and agent chains get whole replies
+        // (another agent never answers half a reply).
+        stream: state.args.spec.config.stream
+            && kind == TurnKind::Answer
+            && !state.backlog_waiting
+            && batch.iter().all(|m| !m.author_is_bot && m.webhook_id.is_none()),
     };
     let spec = state.args.spec.clone();
     let outbox = state.args.outbox.clone();
@@ -863,6 +869,7 @@ mod tests {
             reply_to: None,
             footers: vec!["acl:1 • x".into()],
             chain: ChainLength::HUMAN.next(),
+            attachments: Vec::new(),
         }
     }
 
@@ -896,6 +903,7 @@ mod tests {
             tracker: super::super::replay::ReplayTracker::new(["Ada"]),
             delivery: config.delivery.clone(),
             roster: Default::default(),
+            attach: Default::default(),
         })
     }
 
@@ -919,6 +927,7 @@ mod tests {
             time_ms: 0,
             cut: false,
             author_id: None,
+            attachments: Vec::new(),
         }
     }
 

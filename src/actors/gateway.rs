@@ -1,6 +1,6 @@
-//! The gateway actor: owns one bot's serenity client and forwards its events to the agent. If the
-//! client stops by itself, this actor fails and the agent reconnects it with backoff; the agent's
-//! conversations and every other agent carry on.
+//! The gateway actor: owns one bot's serenity client (all of its shards) and forwards its events
+//! to the agent. If the client stops by itself, this actor fails and the agent reconnects it with
+//! backoff; the agent's conversations and every other agent carry on.
 
 use std::sync::Arc;
 
@@ -50,6 +50,7 @@ impl Actor for GatewayActor {
         let connection = GatewayConnection::connect(
             &args.spec.token,
             &args.spec.route,
+            args.spec.config.shards,
             Arc::new(move |ev| {
                 let _ = agent.cast(AgentMsg::Gateway(ev));
             }),

@@ -14,6 +14,7 @@
 //! - [`conversation`]: answers one conversation's messages in ID order, one turn at a time;
 //!   defers and retries failed answers, gives up visibly.
 //! - [`turn`]: one turn's steps: prompt, breaker, pool, model, memory, delivery, records.
+//! - [`streaming`]: a streamed reply's Discord calls while the model writes it.
 //! - [`registry`]: the agent's conversations by key, their restarts and quarantines.
 //! - [`replay`]: reads an agent's missed messages (startup and after a re-identify).
 //! - [`trim`]: gives passivated conversations' freed memory back to the system.
@@ -27,6 +28,7 @@ pub mod gateway;
 pub mod registry;
 pub mod replay;
 pub mod roster;
+pub mod streaming;
 pub mod supervisor;
 pub mod trim;
 pub mod turn;
@@ -113,6 +115,8 @@ pub struct AgentSpec {
     pub breaker: Arc<crate::ops::breakers::AgentBreaker>,
     /// The cast and the running agents, for slash commands.
     pub roster: Arc<roster::Roster>,
+    /// Files on messages: limits, whether the backend sees images, the downloader.
+    pub attach: crate::attach::AgentAttach,
 }
 
 /// Shared handle to an agent's spec.

@@ -59,6 +59,9 @@ pub struct Pacing {
     pub first_part: usize,
     /// An earlier attempt may have posted parts unconfirmed (webhooks look before posting).
     pub check_existing: bool,
+    /// Stream the reply as the model writes it (the agent's `stream`, live turns answering
+    /// humans only; see [`super::streaming`]).
+    pub stream: bool,
 }
 
 /// What failed in a turn.
@@ -277,27 +280,22 @@ impl Step<'_> {
             .rev()
             .find(|t| t.assistant && t.message_id == self.latest.id)
             .map(MemoryTurn::shown_text);
+        // A reply streamed before (a crash, a failed model call) is finished in its messages.
+        let existing = match self.dry() {
+            true => Vec::new(),
+            false => self.spec.store.stream_parts(name, self.latest.id).unwrap_or_default(),
+        };
+        if (self.pacing.stream && !self.outbox.speaks_through_webhook(self.latest.channel_id)) || !existing.is_empty() {
+            return self.answer_streamed(memory, remembered, &existing).await;
+        }
         let (text, memory, typing) = match remembered {
             Some(text) => (text, memory, None),
-            None => match self.ask_model(&memory).await {
+            None => match self.ask_model(&memory, None).await {
                 Ok((text, with_reply, typing)) => (text, with_reply, typing),
                 Err(failure) => return self.failed(memory, 0, failure),
             },
         };
-        let reply = Reply {
-            channel_id: self.latest.channel_id,
-            reply_to: Some(self.latest.id),
-            allowed_users: allowed_users(&text, &self.spec.cast, self.self_ids),
-            text,
-            chain: self.decision.chain().unwrap_or(ChainLength::HUMAN.next()),
-            tagline: self.spec.discord.tagline.clone(),
-            courtesy: matches!(self.decision, ReplyDecision::SendWithCourtesy { .. })
-                .then(|| self.spec.discord.courtesy.clone()),
-            slowmode: self.pacing.slowmode,
-            nonce_seed: name.to_string(),
-            first_part: self.pacing.first_part,
-            check_existing: self.pacing.check_existing,
-        };
+        let reply = self.reply(text);
         // The indicator must not arrive after the reply (it would show for ~10 s more); a request
         // that hangs does not hold the reply past `TYPING_WAIT`.
         if let Some(mut handle) = typing {
@@ -309,13 +307,110 @@ impl Step<'_> {
         self.after_delivery(memory, &reply, delivered).await
     }
 
+    /// The reply to deliver for `text`.
+    fn reply(&self, text: String) -> Reply {
+        Reply {
+            channel_id: self.latest.channel_id,
+            reply_to: Some(self.latest.id),
+            allowed_users: allowed_users(&text, &self.spec.cast, self.self_ids),
+            text,
+            chain: self.decision.chain().unwrap_or(ChainLength::HUMAN.next()),
+            tagline: self.spec.discord.tagline.clone(),
+            courtesy: matches!(self.decision, ReplyDecision::SendWithCourtesy { .. })
+                .then(|| self.spec.discord.courtesy.clone()),
+            slowmode: self.pacing.slowmode,
+            nonce_seed: self.name().to_string(),
+            first_part: self.pacing.first_part,
+            check_existing: self.pacing.check_existing,
+        }
+    }
+
+    /// Answers with a streamed reply ([`super::streaming`]): the model's text goes out as it is
+    /// written, into the messages an earlier attempt posted if there are any. A remembered reply
+    /// (the model answered before a crash) is shown whole in those messages. Memory is saved
+    /// when the model has answered, before the last edits, as for a whole reply.
+    async fn answer_streamed(
+        &self,
+        memory: Vec<MemoryTurn>,
+        remembered: Option<String>,
+        existing: &[u64],
+    ) -> TurnOutcome {
+        let (tx, rx) = tokio::sync::watch::channel(String::new());
+        let (cast, me) = (&self.spec.cast, self.self_ids);
+        let allowed = |t: &str| allowed_users(t, cast, me);
+        let render = |t: &str| cast.mentions(t, me);
+        let target = super::streaming::StreamTarget {
+            outbox: self.outbox,
+            store: (!self.dry()).then_some(&self.spec.store),
+            agent: self.name(),
+            answers: self.latest.id,
+            reply: Reply {
+                first_part: 0,
+                ..self.reply(String::new())
+            },
+            typing: self.pacing.typing && remembered.is_none(),
+            allowed_users: &allowed,
+            render: &render,
+        };
+        let model = async {
+            match remembered {
+                Some(text) => Ok((text, memory.clone())),
+                None => self
+                    .ask_model(&memory, Some(&tx))
+                    .await
+                    .map(|(text, with_reply, _)| (text, with_reply)),
+            }
+        };
+        let (outcome, streamed) = super::streaming::run(&target, existing, rx, model).await;
+        telemetry::stream_writes(self.name(), streamed.writes);
+        let (with_reply, text) = match outcome {
+            Some(Ok(with_reply)) => {
+                let text = with_reply
+                    .iter()
+                    .rev()
+                    .find(|t| t.assistant && t.message_id == self.latest.id)
+                    .map(MemoryTurn::shown_text)
+                    .unwrap_or_default();
+                (with_reply, text)
+            }
+            Some(Err(failure)) => return self.failed(memory, 0, failure),
+            // Discord refused a part before the model was done: nothing was remembered.
+            None => {
+                let e = streamed.error.unwrap_or(crate::discord::outbox::DeliveryError {
+                    status: None,
+                    reason: "the stream ended early".into(),
+                });
+                let failure = match e.is_transient() {
+                    true => TurnFailure::retry(Cause::Delivery, e.to_string()),
+                    false => TurnFailure::permanent(Cause::Delivery, e.to_string()),
+                };
+                return self.failed(memory, 0, failure);
+            }
+        };
+        let parts = streamed.message_ids.len();
+        let delivered = Delivered {
+            message_ids: streamed.posted,
+            parts_done: if streamed.complete { parts } else { 0 },
+            text: text.clone(),
+            error: streamed.error,
+        };
+        let outcome = self.after_delivery(with_reply, &self.reply(text), delivered).await;
+        if outcome.result.is_ok() && !self.dry() {
+            if let Err(e) = self.spec.store.remove_stream_parts(self.name(), self.latest.id) {
+                tracing::warn!(agent = %self.name(), error = %e, "cannot forget a streamed reply's messages");
+            }
+        }
+        outcome
+    }
+
     /// Builds the prompt and asks the model; on success the reply is saved in memory with the
     /// messages it answers, before anything is sent. Returns the text, that memory, and the
-    /// typing indicator's request.
+    /// typing indicator's request (none when streaming to `progress`: the stream keeps it up).
     // Why this is long: the model call's steps in the order they must happen (prompt, budget, breaker, typing, pool, call, accounting, save).
     async fn ask_model(
         &self,
         memory: &[MemoryTurn],
+        progress: crate::llm::http::Progress<'_>,
     ) -> Result<(String, Vec<MemoryTurn>, Option<tokio::task::JoinHandle<()>>), TurnFailure> {
         let (spec, name) = (self.spec, self.name());
         let history: Vec<_> = memory.iter().map(|t| self.prompt_turn(t)).collect();
@@ -332,10 +427,17 @@ impl Step<'_> {
                 time_ms: now_ms(),
                 cut: false,
                 author_id: Some(m.author_id),
+                attachments: m.attachments.clone(),
             })
             .collect();
         let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
-        let fresh_prompt: Vec<_> = fresh.iter().map(|t| self.prompt_turn(t)).collect();
+        let mut fresh_prompt: Vec<_> = fresh
+            .iter()
+            .map(|t| self.prompt_turn(&t.without_attachments()))
+            .collect();
+        // The fresh messages' files: images and text given, the rest named (memory keeps references).
+        let files: Vec<_> = fresh.iter().map(|t| t.attachments.clone()).collect();
+        crate::attach::prepare::prepare(name, &spec.attach, &mut fresh_prompt, &files).await;
         let mut prompt = crate::prompt::build(name, &spec.config.system_prompt, &date, &history, &fresh_prompt);
         if matches!(self.decision, ReplyDecision::SendWithCourtesy { .. }) {
             prompt.system.push_str("\n\nThis reply ends an agent chain that has reached its limit: it is the last message, and no reply to it is expected.");
@@ -360,12 +462,12 @@ impl Step<'_> {
         }
         // The indicator's request runs alongside the model call rather than before it: on
         // Discord it is a full REST round trip.
-        let typing = self.pacing.typing.then(|| {
+        let typing = (self.pacing.typing && progress.is_none()).then(|| {
             let (outbox, channel) = (self.outbox.clone(), self.latest.channel_id);
             tokio::spawn(async move { outbox.typing(channel).await })
         });
         let completion = match spec.pool.acquire(name).await {
-            Ok(_permit) => self.call_model(prompt).await,
+            Ok(_permit) => self.call_model(prompt, progress).await,
             // A full pool is load shedding, not a backend failure: the message waits.
             Err(full) => {
                 telemetry::llm_request(&spec.config.backend, "queue_full", None);
@@ -400,6 +502,7 @@ impl Step<'_> {
             time_ms: now_ms(),
             cut,
             author_id: None,
+            attachments: Vec::new(),
         };
         let text = reply.shown_text();
         with_reply.push(reply);
@@ -412,7 +515,11 @@ impl Step<'_> {
     /// server's window is smaller than configured) is answered by trimming harder: half the
     /// budget, then the newest message alone in a quarter of it. Only an overflow after both
     /// fails the turn; none counts toward the breaker.
-    async fn call_model(&self, mut prompt: Prompt) -> Result<Completion, TurnFailure> {
+    async fn call_model(
+        &self,
+        mut prompt: Prompt,
+        progress: crate::llm::http::Progress<'_>,
+    ) -> Result<Completion, TurnFailure> {
         let spec = self.spec;
         let full = spec
             .backend
@@ -421,7 +528,7 @@ impl Step<'_> {
         let mut harder = 0;
         loop {
             let started = std::time::Instant::now();
-            let result = Box::pin(spec.backend.complete(&prompt)).await;
+            let result = Box::pin(spec.backend.complete_streaming(&prompt, progress)).await;
             match &result {
                 Ok(_) => spec.breaker.record_success(),
                 Err(e) if counts_toward_breaker(e) => {
@@ -608,6 +715,7 @@ impl Step<'_> {
                 time_ms: now_ms(),
                 cut,
                 author_id: None,
+                attachments: Vec::new(),
             });
             memory::trim(&mut memory, self.spec.config.memory_limits);
         }
@@ -617,6 +725,19 @@ impl Step<'_> {
     /// Gives up on the batch: the notice (unless silent or past the chain limit), then the
     /// answered record. Memory is not touched: the notice is not something the model said.
     async fn give_up(&self, memory: Vec<MemoryTurn>, notice: &str) -> TurnOutcome {
+        // A reply streamed before the failure: its messages become the notice (or go, when the
+        // notice is silence), never left half-written.
+        let existing = match self.dry() {
+            true => Vec::new(),
+            false => self
+                .spec
+                .store
+                .stream_parts(self.name(), self.latest.id)
+                .unwrap_or_default(),
+        };
+        if !existing.is_empty() {
+            return self.give_up_streamed(memory, notice, &existing).await;
+        }
         if !notice.is_empty() && !matches!(self.decision, ReplyDecision::Block { .. }) {
             let reply = Reply {
                 channel_id: self.latest.channel_id,
@@ -653,6 +774,70 @@ impl Step<'_> {
                 parts_done: 0,
                 result: Ok(()),
             },
+            Err(failure) => self.failed(memory, 0, failure),
+        }
+    }
+
+    /// Gives up on a batch whose reply was partly streamed: the first message is edited into the
+    /// notice and the others deleted (all deleted for a silent notice).
+    async fn give_up_streamed(&self, memory: Vec<MemoryTurn>, notice: &str, existing: &[u64]) -> TurnOutcome {
+        let (tx, rx) = tokio::sync::watch::channel(String::new());
+        let none = |_: &str| Vec::new();
+        let same = |t: &str| t.to_string();
+        let reply = Reply {
+            courtesy: None,
+            allowed_users: Vec::new(),
+            first_part: 0,
+            nonce_seed: format!("{}/give-up", self.name()),
+            ..self.reply(String::new())
+        };
+        let target = super::streaming::StreamTarget {
+            outbox: self.outbox,
+            store: Some(&self.spec.store),
+            agent: self.name(),
+            answers: self.latest.id,
+            reply,
+            typing: false,
+            allowed_users: &none,
+            render: &same,
+        };
+        let streamed = if notice.is_empty() {
+            let mut error = None;
+            for id in existing.iter().rev() {
+                if let Err(e) = self.outbox.delete_part(self.latest.channel_id, *id).await {
+                    error = Some(e);
+                    break;
+                }
+            }
+            super::streaming::Streamed {
+                complete: error.is_none(),
+                error,
+                ..Default::default()
+            }
+        } else {
+            let ready = async { Ok::<_, ()>((notice.to_string(), ())) };
+            let streamed = super::streaming::run(&target, existing, rx, ready).await.1;
+            drop(tx);
+            streamed
+        };
+        match streamed.error {
+            None => {}
+            Some(e) if e.is_transient() => {
+                return self.failed(memory, 0, TurnFailure::retry(Cause::Delivery, e.to_string()));
+            }
+            Some(e) => {
+                tracing::error!(agent = %self.name(), message_id = self.latest.id, status = ?e.status, reason = %e.reason, "discord refused the give-up notice's edit");
+            }
+        }
+        match self.record_answered().await {
+            Ok(()) => {
+                let _ = self.spec.store.remove_stream_parts(self.name(), self.latest.id);
+                TurnOutcome {
+                    memory,
+                    parts_done: 0,
+                    result: Ok(()),
+                }
+            }
             Err(failure) => self.failed(memory, 0, failure),
         }
     }

@@ -57,6 +57,7 @@ mod tests {
             time_ms: 0,
             cut: false,
             author_id,
+            attachments: Vec::new(),
         }
     }
 

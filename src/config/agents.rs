@@ -94,6 +94,7 @@ pub(crate) fn agents(
         };
         let webhook = a.webhook.as_ref().and_then(|w| webhook_config(w, &field, &name, err));
         let dm_channels = dm_channels(a, &name, &field, err);
+        let shards = super::shards::shards(a.shards.as_ref(), &name, &field("shards"), err);
         agents.push(AgentConfig {
             name,
             backend: a.backend.get_ref().clone(),
@@ -120,6 +121,8 @@ pub(crate) fn agents(
             budgets: super::budgets::agent_budgets(budgets, a.budgets.as_ref(), &field("budgets"), err),
             // Set by `cells::assign`, which knows `[cells] count`.
             cell: 0,
+            shards,
+            stream: a.stream.unwrap_or(false),
         });
     }
 

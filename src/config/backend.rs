@@ -47,6 +47,7 @@ const HTTP_FIELDS: &[&str] = &[
     "max_tokens_param",
     "temperature",
     "context_tokens",
+    "vision",
 ];
 
 /// Fields only the command provider takes.
@@ -171,6 +172,7 @@ pub(crate) fn backends(
                     provider,
                     max_concurrency,
                     max_queue,
+                    vision: b.vision.as_ref().is_some_and(|v| *v.get_ref()),
                 },
             );
         }
@@ -428,6 +430,7 @@ fn set_fields(b: &RawBackend) -> Vec<(&'static str, Option<Range<usize>>)> {
         ("stream_usage", s(&b.stream_usage)),
         ("max_tokens_param", s(&b.max_tokens_param)),
         ("context_tokens", s(&b.context_tokens)),
+        ("vision", s(&b.vision)),
         ("temperature", s(&b.temperature)),
         ("program", s(&b.program)),
         ("args", s(&b.args)),

@@ -5,12 +5,13 @@
 //! Validation goes table by table, each function returning its settings and reporting its
 //! problems: `[sandbox]` (`sandbox`), `[conversations]` and `[backlog]` (here), `[http]`,
 //! `[breaker]`, `[limits]` and `[restarts]` ([`operations`], which also holds the range helpers),
-//! `[discord]` (`discord`), [`delivery`], `[budgets]` (`budgets`), `[store]` (here), `[backends]` ([`backend`]) and
+//! `[discord]` (`discord`), [`delivery`], `[budgets]` (`budgets`), `[attachments]` (`attachments`), `[store]` (here), `[backends]` ([`backend`]) and
 //! `[[agents]]` (`agents`). Words such as `mode` or `provider` become enums in one place
 //! (`choice`). [`error`] formats the problems; [`source`] fetches the file (path, https, s3) and
 //! [`resolved`] is `troupe check-config`'s view of the result.
 
 mod agents;
+mod attachments;
 pub mod backend;
 mod budgets;
 mod cells;
@@ -22,6 +23,7 @@ pub mod operations;
 pub mod raw;
 pub mod resolved;
 mod sandbox;
+mod shards;
 pub mod source;
 
 use std::collections::BTreeMap;
@@ -38,6 +40,7 @@ use self::choice::{parse_enum, Choice};
 use self::error::{suggest_field, Report};
 pub use self::error::{ConfigError, ConfigErrors};
 use self::raw::{RawBacklog, RawConfig, RawConversations};
+pub use self::shards::{Shards, MAX_SHARDS};
 use crate::sandbox::spec::{sandbox_token, WorldSpec};
 use crate::secret::Secret;
 
@@ -79,6 +82,8 @@ pub struct Config {
     pub restarts: crate::ops::restarts::RestartPolicy,
     /// `[delivery]`: retries of failed answers and the give-up policy (notices are per agent).
     pub delivery: delivery::DeliverySettings,
+    /// `[attachments]`: what a turn gives its model of messages' files; long replies as files.
+    pub attachments: crate::attach::Settings,
     /// Backends by name.
     pub backends: BTreeMap<String, BackendConfig>,
     /// The cast, in file order (once [`Config::keep_cell`] ran, only this cell's agents).
@@ -205,6 +210,9 @@ pub struct BackendConfig {
     pub max_concurrency: usize,
     /// Most requests waiting for a slot.
     pub max_queue: usize,
+    /// The model sees images (`vision = true`; HTTP providers only): images on messages go
+    /// with the turn, within `[attachments]`' limits.
+    pub vision: bool,
 }
 
 /// Kinds of backend.
@@ -277,6 +285,11 @@ pub struct AgentConfig {
     pub budgets: crate::quota::Budgets,
     /// The cell that runs it: its `cell`, or [`crate::cells::cell_of`] its name.
     pub cell: u32,
+    /// Its bot's gateway shards (`shards = "auto" | N`, default 1).
+    pub shards: Shards,
+    /// Streams its live replies (`stream = true`): the first sentence is posted, then edited as
+    /// the model writes ([`crate::stream_reply`]). Default false.
+    pub stream: bool,
 }
 
 /// When an agent answers.
@@ -463,6 +476,7 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
     let store_retention = store_retention(&raw.store, &raw.backlog, backlog.max_age, &mut err);
     let backends = backend::backends(&raw.backends, &mut err);
     let budgets = budgets::budgets(&raw.budgets, &mut err);
+    let attachments = attachments::attachments(&raw.attachments, &mut err);
     let mut agents = agents::agents(&raw.agents, &raw.backends, mode, breaker, &delivery, &budgets, &mut err);
     let cell_count = cells::count(&raw.cells, &mut err);
     cells::assign(&raw.agents, cell_count, &mut agents, &mut err);
@@ -493,6 +507,7 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         limits,
         restarts,
         delivery,
+        attachments,
         backends,
         agents,
         cell_count,

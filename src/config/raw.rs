@@ -50,6 +50,9 @@ pub struct RawConfig {
     /// The cast split across processes.
     #[serde(default)]
     pub cells: RawCells,
+    /// Files on messages and long replies as files.
+    #[serde(default)]
+    pub attachments: RawAttachments,
     /// LLM backends by name.
     #[serde(default)]
     pub backends: BTreeMap<String, Spanned<RawBackend>>,
@@ -257,6 +260,26 @@ pub struct RawDelivery {
     pub busy_notice: Option<String>,
 }
 
+/// `[attachments]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAttachments {
+    /// Largest image sent to a model, in bytes.
+    pub max_image_bytes: Option<Spanned<i64>>,
+    /// Most images sent with one turn.
+    pub max_images: Option<Spanned<i64>>,
+    /// Most bytes fetched for one turn.
+    pub max_total_bytes: Option<Spanned<i64>>,
+    /// Most characters of text files inlined into one turn.
+    pub text_chars: Option<Spanned<i64>>,
+    /// Seconds one file's download may take.
+    pub timeout_secs: Option<Spanned<i64>>,
+    /// `"split"` (default) or `"file"`.
+    pub long_replies: Option<Spanned<String>>,
+    /// Characters of code above which `long_replies = "file"` sends a file.
+    pub long_reply_chars: Option<Spanned<i64>>,
+}
+
 /// `[budgets]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -330,6 +353,8 @@ pub struct RawBackend {
     pub temperature: Option<Spanned<f64>>,
     /// HTTP providers: the model's context window in tokens (prompt and reply together).
     pub context_tokens: Option<Spanned<i64>>,
+    /// HTTP providers: the model takes images (default false).
+    pub vision: Option<Spanned<bool>>,
     /// command: the program to run.
     pub program: Option<Spanned<String>>,
     /// command: its arguments; `{prompt}` in an argument is replaced by the prompt, else the prompt goes to stdin.
@@ -431,6 +456,11 @@ pub struct RawAgent {
     pub budgets: Option<Spanned<RawAgentBudgets>>,
     /// The cell that runs this agent (default: a hash of its name).
     pub cell: Option<Spanned<i64>>,
+    /// Gateway shards: `"auto"` or a count (default 1).
+    pub shards: Option<Spanned<toml::Value>>,
+    /// Stream replies: post the first sentence, then edit the message as the model writes
+    /// (default false).
+    pub stream: Option<bool>,
 }
 
 /// `[agents.webhook]`: an existing webhook (`id` and `token_env`/`token_file`), or one troupe

@@ -57,6 +57,10 @@ pub fn resolve(config: &Config) -> (Value, Vec<String>) {
                 "webhook": webhook(a.webhook.as_ref(), &a.name, &mut problems),
                 "breaker": breaker(&a.breaker),
                 "cell": a.cell,
+                "shards": match a.shards {
+                    crate::config::Shards::Auto => json!("auto"),
+                    crate::config::Shards::Fixed(n) => json!(n),
+                },
             })
         })
         .collect();

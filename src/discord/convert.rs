@@ -3,7 +3,7 @@
 
 use serenity::model::channel::Message;
 
-use crate::message::{readable_mentions, Inbound, ReplyRef};
+use crate::message::{readable_mentions, Attachment, Inbound, ReplyRef};
 
 /// Our view of a serenity message.
 pub fn inbound(m: &Message) -> Inbound {
@@ -42,5 +42,19 @@ pub fn inbound(m: &Message) -> Inbound {
             m.embeds.iter().map(|e| e.footer.as_ref().map(|f| f.text.as_str())),
             m.author.bot || m.webhook_id.is_some(),
         ),
+        attachments: m
+            .attachments
+            .iter()
+            .map(|a| Attachment {
+                id: a.id.get(),
+                filename: a.filename.clone(),
+                url: a.url.clone(),
+                proxy_url: a.proxy_url.clone(),
+                content_type: a.content_type.clone(),
+                size: u64::from(a.size),
+                width: a.width,
+                height: a.height,
+            })
+            .collect(),
     }
 }

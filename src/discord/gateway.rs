@@ -1,6 +1,7 @@
 //! One serenity client per bot token: connects to Discord (in sandbox mode, over the sandbox's
-//! HTTPS proxy, [`super::route`]) and forwards what happens as [`GatewayEvent`]s to a callback. Also builds
-//! bots' REST clients ([`http_client`]), on one process-wide HTTP connection pool.
+//! HTTPS proxy, [`super::route`]) with the agent's shards (serenity's shard manager runs them)
+//! and forwards what happens as [`GatewayEvent`]s to a callback. Also builds bots' REST clients
+//! ([`http_client`]), on one process-wide HTTP connection pool.
 
 use std::sync::Arc;
 
@@ -13,32 +14,53 @@ use tokio::task::JoinHandle;
 
 use super::ordered::OrderedSource;
 use super::route::Route;
+use crate::config::Shards;
 use crate::message::{BotIdentity, Inbound};
+pub use crate::phase::Shard;
 use crate::secret::Secret;
 
 /// What the gateway tells an agent.
 #[derive(Debug, Clone)]
 pub enum GatewayEvent {
-    /// A new session is ready (first connect or re-identify).
-    Ready(BotIdentity),
+    /// A new session of a shard is ready (first connect or re-identify); the identity's
+    /// `guilds` are that shard's.
+    Ready(BotIdentity, Shard),
     /// A lost session was resumed; no events were missed.
     Resumed,
     /// A message was created somewhere the bot can see.
     Message(Inbound),
-    /// Guild text channels and active threads the bot can see (from GUILD_CREATE).
-    Channels(Vec<ChannelInfo>),
+    /// Guild text channels and active threads the bot can see (from a GUILD_CREATE on `shard`).
+    Channels {
+        /// The shard whose session received the guild.
+        shard: u32,
+        /// The guild's channels and threads.
+        channels: Vec<ChannelInfo>,
+    },
     /// A thread was created where the bot can see it.
     Thread(ChannelInfo),
-    /// The session came up (`true`, sent once) or is down (`false`, sent at every poll while
-    /// serenity reconnects), as serenity's shard manager reports it, polled every [`STAGE_POLL`].
-    Connection(bool),
+    /// How many of the bot's `total` shards have a connected session, as serenity's shard
+    /// manager reports it, polled every [`STAGE_POLL`]: sent once when all are up, and at every
+    /// poll while any is down (serenity reconnecting it).
+    Connection {
+        /// Shards whose session is up.
+        connected: u32,
+        /// Shards the bot runs.
+        total: u32,
+    },
     /// The bot's application ID (from READY, sent just before [`GatewayEvent::Ready`]).
     Application(u64),
     /// Someone used one of the bot's slash commands.
     Command(crate::commands::Invocation),
 }
 
-/// How often the shard's connection stage is read for [`GatewayEvent::Connection`].
+impl GatewayEvent {
+    /// For [`GatewayEvent::Connection`]: every shard is up.
+    pub fn all_connected(connected: u32, total: u32) -> bool {
+        total > 0 && connected >= total
+    }
+}
+
+/// How often the shards' connection stages are read for [`GatewayEvent::Connection`].
 pub const STAGE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub use crate::channels::ChannelInfo;
@@ -55,17 +77,28 @@ struct Handler {
 #[serenity::async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
-        self.ordered.install(&ctx.shard);
+        self.ordered.install(&ctx.shard, ctx.shard_id.0);
+        let shard = match ready.shard {
+            Some(info) => Shard {
+                id: info.id.0,
+                total: info.total,
+            },
+            None => Shard {
+                id: ctx.shard_id.0,
+                total: 1,
+            },
+        };
         (self.sink)(GatewayEvent::Application(ready.application.id.get()));
-        (self.sink)(GatewayEvent::Ready(BotIdentity {
+        let me = BotIdentity {
             user_id: ready.user.id.get(),
             name: ready.user.name.clone(),
             guilds: ready.guilds.len(),
-        }));
+        };
+        (self.sink)(GatewayEvent::Ready(me, shard));
     }
 
     async fn resume(&self, ctx: Context, _: ResumedEvent) {
-        self.ordered.install(&ctx.shard);
+        self.ordered.install(&ctx.shard, ctx.shard_id.0);
         (self.sink)(GatewayEvent::Resumed);
     }
 
@@ -77,7 +110,10 @@ impl EventHandler for Handler {
             .chain(guild.threads.iter())
             .map(|c| channel_info(&guild, me, c))
             .collect();
-        (self.sink)(GatewayEvent::Channels(channels));
+        (self.sink)(GatewayEvent::Channels {
+            shard: ctx.shard_id.0,
+            channels,
+        });
     }
 
     async fn thread_create(&self, ctx: Context, thread: GuildChannel) {
@@ -93,7 +129,7 @@ impl EventHandler for Handler {
 
     async fn shard_stage_update(&self, ctx: Context, _: ShardStageUpdateEvent) {
         // The earliest event of a new shard runner: its collectors start empty.
-        self.ordered.install(&ctx.shard);
+        self.ordered.install(&ctx.shard, ctx.shard_id.0);
     }
 
     async fn message(&self, _ctx: Context, message: Message) {
@@ -200,15 +236,22 @@ impl std::fmt::Debug for GatewayConnection {
 pub struct GatewayError(String);
 
 impl GatewayConnection {
-    /// Connects and starts forwarding events to `sink`; `on_end` is called once when the client
-    /// stops by itself (fatal gateway error), with the reason.
+    /// Connects `shards` shards and starts forwarding events to `sink`; `on_end` is called once
+    /// when the client stops by itself (fatal gateway error), with the reason. Sharded bots read
+    /// `GET /gateway/bot` first: `"auto"` takes its recommended count, and no shard starts when
+    /// fewer session starts remain than there are shards (Discord resets the token of a bot
+    /// that runs out).
     pub async fn connect(
         token: &Secret,
         route: &Route,
+        shards: Shards,
         sink: EventSink,
         on_end: Box<dyn FnOnce(String) + Send>,
     ) -> Result<Self, GatewayError> {
         let http = http_client(token, route);
+        let total = shard_count(&http, shards)
+            .await
+            .map_err(|e| GatewayError(redact(&e, token)))?;
         let watch_sink = sink.clone();
         let mut client = serenity::client::ClientBuilder::new_with_http(http, intents())
             .event_handler(Handler {
@@ -218,10 +261,12 @@ impl GatewayConnection {
             .await
             .map_err(|e| GatewayError(redact(&e.to_string(), token)))?;
         let shard_manager = client.shard_manager.clone();
-        let watcher = tokio::spawn(watch_connection(shard_manager.clone(), watch_sink));
+        let watcher = tokio::spawn(watch_connection(shard_manager.clone(), total, watch_sink));
         let token = token.clone();
         let task = tokio::spawn(async move {
-            let reason = match client.start().await {
+            // serenity's shard manager starts the shards one every 5 seconds (its queuer), so
+            // it never exceeds any `max_concurrency`, and restarts a shard whose session is lost.
+            let reason = match client.start_shards(total).await {
                 Ok(()) => "gateway client stopped".to_string(),
                 Err(e) => redact(&e.to_string(), &token),
             };
@@ -251,22 +296,68 @@ impl Drop for GatewayConnection {
     }
 }
 
-/// Reports the session going down and coming back. serenity reconnects by itself (RESUME, or a
-/// new IDENTIFY after INVALID_SESSION) and tells the event handler nothing reliable when a
-/// session drops, so the shard manager's record of each shard's stage is polled instead.
+/// How many shards to run: `Fixed(1)` needs no request; otherwise `GET /gateway/bot` gives the
+/// recommended count (for `"auto"`) and the session starts left, which must cover every shard.
+async fn shard_count(http: &Http, shards: Shards) -> Result<u32, String> {
+    if shards == Shards::Fixed(1) {
+        return Ok(1);
+    }
+    let bot = http
+        .get_bot_gateway()
+        .await
+        .map_err(|e| format!("cannot read GET /gateway/bot: {e}"))?;
+    let total = match shards {
+        Shards::Auto => bot.shards.max(1),
+        Shards::Fixed(n) => n,
+    };
+    check_session_starts(
+        total,
+        bot.session_start_limit.remaining,
+        bot.session_start_limit.reset_after,
+    )?;
+    tracing::info!(
+        shards = total,
+        recommended = bot.shards,
+        max_concurrency = bot.session_start_limit.max_concurrency,
+        session_starts_left = bot.session_start_limit.remaining,
+        "starting gateway shards"
+    );
+    Ok(total)
+}
+
+/// Refuses to start `shards` shards when fewer session starts (`remaining`) are left: each
+/// shard's IDENTIFY uses one, and a bot that runs out has its token reset by Discord.
+fn check_session_starts(shards: u32, remaining: u64, reset_after_ms: u64) -> Result<(), String> {
+    if remaining < u64::from(shards) {
+        return Err(format!(
+            "only {remaining} gateway session starts are left today for {shards} shards; Discord resets the count in {} s",
+            reset_after_ms / 1000
+        ));
+    }
+    Ok(())
+}
+
+/// Reports the shards' sessions going down and coming back. serenity reconnects by itself
+/// (RESUME, or a new IDENTIFY after INVALID_SESSION) and tells the event handler nothing
+/// reliable when a session drops, so the shard manager's record of each shard's stage is polled
+/// instead. A shard not started yet (serenity starts one every 5 seconds) counts as down.
 ///
 /// "Down" is repeated at every poll: READY (handled elsewhere) may have marked the session up
 /// between two polls, and a drop right after must still be reported.
-async fn watch_connection(manager: Arc<ShardManager>, sink: EventSink) {
+async fn watch_connection(manager: Arc<ShardManager>, total: u32, sink: EventSink) {
     let mut up = false;
     loop {
         tokio::time::sleep(STAGE_POLL).await;
-        let now_up = {
+        let connected = {
             let runners = manager.runners.lock().await;
-            !runners.is_empty() && runners.values().all(|r| r.stage == ConnectionStage::Connected)
+            runners
+                .values()
+                .filter(|r| r.stage == ConnectionStage::Connected)
+                .count() as u32
         };
+        let now_up = GatewayEvent::all_connected(connected, total);
         if !now_up || !up {
-            sink(GatewayEvent::Connection(now_up));
+            sink(GatewayEvent::Connection { connected, total });
         }
         up = now_up;
     }
@@ -278,5 +369,27 @@ fn redact(text: &str, token: &Secret) -> String {
         text.to_string()
     } else {
         text.replace(token.expose(), "[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shard_needs_a_session_start() {
+        assert!(check_session_starts(4, 4, 0).is_ok());
+        let e = check_session_starts(4, 3, 86_400_000).unwrap_err();
+        assert!(
+            e.contains("only 3 gateway session starts") && e.contains("for 4 shards") && e.contains("86400 s"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn connected_means_every_shard_up() {
+        assert!(GatewayEvent::all_connected(4, 4));
+        assert!(!GatewayEvent::all_connected(3, 4));
+        assert!(!GatewayEvent::all_connected(0, 0), "no shard yet");
     }
 }

@@ -9,9 +9,14 @@
 //! so for a moment after each new session (between READY and the handler's task running) no
 //! collector is there: the handler then forwards those messages itself, so none is lost, only
 //! not guaranteed ordered. A new shard runner (after a re-identify) starts with no collectors,
-//! hence the install at every stage change, READY and RESUMED; the newest collector supersedes
-//! older ones (a superseded one removes itself at its next event), so an event is never
-//! forwarded twice.
+//! hence the install at every stage change, READY and RESUMED; the newest collector of a shard
+//! supersedes that shard's older ones (a superseded one removes itself at its next event), so
+//! an event is never forwarded twice.
+//!
+//! With several shards, each shard runner has its own collector and order holds per shard:
+//! a channel belongs to one guild, and a guild (or the DMs, shard 0) to one shard, so every
+//! channel's messages still arrive in gateway order. Messages of two shards have no order
+//! between them, as on Discord.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,8 +69,10 @@ impl Forwarded {
 /// One bot's ordered message source (shared by its event handler and its collectors).
 pub struct OrderedSource {
     sink: EventSink,
-    /// The generation of the newest collector; older ones remove themselves.
-    newest: AtomicU64,
+    /// Generations handed out to collectors.
+    generations: AtomicU64,
+    /// The generation of each shard's newest collector; older ones remove themselves.
+    newest: Mutex<HashMap<u32, u64>>,
     forwarded: Mutex<Forwarded>,
 }
 
@@ -74,17 +81,19 @@ impl OrderedSource {
     pub fn new(sink: EventSink) -> Arc<Self> {
         Arc::new(Self {
             sink,
-            newest: AtomicU64::new(0),
+            generations: AtomicU64::new(0),
+            newest: Mutex::new(HashMap::new()),
             forwarded: Mutex::new(Forwarded::default()),
         })
     }
 
-    /// Installs a collector on the shard runner behind `shard`, superseding any earlier one.
-    pub fn install(self: &Arc<Self>, shard: &ShardMessenger) {
-        let generation = self.newest.fetch_add(1, Ordering::SeqCst) + 1;
+    /// Installs a collector on the runner of shard `shard_id` behind `shard`, superseding any
+    /// earlier one of that shard.
+    pub fn install(self: &Arc<Self>, shard: &ShardMessenger, shard_id: u32) {
+        let generation = self.supersede(shard_id);
         let me = Arc::clone(self);
         shard.add_collector(CollectorCallback(Box::new(move |event| {
-            if me.newest.load(Ordering::SeqCst) != generation {
+            if !me.is_newest(shard_id, generation) {
                 return false; // superseded: the newer collector forwards this event
             }
             if let Event::MessageCreate(created) = event {
@@ -93,6 +102,18 @@ impl OrderedSource {
             }
             true
         })));
+    }
+
+    /// A new generation for shard `shard_id`'s next collector, superseding its older ones.
+    fn supersede(&self, shard_id: u32) -> u64 {
+        let generation = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
+        self.newest.lock().expect("poison").insert(shard_id, generation);
+        generation
+    }
+
+    /// Whether `generation` is shard `shard_id`'s newest collector.
+    fn is_newest(&self, shard_id: u32, generation: u64) -> bool {
+        self.newest.lock().expect("poison").get(&shard_id) == Some(&generation)
     }
 
     /// The event handler's dispatch of a message: forwarded unless a collector already did.
@@ -127,6 +148,21 @@ mod tests {
         f.mark(7);
         assert!(!f.take(8));
         assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn each_shard_keeps_its_own_newest_collector() {
+        let source = OrderedSource::new(Arc::new(|_| {}));
+        let newest = |shard: u32| source.supersede(shard);
+        let (s0, s1) = (newest(0), newest(1));
+        assert!(
+            source.is_newest(0, s0),
+            "shard 1's collector does not supersede shard 0's"
+        );
+        assert!(source.is_newest(1, s1));
+        let s0_again = newest(0);
+        assert!(!source.is_newest(0, s0) && source.is_newest(0, s0_again));
+        assert!(source.is_newest(1, s1));
     }
 
     #[test]

@@ -8,15 +8,16 @@
 //! resumes at the first part not yet delivered. A persona may speak through a webhook with its
 //! own name and avatar; webhook executions carry no nonce, so a retried or re-delivered webhook
 //! part first looks for its copy in the channel. `--no-discord` swaps the Discord outbox for one
-//! that only prints.
+//! that only prints. A streamed reply ([`crate::stream_reply`]) posts, edits and deletes its parts
+//! one by one through [`Outbox::post_part`], [`Outbox::edit_part`] and [`Outbox::delete_part`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serenity::all::{
-    ChannelId, CreateAllowedMentions, CreateEmbed, CreateEmbedFooter, CreateMessage, ExecuteWebhook, Http, MessageId,
-    MessageReference, WebhookId,
+    ChannelId, CreateAllowedMentions, CreateEmbed, CreateEmbedFooter, CreateMessage, EditMessage, ExecuteWebhook, Http,
+    MessageId, MessageReference, WebhookId,
 };
 use serenity::model::channel::Nonce;
 
@@ -262,17 +263,7 @@ impl Outbox {
         };
         let last = parts.len() - 1;
         for (i, part) in parts.into_iter().enumerate().skip(reply.first_part) {
-            let message = OutgoingMessage {
-                channel_id: reply.channel_id,
-                content: part,
-                footer: footer.clone(),
-                description: if i == last { reply.courtesy.clone() } else { None },
-                reply_to: if i == 0 { reply.reply_to } else { None },
-                answers: reply.reply_to,
-                nonce: nonce(&reply.nonce_seed, reply.reply_to.unwrap_or(0), i),
-                allowed_users: reply.allowed_users.clone(),
-                agent: reply.nonce_seed.trim_end_matches("/notice").to_string(),
-            };
+            let message = part_message(reply, &footer, i, part, i == last);
             match self
                 .send_with_retries(&message, reply.slowmode, reply.check_existing)
                 .await
@@ -292,6 +283,128 @@ impl Outbox {
             }
         }
         delivered
+    }
+
+    /// Whether the agent speaks through its webhook in this channel (streamed replies do not:
+    /// see [`crate::stream_reply`]).
+    pub fn speaks_through_webhook(&self, channel_id: u64) -> bool {
+        self.inner
+            .webhook
+            .lock()
+            .expect("outbox lock")
+            .as_ref()
+            .is_some_and(|w| w.channel_id == channel_id)
+    }
+
+    /// Posts part `i` of a streamed reply (`reply.text` is ignored): the same nonce, reference,
+    /// footer and mentions as that part of a whole reply, retried like one.
+    pub async fn post_part(
+        &self,
+        reply: &Reply,
+        i: usize,
+        content: &str,
+        courtesy: bool,
+    ) -> Result<u64, DeliveryError> {
+        let footer = acl::footer_text(reply.chain, &reply.tagline);
+        let message = part_message(reply, &footer, i, content.to_string(), courtesy);
+        self.send_with_retries(&message, reply.slowmode, reply.check_existing)
+            .await
+    }
+
+    /// Edits a posted part of a streamed reply to `content` (footer and mentions as when posted;
+    /// the courtesy notice when `courtesy`), retried on 429s, 5xx and connection errors.
+    pub async fn edit_part(
+        &self,
+        reply: &Reply,
+        message_id: u64,
+        content: &str,
+        courtesy: bool,
+    ) -> Result<(), DeliveryError> {
+        let footer = acl::footer_text(reply.chain, &reply.tagline);
+        let http = match &self.inner.sink {
+            Sink::Discord(http) => http.clone(),
+            Sink::Print(_) => {
+                println!(
+                    "[no-discord] edit {message_id} in channel {}: {content} [{footer}]",
+                    reply.channel_id
+                );
+                return Ok(());
+            }
+        };
+        let channel = ChannelId::new(reply.channel_id);
+        self.with_retries(|| {
+            let mentions = CreateAllowedMentions::new()
+                .replied_user(false)
+                .users(reply.allowed_users.iter().map(|u| serenity::all::UserId::new(*u)));
+            let mut embed = CreateEmbed::new().footer(CreateEmbedFooter::new(footer.clone()));
+            if let Some(d) = reply.courtesy.as_ref().filter(|_| courtesy) {
+                embed = embed.description(d.clone());
+            }
+            let builder = EditMessage::new()
+                .content(content)
+                .embed(embed)
+                .allowed_mentions(mentions);
+            let http = http.clone();
+            async move {
+                channel
+                    .edit_message(&http, MessageId::new(message_id), builder)
+                    .await
+                    .map(|_| ())
+                    .map_err(delivery_error)
+            }
+        })
+        .await
+    }
+
+    /// Deletes a posted part a streamed reply no longer needs; one already gone (404) counts as
+    /// deleted.
+    pub async fn delete_part(&self, channel_id: u64, message_id: u64) -> Result<(), DeliveryError> {
+        let http = match &self.inner.sink {
+            Sink::Discord(http) => http.clone(),
+            Sink::Print(_) => {
+                println!("[no-discord] delete {message_id} in channel {channel_id}");
+                return Ok(());
+            }
+        };
+        let result = self
+            .with_retries(|| {
+                let http = http.clone();
+                async move {
+                    ChannelId::new(channel_id)
+                        .delete_message(&http, MessageId::new(message_id))
+                        .await
+                        .map_err(delivery_error)
+                }
+            })
+            .await;
+        match result {
+            Err(e) if e.status == Some(404) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or the retry deadline passes.
+    async fn with_retries<F, Fut>(&self, mut call: F) -> Result<(), DeliveryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), DeliveryError>>,
+    {
+        let deadline = Instant::now() + *self.inner.retry_for.lock().expect("outbox lock");
+        let mut attempt = 1;
+        loop {
+            let e = match call().await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if !e.is_transient() || Instant::now() >= deadline {
+                return Err(e);
+            }
+            let wait = crate::retry::backoff(RETRY_BASE, RETRY_MAX, attempt, rand::random::<f64>());
+            let wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+            tracing::warn!(status = ?e.status, attempt, wait_ms = wait.as_millis() as u64, "discord did not take an edit; retrying");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
     }
 
     /// The slowmode gate of a channel.
@@ -455,20 +568,36 @@ impl Outbox {
                 sent
             }
         };
-        result.map_err(|e| {
-            // serenity keeps Discord's status and message but not `retry_after`; in live mode its
-            // own rate limiter waits 429s out before we see them.
-            let status = match &e {
-                serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => {
-                    Some(r.status_code.as_u16())
-                }
-                _ => None,
-            };
-            DeliveryError {
-                status,
-                reason: e.to_string(),
-            }
-        })
+        result.map_err(delivery_error)
+    }
+}
+
+/// A serenity error as a delivery error. serenity keeps Discord's status and message but not
+/// `retry_after`; in live mode its own rate limiter waits 429s out before we see them.
+fn delivery_error(e: serenity::Error) -> DeliveryError {
+    let status = match &e {
+        serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) => Some(r.status_code.as_u16()),
+        _ => None,
+    };
+    DeliveryError {
+        status,
+        reason: e.to_string(),
+    }
+}
+
+/// Part `i` of a reply as a message: the footer on every part, the reference on the first, the
+/// courtesy notice when `courtesy` (the last part), a deterministic nonce per part.
+fn part_message(reply: &Reply, footer: &str, i: usize, content: String, courtesy: bool) -> OutgoingMessage {
+    OutgoingMessage {
+        channel_id: reply.channel_id,
+        content,
+        footer: footer.to_string(),
+        description: if courtesy { reply.courtesy.clone() } else { None },
+        reply_to: if i == 0 { reply.reply_to } else { None },
+        answers: reply.reply_to,
+        nonce: nonce(&reply.nonce_seed, reply.reply_to.unwrap_or(0), i),
+        allowed_users: reply.allowed_users.clone(),
+        agent: reply.nonce_seed.trim_end_matches("/notice").to_string(),
     }
 }
 

@@ -13,6 +13,11 @@ use super::{Prompt, PromptTurn};
 /// Tokens a turn costs besides its text (role markers, separators, the `name: ` prefix).
 pub const TURN_OVERHEAD: usize = 8;
 
+/// Tokens an image is counted as. Anthropic bills `width × height / 750` tokens and scales
+/// images down to about 1.15 megapixels (~1,600 tokens); OpenAI's high detail costs at most
+/// ~1,100 for the sizes it scales to. The larger figure, whatever the image's size.
+pub const IMAGE_TOKENS: usize = 1_600;
+
 /// Tokens the system prompt costs besides its text.
 pub const SYSTEM_OVERHEAD: usize = 8;
 
@@ -49,7 +54,7 @@ pub fn estimate_tokens(text: &str) -> usize {
 
 /// Estimated tokens of one turn, overhead included.
 pub fn turn_tokens(turn: &PromptTurn) -> usize {
-    TURN_OVERHEAD + estimate_tokens(&turn.author) + estimate_tokens(&turn.content)
+    TURN_OVERHEAD + estimate_tokens(&turn.author) + estimate_tokens(&turn.content) + IMAGE_TOKENS * turn.images.len()
 }
 
 /// Estimated tokens of a whole prompt.
@@ -145,6 +150,7 @@ mod tests {
             role: Role::User,
             author: author.into(),
             content: content.into(),
+            images: Vec::new(),
         }
     }
 
@@ -169,6 +175,12 @@ mod tests {
         assert_eq!(turn_tokens(&turn("bob", "abcdef")), TURN_OVERHEAD + 1 + 2);
         let p = prompt(vec![turn("bob", "abcdef")]);
         assert_eq!(prompt_tokens(&p), SYSTEM_OVERHEAD + 4 + TURN_OVERHEAD + 3);
+        let mut with_image = turn("bob", "abcdef");
+        with_image.images.push(crate::llm::PromptImage {
+            media_type: "image/png".into(),
+            base64: "AAAA".into(),
+        });
+        assert_eq!(turn_tokens(&with_image), TURN_OVERHEAD + 1 + 2 + IMAGE_TOKENS);
     }
 
     #[test]

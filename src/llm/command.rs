@@ -264,11 +264,13 @@ mod tests {
                     role: Role::User,
                     author: "alice".into(),
                     content: "hi".into(),
+                    images: Vec::new(),
                 },
                 PromptTurn {
                     role: Role::Assistant,
                     author: String::new(),
                     content: "hello".into(),
+                    images: Vec::new(),
                 },
             ],
         };

@@ -82,6 +82,7 @@ mod tests {
             role,
             author: author.into(),
             content: content.into(),
+            images: Vec::new(),
         }
     }
 

@@ -25,6 +25,9 @@ use crate::config::HttpSettings;
 use crate::ops::telemetry;
 use crate::secret::Secret;
 
+/// Where a streaming call publishes the reply's text so far, if anywhere.
+pub type Progress<'a> = Option<&'a tokio::sync::watch::Sender<String>>;
+
 /// Most bytes of an error response body read (the rest is not needed to classify it).
 const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
@@ -80,10 +83,17 @@ impl HttpBackend {
 
     /// Completes a prompt with the progressive token strategy.
     pub async fn complete(&self, prompt: &Prompt) -> Result<Completion, LlmError> {
+        self.complete_streaming(prompt, None).await
+    }
+
+    /// The same, publishing the reply's text so far to `progress` as tokens arrive: the whole
+    /// reply (a continuation's text follows what it continues), starting over when a request is
+    /// retried or regenerated.
+    pub async fn complete_streaming(&self, prompt: &Prompt, progress: Progress<'_>) -> Result<Completion, LlmError> {
         let ladder = &self.settings.tokens;
         progressive::complete(ladder, self.settings.on_truncation, |step| async move {
             telemetry::llm_ladder_step(&self.name, step.mode(ladder));
-            self.request(prompt, &step).await
+            self.request(prompt, &step, progress).await
         })
         .await
     }
@@ -91,14 +101,14 @@ impl HttpBackend {
     /// One request of the strategy, retried on transient failures. Each HTTP request is counted
     /// (outcome, duration, and the usage it reported) as it ends, so a turn that fails later
     /// still accounts for what its earlier requests used.
-    async fn request(&self, prompt: &Prompt, step: &Step) -> Result<Completion, LlmError> {
+    async fn request(&self, prompt: &Prompt, step: &Step, progress: Progress<'_>) -> Result<Completion, LlmError> {
         let policy = &self.settings.retries;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let with_usage = self.settings.stream_usage && self.usage_accepted.load(Ordering::Relaxed);
             let started = Instant::now();
-            let result = self.attempt(prompt, step, with_usage).await;
+            let result = self.attempt(prompt, step, with_usage, progress).await;
             let outcome = result.as_ref().map_or_else(LlmError::kind, |_| "ok");
             telemetry::llm_request(&self.name, outcome, Some(started.elapsed()));
             let err = match result {
@@ -143,7 +153,13 @@ impl HttpBackend {
     }
 
     /// One HTTP request and its stream, within the timeouts.
-    async fn attempt(&self, prompt: &Prompt, step: &Step, with_usage: bool) -> Result<Completion, LlmError> {
+    async fn attempt(
+        &self,
+        prompt: &Prompt,
+        step: &Step,
+        with_usage: bool,
+        progress: Progress<'_>,
+    ) -> Result<Completion, LlmError> {
         let t = &self.settings.timeouts;
         let start = Instant::now();
         let total_deadline = start + t.total;
@@ -204,8 +220,17 @@ impl HttpBackend {
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(bytes))) => bytes,
             };
+            let mut more = false;
             for ev in parser.push(&chunk) {
-                got_text |= acc.on_event(&ev)?;
+                more |= acc.on_event(&ev)?;
+            }
+            got_text |= more;
+            if let Some(tx) = progress.filter(|_| more) {
+                let so_far = match &step.continue_from {
+                    Some(before) => self.dialect.join(before, acc.text()),
+                    None => acc.text().to_string(),
+                };
+                tx.send_replace(so_far);
             }
         }
         for ev in parser.finish() {
@@ -242,11 +267,15 @@ impl Accumulator {
         r.map(|t| t.is_some()).map_err(LlmError::from_stream)
     }
 
-    fn text_len(&self) -> usize {
+    fn text(&self) -> &str {
         match self {
-            Accumulator::OpenAi(s) => s.text().chars().count(),
-            Accumulator::Anthropic(s) => s.text().chars().count(),
+            Accumulator::OpenAi(s) => s.text(),
+            Accumulator::Anthropic(s) => s.text(),
         }
+    }
+
+    fn text_len(&self) -> usize {
+        self.text().chars().count()
     }
 
     fn finish(self) -> Result<Completion, LlmError> {

@@ -49,8 +49,32 @@ pub struct PromptTurn {
     pub role: Role,
     /// Display name of the speaker.
     pub author: String,
-    /// What was said.
+    /// What was said (with what the model is told about the message's files).
     pub content: String,
+    /// Images sent with the turn to a backend with `vision = true` ([`crate::attach`]).
+    pub images: Vec<PromptImage>,
+}
+
+/// An image sent to the model with a turn: fetched by troupe and sent inline (base64), since
+/// Discord's CDN URLs expire and the sandbox's are local.
+#[derive(Clone, PartialEq)]
+pub struct PromptImage {
+    /// `image/png`, `image/jpeg`, `image/webp` or `image/gif`, from the bytes.
+    pub media_type: String,
+    /// The bytes, base64 (standard alphabet, padded).
+    pub base64: String,
+}
+
+impl fmt::Debug for PromptImage {
+    /// The type and length only: a prompt in a log must not carry megabytes of base64.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PromptImage({}, {} base64 chars)",
+            self.media_type,
+            self.base64.len()
+        )
+    }
 }
 
 /// Everything a backend needs for one completion.
@@ -128,10 +152,24 @@ impl Backend {
 
     /// Completes a prompt.
     pub async fn complete(&self, prompt: &Prompt) -> Result<Completion, LlmError> {
-        match self {
+        self.complete_streaming(prompt, None).await
+    }
+
+    /// Completes a prompt, publishing the reply's text so far to `progress` while it is written
+    /// (HTTP backends, token by token; echo and command backends, once complete).
+    pub async fn complete_streaming(
+        &self,
+        prompt: &Prompt,
+        progress: http::Progress<'_>,
+    ) -> Result<Completion, LlmError> {
+        let result = match self {
             Backend::Echo(e) => e.complete_async(prompt).await,
-            Backend::Http(h) => h.complete(prompt).await,
+            Backend::Http(h) => return h.complete_streaming(prompt, progress).await,
             Backend::Command(c) => c.complete(prompt).await,
+        };
+        if let (Some(tx), Ok(c)) = (progress, &result) {
+            tx.send_replace(c.text.clone());
         }
+        result
     }
 }

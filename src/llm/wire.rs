@@ -4,11 +4,17 @@
 //! Both APIs see the same conversation: the system prompt, then the turns with consecutive
 //! turns of one role merged (Anthropic wants alternating roles) and other speakers' names
 //! prefixed (`alice: hello`), since several people talk in one channel.
+//!
+//! Images ([`PromptImage`], only on turns of a backend with `vision = true`) go inline as base64
+//! in both: OpenAI-compatible `image_url` content parts with a `data:` URL, and Anthropic `image`
+//! blocks with a `base64` source (placed before the text, as Anthropic advises). Not the CDN
+//! URL: Discord's expire within a day, the sandbox's are local, and troupe has already checked
+//! and bounded the bytes. A turn without images keeps its content a plain string.
 
 use serde_json::{json, Value};
 
 use super::progressive::Step;
-use super::{Prompt, Role};
+use super::{Prompt, PromptImage, Role};
 use crate::config::{HttpSettings, MaxTokensParam};
 
 /// Sent after a cut reply to ask an OpenAI-compatible model to go on (their chat API has no
@@ -79,23 +85,49 @@ pub fn join_continuation(so_far: &str, continuation: &str) -> String {
     }
 }
 
-/// The turns as `(role, content)` messages, consecutive roles merged.
-pub fn messages(prompt: &Prompt) -> Vec<(Role, String)> {
-    let mut out: Vec<(Role, String)> = Vec::new();
+/// The turns as `(role, content, images)` messages, consecutive roles merged.
+pub fn messages(prompt: &Prompt) -> Vec<(Role, String, Vec<PromptImage>)> {
+    let mut out: Vec<(Role, String, Vec<PromptImage>)> = Vec::new();
     for t in &prompt.turns {
         let content = match t.role {
             Role::User if !t.author.is_empty() => format!("{}: {}", t.author, t.content),
             _ => t.content.clone(),
         };
         match out.last_mut() {
-            Some((role, text)) if *role == t.role => {
+            Some((role, text, images)) if *role == t.role => {
                 text.push('\n');
                 text.push_str(&content);
+                images.extend(t.images.iter().cloned());
             }
-            _ => out.push((t.role, content)),
+            _ => out.push((t.role, content, t.images.clone())),
         }
     }
     out
+}
+
+/// An OpenAI-compatible message's `content`: the text, or with images, content parts.
+fn openai_content(text: String, images: &[PromptImage]) -> Value {
+    if images.is_empty() {
+        return json!(text);
+    }
+    let mut parts = vec![json!({"type": "text", "text": text})];
+    parts.extend(images.iter().map(
+        |i| json!({"type": "image_url", "image_url": {"url": format!("data:{};base64,{}", i.media_type, i.base64)}}),
+    ));
+    Value::Array(parts)
+}
+
+/// An Anthropic message's `content`: the text, or with images, image blocks then a text block.
+fn anthropic_content(text: String, images: &[PromptImage]) -> Value {
+    if images.is_empty() {
+        return json!(text);
+    }
+    let mut blocks: Vec<Value> = images
+        .iter()
+        .map(|i| json!({"type": "image", "source": {"type": "base64", "media_type": i.media_type, "data": i.base64}}))
+        .collect();
+    blocks.push(json!({"type": "text", "text": text}));
+    Value::Array(blocks)
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -110,8 +142,8 @@ fn openai_body(s: &HttpSettings, prompt: &Prompt, step: &Step, include_usage: bo
     if !prompt.system.trim().is_empty() {
         msgs.push(json!({"role": "system", "content": prompt.system}));
     }
-    for (role, content) in messages(prompt) {
-        msgs.push(json!({"role": role_name(role), "content": content}));
+    for (role, content, images) in messages(prompt) {
+        msgs.push(json!({"role": role_name(role), "content": openai_content(content, &images)}));
     }
     if let Some(so_far) = &step.continue_from {
         msgs.push(json!({"role": "assistant", "content": so_far}));
@@ -139,11 +171,11 @@ fn openai_body(s: &HttpSettings, prompt: &Prompt, step: &Step, include_usage: bo
 fn anthropic_body(s: &HttpSettings, prompt: &Prompt, step: &Step) -> Value {
     let mut msgs: Vec<Value> = Vec::new();
     let turns = messages(prompt);
-    if turns.first().is_none_or(|(role, _)| *role != Role::User) {
+    if turns.first().is_none_or(|(role, _, _)| *role != Role::User) {
         msgs.push(json!({"role": "user", "content": CONVERSATION_START}));
     }
-    for (role, content) in turns {
-        msgs.push(json!({"role": role_name(role), "content": content}));
+    for (role, content, images) in turns {
+        msgs.push(json!({"role": role_name(role), "content": anthropic_content(content, &images)}));
     }
     if let Some(so_far) = &step.continue_from {
         msgs.push(json!({"role": "assistant", "content": so_far.trim_end()}));
@@ -192,6 +224,7 @@ mod tests {
             role,
             author: author.into(),
             content: content.into(),
+            images: Vec::new(),
         };
         Prompt {
             agent: "Ada".into(),
@@ -287,6 +320,46 @@ mod tests {
         assert_eq!(
             Dialect::Anthropic.url("https://api.anthropic.com"),
             "https://api.anthropic.com/v1/messages"
+        );
+    }
+
+    fn with_image(mut p: Prompt) -> Prompt {
+        let last = p.turns.last_mut().unwrap();
+        last.images.push(PromptImage {
+            media_type: "image/png".into(),
+            base64: "iVBORw0K".into(),
+        });
+        p
+    }
+
+    #[test]
+    fn images_go_as_openai_data_url_parts() {
+        let b = Dialect::OpenAi.body(&settings(), &with_image(prompt()), &step(256, None), false);
+        let msgs = b["messages"].as_array().unwrap();
+        assert_eq!(
+            msgs[1]["content"], "alice: hi\nbob: hello",
+            "turns without images stay strings"
+        );
+        assert_eq!(
+            msgs[3]["content"],
+            json!([
+                {"type": "text", "text": "alice: 2+2?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}},
+            ])
+        );
+    }
+
+    #[test]
+    fn images_go_as_anthropic_base64_blocks_before_the_text() {
+        let b = Dialect::Anthropic.body(&settings(), &with_image(prompt()), &step(256, None), false);
+        let msgs = b["messages"].as_array().unwrap();
+        assert_eq!(msgs[0]["content"], "alice: hi\nbob: hello");
+        assert_eq!(
+            msgs[2]["content"],
+            json!([
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0K"}},
+                {"type": "text", "text": "alice: 2+2?"},
+            ])
         );
     }
 

@@ -46,6 +46,8 @@ struct AgentHealth {
     connected: bool,
     breaker: BreakerState,
     replaying_backlog: bool,
+    /// For an agent with several shards.
+    shards: Option<ShardsReport>,
 }
 
 impl AgentHealth {
@@ -77,6 +79,20 @@ pub struct AgentReport {
     pub gateway: &'static str,
     /// `closed`, `open` or `half-open`.
     pub breaker: &'static str,
+    /// An agent with several gateway shards: how many are connected and ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardsReport>,
+}
+
+/// A sharded agent's shards in the readiness body: the agent is connected when every shard is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ShardsReport {
+    /// Shards the bot runs.
+    pub total: u32,
+    /// Shards whose gateway session is up.
+    pub connected: u32,
+    /// Shards whose READY and every GUILD_CREATE have arrived since the client started.
+    pub ready: u32,
 }
 
 /// The readiness answer: `ready` decides 200 or 503; the rest is the JSON body.
@@ -125,6 +141,7 @@ impl Health {
                 connected: false,
                 breaker: BreakerState::Closed,
                 replaying_backlog: false,
+                shards: None,
             })
             .collect::<Vec<_>>();
         for a in &agents {
@@ -164,6 +181,25 @@ impl Health {
         let was = self.update(agent, |a| std::mem::replace(&mut a.connected, connected));
         telemetry::gateway_connected(agent, connected);
         was.unwrap_or(false)
+    }
+
+    /// A sharded agent's shards: `connected` (`None`: as last reported) and `ready` of `total`.
+    pub fn set_shards(&self, agent: &str, connected: Option<u32>, ready: u32, total: u32) {
+        let report = self.update(agent, |a| {
+            let connected = connected
+                .or_else(|| a.shards.filter(|s| s.total == total).map(|s| s.connected))
+                .unwrap_or(0);
+            let report = ShardsReport {
+                total,
+                connected,
+                ready,
+            };
+            a.shards = Some(report);
+            report
+        });
+        if let Some(r) = report {
+            telemetry::gateway_shards(agent, r.total, r.connected, r.ready);
+        }
     }
 
     /// The agent's breaker moved (an open breaker carries the end of its cooldown, so readers
@@ -207,6 +243,7 @@ impl Health {
                     state: a.state(breaker),
                     gateway: if a.connected { "connected" } else { "connecting" },
                     breaker: breaker.label(),
+                    shards: a.shards,
                 }
             })
             .collect();

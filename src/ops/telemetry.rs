@@ -29,6 +29,8 @@ pub const MESSAGES_PROCESSED: &str = "troupe_messages_processed_total";
 pub const MESSAGES_IGNORED: &str = "troupe_messages_ignored_total";
 /// Reply messages Discord accepted (each part of a split reply counts). Labels: `agent`.
 pub const REPLIES_SENT: &str = "troupe_replies_sent_total";
+/// Counter: Discord writes (posts, edits, deletes) of streamed replies, by agent.
+pub const STREAM_WRITES: &str = "troupe_stream_writes_total";
 /// Replies not sent because the agent chain was too long. Labels: `agent`.
 pub const CHAINS_BLOCKED: &str = "troupe_chains_blocked_total";
 /// Model requests: each HTTP request of an HTTP backend (ladder steps and retries included),
@@ -51,6 +53,8 @@ pub const LLM_RETRIES: &str = "troupe_llm_retries_total";
 pub const BREAKER_STATE: &str = "troupe_breaker_state";
 /// 1 while the agent's gateway session is up. Labels: `agent`.
 pub const GATEWAY_CONNECTED: &str = "troupe_gateway_connected";
+/// Gauge: a sharded agent's shards, by `state` (`total`, `connected`, `ready`).
+pub const GATEWAY_SHARDS: &str = "troupe_gateway_shards";
 /// Messages waiting in an agent's backlog. Labels: `agent`.
 pub const BACKLOG_MESSAGES: &str = "troupe_backlog_messages";
 /// Conversation actors alive.
@@ -273,6 +277,10 @@ fn describe() {
         "Messages an agent decided not to answer, by routing reason."
     );
     describe_counter!(REPLIES_SENT, "Reply messages Discord accepted.");
+    describe_counter!(
+        STREAM_WRITES,
+        "Discord writes (posts, edits, deletes) of streamed replies."
+    );
     describe_counter!(CHAINS_BLOCKED, "Replies not sent because the agent chain was too long.");
     describe_counter!(
         LLM_REQUESTS,
@@ -298,6 +306,10 @@ fn describe() {
         "Circuit breaker per agent: 0 closed, 1 open, 2 half-open."
     );
     describe_gauge!(GATEWAY_CONNECTED, "1 while the agent's gateway session is up.");
+    describe_gauge!(
+        GATEWAY_SHARDS,
+        "A sharded agent's gateway shards: state total, connected (session up) or ready (READY and every GUILD_CREATE in)."
+    );
     describe_gauge!(BACKLOG_MESSAGES, "Messages waiting in an agent's backlog.");
     describe_gauge!(ACTIVE_CONVERSATIONS, "Conversation actors alive.");
     describe_counter!(DISCORD_REST_ERRORS, "Failed Discord REST calls by HTTP status.");
@@ -333,6 +345,11 @@ pub fn message_routed(agent: &str, processed: bool, reason: &'static str) {
 /// Discord accepted `messages` reply messages of `agent` (a long reply is split in parts).
 pub fn replies_sent(agent: &str, messages: usize) {
     counter!(REPLIES_SENT, "agent" => agent.to_string()).increment(messages as u64);
+}
+
+/// A streamed reply of `agent` made `writes` Discord writes (posts, edits, deletes).
+pub fn stream_writes(agent: &str, writes: usize) {
+    counter!(STREAM_WRITES, "agent" => agent.to_string()).increment(writes as u64);
 }
 
 /// A reply of `agent` was not sent: the agent chain was too long.
@@ -378,6 +395,13 @@ pub fn breaker_state(agent: &str, state: BreakerState) {
 /// `agent`'s gateway session went up or down.
 pub fn gateway_connected(agent: &str, connected: bool) {
     gauge!(GATEWAY_CONNECTED, "agent" => agent.to_string()).set(if connected { 1.0 } else { 0.0 });
+}
+
+/// A sharded `agent`'s shards: how many it runs, are connected and are ready.
+pub fn gateway_shards(agent: &str, total: u32, connected: u32, ready: u32) {
+    for (state, n) in [("total", total), ("connected", connected), ("ready", ready)] {
+        gauge!(GATEWAY_SHARDS, "agent" => agent.to_string(), "state" => state).set(f64::from(n));
+    }
 }
 
 /// `agent`'s backlog holds `messages`.

@@ -431,6 +431,7 @@ mod tests {
                 time_ms: n,
                 cut: false,
                 author_id: None,
+                attachments: Vec::new(),
             });
             let keep = memory.len().saturating_sub(20);
             memory.drain(..keep);

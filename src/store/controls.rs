@@ -205,6 +205,7 @@ mod tests {
             time_ms: 0,
             cut: false,
             author_id: id,
+            attachments: Vec::new(),
         }
     }
 
@@ -223,6 +224,7 @@ mod tests {
             reply_to: None,
             footers: vec![],
             chain: crate::acl::ChainLength::HUMAN,
+            attachments: Vec::new(),
         }
     }
 

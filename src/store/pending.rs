@@ -227,6 +227,7 @@ mod tests {
             reply_to: None,
             footers: vec![],
             chain: ChainLength::HUMAN,
+            attachments: Vec::new(),
         }
     }
 

@@ -390,6 +390,7 @@ mod tests {
             reply_to: None,
             footers: vec![],
             chain: crate::acl::ChainLength::HUMAN,
+            attachments: Vec::new(),
         }
     }
 
@@ -407,6 +408,7 @@ mod tests {
                 time_ms: 1,
                 cut: false,
                 author_id: None,
+                attachments: Vec::new(),
             };
             s.save_memory(agent, ConversationKey::Channel(10), std::slice::from_ref(&turn))
                 .await

@@ -176,6 +176,9 @@ pub struct Tally {
     pub spurious: usize,
     /// Troupe messages that answer no posted message (e.g. a notice without a reference).
     pub unattributed: usize,
+    /// Troupe messages left half-written: neither a complete echo (`ack` and markers, or
+    /// `ack (no marker)`) nor a notice, e.g. a streamed reply's `ack` cut by a kill.
+    pub half_written: usize,
 }
 
 impl Tally {
@@ -189,11 +192,12 @@ impl Tally {
         self.quiet += o.quiet;
         self.spurious += o.spurious;
         self.unattributed += o.unattributed;
+        self.half_written += o.half_written;
     }
 
     /// Whether the promise held: nothing lost, duplicated or answered that should not be.
     pub fn clean(&self) -> bool {
-        self.lost == 0 && self.duplicate == 0 && self.spurious == 0
+        self.lost == 0 && self.duplicate == 0 && self.spurious == 0 && self.half_written == 0
     }
 }
 
@@ -309,6 +313,9 @@ impl Evidence<'_> {
                 .filter(|&i| self.posted[i].channel == s.channel)
                 .collect();
             let is_notice = self.notice.is_some_and(|n| s.content.contains(n));
+            if !is_notice && markers(&s.content).is_empty() && !s.content.contains("(no marker)") {
+                tally.half_written += 1;
+            }
             let referenced = s.reference.and_then(|r| by_id.get(&(s.channel, r)).copied());
             let target = match referenced {
                 // A split reply's first part references the message but may not echo it: the
@@ -535,6 +542,25 @@ mod tests {
         let failed = [batch(&["mk3"], 50)];
         let e = Evidence { failed: &failed, ..e };
         assert_eq!(e.tally().0.answered, 4);
+    }
+
+    #[test]
+    fn a_reply_without_its_markers_is_half_written() {
+        let t = Instant::now();
+        let posted = [posted(1, 7, Expect::Answer, 0, t)];
+        // A streamed reply cut by a kill before its markers arrived, never completed.
+        let sent = [reply(1, 7, Some(1001), "ack")];
+        let e = Evidence {
+            posted: &posted,
+            sent: &sent,
+            ..Default::default()
+        };
+        let (tally, _) = e.tally();
+        assert_eq!(tally.half_written, 1);
+        assert!(!tally.clean());
+        let complete = [reply(1, 7, Some(1001), "ack mk1")];
+        let e = Evidence { sent: &complete, ..e };
+        assert_eq!(e.tally().0.half_written, 0);
     }
 
     #[test]

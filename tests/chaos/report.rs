@@ -32,8 +32,8 @@ fn yes(b: bool) -> &'static str {
 pub fn progress(r: &ScenarioResult) {
     let t = &r.tally;
     println!(
-        "chaos: {:<13} {:>6.0} s  expected {} answered {} given up {} lost {} duplicate {} spurious {}",
-        r.name, r.secs, t.expected, t.answered, t.given_up, t.lost, t.duplicate, t.spurious
+        "chaos: {:<13} {:>6.0} s  expected {} answered {} given up {} lost {} duplicate {} spurious {} half-written {}",
+        r.name, r.secs, t.expected, t.answered, t.given_up, t.lost, t.duplicate, t.spurious, t.half_written
     );
 }
 
@@ -54,16 +54,16 @@ pub fn render(k: &Knobs, results: &[ScenarioResult], store: Option<&[StoreCheck]
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| scenario | kill -9 | starts | exits | faults | expected | answered | given up | **lost** | **duplicate** | quiet | **spurious** | unattributed | seconds |"
+        "| scenario | kill -9 | starts | exits | faults | expected | answered | given up | **lost** | **duplicate** | quiet | **spurious** | unattributed | **half-written** | seconds |"
     );
-    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     let mut total = Tally::default();
     let (mut kills, mut starts, mut faults, mut secs) = (0, 0, 0, 0.0);
     let row = |out: &mut String, name: &str, kills, starts, exits: &str, faults, t: &Tally, secs: f64| {
         let _ = writeln!(
             out,
-            "| {name} | {kills} | {starts} | {exits} | {faults} | {} | {} | {} | {} | {} | {} | {} | {} | {secs:.0} |",
-            t.expected, t.answered, t.given_up, t.lost, t.duplicate, t.quiet, t.spurious, t.unattributed
+            "| {name} | {kills} | {starts} | {exits} | {faults} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {secs:.0} |",
+            t.expected, t.answered, t.given_up, t.lost, t.duplicate, t.quiet, t.spurious, t.unattributed, t.half_written
         );
     };
     for r in results {

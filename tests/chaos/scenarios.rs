@@ -13,8 +13,9 @@ use super::traffic::{post, Kind, Mix};
 use super::world::{Options, HUMANS};
 
 /// The scenarios, in the order they run: name and what runs it.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
     "kill-live",
+    "stream-kill",
     "kill-replay",
     "new-dm-kill",
     "webhook-kill",
@@ -32,6 +33,13 @@ pub async fn run(name: &'static str, knobs: Knobs, index: u64) -> ScenarioResult
     let seed = knobs.seed ^ (index + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     match name {
         "kill-live" => kill_live(Scenario::begin(name, Options::default(), &knobs, seed).await, share(40)).await,
+        "stream-kill" => {
+            let o = Options {
+                stream: true,
+                ..Options::default()
+            };
+            stream_kill(Scenario::begin(name, o, &knobs, seed).await, share(10)).await
+        }
         "kill-replay" => kill_replay(Scenario::begin(name, Options::default(), &knobs, seed).await, share(10)).await,
         "new-dm-kill" => {
             let n = share(20);
@@ -70,6 +78,19 @@ async fn kill_live(mut s: Scenario, cycles: usize) -> ScenarioResult {
     let traffic = s.traffic(Mix::ALL, Duration::from_millis(150));
     for _ in 0..cycles {
         s.pause(200, 1500).await;
+        s.kill_and_restart(0, 300).await;
+    }
+    traffic.stop().await;
+    s.finish().await
+}
+
+/// `kill -9` while Ada streams her replies: the model takes 1.5 s per token, so a reply shows
+/// `ack` (posted after a second without a sentence) before its markers arrive, and kills 0.5 to
+/// 2.5 s apart often land in between. Every partial reply must end complete, once.
+async fn stream_kill(mut s: Scenario, cycles: usize) -> ScenarioResult {
+    let traffic = s.traffic(Mix::ALL, Duration::from_millis(400));
+    for _ in 0..cycles {
+        s.pause(500, 2500).await;
         s.kill_and_restart(0, 300).await;
     }
     traffic.stop().await;

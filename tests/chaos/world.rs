@@ -71,6 +71,9 @@ pub struct Options {
     pub new_humans: usize,
     /// Seconds before troupe gives up and sends the notice (when it supports that).
     pub give_up_secs: u64,
+    /// Ada streams her replies (`stream = true`), and the model writes slowly (a second and a
+    /// half between tokens), so a kill can land mid-stream.
+    pub stream: bool,
 }
 
 impl Default for Options {
@@ -81,6 +84,7 @@ impl Default for Options {
             breaker_failures: 1000,
             new_humans: 0,
             give_up_secs: 90,
+            stream: false,
         }
     }
 }
@@ -134,7 +138,7 @@ name = "Ada"
 backend = "llm"
 system_prompt = "You are {{agent}}."
 triggers = {{ mention = true, dm = true, channels = ["random"] }}
-{notice}
+{stream}{notice}
 [[agents]]
 name = "Wren"
 backend = "llm"
@@ -146,6 +150,7 @@ triggers = {{ mention = false, dm = false, reply = false, channels = ["hooks"] }
         queue_limit = o.queue_limit,
         breaker = o.breaker_failures,
         concurrency = o.max_concurrency,
+        stream = if o.stream { "stream = true\n" } else { "" },
     )
 }
 
@@ -185,7 +190,11 @@ impl World {
     /// Starts the sandbox and the LLM server; troupe is not started yet.
     pub async fn new(o: &Options, support: &Support) -> World {
         let llm = LlmTestServer::start().await.unwrap();
-        llm.set_default(Reply::echo_markers(MARKER_PREFIX));
+        let reply = Reply::echo_markers(MARKER_PREFIX);
+        llm.set_default(match o.stream {
+            true => reply.token_delay(std::time::Duration::from_millis(1500)),
+            false => reply,
+        });
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("agents.toml");
         std::fs::write(&config_path, config(o, llm.url(), support)).unwrap();

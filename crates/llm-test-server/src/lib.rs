@@ -3,7 +3,9 @@
 //! (`POST /v1/messages`), and plays scripted [`Reply`]s in order: text with a time to first token
 //! and a per-token delay, cut at the request's token limit like a real model; HTTP errors with
 //! `retry-after`; errors in the middle of a stream; dropped connections; streams that end
-//! without a finish reason. Every request is recorded for assertions.
+//! without a finish reason; the last user turn echoed back ([`Reply::echo`]) word by word; a
+//! reply of your text cut by an error part way ([`Reply::text_then_error`]). Every request is
+//! recorded for assertions.
 //!
 //! For reliability suites it can also echo markers, so a reply can be traced to the messages it
 //! answers ([`Reply::echo_markers`]), and play an outage over everything else
@@ -98,6 +100,11 @@ enum Action {
     EchoMarkers {
         prefix: String,
     },
+    Echo,
+    TextThenError {
+        text: String,
+        after_tokens: usize,
+    },
 }
 
 /// A scripted reply. Build one with a constructor, then adjust latency with the builder methods.
@@ -178,6 +185,21 @@ impl Reply {
         Self::new(Action::EchoMarkers { prefix: prefix.into() })
     }
 
+    /// Streams the last user turn's text back (`"echo: <text>"`), token by token: with
+    /// [`Reply::token_delay`], a reply written word by word.
+    pub fn echo() -> Self {
+        Self::new(Action::Echo)
+    }
+
+    /// Streams the first `after_tokens` tokens of `text`, then the provider's mid-stream error
+    /// (as [`Reply::mid_stream_error`]): a reply that fails part way, with text of your choosing.
+    pub fn text_then_error(text: impl Into<String>, after_tokens: usize) -> Self {
+        Self::new(Action::TextThenError {
+            text: text.into(),
+            after_tokens,
+        })
+    }
+
     /// Waits this long before the first token (the stream's preamble goes out at once).
     pub fn ttft(mut self, d: Duration) -> Self {
         self.ttft = d;
@@ -241,6 +263,23 @@ pub fn echo_text(request: &Value, prefix: &str) -> String {
     } else {
         format!("ack {}", found.join(" "))
     }
+}
+
+/// The text of [`Reply::echo`] for a request body (either format): `"echo: "` and the last user
+/// turn's text.
+pub fn echo_last(request: &Value) -> String {
+    let messages = request["messages"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let last = messages.iter().rev().find(|m| m["role"] == "user");
+    let text = match last.map(|m| &m["content"]) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    };
+    format!("echo: {text}")
 }
 
 /// Every `prefix` followed by at least one ASCII letter or digit, not preceded by one.
@@ -464,6 +503,10 @@ fn handle(format: Format, path: &str, shared: &Shared, headers: &HeaderMap, body
             action: Action::Text(echo_text(&body, &prefix)),
             ..reply
         },
+        Action::Echo => Reply {
+            action: Action::Text(echo_last(&body)),
+            ..reply
+        },
         _ => reply,
     };
     stream(format, reply, &body)
@@ -531,10 +574,23 @@ fn stream(format: Format, reply: Reply, request: &Value) -> Response {
             });
             (prefix(after_tokens), Ending::Error(payload))
         }
+        Action::TextThenError { text, after_tokens } => {
+            let payload = match format {
+                Format::OpenAi => {
+                    r#"{"error":{"message":"The server had an error while processing your request.","type":"server_error","code":null}}"#
+                }
+                Format::Anthropic => r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            };
+            let all = tokens(&text);
+            (
+                all[..after_tokens.min(all.len())].concat(),
+                Ending::Error(payload.to_string()),
+            )
+        }
         Action::Drop { after_tokens } => (prefix(after_tokens), Ending::Drop),
         Action::NoFinish { after_tokens } => (prefix(after_tokens), Ending::NoFinish),
         Action::Error { .. } => unreachable!("errors are answered before streaming"),
-        Action::EchoMarkers { .. } => unreachable!("echoes become text before streaming"),
+        Action::EchoMarkers { .. } | Action::Echo => unreachable!("echoes become text before streaming"),
     };
     let pieces: Vec<String> = tokens(&text).into_iter().map(String::from).collect();
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);

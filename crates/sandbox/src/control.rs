@@ -25,6 +25,7 @@ mod attachments;
 type ApiResult = Result<Response, ApiError>;
 
 mod interactions;
+mod shards;
 
 /// Routes under `/sandbox`.
 pub fn routes() -> Router<Arc<Shared>> {
@@ -39,6 +40,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/requests", get(requests))
         .route("/latencies", get(latencies))
         .merge(interactions::routes())
+        .merge(shards::routes())
         .route("/ca.pem", get(super::tunnel::ca_pem))
         .route("/ratelimits", post(super::throttle::set_enforced))
         .fallback(|| async { ApiError::not_found() })

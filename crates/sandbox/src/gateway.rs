@@ -21,7 +21,9 @@ pub mod events;
 use events::is_own;
 pub use events::EventKind;
 mod members;
+pub mod shards;
 pub mod transport;
+use shards::{BotSharding, IdentifyBuckets};
 
 /// Events kept per session for RESUME; older ones make a resume fail with INVALID_SESSION.
 pub const RESUME_BUFFER: usize = 4096;
@@ -68,9 +70,25 @@ struct Session {
     seq: u64,
     buffer: VecDeque<(u64, String)>,
     conn: Option<(u64, mpsc::UnboundedSender<Outbound>)>,
+    /// `[shard_id, num_shards]` from IDENTIFY (`[0, 1]` without one).
+    shard: [u64; 2],
 }
 
 impl Session {
+    /// Whether this session receives events of `guild` (`None`: a DM), by its shard.
+    fn routes(&self, guild: Option<u64>) -> bool {
+        shards::shard_of(guild, self.shard[1]) == self.shard[0]
+    }
+
+    /// Whether this session receives events of channel `channel_id`: its bot sees the channel
+    /// and the channel's guild (or DM) is on this session's shard.
+    fn receives(&self, world: &World, channel_id: u64) -> bool {
+        world.can_view(self.bot_id, channel_id)
+            && world
+                .channel(channel_id)
+                .is_some_and(|c| self.routes(world.guild_of(c)))
+    }
+
     fn push(&mut self, t: &str, d: Value) {
         self.seq += 1;
         let frame = json!({"op": 0, "s": self.seq, "t": t, "d": d}).to_string();
@@ -103,6 +121,9 @@ pub struct Gateway {
     sessions: Mutex<HashMap<String, Session>>,
     identifies: Mutex<HashMap<u64, u32>>,
     refused_until: Mutex<HashMap<u64, Instant>>,
+    /// Bots' sharding, where set (`POST /sandbox/shards`); others get [`BotSharding::default`].
+    sharding: Mutex<HashMap<u64, BotSharding>>,
+    identify_buckets: Mutex<IdentifyBuckets>,
     next_conn: AtomicU64,
     next_session: AtomicU64,
 }
@@ -114,6 +135,19 @@ impl Gateway {
             .lock()
             .map(|m| m.get(&bot).copied().unwrap_or(0))
             .unwrap_or(0)
+    }
+
+    /// A bot's sharding: what `GET /gateway/bot` reports and IDENTIFY enforces.
+    pub fn sharding(&self, bot: u64) -> BotSharding {
+        self.sharding
+            .lock()
+            .map(|m| m.get(&bot).copied().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Sets a bot's sharding (its IDENTIFYs are limited per bucket from now on).
+    pub fn set_sharding(&self, bot: u64, sharding: BotSharding) {
+        self.sharding.lock().expect("gateway lock").insert(bot, sharding);
     }
 
     /// Bots with a live connection.
@@ -129,13 +163,20 @@ impl Gateway {
         bots
     }
 
-    /// Every session with a live connection: (bot, session ID, connection number), by bot. A bot
-    /// listed twice has two processes receiving its events.
-    pub fn live_sessions(&self) -> Vec<(u64, String, u64)> {
+    /// Every session with a live connection, by bot. A bot listed twice with one shard has two
+    /// processes receiving its events.
+    pub fn live_sessions(&self) -> Vec<crate::sessions::LiveSession> {
         let sessions = self.sessions.lock().expect("gateway lock");
-        let mut live: Vec<(u64, String, u64)> = sessions
+        let mut live: Vec<crate::sessions::LiveSession> = sessions
             .iter()
-            .filter_map(|(id, s)| s.conn.as_ref().map(|(conn, _)| (s.bot_id, id.clone(), *conn)))
+            .filter_map(|(id, s)| {
+                s.conn.as_ref().map(|(conn, _)| crate::sessions::LiveSession {
+                    bot: s.bot_id,
+                    session: id.clone(),
+                    connection: *conn,
+                    shard: s.shard,
+                })
+            })
             .collect();
         live.sort();
         live
@@ -157,7 +198,7 @@ impl Gateway {
         let mut sessions = self.sessions.lock().expect("gateway lock");
         let mut rendered: [Option<Value>; 2] = [None, None];
         for session in sessions.values_mut() {
-            if session.intents & needed == 0 || !world.can_view(session.bot_id, msg.channel_id) {
+            if session.intents & needed == 0 || !session.receives(world, msg.channel_id) {
                 continue;
             }
             let own = is_own(msg, session.bot_id);
@@ -184,7 +225,7 @@ impl Gateway {
         d["newly_created"] = json!(true);
         let mut sessions = self.sessions.lock().expect("gateway lock");
         for session in sessions.values_mut() {
-            if session.intents & intents::GUILDS != 0 && world.can_view(session.bot_id, thread_id) {
+            if session.intents & intents::GUILDS != 0 && session.receives(world, thread_id) {
                 session.push("THREAD_CREATE", d.clone());
             }
         }
@@ -289,6 +330,11 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>, query:
                     Some(2) if session_id.is_some() => { close(&mut socket, 4005, "Already authenticated").await; break; }
                     Some(2) => match identify(&shared, &payload["d"], conn_id, &tx) {
                         Ok(id) => session_id = Some(id),
+                        // Over max_concurrency: Discord answers op 9 and leaves the socket open.
+                        Err(IDENTIFY_TOO_SOON) => {
+                            let invalid = json!({"op": 9, "d": false, "s": null, "t": null}).to_string();
+                            if socket.send(encoder.frame(&invalid)).await.is_err() { break; }
+                        }
                         Err((code, reason)) => { close(&mut socket, code, reason).await; break; }
                     },
                     Some(6) if session_id.is_some() => { close(&mut socket, 4005, "Already authenticated").await; break; }
@@ -340,6 +386,10 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
         .await;
 }
 
+/// [`identify`]'s answer to an IDENTIFY over the bot's `max_concurrency`: not a close, an op 9
+/// INVALID_SESSION (Discord's Gateway docs, "Identifying").
+const IDENTIFY_TOO_SOON: (u16, &str) = (0, "identify rate limited");
+
 fn identify(
     shared: &Shared,
     d: &Value,
@@ -353,15 +403,6 @@ fn identify(
         .and_then(Value::as_u64)
         .filter(|i| i & !intents::ALL_DEFINED == 0)
         .ok_or((4013, "Invalid intent(s)"))?;
-    let shard = d
-        .get("shard")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_u64).collect::<Vec<_>>());
-    if let Some(s) = &shard {
-        if s.len() != 2 || s[1] == 0 || s[0] >= s[1] {
-            return Err((4010, "Invalid shard"));
-        }
-    }
     let world = shared.world.lock().expect("world lock");
     let bot = world
         .user_by_token(token)
@@ -374,6 +415,15 @@ fn identify(
     if intents & intents::PRIVILEGED & !world.granted_privileged_intents(bot_id) != 0 {
         return Err((4014, "Disallowed intent(s)"));
     }
+    let sharding = shared.gateway.sharding(bot_id);
+    let guild_ids: Vec<u64> = world.guilds_of(bot_id).iter().map(|g| g.id).collect();
+    let shard = shards::check_identify(d.get("shard"), &guild_ids, &sharding)?;
+    if sharding.limit_identify {
+        let mut buckets = shared.gateway.identify_buckets.lock().expect("gateway lock");
+        if !buckets.admit(bot_id, shard[0], sharding.max_concurrency, Instant::now()) {
+            return Err(IDENTIFY_TOO_SOON);
+        }
+    }
     {
         let mut counts = shared.gateway.identifies.lock().expect("gateway lock");
         let n = counts.entry(bot_id).or_insert(0);
@@ -385,7 +435,11 @@ fn identify(
     // Unique per IDENTIFY: a connection that identifies again must not reuse the old ID.
     let n = shared.gateway.next_session.fetch_add(1, Ordering::Relaxed);
     let session_id = format!("sandbox-{bot_id}-{conn_id}-{n}");
-    let guilds = world.guilds_of(bot_id);
+    let guilds: Vec<&super::world::Guild> = world
+        .guilds_of(bot_id)
+        .iter()
+        .filter(|g| shards::shard_of(Some(g.id), shard[1]) == shard[0])
+        .collect();
     let mut session = Session {
         bot_id,
         token: token.to_string(),
@@ -393,6 +447,7 @@ fn identify(
         seq: 0,
         buffer: VecDeque::new(),
         conn: Some((conn_id, tx.clone())),
+        shard,
     };
     let ready = json!({
         "v": 10,
@@ -400,7 +455,7 @@ fn identify(
         "guilds": guilds.iter().map(|g| json!({"id": g.id.to_string(), "unavailable": true})).collect::<Vec<_>>(),
         "session_id": session_id,
         "resume_gateway_url": format!("{}/gateway", shared.ws_base),
-        "shard": shard.unwrap_or_else(|| vec![0, 1]),
+        "shard": shard,
         "application": {"id": bot_id.to_string(), "flags": 0},
         "private_channels": [],
         "relationships": [],

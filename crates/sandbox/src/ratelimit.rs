@@ -28,8 +28,8 @@ pub struct Route {
 }
 
 /// The bucket of a request: `path` is what the client sent, with or without `/api/v10` and the
-/// query. Limits are Discord's observed ones: 5 messages per 5 s per channel, 5 typing
-/// indicators per 5 s per channel, 5 webhook executions per 2 s per webhook; reads and other
+/// query. Limits are Discord's observed ones: 5 messages per 5 s per channel, 5 edits per 5 s per
+/// channel, 5 typing indicators per 5 s per channel, 5 webhook executions per 2 s per webhook; reads and other
 /// routes 50 per second per route (the global limit caps them anyway).
 pub fn route_of(method: &str, path: &str) -> Route {
     let path = path.split('?').next().unwrap_or_default();
@@ -39,6 +39,9 @@ pub fn route_of(method: &str, path: &str) -> Route {
     let (name, limit, window, major): (String, u32, u64, &str) = match (method.as_str(), segs.as_slice()) {
         ("POST", ["channels", c, "messages"]) => ("POST /channels/{channel_id}/messages".into(), 5, 5_000, c),
         ("POST", ["channels", c, "typing"]) => ("POST /channels/{channel_id}/typing".into(), 5, 5_000, c),
+        ("PATCH", ["channels", c, "messages", _]) => {
+            ("PATCH /channels/{channel_id}/messages/{message_id}".into(), 5, 5_000, c)
+        }
         ("POST", ["webhooks", w, _token]) => ("POST /webhooks/{webhook_id}/{webhook_token}".into(), 5, 2_000, w),
         (m, ["channels" | "guilds" | "webhooks", id, rest @ ..]) => {
             (format!("{m} /{}/{{id}}/{}", segs[0], template(rest)), 50, 1_000, id)
@@ -319,6 +322,18 @@ mod tests {
             route_of("POST", "/channels/1/messages").name
         );
         assert_eq!(route_of("GET", "/api/v10/users/42").name, "GET /users/{id}");
+    }
+
+    #[test]
+    fn edits_share_one_bucket_per_channel_like_messages() {
+        let a = route_of("PATCH", "/api/v10/channels/1/messages/5");
+        let b = route_of("PATCH", "/channels/1/messages/6");
+        assert_eq!(
+            (a.name.as_str(), a.limit, a.window),
+            (b.name.as_str(), 5, Duration::from_secs(5))
+        );
+        assert_eq!(a.major, b.major);
+        assert_ne!(a.major, route_of("PATCH", "/channels/2/messages/5").major);
     }
 
     #[test]

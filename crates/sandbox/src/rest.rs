@@ -94,14 +94,15 @@ async fn gateway(State(s): State<Arc<Shared>>) -> ApiResult {
 async fn gateway_bot(State(s): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult {
     let bot = bot_of(&headers, &s.world.lock().expect("world lock"))?;
     let used = s.gateway.identify_count(bot);
+    let sharding = s.gateway.sharding(bot);
     ok(json!({
         "url": format!("{}/gateway", s.ws_base),
-        "shards": 1,
+        "shards": sharding.recommended,
         "session_start_limit": {
             "total": super::gateway::IDENTIFY_BUDGET,
             "remaining": super::gateway::IDENTIFY_BUDGET.saturating_sub(used),
             "reset_after": 86_400_000u64,
-            "max_concurrency": 1,
+            "max_concurrency": sharding.max_concurrency,
         },
     }))
 }

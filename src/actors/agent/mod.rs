@@ -216,6 +216,8 @@ impl Actor for AgentActor {
         match msg {
             AgentMsg::StartGateway => {
                 state.spec.health.set_gateway(&state.spec.config.name, false);
+                // A new client: the replay waits for every shard's READY again.
+                state.phase.reconnecting();
                 let args = GatewayArgs {
                     spec: state.spec.clone(),
                     agent: myself.clone(),
@@ -273,32 +275,41 @@ impl Actor for AgentActor {
                     myself.send_after(Duration::from_secs(1), move || AgentMsg::Reread(channels));
                 }
             }
-            AgentMsg::Gateway(GatewayEvent::Ready(me)) => {
-                tracing::info!(agent = %state.spec.config.name, bot_user = me.user_id, "gateway ready");
-                state.spec.health.set_gateway(&state.spec.config.name, true);
+            AgentMsg::Gateway(GatewayEvent::Ready(me, shard)) => {
+                tracing::info!(agent = %state.spec.config.name, bot_user = me.user_id, shard = shard.id, shards = shard.total, "gateway ready");
+                if shard.total <= 1 {
+                    state.spec.health.set_gateway(&state.spec.config.name, true);
+                }
                 state.spec.cast.add_user(me.user_id, &state.spec.config.name);
+                // A new session of this shard (first connect, or a re-identify after the session
+                // was lost): whatever happened meanwhile is replayed before going real-time.
+                state.phase.ready(shard, me.guilds);
                 state.me = Some(me);
-                // A new session (first connect, or a re-identify after the session was lost):
-                // whatever happened meanwhile is replayed before going real-time.
-                state.phase.ready();
+                report_shards(state, None);
                 maybe_begin_replay(&myself, state);
             }
-            AgentMsg::Gateway(GatewayEvent::Connection(up)) => {
+            AgentMsg::Gateway(GatewayEvent::Connection { connected, total }) => {
+                let up = GatewayEvent::all_connected(connected, total);
                 let was_up = state.spec.health.set_gateway(&state.spec.config.name, up);
                 if was_up && !up {
-                    tracing::info!(agent = %state.spec.config.name, "gateway session lost; serenity is reconnecting");
+                    tracing::info!(agent = %state.spec.config.name, connected, shards = total, "gateway session lost; serenity is reconnecting");
                 }
+                report_shards(state, Some(connected));
             }
             AgentMsg::Gateway(GatewayEvent::Thread(thread)) => state.channels.update([thread]),
             AgentMsg::Gateway(GatewayEvent::Resumed) => {
                 tracing::info!(agent = %state.spec.config.name, "gateway session resumed");
-                state.spec.health.set_gateway(&state.spec.config.name, true);
+                // With several shards, the connection watcher says when all of them are up.
+                if state.phase.shards_ready().1 <= 1 {
+                    state.spec.health.set_gateway(&state.spec.config.name, true);
+                }
             }
-            AgentMsg::Gateway(GatewayEvent::Channels(channels)) => {
+            AgentMsg::Gateway(GatewayEvent::Channels { shard, channels }) => {
                 let guilds: HashSet<u64> = channels.iter().map(|c| c.guild_id).collect();
                 commands::on_guilds(state, guilds);
                 state.channels.update(channels);
-                state.phase.guild_seen();
+                state.phase.guild_seen(shard);
+                report_shards(state, None);
                 setup_webhook(state).await;
                 maybe_begin_replay(&myself, state);
             }
@@ -407,6 +418,17 @@ async fn setup_webhook(state: &mut AgentState) {
     if let Some(hook) = webhooks::created(&state.http, &spec.store, &spec.config.name, avatar, channel_id).await {
         spec.cast.add(hook.id);
         state.outbox.set_webhook(hook);
+    }
+}
+
+/// Publishes how many of a sharded agent's shards are connected (`None`: unchanged) and ready.
+fn report_shards(state: &AgentState, connected: Option<u32>) {
+    let (ready, total) = state.phase.shards_ready();
+    if total > 1 {
+        state
+            .spec
+            .health
+            .set_shards(&state.spec.config.name, connected, ready as u32, total as u32);
     }
 }
 

@@ -97,10 +97,10 @@ pub(super) fn hold_unread(
     }
 }
 
-/// Once READY and every GUILD_CREATE are in, begins the replay of what was missed; live messages
-/// (including those that overtook those events) wait until it is done.
+/// Once every shard's READY and every GUILD_CREATE are in, begins the replay of what was missed;
+/// live messages (including those that overtook those events) wait until it is done.
 pub(super) fn maybe_begin_replay(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
-    if state.me.as_ref().is_some_and(|me| state.phase.may_begin(me.guilds)) {
+    if state.me.is_some() && state.phase.may_begin() {
         begin_replay(myself, state);
     }
 }

@@ -30,6 +30,7 @@ pub fn turn(i: usize, human: &str) -> MemoryTurn {
         time_ms: 1_700_000_000_000 + i as u64,
         cut: false,
         author_id: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -135,7 +135,7 @@ impl Gateway {
         let needed = needed_intent(kind, matches!(channel.kind, ChannelKind::Dm { .. }));
         let mut sessions = self.sessions.lock().expect("gateway lock");
         for session in sessions.values_mut() {
-            if session.intents & needed != 0 && world.can_view(session.bot_id, channel_id) {
+            if session.intents & needed != 0 && session.receives(world, channel_id) {
                 session.push(t, d.clone());
             }
         }
@@ -159,7 +159,7 @@ impl Gateway {
         let (full, blank) = (render(true), render(false));
         let mut sessions = self.sessions.lock().expect("gateway lock");
         for session in sessions.values_mut() {
-            if session.intents & needed == 0 || !world.can_view(session.bot_id, msg.channel_id) {
+            if session.intents & needed == 0 || !session.receives(world, msg.channel_id) {
                 continue;
             }
             let own = is_own(msg, session.bot_id);
@@ -177,11 +177,18 @@ impl Gateway {
         self.dispatch_channel_event(world, channel_id, EventKind::Messages, "MESSAGE_DELETE", &d);
     }
 
-    /// Sends INTERACTION_CREATE to every session of the application's bot. Interactions need
-    /// no intent.
+    /// Sends INTERACTION_CREATE to every session of the application's bot on the shard of the
+    /// interaction's guild (shard 0 in DMs). Interactions need no intent.
     pub fn dispatch_interaction_create(&self, application_bot: u64, d: &Value) {
+        let guild = d
+            .get("guild_id")
+            .and_then(Value::as_str)
+            .and_then(|g| g.parse::<u64>().ok());
         let mut sessions = self.sessions.lock().expect("gateway lock");
-        for session in sessions.values_mut().filter(|s| s.bot_id == application_bot) {
+        for session in sessions
+            .values_mut()
+            .filter(|s| s.bot_id == application_bot && s.routes(guild))
+        {
             session.push("INTERACTION_CREATE", d.clone());
         }
     }
