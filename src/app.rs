@@ -272,6 +272,13 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         config.discord.bot_reply_window,
     )));
     let tracker = crate::actors::replay::ReplayTracker::new(config.agents.iter().map(|a| a.name.as_str()));
+    let roster = Arc::new(crate::actors::roster::Roster::new(
+        config
+            .agents
+            .iter()
+            .map(|a| crate::commands::replies::CastMember::new(a, config.backends.get(&a.backend)))
+            .collect(),
+    ));
     // Attachments come from Discord's CDN in live mode, from the sandbox's own address in
     // sandbox mode; from nowhere else.
     let origins = match sandbox_url.as_deref() {
@@ -320,6 +327,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             run: config.run.clone(),
             tracker: tracker.clone(),
             delivery: config.delivery.clone(),
+            roster: roster.clone(),
             attach: crate::attach::AgentAttach {
                 settings: agent.attachments,
                 vision: config.backends[&agent.backend].vision,

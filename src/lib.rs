@@ -34,6 +34,8 @@
 //!   deliveries, history reads and deferred answers (pure).
 //! - [`breaker`]: the per-agent circuit breaker over consecutive failed turns (pure).
 //! - [`quota`]: token budgets per user and per agent over a window (pure; counts in [`store`]).
+//! - [`commands`]: slash commands: their definitions, who may use them, what they answer (pure;
+//!   run by the agent actor, Discord's side in [`discord`]).
 //! - [`cells`]: the cast split across processes: each agent's cell, and this process's (pure).
 //! - [`ops`]: health and metrics endpoints, exit codes and exit requests, system limits,
 //!   crash-loop back-off.
@@ -48,6 +50,7 @@ pub mod breaker;
 pub mod cells;
 pub mod channels;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod discord;
 pub mod llm;

@@ -23,6 +23,10 @@ pub struct MemoryTurn {
     /// presentation and never goes back to the model as if it had written it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cut: bool,
+    /// The speaker's user ID (webhook ID for a webhook) for a user's turn, so `/forget-me` finds
+    /// it; `None` for the agent's replies and for turns remembered before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_id: Option<u64>,
     /// Files the message carried, as references: memory never holds their bytes, and later
     /// turns name them without fetching them again ([`crate::attach`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -103,6 +107,7 @@ mod tests {
             message_id: i,
             time_ms: i,
             cut: false,
+            author_id: None,
             attachments: Vec::new(),
         }
     }

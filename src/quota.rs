@@ -121,18 +121,31 @@ impl Over {
 /// agent's or any of the users' spending past their limit. `users` are what each user the
 /// call answers has spent in the window; the call's cost is shared among them.
 pub fn check(budgets: &Budgets, agent_used: u64, users: &[u64], estimate: u64) -> Result<(), Over> {
+    let users: Vec<(u64, Option<u64>)> = users.iter().map(|u| (*u, budgets.user_tokens)).collect();
+    check_each(budgets, agent_used, &users, estimate)
+}
+
+/// Like [`check`], each user with their own limit (`(spent, limit)`): a moderator's override
+/// (`/budget`) or the configured one ([`user_limit`]).
+pub fn check_each(budgets: &Budgets, agent_used: u64, users: &[(u64, Option<u64>)], estimate: u64) -> Result<(), Over> {
     if let Some(limit) = budgets.agent_tokens {
         if agent_used.saturating_add(estimate) > limit {
             return Err(Over::Agent);
         }
     }
-    if let Some(limit) = budgets.user_tokens {
-        let share = share(estimate, users.len());
-        if users.iter().any(|used| used.saturating_add(share) > limit) {
-            return Err(Over::User);
-        }
+    let share = share(estimate, users.len());
+    if users
+        .iter()
+        .any(|(used, limit)| limit.is_some_and(|l| used.saturating_add(share) > l))
+    {
+        return Err(Over::User);
     }
     Ok(())
+}
+
+/// A user's limit: a moderator's override if one is set, else the configured `user_tokens`.
+pub fn user_limit(budgets: &Budgets, overridden: Option<u64>) -> Option<u64> {
+    overridden.or(budgets.user_tokens)
 }
 
 /// Each of `n` users' share of `tokens` (rounded up, so shares never undercount).
@@ -222,6 +235,22 @@ mod tests {
         // No user (a bot's message): only the agent's budget applies.
         assert_eq!(check(&b, 0, &[], 5_000), Ok(()));
         assert_eq!(check(&Budgets::default(), u64::MAX, &[u64::MAX], 1), Ok(()));
+    }
+
+    #[test]
+    fn a_moderators_override_replaces_the_configured_user_limit() {
+        let b = Budgets {
+            user_tokens: Some(1_000),
+            ..Budgets::default()
+        };
+        assert_eq!(user_limit(&b, Some(100)), Some(100));
+        assert_eq!(user_limit(&b, None), Some(1_000));
+        assert_eq!(user_limit(&Budgets::default(), Some(5)), Some(5));
+        assert_eq!(check_each(&b, 0, &[(0, Some(100))], 500), Err(Over::User));
+        assert_eq!(check_each(&b, 0, &[(0, Some(5_000))], 2_000), Ok(()));
+        assert_eq!(check_each(&Budgets::default(), 0, &[(0, None)], 5_000), Ok(()));
+        // Shared: one user's lower limit refuses the call for both.
+        assert_eq!(check_each(&b, 0, &[(0, Some(100)), (0, None)], 400), Err(Over::User));
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //!   posted so far (see `streams`), until the reply is finished with
 //! - `bad/1/<key>` → a record that could not be read, set aside rather than deleted
 //! - `use/1/...` and `bnote/1/...`: token usage in hour buckets and budget notices (see `usage`)
+//! - `pause/1/...` and `ubud/1/...`: channels where an agent is paused and users' budget
+//!   overrides, set with slash commands (see `controls`)
 //! - `meta/1/starts` → JSON `{"v":1,"starts_ms":[...]}`: recent start times (crash-loop back-off)
 //!
 //! One agent's records move between stores with `troupe store export` and `import` ([`transfer`]).
@@ -30,6 +32,7 @@
 //! `{"v":1,"seq":N}`: N is the last flush that completed (see [`check`]).
 
 mod check;
+mod controls;
 mod reset;
 mod retention;
 
@@ -47,6 +50,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use self::controls::Forgotten;
 pub use self::pending::PendingRecord;
 pub use self::usage::TROUPE;
 use crate::memory::MemoryTurn;
@@ -481,6 +485,7 @@ pub(super) mod tests {
             message_id: 1,
             time_ms: 2,
             cut: false,
+            author_id: None,
             attachments: Vec::new(),
         }
     }
@@ -551,6 +556,7 @@ pub(super) mod tests {
                     message_id: i,
                     time_ms: 0,
                     cut: false,
+                    author_id: None,
                     attachments: Vec::new(),
                 };
                 s.save_memory("Ada", ConversationKey::User(i), &[t]).await

@@ -632,3 +632,70 @@ async fn web_page_uses_slash_commands_and_shows_edits_and_attachments() {
     drop(browser);
     sandbox.stop().await;
 }
+
+/// troupe's own slash commands from the page: `/agents` shows the cast's embed to everyone, and a
+/// moderator's `/pause` answers with a message only they see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_page_invokes_troupes_slash_commands() {
+    let Some(chromium) = find_chromium() else {
+        common::tool_missing("chromium", "Debian: apt-get install chromium");
+    };
+    let (config, _state) = two_agents();
+    let running = troupe::app::start(config).await.unwrap();
+    let url = running.sandbox_url().unwrap().trim_end_matches('/').to_string();
+    let sb = Control::new(&url);
+    sb.wait_connected(&["Ada", "Basil"]).await;
+
+    let (browser, mut cdp) = open_page(&chromium, &format!("{url}/#channel=general")).await;
+    let offered = cdp
+        .wait_eval(
+            "the page to offer both agents' commands",
+            r#"[...document.getElementById('command').options].map((o) => o.textContent)"#,
+            |v| v.as_array().is_some_and(|a| a.len() == 14),
+        )
+        .await;
+    let offered: Vec<String> = serde_json::from_value(offered).unwrap();
+    let pick = |label: &str| {
+        let index = offered
+            .iter()
+            .position(|o| o == label)
+            .unwrap_or_else(|| panic!("{label} not offered: {offered:?}"));
+        format!(
+            r#"(() => {{
+                document.getElementById('author').value = 'alice';
+                document.getElementById('command').value = '{index}';
+                document.getElementById('command').dispatchEvent(new Event('change'));
+                document.getElementById('slash').requestSubmit();
+                return true;
+            }})()"#
+        )
+    };
+    assert_eq!(cdp.eval(&pick("/agents (Ada)")).await, Some(json!(true)));
+    let cast = cdp
+        .wait_eval(
+            "the page to show the cast",
+            r#"[...document.querySelectorAll('#messages .msg .embed-field')].map((f) => f.textContent)"#,
+            |v| v.as_array().is_some_and(|a| a.len() == 2),
+        )
+        .await;
+    assert_eq!(
+        cast[0].as_str().unwrap(),
+        "Ada: You are Ada.\nBackend: offline (echo) · Model: echo",
+        "{cast}"
+    );
+    assert!(cast[1].as_str().unwrap().starts_with("Basil: "), "{cast}");
+
+    assert_eq!(cdp.eval(&pick("/pause (Ada)")).await, Some(json!(true)));
+    let paused = cdp
+        .wait_eval(
+            "the page to show the pause, to alice only",
+            r#"[...document.querySelectorAll('#messages .msg.ephemeral')].map((m) => m.querySelector('.content').textContent)"#,
+            |v| v.as_array().is_some_and(|a| !a.is_empty()),
+        )
+        .await;
+    assert_eq!(paused, json!(["Ada is paused in this channel."]));
+
+    drop(cdp);
+    drop(browser);
+    running.stop().await;
+}

@@ -21,6 +21,10 @@
 //! - **Stop**: an in-flight turn gets `shutdown_grace`; whatever still waits is answered after
 //!   the restart (the agent's cursors were held back by it).
 
+mod controls;
+
+pub use self::controls::Control;
+
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
@@ -89,6 +93,8 @@ pub enum ConversationMsg {
     TurnPanicked(String),
     /// Ask to be stopped if nothing has happened for the idle time (else wait out the rest).
     IdleCheck,
+    /// A slash command acting on the conversation, applied between turns.
+    Control(Control),
 }
 
 /// A turn in flight.
@@ -145,6 +151,8 @@ pub struct ConversationState {
     /// `Inbound`, `Backlog` and `GiveUp` messages received, for the idle handshake with the
     /// agent (which counts what it sends).
     received: u64,
+    /// Commands waiting for the turn in flight to end.
+    controls: Vec<Control>,
     _gauge: GaugeGuard,
 }
 
@@ -176,6 +184,7 @@ impl Actor for ConversationActor {
             spilled,
             recorded: HashSet::new(),
             received: 0,
+            controls: Vec::new(),
         };
         // Messages owed from before (set aside for room, deferred, or from before a restart).
         if refill(&mut state) > 0 {
@@ -246,9 +255,19 @@ impl Actor for ConversationActor {
                     Ok(()) => finished(state, &turn),
                     Err(failure) => turn_failed(state, turn, failure, outcome.parts_done),
                 }
+                controls::apply(state).await;
                 refill(state);
                 arm_idle_timer(&myself, state);
                 schedule_start(&myself, state);
+            }
+            ConversationMsg::Control(control) => {
+                // Counted like a message: the agent counts it as sent (idle handshake).
+                state.received += 1;
+                state.controls.push(control);
+                if state.turn.is_none() {
+                    controls::apply(state).await;
+                }
+                arm_idle_timer(&myself, state);
             }
             ConversationMsg::TurnPanicked(why) => {
                 let turn = state.turn.take();
@@ -883,6 +902,7 @@ mod tests {
             run: config.run.clone(),
             tracker: super::super::replay::ReplayTracker::new(["Ada"]),
             delivery: config.delivery.clone(),
+            roster: Default::default(),
             attach: Default::default(),
         })
     }
@@ -906,6 +926,7 @@ mod tests {
             message_id,
             time_ms: 0,
             cut: false,
+            author_id: None,
             attachments: Vec::new(),
         }
     }

@@ -19,6 +19,7 @@
 //! - [`replay`]: reads an agent's missed messages (startup and after a re-identify).
 //! - [`trim`]: gives passivated conversations' freed memory back to the system.
 //! - [`cast`]: the troupe's agents' Discord IDs and names, for mentions between agents.
+//! - [`roster`]: the cast as slash commands see it, and the running agents (for `/forget-me`).
 
 pub mod agent;
 pub mod cast;
@@ -26,6 +27,7 @@ pub mod conversation;
 pub mod gateway;
 pub mod registry;
 pub mod replay;
+pub mod roster;
 pub mod streaming;
 pub mod supervisor;
 pub mod trim;
@@ -111,6 +113,8 @@ pub struct AgentSpec {
     /// The agent's circuit breaker over its turns: `allow` before asking the backend,
     /// `record_success` / `record_failure` after (it reports to readiness and requests the exit).
     pub breaker: Arc<crate::ops::breakers::AgentBreaker>,
+    /// The cast and the running agents, for slash commands.
+    pub roster: Arc<roster::Roster>,
     /// Files on messages: limits, whether the backend sees images, the downloader.
     pub attach: crate::attach::AgentAttach,
 }

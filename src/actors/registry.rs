@@ -63,6 +63,11 @@ impl<H: Clone> Registry<H> {
         self.by_key.values().map(|e| e.handle.clone()).collect()
     }
 
+    /// Every live conversation's key and handle.
+    pub fn entries(&self) -> Vec<(ConversationKey, H)> {
+        self.by_key.iter().map(|(k, e)| (*k, e.handle.clone())).collect()
+    }
+
     /// A new actor serves `key`.
     pub fn insert(&mut self, key: ConversationKey, id: ActorId, handle: H) {
         if let Some(old) = self.by_key.insert(key, Entry { id, handle, sent: 0 }) {

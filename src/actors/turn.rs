@@ -436,6 +436,7 @@ impl Step<'_> {
                 message_id: m.id,
                 time_ms: now_ms(),
                 cut: false,
+                author_id: Some(m.author_id),
                 attachments: m.attachments.clone(),
             })
             .collect();
@@ -512,6 +513,7 @@ impl Step<'_> {
             message_id: self.latest.id,
             time_ms: now_ms(),
             cut,
+            author_id: None,
             attachments: Vec::new(),
         };
         let text = reply.shown_text();
@@ -581,7 +583,18 @@ impl Step<'_> {
     fn check_budget(&self, prompt_tokens: u64) -> Result<(), quota::Over> {
         let (spec, name) = (self.spec, self.name());
         let b = &spec.config.budgets;
-        if !b.limited() {
+        // A moderator's `/budget` override applies even where none is configured.
+        let limits: Vec<(u64, Option<u64>)> = self
+            .humans()
+            .into_iter()
+            .map(|u| {
+                (
+                    u,
+                    quota::user_limit(b, spec.store.budget_override(name, u).ok().flatten()),
+                )
+            })
+            .collect();
+        if !b.limited() && limits.iter().all(|(_, l)| l.is_none()) {
             return Ok(());
         }
         let since = b.window.start(now_ms());
@@ -594,19 +607,18 @@ impl Step<'_> {
             None => 0,
         };
         let scope = user_scope(spec);
-        let users: Vec<u64> = match b.user_tokens {
-            Some(_) => self
-                .humans()
-                .into_iter()
-                .map(|u| spec.store.user_usage(scope, u, since).unwrap_or_else(unread))
-                .collect(),
-            None => Vec::new(),
-        };
+        let users: Vec<(u64, Option<u64>)> = limits
+            .into_iter()
+            .map(|(u, limit)| match limit {
+                Some(_) => (spec.store.user_usage(scope, u, since).unwrap_or_else(unread), limit),
+                None => (0, None),
+            })
+            .collect();
         let reply = spec
             .backend
             .window()
             .map_or(DEFAULT_REPLY_ESTIMATE, |w| u64::from(w.reply_tokens));
-        quota::check(b, agent_used, &users, prompt_tokens + reply)
+        quota::check_each(b, agent_used, &users, prompt_tokens + reply)
     }
 
     /// Counts a call's tokens toward the budgets: the provider's figures, or the estimate when it
@@ -627,6 +639,13 @@ impl Step<'_> {
             .spec
             .store
             .add_usage(name, tokens, &users, &[name, TROUPE], now_ms())
+        {
+            tracing::warn!(agent = %name, error = %e, "cannot count token usage");
+        }
+        if let Err(e) = self
+            .spec
+            .store
+            .add_channel_usage(name, self.latest.channel_id, tokens, now_ms())
         {
             tracing::warn!(agent = %name, error = %e, "cannot count token usage");
         }
@@ -707,6 +726,7 @@ impl Step<'_> {
                 message_id: self.latest.id,
                 time_ms: now_ms(),
                 cut,
+                author_id: None,
                 attachments: Vec::new(),
             });
             memory::trim(&mut memory, self.spec.config.memory_limits);

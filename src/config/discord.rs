@@ -5,10 +5,20 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::choice::{parse_enum, Choice};
 use super::error::Report;
 use super::operations;
 use super::raw::RawDiscord;
-use super::{DiscordSettings, Mode};
+use super::{CommandScope, DiscordSettings, Mode};
+
+impl Choice for CommandScope {
+    const WHAT: &'static str = "command scope";
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("guild", CommandScope::Guild),
+        ("global", CommandScope::Global),
+        ("off", CommandScope::Off),
+    ];
+}
 
 /// `[discord] api_url`: only in live mode, and an http(s) URL (trailing `/` dropped).
 pub(crate) fn api_url(raw: &RawDiscord, mode: Mode, err: &mut Report<'_>) -> Option<String> {
@@ -75,5 +85,6 @@ pub(crate) fn settings(raw: &RawDiscord, err: &mut Report<'_>) -> DiscordSetting
             1,
             86_400,
         )),
+        commands: parse_enum(raw.commands.as_ref(), "discord.commands".into(), "", err).unwrap_or(d.commands),
     }
 }

@@ -350,6 +350,20 @@ pub struct DiscordSettings {
     pub bot_replies_per_window: usize,
     /// Window of `bot_replies_per_window`.
     pub bot_reply_window: std::time::Duration,
+    /// Where each bot registers its slash commands (`[discord] commands`).
+    pub commands: CommandScope,
+}
+
+/// Where slash commands are registered (`[discord] commands`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommandScope {
+    /// In each guild the bot is in: changes apply at once (the default).
+    #[default]
+    Guild,
+    /// Globally: usable in every guild and in the bot's DMs.
+    Global,
+    /// Not registered (commands the bot registered before are left as they are).
+    Off,
 }
 
 impl Default for DiscordSettings {
@@ -366,6 +380,7 @@ impl Default for DiscordSettings {
                 .to_string(),
             bot_replies_per_window: crate::loopguard::DEFAULT_LIMIT,
             bot_reply_window: crate::loopguard::DEFAULT_WINDOW,
+            commands: CommandScope::Guild,
         }
     }
 }
@@ -712,6 +727,19 @@ backend = "offline"
         );
         assert!(
             e.contains("agents.toml:3: discord.bot_reply_window_secs: 0 is out of range; use 1 to 86400"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn slash_commands_are_guild_scoped_unless_set_and_a_wrong_word_is_named() {
+        let c = Config::parse("agents.toml", MINIMAL).unwrap();
+        assert_eq!(c.discord.commands, CommandScope::Guild);
+        let c = Config::parse("agents.toml", &format!("[discord]\ncommands = \"off\"\n{MINIMAL}")).unwrap();
+        assert_eq!(c.discord.commands, CommandScope::Off);
+        let e = errors(&format!("[discord]\ncommands = \"globle\"\n{MINIMAL}"));
+        assert!(
+            e.contains("agents.toml:2: discord.commands: unknown command scope `globle`; did you mean \"global\"? use \"guild\", \"global\" or \"off\""),
             "{e}"
         );
     }

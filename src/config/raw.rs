@@ -152,6 +152,9 @@ pub struct RawDiscord {
     pub bot_replies_per_window: Option<Spanned<i64>>,
     /// Window of `bot_replies_per_window` (default 600).
     pub bot_reply_window_secs: Option<Spanned<i64>>,
+    /// Where each bot registers its slash commands: `guild`, `global` or `off` (default
+    /// `guild`).
+    pub commands: Option<Spanned<String>>,
 }
 
 /// `[http]`.

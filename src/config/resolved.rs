@@ -77,6 +77,11 @@ pub fn resolve(config: &Config) -> (Value, Vec<String>) {
         "discord": {
             "bot_dms_channel": config.bot_dms_channel,
             "api_url": config.discord_api_url.as_deref().map(without_userinfo),
+            "commands": match config.discord.commands {
+                crate::config::CommandScope::Guild => "guild",
+                crate::config::CommandScope::Global => "global",
+                crate::config::CommandScope::Off => "off",
+            },
         },
         "store": {"path": config.store_path, "retention_days": config.store_retention.as_secs() / 86_400},
         "conversations": {

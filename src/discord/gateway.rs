@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use serenity::all::{
-    Context, EventHandler, GatewayIntents, Guild, GuildChannel, Http, HttpBuilder, Message, Ready, ResumedEvent,
-    ShardStageUpdateEvent,
+    Context, EventHandler, GatewayIntents, Guild, GuildChannel, Http, HttpBuilder, Interaction, Message, Ready,
+    ResumedEvent, ShardStageUpdateEvent,
 };
 use serenity::gateway::{ConnectionStage, ShardManager};
 use tokio::task::JoinHandle;
@@ -47,6 +47,10 @@ pub enum GatewayEvent {
         /// Shards the bot runs.
         total: u32,
     },
+    /// The bot's application ID (from READY, sent just before [`GatewayEvent::Ready`]).
+    Application(u64),
+    /// Someone used one of the bot's slash commands.
+    Command(crate::commands::Invocation),
 }
 
 impl GatewayEvent {
@@ -84,6 +88,7 @@ impl EventHandler for Handler {
                 total: 1,
             },
         };
+        (self.sink)(GatewayEvent::Application(ready.application.id.get()));
         let me = BotIdentity {
             user_id: ready.user.id.get(),
             name: ready.user.name.clone(),
@@ -129,6 +134,12 @@ impl EventHandler for Handler {
 
     async fn message(&self, _ctx: Context, message: Message) {
         self.ordered.on_handler_message(&message);
+    }
+
+    async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
+        if let Interaction::Command(command) = interaction {
+            (self.sink)(GatewayEvent::Command(super::interactions::invocation(&command)));
+        }
     }
 }
 

@@ -13,11 +13,13 @@
 //! - [`webhooks`]: webhook personas: an existing webhook looked up, or one created and kept.
 //! - [`convert`]: serenity model → [`crate::message`].
 //! - [`fencing`]: a reply Discord already had from another process using the same bot.
+//! - [`interactions`]: slash commands: interactions converted, answered, and commands registered.
 
 pub mod convert;
 pub mod fencing;
 pub mod gateway;
 pub mod history;
+pub mod interactions;
 pub mod ordered;
 pub mod outbox;
 pub mod route;

@@ -69,6 +69,8 @@ pub const MESSAGE_RETRIES: &str = "troupe_message_retries_total";
 pub const MESSAGE_GIVE_UPS: &str = "troupe_message_give_ups_total";
 /// Model calls not made because a budget is spent, by agent and `budget` (`user`, `agent`).
 pub const BUDGET_REFUSALS: &str = "troupe_budget_refusals_total";
+/// Slash commands used, by agent, command and outcome.
+pub const COMMANDS: &str = "troupe_commands_total";
 /// The host's 1-minute load average, as last checked.
 pub const LOAD_AVERAGE: &str = "troupe_load_average";
 /// troupe's resident memory, as last checked.
@@ -223,6 +225,11 @@ pub fn initialise<'a>(agents: impl IntoIterator<Item = &'a str>, backends: impl 
         for budget in ["user", "agent"] {
             counter!(BUDGET_REFUSALS, "agent" => agent.clone(), "budget" => budget).absolute(0);
         }
+        for command in crate::commands::Command::NAMES {
+            for outcome in ["ok", "error", "refused"] {
+                counter!(COMMANDS, "agent" => agent.clone(), "command" => command, "outcome" => outcome).absolute(0);
+            }
+        }
         gauge!(BACKLOG_MESSAGES, "agent" => agent.clone()).set(0.0);
         gauge!(PENDING_MESSAGES, "agent" => agent.clone()).set(0.0);
         // Health::new sets the gateway and breaker gauges to where each agent starts.
@@ -290,6 +297,10 @@ fn describe() {
         "Model calls not made because a token budget is spent, by agent and budget (user, agent)."
     );
     describe_counter!(LLM_RETRIES, "Retried LLM requests by backend.");
+    describe_counter!(
+        COMMANDS,
+        "Slash commands used, by agent, command and outcome (ok, error, refused, bad_option, guild_only, unknown)."
+    );
     describe_gauge!(
         BREAKER_STATE,
         "Circuit breaker per agent: 0 closed, 1 open, 2 half-open."
@@ -423,6 +434,16 @@ pub fn message_retry(agent: &str, cause: RetryCause) {
 /// A model call was not made: the `budget` (`user` or `agent`) is spent.
 pub fn budget_refusal(agent: &str, budget: &'static str) {
     counter!(BUDGET_REFUSALS, "agent" => agent.to_string(), "budget" => budget).increment(1);
+}
+
+/// A slash command was used: `command` is one of troupe's names (anything else counts as
+/// `other`), `outcome` a fixed word; no user appears in the labels.
+pub fn command_used(agent: &str, command: &str, outcome: &'static str) {
+    let command = crate::commands::Command::NAMES
+        .into_iter()
+        .find(|n| *n == command)
+        .unwrap_or("other");
+    counter!(COMMANDS, "agent" => agent.to_string(), "command" => command, "outcome" => outcome).increment(1);
 }
 
 /// `agent` gave up answering a message because of `cause`.

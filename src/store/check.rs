@@ -430,6 +430,7 @@ mod tests {
                 message_id: id,
                 time_ms: n,
                 cut: false,
+                author_id: None,
                 attachments: Vec::new(),
             });
             let keep = memory.len().saturating_sub(20);

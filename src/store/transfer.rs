@@ -407,6 +407,7 @@ mod tests {
                 message_id: 500,
                 time_ms: 1,
                 cut: false,
+                author_id: None,
                 attachments: Vec::new(),
             };
             s.save_memory(agent, ConversationKey::Channel(10), std::slice::from_ref(&turn))

@@ -2,8 +2,8 @@
 //! was last told a budget is spent. Added to atomically (sled's `update_and_fetch`), so usage
 //! survives restarts and concurrent turns.
 //!
-//! Keys: `use/1/a/<agent>/<hour>` and `use/1/u/<scope>/<user>/<hour>` → 8 bytes (big-endian)
-//! of tokens, where `<scope>` is the agent's name, or `*` for troupe-wide user budgets and
+//! Keys: `use/1/a/<agent>/<hour>`, `use/1/c/<agent>/<channel>/<hour>` and
+//! `use/1/u/<scope>/<user>/<hour>` → 8 bytes (big-endian) of tokens, where `<scope>` is the agent's name, or `*` for troupe-wide user budgets and
 //! `<hour>` is zero-padded hours since the Unix epoch; `bnote/1/<agent>/<user>` → 8 bytes: when
 //! the user was last sent the budget notice (ms since the epoch).
 
@@ -66,6 +66,17 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Adds a call's tokens to what the agent spent in a channel (for `/usage`).
+    pub fn add_channel_usage(&self, agent: &str, channel: u64, tokens: u64, now_ms: u64) -> Result<(), StoreError> {
+        let key = format!("use/1/c/{agent}/{channel}/{:012}", hour_of(now_ms));
+        add(&self.db, &key, tokens).map_err(|e| classify(&self.path, e))
+    }
+
+    /// Tokens the agent spent in a channel since `since_ms`.
+    pub fn channel_usage(&self, agent: &str, channel: u64, since_ms: u64) -> Result<u64, StoreError> {
+        sum(&self.db, &format!("use/1/c/{agent}/{channel}/"), hour_of(since_ms)).map_err(|e| classify(&self.path, e))
     }
 
     /// Tokens the agent spent since `since_ms`.
@@ -144,6 +155,8 @@ mod tests {
             s.add_usage("Basil", 50, &[(7, 50)], &["Basil", "*"], t0 + 5 * HOUR_MS)
                 .unwrap();
             s.record_budget_notice("Ada", 7, t0 + 10).unwrap();
+            s.add_channel_usage("Ada", 5, 300, t0).unwrap();
+            s.add_channel_usage("Ada", 5, 100, t0 + 5 * HOUR_MS).unwrap();
         }
         let s = crate::store::tests::reopen(dir.path()).unwrap();
         assert_eq!(s.agent_usage("Ada", t0).unwrap(), 400);
@@ -154,8 +167,14 @@ mod tests {
         assert_eq!(s.user_usage("Ada", 9, t0).unwrap(), 0);
         assert_eq!(s.budget_notice_sent("Ada", 7).unwrap(), Some(t0 + 10));
         assert_eq!(s.budget_notice_sent("Ada", 8).unwrap(), None);
+        assert_eq!(s.channel_usage("Ada", 5, t0).unwrap(), 400);
+        assert_eq!(s.channel_usage("Ada", 6, t0).unwrap(), 0);
         let report = s.usage_report(t0).unwrap();
         assert_eq!(report[0], ("agent Ada".to_string(), 400));
+        assert!(
+            !report.iter().any(|(k, _)| k.contains('5')),
+            "channels are not in the report: {report:?}"
+        );
         assert!(report.contains(&("user 7 (all agents)".to_string(), 300)), "{report:?}");
     }
 }

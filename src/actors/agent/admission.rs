@@ -57,6 +57,13 @@ pub(super) fn admit(state: &mut AgentState, mut m: Inbound) -> Option<Inbound> {
     if state.progress.get(&m.channel_id).is_some_and(|p| p.is_in_flight(m.id)) {
         return None; // already being answered
     }
+    // `/pause`: messages in a paused channel are finished unanswered (never answered later);
+    // those admitted before the pause are answered.
+    if state.commands.paused.contains(&m.channel_id) {
+        tracing::debug!(agent = %name, message_id = m.id, channel = m.channel_id, "agent paused in this channel; not answered");
+        finish(state, m.channel_id, m.id);
+        return None;
+    }
     // The store's chain records matter only for bots and webhooks (a human's chain is its own
     // footer's, which is recorded only when it is above zero): every agent sees every message,
     // so humans' messages skip these lookups.

@@ -9,9 +9,11 @@
 //! - `admission`: live messages admitted (chain, routing, guards, per-user limit);
 //! - `conversations`: messages handed to conversations, quarantine, resumption;
 //! - `replaying`: the backlog replay and what it finds;
-//! - `cursors`: progress and cursor saves.
+//! - `cursors`: progress and cursor saves;
+//! - `commands`: slash commands registered and run.
 
 mod admission;
+mod commands;
 mod conversations;
 mod cursors;
 mod replaying;
@@ -109,6 +111,15 @@ pub enum AgentMsg {
     /// A conversation is finished with these messages (answered, or given up with the notice):
     /// `(channel, message)` pairs. Cursors advance from these.
     Finished(Vec<(u64, u64)>),
+    /// Another agent's `/forget-me` for every agent: forget this user here too.
+    Forget {
+        /// The user.
+        user: u64,
+        /// Their display name.
+        name: String,
+        /// `true` once forgotten everywhere in this agent.
+        reply: ractor::RpcReplyPort<bool>,
+    },
 }
 
 /// An agent's state.
@@ -138,6 +149,8 @@ pub struct AgentState {
     known_dms: HashSet<u64>,
     /// Conversations with messages owed from before were started (after the first replay).
     resumed: bool,
+    /// Slash commands: registration and the channels where the agent is paused.
+    commands: commands::CommandState,
 }
 
 impl Actor for AgentActor {
@@ -169,6 +182,7 @@ impl Actor for AgentActor {
         if let Some(id) = outbox.webhook_id() {
             spec.cast.add(id);
         }
+        spec.roster.join(&spec.config.name, myself.clone());
         myself.cast(AgentMsg::StartGateway)?;
         let limiter = UserRateLimiter::new(spec.discord.user_rate_limit, spec.discord.user_rate_window);
         Ok(AgentState {
@@ -188,6 +202,7 @@ impl Actor for AgentActor {
             reported: false,
             known_dms: HashSet::new(),
             resumed: false,
+            commands: commands::CommandState::load(&spec),
         })
     }
 
@@ -290,6 +305,8 @@ impl Actor for AgentActor {
                 }
             }
             AgentMsg::Gateway(GatewayEvent::Channels { shard, channels }) => {
+                let guilds: HashSet<u64> = channels.iter().map(|c| c.guild_id).collect();
+                commands::on_guilds(state, guilds);
                 state.channels.update(channels);
                 state.phase.guild_seen(shard);
                 report_shards(state, None);
@@ -323,6 +340,11 @@ impl Actor for AgentActor {
                 tracing::debug!(agent = %state.spec.config.name, "result of a superseded replay ignored");
             }
             AgentMsg::Finished(done) => on_finished(state, done),
+            AgentMsg::Gateway(GatewayEvent::Application(app)) => commands::on_application(state, app),
+            AgentMsg::Gateway(GatewayEvent::Command(invocation)) => {
+                commands::on_command(&myself, state, invocation).await
+            }
+            AgentMsg::Forget { user, name, reply } => commands::on_forget(state, user, &name, reply).await,
         }
         Ok(())
     }

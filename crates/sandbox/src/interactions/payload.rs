@@ -10,6 +10,10 @@ use crate::world::{ChannelKind, World};
 /// Discord's default upload limit, sent as `attachment_size_limit`.
 pub const ATTACHMENT_SIZE_LIMIT: u64 = 10 * 1024 * 1024;
 
+/// A guild owner's permissions: every permission bit Discord defines (0 to 50), ADMINISTRATOR
+/// and MANAGE_CHANNELS and MANAGE_GUILD among them.
+pub const OWNER_PERMISSIONS: u64 = (1 << 51) - 1;
+
 /// Who used an interaction, where.
 #[derive(Debug, Clone, Copy)]
 pub struct Invoker {
@@ -26,7 +30,13 @@ pub struct Invoker {
 pub fn interaction_base(world: &World, id: u64, token: &str, kind: u64, who: Invoker) -> Value {
     let channel = world.channel(who.channel_id);
     let guild_id = channel.and_then(|c| world.guild_of(c));
-    let user_perms = channel.map_or(0, |c| world.permissions(who.user, c));
+    // Discord computes ALL permissions for a guild's owner (the first human in the sandbox).
+    let owner = guild_id.is_some_and(|g| world.guilds().iter().any(|x| x.id == g && x.owner_id == who.user));
+    let user_perms = match channel {
+        Some(_) if owner => OWNER_PERMISSIONS,
+        Some(c) => world.permissions(who.user, c),
+        None => 0,
+    };
     let app_perms = channel.map_or(0, |c| world.permissions(who.application_id, c));
     let mut channel_json = channel.map_or(Value::Null, |c| world.channel_json_for(c, who.application_id));
     channel_json["permissions"] = json!(user_perms.to_string());
