@@ -4,46 +4,11 @@
 //! in any order.
 
 mod common;
-
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+#[path = "support/cpu_load.rs"]
+mod cpu_load;
 
 use common::{config, Control};
-
-/// Threads that keep every core busy until dropped.
-struct CpuLoad {
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl CpuLoad {
-    /// Two spinning threads per core.
-    fn start() -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let threads = (0..cores * 2)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let mut x = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-                    }
-                })
-            })
-            .collect();
-        Self { stop, threads }
-    }
-}
-
-impl Drop for CpuLoad {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
+use cpu_load::CpuLoad;
 
 /// Ada's replies in #general, as the IDs of the messages they answer, in the order sent.
 async fn answered_ids(sb: &Control) -> Vec<u64> {

@@ -22,9 +22,15 @@ use crate::secret::Secret;
 /// What the gateway tells an agent.
 #[derive(Debug, Clone)]
 pub enum GatewayEvent {
-    /// A new session of a shard is ready (first connect or re-identify); the identity's
-    /// `guilds` are that shard's.
-    Ready(BotIdentity, Shard),
+    /// A new session of a shard is ready (first connect or re-identify).
+    Ready {
+        /// The bot; its `guilds` count is the shard's.
+        me: BotIdentity,
+        /// Which shard.
+        shard: Shard,
+        /// The IDs of the shard's guilds, each followed by a GUILD_CREATE.
+        guilds: Vec<u64>,
+    },
     /// A lost session was resumed; no events were missed.
     Resumed,
     /// A message was created somewhere the bot can see.
@@ -33,6 +39,8 @@ pub enum GatewayEvent {
     Channels {
         /// The shard whose session received the guild.
         shard: u32,
+        /// The guild.
+        guild: u64,
         /// The guild's channels and threads.
         channels: Vec<ChannelInfo>,
     },
@@ -94,7 +102,8 @@ impl EventHandler for Handler {
             name: ready.user.name.clone(),
             guilds: ready.guilds.len(),
         };
-        (self.sink)(GatewayEvent::Ready(me, shard));
+        let guilds = ready.guilds.iter().map(|g| g.id.get()).collect();
+        (self.sink)(GatewayEvent::Ready { me, shard, guilds });
     }
 
     async fn resume(&self, ctx: Context, _: ResumedEvent) {
@@ -112,6 +121,7 @@ impl EventHandler for Handler {
             .collect();
         (self.sink)(GatewayEvent::Channels {
             shard: ctx.shard_id.0,
+            guild: guild.id.get(),
             channels,
         });
     }

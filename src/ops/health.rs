@@ -352,6 +352,30 @@ mod tests {
     }
 
     #[test]
+    fn a_sharded_agent_reports_its_shards_and_keeps_the_last_connected_count() {
+        let h = running();
+        assert!(
+            !serde_json::to_string(&h.readiness(true)).unwrap().contains("shards"),
+            "unsharded"
+        );
+        h.set_shards("Ada", Some(3), 2, 4);
+        h.set_shards("Ada", None, 4, 4);
+        let ada = &h.readiness(true).agents[0];
+        assert_eq!(
+            ada.shards,
+            Some(ShardsReport {
+                total: 4,
+                connected: 3,
+                ready: 4
+            })
+        );
+        // Another shard count (a new client with `shards = "auto"`): nothing known connected yet.
+        h.set_shards("Ada", None, 0, 2);
+        assert_eq!(h.readiness(true).agents[0].shards.map(|s| s.connected), Some(0));
+        assert_eq!(h.readiness(true).agents[1].shards, None, "Basil is not sharded");
+    }
+
+    #[test]
     fn backoff_is_reported() {
         let h = Health::new(["Ada"]);
         h.set_phase(Phase::RestartBackoff { backoff_ms: 5000 });

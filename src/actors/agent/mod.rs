@@ -275,7 +275,7 @@ impl Actor for AgentActor {
                     myself.send_after(Duration::from_secs(1), move || AgentMsg::Reread(channels));
                 }
             }
-            AgentMsg::Gateway(GatewayEvent::Ready(me, shard)) => {
+            AgentMsg::Gateway(GatewayEvent::Ready { me, shard, guilds }) => {
                 tracing::info!(agent = %state.spec.config.name, bot_user = me.user_id, shard = shard.id, shards = shard.total, "gateway ready");
                 if shard.total <= 1 {
                     state.spec.health.set_gateway(&state.spec.config.name, true);
@@ -283,7 +283,7 @@ impl Actor for AgentActor {
                 state.spec.cast.add_user(me.user_id, &state.spec.config.name);
                 // A new session of this shard (first connect, or a re-identify after the session
                 // was lost): whatever happened meanwhile is replayed before going real-time.
-                state.phase.ready(shard, me.guilds);
+                state.phase.ready(shard, &guilds);
                 state.me = Some(me);
                 report_shards(state, None);
                 maybe_begin_replay(&myself, state);
@@ -304,11 +304,11 @@ impl Actor for AgentActor {
                     state.spec.health.set_gateway(&state.spec.config.name, true);
                 }
             }
-            AgentMsg::Gateway(GatewayEvent::Channels { shard, channels }) => {
+            AgentMsg::Gateway(GatewayEvent::Channels { shard, guild, channels }) => {
                 let guilds: HashSet<u64> = channels.iter().map(|c| c.guild_id).collect();
                 commands::on_guilds(state, guilds);
                 state.channels.update(channels);
-                state.phase.guild_seen(shard);
+                state.phase.guild_seen(shard, guild);
                 report_shards(state, None);
                 setup_webhook(state).await;
                 maybe_begin_replay(&myself, state);
