@@ -100,6 +100,15 @@ async fn a_streamed_reply_grows_through_edits_to_the_full_text_with_its_footer_t
     quiet(&llm).await;
     assert_eq!(from_ada(&sb, "general").await.len(), 1, "one message, edited");
     assert_eq!(ada_requests(&sb, "POST", "/messages").await.len(), 1);
+    // The typing indicator showed while nothing was posted yet.
+    let typing = ada_requests(&sb, "POST", "/typing").await;
+    let posted = &ada_requests(&sb, "POST", "/messages").await[0];
+    assert!(
+        typing
+            .iter()
+            .any(|t| t["unix_ms"].as_u64() <= posted["unix_ms"].as_u64()),
+        "typing before the first message: {typing:?}"
+    );
     let edits = ada_requests(&sb, "PATCH", "").await;
     assert!(edits.len() >= 2, "edits: {edits:?}");
     assert!(edits.iter().all(|r| r["status"] == 200), "{edits:?}");
