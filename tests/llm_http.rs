@@ -152,6 +152,31 @@ async fn continue_mode_continues_the_cut_reply() {
 }
 
 #[tokio::test]
+async fn the_test_server_echoes_the_last_user_turn_word_by_word() {
+    for format in BOTH {
+        let s = setup().await;
+        s.server
+            .push(Reply::echo().token_delay(std::time::Duration::from_millis(5)));
+        let (tx, mut rx) = tokio::sync::watch::channel(String::new());
+        let seen = tokio::spawn(async move {
+            let mut n = 0;
+            while rx.changed().await.is_ok() {
+                n += 1;
+            }
+            n
+        });
+        let c = s
+            .backend(format, "")
+            .complete_streaming(&prompt(), Some(&tx))
+            .await
+            .unwrap();
+        drop(tx);
+        assert_eq!(c.text, "echo: alice: hello", "{format:?}");
+        assert!(seen.await.unwrap() >= 2, "{format:?}: streamed in several pieces");
+    }
+}
+
+#[tokio::test]
 async fn a_streamed_continuation_publishes_the_whole_reply_so_far() {
     for format in BOTH {
         let s = setup().await;
