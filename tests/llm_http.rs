@@ -153,6 +153,73 @@ async fn continue_mode_continues_the_cut_reply() {
 }
 
 #[tokio::test]
+async fn the_test_server_echoes_the_last_user_turn_word_by_word() {
+    for format in BOTH {
+        let s = setup().await;
+        s.server
+            .push(Reply::echo().token_delay(std::time::Duration::from_millis(5)));
+        let (tx, mut rx) = tokio::sync::watch::channel(String::new());
+        let seen = tokio::spawn(async move {
+            let mut n = 0;
+            while rx.changed().await.is_ok() {
+                n += 1;
+            }
+            n
+        });
+        let c = s
+            .backend(format, "")
+            .complete_streaming(&prompt(), Some(&tx))
+            .await
+            .unwrap();
+        drop(tx);
+        assert_eq!(c.text, "echo: alice: hello", "{format:?}");
+        assert!(seen.await.unwrap() >= 2, "{format:?}: streamed in several pieces");
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_continuation_publishes_the_whole_reply_so_far() {
+    for format in BOTH {
+        let s = setup().await;
+        let full = words(40);
+        let delay = std::time::Duration::from_millis(2);
+        s.server.push(Reply::text(full.clone()).token_delay(delay));
+        s.server
+            .push(Reply::text(tokens(&full)[20..].concat()).token_delay(delay));
+        let backend = s.backend(
+            format,
+            "tokens = { from = 20, until = 400, step = 20 }\non_truncation = \"continue\"",
+        );
+        let (tx, mut rx) = tokio::sync::watch::channel(String::new());
+        let seen = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while rx.changed().await.is_ok() {
+                seen.push(rx.borrow_and_update().clone());
+            }
+            seen
+        });
+        let c = backend.complete_streaming(&prompt(), Some(&tx)).await.unwrap();
+        drop(tx);
+        let seen = seen.await.unwrap();
+        assert_eq!(c.text, full, "{format:?}");
+        assert_eq!(seen.last(), Some(&full), "{format:?}");
+        // Every version is a prefix of the reply, and the continuation's versions hold the cut
+        // text before them: the message keeps growing, it never starts over.
+        let cut: String = tokens(&full)[..20].concat();
+        assert!(
+            seen.iter().all(|v| full.starts_with(v.as_str())),
+            "{format:?}: {seen:?}"
+        );
+        assert!(
+            seen.iter().any(|v| v.len() > cut.len() && v.len() < full.len()),
+            "{format:?}: {seen:?}"
+        );
+        let lengths: Vec<usize> = seen.iter().map(String::len).collect();
+        assert!(lengths.windows(2).all(|w| w[0] <= w[1]), "{format:?}: {lengths:?}");
+    }
+}
+
+#[tokio::test]
 async fn reply_still_cut_at_until_is_marked_as_cut() {
     let s = setup().await;
     s.server.set_default(Reply::text(words(100)));

@@ -1,7 +1,7 @@
 //! Streamed replies (`stream = true`) against the sandbox and the LLM test server: a reply seen
 //! growing through edits with its footer throughout, a long reply streamed into two messages,
 //! a model failure mid-stream (retried into the answer, or given up into the notice, in the
-//! same message), a `kill -9` mid-stream recovered to exactly one complete reply, and no 429 from
+//! same message), a continuation (continue mode) editing the same reply, a `kill -9` mid-stream recovered to exactly one complete reply, and no 429 from
 //! the sandbox's rate limits along the way.
 
 mod common;
@@ -100,6 +100,15 @@ async fn a_streamed_reply_grows_through_edits_to_the_full_text_with_its_footer_t
     quiet(&llm).await;
     assert_eq!(from_ada(&sb, "general").await.len(), 1, "one message, edited");
     assert_eq!(ada_requests(&sb, "POST", "/messages").await.len(), 1);
+    // The typing indicator showed while nothing was posted yet.
+    let typing = ada_requests(&sb, "POST", "/typing").await;
+    let posted = &ada_requests(&sb, "POST", "/messages").await[0];
+    assert!(
+        typing
+            .iter()
+            .any(|t| t["unix_ms"].as_u64() <= posted["unix_ms"].as_u64()),
+        "typing before the first message: {typing:?}"
+    );
     let edits = ada_requests(&sb, "PATCH", "").await;
     assert!(edits.len() >= 2, "edits: {edits:?}");
     assert!(edits.iter().all(|r| r["status"] == 200), "{edits:?}");
@@ -186,6 +195,39 @@ async fn a_reply_given_up_mid_stream_becomes_the_notice_in_the_same_message() {
     assert_eq!(ada.len(), 1, "{ada:?}");
     assert_eq!(ada[0]["embeds"][0]["footer"]["text"], FOOTER);
     assert_eq!(ada_requests(&sb, "POST", "/messages").await.len(), 1, "posted once");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuation_keeps_editing_the_same_reply() {
+    let llm = LlmTestServer::start().await.unwrap();
+    let delay = Duration::from_millis(60);
+    // Cut at the first request's 10 tokens; continued by the second request.
+    llm.push(Reply::text(TEXT).token_delay(delay));
+    llm.push(Reply::text(troupe_llm_test_server::tokens(TEXT)[10..].concat()).token_delay(delay));
+    let text = setup(&llm, "").replace(
+        "retries = {",
+        "tokens = { from = 10, until = 400, step = 100 }\non_truncation = \"continue\"\nretries = {",
+    );
+    let (config, _state) = config(&text);
+    let running = troupe::app::start(config).await.unwrap();
+    let sb = Control::new(running.sandbox_url().unwrap());
+    sb.wait_connected(&["Ada"]).await;
+    let asked = sb.say("general", "alice", "<@Ada> tell me something").await;
+    let id = asked["id"].as_str().unwrap().to_string();
+    wait_for("the reply complete after its continuation", || async {
+        let replies = sb.replies("general", "Ada", &id).await;
+        (replies.len() == 1 && replies[0]["content"] == TEXT).then_some(())
+    })
+    .await;
+    quiet(&llm).await;
+    assert_eq!(llm.requests().len(), 2, "a cut reply and its continuation");
+    assert_eq!(from_ada(&sb, "general").await.len(), 1);
+    assert_eq!(
+        ada_requests(&sb, "POST", "/messages").await.len(),
+        1,
+        "one message, edited"
+    );
     running.stop().await;
 }
 

@@ -85,6 +85,8 @@ install_discordpy() {
 # One row per test that needs a program: test name, file, program, how to get it.
 tests=(
   "web_page_lists_channels_posts_and_shows_the_reply|tests/web_page.rs|chromium|Debian: sudo apt-get install chromium"
+  "web_page_uses_slash_commands_and_shows_edits_and_attachments|tests/web_page.rs|chromium|Debian: sudo apt-get install chromium"
+  "web_page_shows_a_streamed_reply_grow_live|tests/web_page.rs|chromium|Debian: sudo apt-get install chromium"
   "configuration_from_s3_with_good_and_bad_credentials|tests/ops_config.rs|moto|pip install 'moto[server]'"
   "kubernetes_manifests_validate_against_the_schemas|tests/deploy.rs|kubectl|a kubectl package (apt-get install kubectl where a Kubernetes apt repository is set up)"
   "the_statefulset_runs_one_pod_per_cell_with_its_own_store|tests/deploy.rs|kubectl|a kubectl package (apt-get install kubectl where a Kubernetes apt repository is set up)"

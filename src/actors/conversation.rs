@@ -712,8 +712,18 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState)
 /// A reply remembered but not confirmed delivered answers the messages the model saw with it:
 /// deliver it on its own first, with those messages, and answer the rest in the next turn, so no
 /// message is answered twice or left out.
+/// Likewise a reply streamed in part before a crash or a failure ([`super::streaming`]): it is
+/// finished for its own message, so its messages are not answered again beside it.
 fn cut_at_remembered(state: &mut ConversationState, batch: Vec<Inbound>) -> Vec<Inbound> {
-    let (now, later) = split_at_remembered(&state.memory, batch);
+    let (now, mut later) = split_at_remembered(&state.memory, batch);
+    let spec = &state.args.spec;
+    let streamed = |id: u64| {
+        spec.store
+            .stream_parts(&spec.config.name, id)
+            .is_ok_and(|parts| !parts.is_empty())
+    };
+    let (now, rest) = split_at_streamed(now, streamed);
+    later.extend(rest);
     if !later.is_empty() {
         state.backlog_waiting = true;
     }
@@ -721,6 +731,18 @@ fn cut_at_remembered(state: &mut ConversationState, batch: Vec<Inbound>) -> Vec<
         state.pending.insert(m.id, m);
     }
     now
+}
+
+/// Splits a batch (oldest first) after its first message that has a partly streamed reply: that
+/// reply is finished first, answering the messages up to it; the rest are answered next.
+pub fn split_at_streamed(mut batch: Vec<Inbound>, streamed: impl Fn(u64) -> bool) -> (Vec<Inbound>, Vec<Inbound>) {
+    match batch.iter().position(|m| streamed(m.id)) {
+        Some(i) => {
+            let later = batch.split_off(i + 1);
+            (batch, later)
+        }
+        None => (batch, Vec::new()),
+    }
 }
 
 /// Splits a batch at the first message memory holds a reply to. That reply answers the batch's
@@ -942,6 +964,18 @@ mod tests {
         // Nothing remembered: the whole batch is answered.
         let (now, later) = split_at_remembered(&[turn(false, 10), turn(true, 10)], batch());
         assert_eq!((ids(&now), ids(&later)), (vec![75, 80, 90, 95], vec![]));
+    }
+
+    #[test]
+    fn a_batch_is_cut_after_its_first_partly_streamed_reply() {
+        let batch = || vec![human_message(1, "x"), human_message(2, "x"), human_message(3, "x")];
+        let ids = |v: &[Inbound]| v.iter().map(|m| m.id).collect::<Vec<_>>();
+        let (now, later) = split_at_streamed(batch(), |id| id == 2);
+        assert_eq!((ids(&now), ids(&later)), (vec![1, 2], vec![3]));
+        let (now, later) = split_at_streamed(batch(), |_| false);
+        assert_eq!((ids(&now), ids(&later)), (vec![1, 2, 3], vec![]));
+        let (now, later) = split_at_streamed(batch(), |id| id == 3);
+        assert_eq!((ids(&now), ids(&later)), (vec![1, 2, 3], vec![]));
     }
 
     /// A message read back from the store at start and replayed too is answered once, and an

@@ -314,7 +314,10 @@ impl Evidence<'_> {
                 .collect();
             let is_notice = self.notice.is_some_and(|n| s.content.contains(n));
             if !is_notice && markers(&s.content).is_empty() && !s.content.contains("(no marker)") {
+                // Not an answer (yet): a streamed reply still being written is waited for, one
+                // never completed leaves its message lost.
                 tally.half_written += 1;
+                continue;
             }
             let referenced = s.reference.and_then(|r| by_id.get(&(s.channel, r)).copied());
             let target = match referenced {
@@ -556,7 +559,7 @@ mod tests {
             ..Default::default()
         };
         let (tally, _) = e.tally();
-        assert_eq!(tally.half_written, 1);
+        assert_eq!((tally.half_written, tally.answered, tally.lost), (1, 0, 1));
         assert!(!tally.clean());
         let complete = [reply(1, 7, Some(1001), "ack mk1")];
         let e = Evidence { sent: &complete, ..e };
