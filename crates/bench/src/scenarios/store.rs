@@ -29,6 +29,7 @@ pub fn turn(i: usize, human: &str) -> MemoryTurn {
         message_id: 1_200_000_000_000_000_000 + i as u64,
         time_ms: 1_700_000_000_000 + i as u64,
         cut: false,
+        attachments: Vec::new(),
     }
 }
 
