@@ -223,6 +223,15 @@ backend = "blind"
         "{text}"
     );
 
+    let metrics = reqwest::get(format!("{}/metrics", running.http_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let skipped = r#"troupe_attachments_total{agent="Ada",kind="image",outcome="skipped"} 1"#;
+    assert!(metrics.lines().any(|l| l == skipped), "{metrics}");
+
     ask_with_files(&sb, "Basil", "<@Basil> look", dot).await;
     let user = last_user_message(&llm, Format::Anthropic);
     let text = user["content"]

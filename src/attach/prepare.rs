@@ -14,7 +14,11 @@ use crate::message::Attachment;
 
 /// What became of one file.
 enum Outcome {
+    /// Named, with why it was not given when it was not.
     Note(String),
+    /// Its text inlined.
+    Text(String),
+    /// Given as an image, with the line naming it.
     Image(String, PromptImage),
 }
 
@@ -53,7 +57,10 @@ pub async fn prepare(
     for (((turn, a), action), got) in flat.iter().zip(&actions).zip(fetched) {
         let outcome = match (action, got) {
             (Action::Image(declared), Some(Ok(f))) => image(a, *declared, f),
-            (Action::Text { .. }, Some(Ok(f))) => Outcome::Note(text(a, f, &mut text_left, limits.text_chars)),
+            (Action::Text { .. }, Some(Ok(f))) => match text(a, f, &mut text_left, limits.text_chars) {
+                Ok(inlined) => Outcome::Text(inlined),
+                Err(note) => Outcome::Note(note),
+            },
             (Action::Image(t), Some(Err(e))) => failed(agent, Kind::Image(*t), a, &e),
             (Action::Text { .. }, Some(Err(e))) => failed(agent, Kind::Text, a, &e),
             (Action::Skip(kind, skip), _) => {
@@ -62,9 +69,21 @@ pub async fn prepare(
             }
             (Action::Mention, _) | (_, None) => Outcome::Note(render::mentioned(a)),
         };
+        let counted = match (action, &outcome) {
+            (_, Outcome::Image(..) | Outcome::Text(_)) => "sent",
+            (Action::Skip(..), _) => "skipped",
+            (Action::Mention, _) => "named",
+            _ => "failed",
+        };
+        let kind = match action {
+            Action::Image(_) | Action::Skip(Kind::Image(_), _) => "image",
+            Action::Text { .. } | Action::Skip(Kind::Text, _) => "text",
+            Action::Mention | Action::Skip(Kind::Other, _) => "other",
+        };
+        crate::ops::telemetry::attachment(agent, kind, counted);
         let t = &mut turns[*turn];
         let note = match outcome {
-            Outcome::Note(note) => note,
+            Outcome::Note(note) | Outcome::Text(note) => note,
             Outcome::Image(note, image) => {
                 t.images.push(image);
                 note
@@ -132,7 +151,7 @@ pub async fn again(
         };
         match got.map(|f| image(a, declared, f)) {
             Ok(Outcome::Image(_, img)) => history[turn].images.push(img),
-            Ok(Outcome::Note(_)) => {}
+            Ok(Outcome::Note(_) | Outcome::Text(_)) => {}
             Err(e) => {
                 tracing::info!(agent, attachment = a.id, file = %a.filename, error = %e, "an earlier image is not sent again")
             }
@@ -171,15 +190,20 @@ fn image(a: &Attachment, declared: ImageType, f: Fetched) -> Outcome {
     Outcome::Image(render::image_shown(a), image)
 }
 
-/// A text file as fetched, inlined within what is left of the character budget.
-fn text(a: &Attachment, f: Fetched, left: &mut usize, budget: usize) -> String {
+/// A text file as fetched, inlined within what is left of the character budget; or the note
+/// saying why it was not.
+fn text(a: &Attachment, f: Fetched, left: &mut usize, budget: usize) -> Result<String, String> {
     let served = f.content_type.as_deref().map(kind::essence).unwrap_or_default();
     let binary = ["image/", "audio/", "video/"].iter().any(|p| served.starts_with(p));
     if binary || !kind::looks_like_text(&f.bytes) {
-        return render::not_given(Kind::Text, a, "its content is not text");
+        return Err(render::not_given(Kind::Text, a, "its content is not text"));
     }
     if *left == 0 {
-        return render::not_given(Kind::Text, a, &render::skip_reason(Skip::TextBudget { max: budget }));
+        return Err(render::not_given(
+            Kind::Text,
+            a,
+            &render::skip_reason(Skip::TextBudget { max: budget }),
+        ));
     }
     // A body cut at the byte cap may end inside a character: drop that character's start.
     let bytes = match std::str::from_utf8(&f.bytes) {
@@ -192,7 +216,7 @@ fn text(a: &Attachment, f: Fetched, left: &mut usize, budget: usize) -> String {
     *left -= keep;
     let kept: String = text.chars().take(keep).collect();
     let cut = (keep < total || f.truncated).then(|| format!("at the {budget}-character budget for text files"));
-    render::text_inlined(a, &kept, cut.as_deref())
+    Ok(render::text_inlined(a, &kept, cut.as_deref()))
 }
 
 #[cfg(test)]
@@ -233,7 +257,7 @@ mod tests {
                 assert_eq!(img.media_type, "image/png");
                 assert_eq!(img.base64, base64::engine::general_purpose::STANDARD.encode(png));
             }
-            Outcome::Note(n) => panic!("{n}"),
+            Outcome::Note(n) | Outcome::Text(n) => panic!("{n}"),
         }
         // The bytes decide the media type sent (a jpeg named .png is sent as a jpeg).
         match image(
@@ -242,7 +266,7 @@ mod tests {
             fetched(&[0xFF, 0xD8, 0xFF, 1], "image/png", false),
         ) {
             Outcome::Image(_, img) => assert_eq!(img.media_type, "image/jpeg"),
-            Outcome::Note(n) => panic!("{n}"),
+            Outcome::Note(n) | Outcome::Text(n) => panic!("{n}"),
         }
         for (bytes, served) in [(&b"<html>"[..], "image/png"), (&png[..], "text/html")] {
             match image(
@@ -251,7 +275,7 @@ mod tests {
                 fetched(bytes, served, false),
             ) {
                 Outcome::Note(n) => assert!(n.contains("not a png, jpeg, webp or gif"), "{n}"),
-                Outcome::Image(..) => panic!("{served} accepted"),
+                Outcome::Image(..) | Outcome::Text(_) => panic!("{served} accepted"),
             }
         }
     }
@@ -264,14 +288,16 @@ mod tests {
             fetched(b"hello", "text/plain", false),
             &mut left,
             8,
-        );
+        )
+        .unwrap();
         assert!(a.contains("\nhello\n[end of a.txt]"), "{a}");
         let b = text(
             &file("b.txt", "text/plain"),
             fetched("wörld!".as_bytes(), "text/plain", false),
             &mut left,
             8,
-        );
+        )
+        .unwrap();
         assert!(
             b.contains("\nwör\n[end of b.txt: cut here, at the 8-character budget"),
             "{b}"
@@ -281,7 +307,8 @@ mod tests {
             fetched(b"more", "text/plain", false),
             &mut left,
             8,
-        );
+        )
+        .unwrap_err();
         assert!(
             c.contains("not shown to you: the 8-character budget for text files is spent"),
             "{c}"
@@ -293,14 +320,16 @@ mod tests {
             fetched(&"é".as_bytes()[..1], "text/plain", true),
             &mut left,
             100,
-        );
+        )
+        .unwrap();
         assert!(d.contains("follows]\n\n[end of d.txt: cut here"), "{d}");
         let bin = text(
             &file("e.txt", "text/plain"),
             fetched(b"\x00\x01", "text/plain", false),
             &mut left,
             100,
-        );
+        )
+        .unwrap_err();
         assert!(bin.contains("its content is not text"), "{bin}");
     }
 }

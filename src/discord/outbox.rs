@@ -554,8 +554,15 @@ impl Outbox {
             Sink::Discord(http) => http,
             Sink::Print(sent) => {
                 println!(
-                    "[no-discord] channel {} (reply to {:?}): {} [{}]",
-                    m.channel_id, m.reply_to, m.content, m.footer
+                    "[no-discord] channel {} (reply to {:?}): {} [{}]{}",
+                    m.channel_id,
+                    m.reply_to,
+                    m.content,
+                    m.footer,
+                    m.file
+                        .as_ref()
+                        .map(|(name, content)| format!(" + file {name} ({} bytes)", content.len()))
+                        .unwrap_or_default()
                 );
                 let mut sent = sent.lock().expect("outbox lock");
                 sent.push(m.clone());

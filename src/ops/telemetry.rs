@@ -67,6 +67,12 @@ pub const PENDING_MESSAGES: &str = "troupe_pending_messages";
 pub const MESSAGE_RETRIES: &str = "troupe_message_retries_total";
 /// Messages troupe gave up answering. Labels: `agent`, `cause` ([`GiveUpCause`]).
 pub const MESSAGE_GIVE_UPS: &str = "troupe_message_give_ups_total";
+/// Files on answered messages, by agent, `kind` (`image`, `text`, `other`) and `outcome`
+/// ([`ATTACHMENT_OUTCOMES`]).
+pub const ATTACHMENTS: &str = "troupe_attachments_total";
+/// The outcomes of [`ATTACHMENTS`]: given to the model, skipped by a limit or the backend,
+/// not fetched (refused host, status, timeout, size, wrong content), named only.
+pub const ATTACHMENT_OUTCOMES: [&str; 4] = ["sent", "skipped", "failed", "named"];
 /// Model calls not made because a budget is spent, by agent and `budget` (`user`, `agent`).
 pub const BUDGET_REFUSALS: &str = "troupe_budget_refusals_total";
 /// Slash commands used, by agent, command and outcome.
@@ -230,6 +236,11 @@ pub fn initialise<'a>(agents: impl IntoIterator<Item = &'a str>, backends: impl 
                 counter!(COMMANDS, "agent" => agent.clone(), "command" => command, "outcome" => outcome).absolute(0);
             }
         }
+        for kind in ["image", "text", "other"] {
+            for outcome in ATTACHMENT_OUTCOMES {
+                counter!(ATTACHMENTS, "agent" => agent.clone(), "kind" => kind, "outcome" => outcome).absolute(0);
+            }
+        }
         gauge!(BACKLOG_MESSAGES, "agent" => agent.clone()).set(0.0);
         gauge!(PENDING_MESSAGES, "agent" => agent.clone()).set(0.0);
         // Health::new sets the gateway and breaker gauges to where each agent starts.
@@ -301,6 +312,10 @@ fn describe() {
         COMMANDS,
         "Slash commands used, by agent, command and outcome (ok, error, refused, bad_option, guild_only, unknown)."
     );
+    describe_counter!(
+        ATTACHMENTS,
+        "Files on answered messages by agent, kind (image, text, other) and outcome (sent, skipped, failed, named)."
+    );
     describe_gauge!(
         BREAKER_STATE,
         "Circuit breaker per agent: 0 closed, 1 open, 2 half-open."
@@ -350,6 +365,12 @@ pub fn replies_sent(agent: &str, messages: usize) {
 /// A streamed reply of `agent` made `writes` Discord writes (posts, edits, deletes).
 pub fn stream_writes(agent: &str, writes: usize) {
     counter!(STREAM_WRITES, "agent" => agent.to_string()).increment(writes as u64);
+}
+
+/// A file on a message `agent` answers: its `kind` and what became of it (one of
+/// [`ATTACHMENT_OUTCOMES`]).
+pub fn attachment(agent: &str, kind: &'static str, outcome: &'static str) {
+    counter!(ATTACHMENTS, "agent" => agent.to_string(), "kind" => kind, "outcome" => outcome).increment(1);
 }
 
 /// A reply of `agent` was not sent: the agent chain was too long.
