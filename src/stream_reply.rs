@@ -130,6 +130,11 @@ impl StreamPlan {
         self.parts.iter().map(|p| p.id).collect()
     }
 
+    /// What the last posted message shows, when this attempt knows it.
+    pub fn last_shown(&self) -> Option<&PartView> {
+        self.parts.last().and_then(|p| p.shown.as_ref())
+    }
+
     /// Whether the first message is out.
     pub fn first_posted(&self) -> bool {
         !self.parts.is_empty()
@@ -230,6 +235,23 @@ impl StreamPlan {
         }
     }
 }
+
+/// What a partial reply shows while its answer waits for a retry after a failure mid-stream:
+/// its text and a line saying so, within `limit` characters (the text is shortened when needed).
+pub fn interrupted(content: &str, limit: usize) -> String {
+    let room = limit.saturating_sub(INTERRUPTED_NOTE.chars().count());
+    let kept: String = match content.chars().count() > room {
+        true => {
+            let cut: String = content.chars().take(room.saturating_sub(1)).collect();
+            format!("{}…", cut.trim_end())
+        }
+        false => content.to_string(),
+    };
+    format!("{kept}{INTERRUPTED_NOTE}")
+}
+
+/// The line [`interrupted`] adds.
+pub const INTERRUPTED_NOTE: &str = "\n\n*(interrupted; trying again…)*";
 
 /// Whether `text` holds a first sentence worth showing: a sentence end followed by whitespace,
 /// or a line break after some text.
@@ -400,6 +422,15 @@ mod tests {
         );
         assert_eq!(step(&mut plan, "Hi there.", true, end), Next::Done);
         assert_eq!(plan.message_ids(), vec![7]);
+    }
+
+    #[test]
+    fn an_interrupted_part_says_so_within_the_limit() {
+        assert_eq!(interrupted("Hello", 2000), format!("Hello{INTERRUPTED_NOTE}"));
+        let long = "a".repeat(2000);
+        let shown = interrupted(&long, 2000);
+        assert_eq!(shown.chars().count(), 2000);
+        assert!(shown.ends_with(INTERRUPTED_NOTE) && shown.contains("a…"));
     }
 
     #[tokio::test(start_paused = true)]

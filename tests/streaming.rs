@@ -151,15 +151,26 @@ async fn a_model_failure_mid_stream_is_edited_into_the_answer_after_the_retry() 
     let llm = LlmTestServer::start().await.unwrap();
     llm.push(Reply::text_then_error(TEXT, 8).token_delay(Duration::from_millis(150)));
     llm.set_default(Reply::text(TEXT).token_delay(Duration::from_millis(20)));
-    let (config, _state) = config(&setup(&llm, ""));
+    // The retry waits a second, so the interrupted reply can be seen.
+    let text = setup(&llm, "").replace("retry_initial_ms = 50", "retry_initial_ms = 1000");
+    let (config, _state) = config(&text);
     let running = troupe::app::start(config).await.unwrap();
     let sb = Control::new(running.sandbox_url().unwrap());
     sb.wait_connected(&["Ada"]).await;
     let asked = sb.say("general", "alice", "<@Ada> tell me something").await;
     let id = asked["id"].as_str().unwrap().to_string();
-    // The partial reply shows before the failure.
+    // The partial reply shows before the failure, then says it was interrupted.
     let partial = sb.reply_to("general", "Ada", &id).await;
     assert_ne!(partial["content"], TEXT);
+    let interrupted = wait_for("the partial reply marked as interrupted", || async {
+        let replies = sb.replies("general", "Ada", &id).await;
+        let content = replies.first()?["content"].as_str()?.to_string();
+        content
+            .ends_with(troupe::stream_reply::INTERRUPTED_NOTE)
+            .then_some(content)
+    })
+    .await;
+    assert!(TEXT.starts_with(interrupted.trim_end_matches(troupe::stream_reply::INTERRUPTED_NOTE)));
     wait_for("the same message edited into the full answer", || async {
         let replies = sb.replies("general", "Ada", &id).await;
         (replies.len() == 1 && replies[0]["content"] == TEXT).then_some(())

@@ -52,6 +52,8 @@ pub struct Streamed {
     pub complete: bool,
     /// Why Discord calls stopped early, if they did.
     pub error: Option<DeliveryError>,
+    /// What the last message shows (its index and view), when this attempt wrote it.
+    pub last_shown: Option<(usize, crate::stream_reply::PartView)>,
 }
 
 /// Streams the text published on `progress` while `model` runs; `model` ends with the complete
@@ -157,7 +159,23 @@ where
         t.abort();
     }
     streamed.message_ids = plan.message_ids();
+    streamed.last_shown = plan
+        .last_shown()
+        .map(|v| (streamed.message_ids.len().saturating_sub(1), v.clone()));
     (outcome, streamed)
+}
+
+/// Marks a reply the model failed part way as interrupted (its last message gets a line saying
+/// so), so it is not left half-written without explanation while the answer waits for its retry
+/// or its give-up notice. Best effort: the next attempt edits it either way.
+pub async fn mark_interrupted(target: &StreamTarget<'_>, streamed: &Streamed) {
+    let (Some((_, view)), Some(&id)) = (&streamed.last_shown, streamed.message_ids.last()) else {
+        return;
+    };
+    let content = crate::stream_reply::interrupted(&view.content, crate::split::DISCORD_LIMIT);
+    if let Err(e) = target.outbox.edit_part(&target.reply, id, &content, false).await {
+        tracing::warn!(agent = %target.agent, message_id = target.answers, error = %e, "cannot mark a streamed reply as interrupted");
+    }
 }
 
 /// One Discord call; a post returns its message.

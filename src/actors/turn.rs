@@ -383,7 +383,10 @@ impl Step<'_> {
                     .unwrap_or_default();
                 (with_reply, text)
             }
-            Some(Err(failure)) => return self.failed(memory, 0, failure),
+            Some(Err(failure)) => {
+                super::streaming::mark_interrupted(&target, &streamed).await;
+                return self.failed(memory, 0, failure);
+            }
             // Discord refused a part before the model was done: nothing was remembered.
             None => {
                 let e = streamed.error.unwrap_or(crate::discord::outbox::DeliveryError {
