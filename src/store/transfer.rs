@@ -5,7 +5,8 @@
 //! What moves: cursors (`cur/`), memory (`mem/`), answered records (`ans/`), created webhooks
 //! (`hook/`, their tokens included: the file is a secret), seen DM channels (`dm/`) and pending
 //! answers (`pend/`), and token usage and budget notices (`use/1/a/<agent>/`,
-//! `use/1/u/<agent>/`, `bnote/`). What does not: chain lengths (`acl/1/<message id>`), which are
+//! `use/1/u/<agent>/`, `use/1/c/<agent>/`, `bnote/`), moderators' pauses and budgets (`pause/`,
+//! `ubud/`) and the messages of streamed replies still owed (`strm/`). What does not: chain lengths (`acl/1/<message id>`), which are
 //! kept per message, not per agent (the footer still carries them), and troupe-wide user usage
 //! (`use/1/u/*/`), which belongs to no one agent.
 
@@ -53,6 +54,16 @@ pub struct AgentExport {
     /// User ID → when the user was last sent this agent's budget notice (Unix ms).
     #[serde(default)]
     pub budget_notices: BTreeMap<String, String>,
+    /// Channels where a moderator paused the agent (`/pause`).
+    #[serde(default)]
+    pub paused_channels: Vec<String>,
+    /// User ID → the budget a moderator set for them with this agent (`/budget`), in tokens.
+    #[serde(default)]
+    pub budget_overrides: BTreeMap<String, String>,
+    /// Message ID → the messages posted so far of the streamed reply to it (a reply still owed:
+    /// the importing process edits them instead of posting a second reply).
+    #[serde(default)]
+    pub streams: BTreeMap<String, Vec<String>>,
 }
 
 /// A webhook troupe created.
@@ -90,7 +101,7 @@ pub enum TransferError {
 }
 
 /// The record kinds that move, by key prefix (without the agent).
-const KINDS: [&str; 6] = ["cur", "mem", "ans", "hook", "dm", "pend"];
+const KINDS: [&str; 10] = ["cur", "mem", "ans", "hook", "dm", "pend", "bnote", "pause", "ubud", "strm"];
 
 fn prefix(kind: &str, agent: &str) -> String {
     format!("{kind}/1/{agent}/")
@@ -206,7 +217,16 @@ impl AgentExport {
                     id(&format!("usage.{key}"), user)?,
                     hour(h)?
                 ),
-                _ => return Err(format!("usage: `{key}` is not a/<hour> or u/<user>/<hour>")),
+                ["c", channel, h] => format!(
+                    "use/1/c/{agent}/{}/{:012}",
+                    id(&format!("usage.{key}"), channel)?,
+                    hour(h)?
+                ),
+                _ => {
+                    return Err(format!(
+                        "usage: `{key}` is not a/<hour>, u/<user>/<hour> or c/<channel>/<hour>"
+                    ))
+                }
             };
             out.push((store_key, tokens.to_be_bytes().to_vec()));
         }
@@ -216,6 +236,25 @@ impl AgentExport {
                 .parse()
                 .map_err(|_| format!("budget_notices.{user}: `{ms}` is not a time in ms"))?;
             out.push((format!("bnote/1/{agent}/{user}"), ms.to_be_bytes().to_vec()));
+        }
+        for channel in &self.paused_channels {
+            out.push((format!("pause/1/{agent}/{}", id("paused_channels", channel)?), Vec::new()));
+        }
+        for (user, tokens) in &self.budget_overrides {
+            let user = id("budget_overrides", user)?;
+            let tokens: u64 = tokens
+                .parse()
+                .map_err(|_| format!("budget_overrides.{user}: `{tokens}` is not a number of tokens"))?;
+            out.push((format!("ubud/1/{agent}/{user}"), tokens.to_be_bytes().to_vec()));
+        }
+        for (message, parts) in &self.streams {
+            let message = id("streams", message)?;
+            let parts = parts
+                .iter()
+                .map(|p| id(&format!("streams.{message}"), p))
+                .collect::<Result<Vec<u64>, String>>()?;
+            let value = serde_json::json!({"v": 1, "parts": parts}).to_string();
+            out.push((format!("strm/1/{agent}/{message}"), value.into_bytes()));
         }
         Ok(out)
     }
@@ -233,9 +272,12 @@ impl Store {
     /// Every key of `agent`'s records that move, with its value.
     fn agent_records(&self, agent: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
-        let usage = [format!("use/1/a/{agent}/"), format!("use/1/u/{agent}/")];
-        let prefixes = KINDS.iter().map(|k| prefix(k, agent)).chain(usage);
-        for p in prefixes.chain([prefix("bnote", agent)]) {
+        let usage = [
+            format!("use/1/a/{agent}/"),
+            format!("use/1/u/{agent}/"),
+            format!("use/1/c/{agent}/"),
+        ];
+        for p in KINDS.iter().map(|k| prefix(k, agent)).chain(usage) {
             for item in self.db.scan_prefix(p) {
                 let (k, v) = item.map_err(|e| classify(&self.path, e))?;
                 out.push((String::from_utf8_lossy(&k).into_owned(), v.to_vec()));
@@ -264,6 +306,9 @@ impl Store {
             pending: BTreeMap::new(),
             usage: BTreeMap::new(),
             budget_notices: BTreeMap::new(),
+            paused_channels: Vec::new(),
+            budget_overrides: BTreeMap::new(),
+            streams: BTreeMap::new(),
         };
         for (key, value) in self.agent_records(agent)? {
             let (kind, rest) = key.split_once('/').expect("scanned by prefix");
@@ -278,6 +323,7 @@ impl Store {
                 let name = match parts.as_slice() {
                     ["1", "a", _, h] => format!("a/{}", hour(h)?),
                     ["1", "u", _, user, h] => format!("u/{user}/{}", hour(h)?),
+                    ["1", "c", _, channel, h] => format!("c/{channel}/{}", hour(h)?),
                     _ => return Err(corrupt(&key, "not a usage key".into())),
                 };
                 export.usage.insert(name, eight(&value)?.to_string());
@@ -317,6 +363,17 @@ impl Store {
                     );
                 }
                 "dm" => export.dm_channels.push(tail),
+                "pause" => export.paused_channels.push(tail),
+                "ubud" => {
+                    export.budget_overrides.insert(tail, eight(&value)?.to_string());
+                }
+                "strm" => {
+                    let parts = json(&value)?["parts"]
+                        .as_array()
+                        .and_then(|a| a.iter().map(|p| p.as_u64().map(|p| p.to_string())).collect())
+                        .ok_or_else(|| corrupt(&key, "not {v, parts: [message ids]}".into()))?;
+                    export.streams.insert(tail, parts);
+                }
                 _ => {
                     // Stored zero-padded (for ID order); written as the plain ID.
                     let (conversation, message) = tail
@@ -426,6 +483,10 @@ mod tests {
             s.add_usage(agent, 300, &[(7, 300)], &[agent, crate::store::TROUPE], 3_600_000 * 5)
                 .unwrap();
             s.record_budget_notice(agent, 7, 99).unwrap();
+            s.add_channel_usage(agent, 10, 120, 3_600_000 * 5).unwrap();
+            s.set_paused(agent, 11, true).await.unwrap();
+            s.set_budget_override(agent, 8, Some(1_000)).await.unwrap();
+            s.save_stream_parts(agent, 502, &[900, 901]).await.unwrap();
         }
         s.record_chain(500, crate::acl::ChainLength::new(2).unwrap()).unwrap();
         s.flush().await.unwrap();
@@ -445,7 +506,11 @@ mod tests {
         assert_eq!(export.pending.keys().collect::<Vec<_>>(), ["c:10/501"]);
         assert_eq!(export.usage.get("a/5").map(String::as_str), Some("300"));
         assert_eq!(export.usage.get("u/7/5").map(String::as_str), Some("300"));
-        assert_eq!(export.usage.len(), 2, "troupe-wide usage stays: {:?}", export.usage);
+        assert_eq!(export.usage.get("c/10/5").map(String::as_str), Some("120"));
+        assert_eq!(export.usage.len(), 3, "troupe-wide usage stays: {:?}", export.usage);
+        assert_eq!(export.paused_channels, ["11"]);
+        assert_eq!(export.budget_overrides.get("8").map(String::as_str), Some("1000"));
+        assert_eq!(export.streams.get("502"), Some(&vec!["900".to_string(), "901".to_string()]));
         assert_eq!(export.budget_notices.get("7").map(String::as_str), Some("99"));
         // Through the file's text, as an operator moves it.
         let text = serde_json::to_string_pretty(&export).unwrap();
@@ -454,7 +519,7 @@ mod tests {
 
         let dest = Store::open(b.path()).unwrap();
         let report = dest.import_agent(&parsed, false).await.unwrap();
-        assert_eq!((report.written, report.set_aside), (12, 0));
+        assert_eq!((report.written, report.set_aside), (16, 0));
         assert_eq!(dest.agent_records("Ada").unwrap(), source.agent_records("Ada").unwrap());
         assert!(dest.agent_records("Basil").unwrap().is_empty());
         // Read back through the store's own accessors.
@@ -473,6 +538,10 @@ mod tests {
         assert_eq!(dest.agent_usage("Ada", 0).unwrap(), 300);
         assert_eq!(dest.user_usage("Ada", 7, 0).unwrap(), 300);
         assert_eq!(dest.budget_notice_sent("Ada", 7).unwrap(), Some(99));
+        assert_eq!(dest.channel_usage("Ada", 10, 0).unwrap(), 120);
+        assert_eq!(dest.paused_channels("Ada").unwrap(), [11]);
+        assert_eq!(dest.budget_override("Ada", 8).unwrap(), Some(1_000));
+        assert_eq!(dest.stream_parts("Ada", 502).unwrap(), [900, 901]);
         // And the export of the copy is the export of the original.
         assert_eq!(dest.export_agent("Ada", 42).unwrap(), export);
     }
@@ -525,5 +594,10 @@ mod tests {
         })
         .contains("the record is of message 501"));
         assert!(refused(&|v| v["agent"] = "A/B".into()).contains("not a valid agent name"));
+        assert!(refused(&|v| v["paused_channels"][0] = "x".into()).contains("paused_channels: `x` is not a Discord ID"));
+        assert!(refused(&|v| v["budget_overrides"]["8"] = "lots".into())
+            .contains("budget_overrides.8: `lots` is not a number of tokens"));
+        assert!(refused(&|v| v["streams"]["502"][1] = "0".into()).contains("streams.502: `0` is not a Discord ID"));
+        assert!(refused(&|v| v["usage"]["c/10"] = "1".into()).contains("is not a/<hour>, u/<user>/<hour> or c/<channel>/<hour>"));
     }
 }
