@@ -545,6 +545,16 @@ async fn first_dm_troupe_never_saw(history_fails: bool) {
             .count()
     };
     assert_eq!((heard("are you there?"), heard("hello?")), (1, 1), "{ada:?}");
+    // In order: the earlier DM is answered before the newer one, or with it. Before the fix the
+    // newer one was answered at once, live, and the earlier one only after the channel was read
+    // back: `chaos_smoke` saw its sync answered first and counted the first DM lost.
+    let mut ada = ada;
+    ada.sort_by_key(|m| m["id"].as_str().and_then(|id| id.parse::<u64>().ok()));
+    let first = |what: &str| ada.iter().position(|m| m["content"].as_str().unwrap().contains(what));
+    assert!(
+        first("are you there?") <= first("hello?"),
+        "the newer DM was answered before the earlier one: {ada:?}"
+    );
     let _ = again;
 }
 

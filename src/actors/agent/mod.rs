@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use self::admission::{admit, on_message, remember_dm};
+use self::admission::{admit, on_message, remember_dm, FirstDm};
 use self::conversations::{conversation_failed, conversation_for, quarantined, resume_pending, route, send};
 use self::cursors::{check_done, finish, on_finished, save_cursors};
 use self::replaying::{hold_unread, maybe_begin_replay, on_backlog, on_replay_done, spawn_replay};
@@ -314,8 +314,10 @@ impl Actor for AgentActor {
                 maybe_begin_replay(&myself, state);
             }
             AgentMsg::Gateway(GatewayEvent::Message(m)) => {
-                if m.is_dm() {
-                    remember_dm(&myself, state, &m).await;
+                // A first DM after earlier ones troupe never saw is answered with them, from the
+                // channel's read-back, not live before them (`chaos_smoke`, first DM).
+                if m.is_dm() && remember_dm(&myself, state, &m).await == FirstDm::ReadBack {
+                    return Ok(());
                 }
                 if let Some(m) = state.phase.live(m) {
                     on_message(&myself, state, m).await;
