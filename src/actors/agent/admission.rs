@@ -215,8 +215,10 @@ pub(super) async fn remember_dm(myself: &ActorRef<AgentMsg>, state: &mut AgentSt
     };
     let _ = myself.cast(AgentMsg::Reread(vec![channel]));
     // Left to the read only when the read will return it and a crash cannot lose it; modes
-    // that only count or clear the backlog hand nothing on, so the message goes on live.
-    let answers = !matches!(state.spec.run.mode, RunMode::ShowBacklog | RunMode::ClearBacklog);
+    // that only count or clear the backlog hand nothing on, so the message goes on live. With
+    // DMs in the replay's scope, a replay that supersedes this read reads the channel too.
+    let answers = !matches!(state.spec.run.mode, RunMode::ShowBacklog | RunMode::ClearBacklog)
+        && state.spec.run.scopes.contains(&Scope::Dms);
     if cursor_saved && remembered && answers {
         FirstDm::ReadBack
     } else {

@@ -97,6 +97,16 @@ pub(super) fn hold_unread(
     }
 }
 
+/// DM channels read back after their first message whose read is over (done, or failed: the
+/// cursor is held and the channel read again, so what waited is answered now): the live
+/// messages that waited for it, oldest first.
+pub(super) fn release_read_back(state: &mut AgentState, read: &[u64], unread: &[(ReplayChannel, u64)]) -> Vec<Inbound> {
+    let over = read.iter().copied().chain(unread.iter().map(|(c, _)| c.id));
+    let mut waited: Vec<Inbound> = over.filter_map(|c| state.read_back.remove(&c)).flatten().collect();
+    waited.sort_by_key(|m| m.id);
+    waited
+}
+
 /// Once every shard's READY and every GUILD_CREATE are in, begins the replay of what was missed;
 /// live messages (including those that overtook those events) wait until it is done.
 pub(super) fn maybe_begin_replay(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
