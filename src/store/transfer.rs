@@ -101,9 +101,7 @@ pub enum TransferError {
 }
 
 /// The record kinds that move, by key prefix (without the agent).
-const KINDS: [&str; 10] = [
-    "cur", "mem", "ans", "hook", "dm", "pend", "bnote", "pause", "ubud", "strm",
-];
+const KINDS: [&str; 10] = ["cur", "mem", "ans", "hook", "dm", "pend", "bnote", "pause", "ubud", "strm"];
 
 fn prefix(kind: &str, agent: &str) -> String {
     format!("{kind}/1/{agent}/")
@@ -240,10 +238,7 @@ impl AgentExport {
             out.push((format!("bnote/1/{agent}/{user}"), ms.to_be_bytes().to_vec()));
         }
         for channel in &self.paused_channels {
-            out.push((
-                format!("pause/1/{agent}/{}", id("paused_channels", channel)?),
-                Vec::new(),
-            ));
+            out.push((format!("pause/1/{agent}/{}", id("paused_channels", channel)?), Vec::new()));
         }
         for (user, tokens) in &self.budget_overrides {
             let user = id("budget_overrides", user)?;
@@ -515,10 +510,7 @@ mod tests {
         assert_eq!(export.usage.len(), 3, "troupe-wide usage stays: {:?}", export.usage);
         assert_eq!(export.paused_channels, ["11"]);
         assert_eq!(export.budget_overrides.get("8").map(String::as_str), Some("1000"));
-        assert_eq!(
-            export.streams.get("502"),
-            Some(&vec!["900".to_string(), "901".to_string()])
-        );
+        assert_eq!(export.streams.get("502"), Some(&vec!["900".to_string(), "901".to_string()]));
         assert_eq!(export.budget_notices.get("7").map(String::as_str), Some("99"));
         // Through the file's text, as an operator moves it.
         let text = serde_json::to_string_pretty(&export).unwrap();
@@ -606,7 +598,6 @@ mod tests {
         assert!(refused(&|v| v["budget_overrides"]["8"] = "lots".into())
             .contains("budget_overrides.8: `lots` is not a number of tokens"));
         assert!(refused(&|v| v["streams"]["502"][1] = "0".into()).contains("streams.502: `0` is not a Discord ID"));
-        assert!(refused(&|v| v["usage"]["c/10"] = "1".into())
-            .contains("is not a/<hour>, u/<user>/<hour> or c/<channel>/<hour>"));
+        assert!(refused(&|v| v["usage"]["c/10"] = "1".into()).contains("is not a/<hour>, u/<user>/<hour> or c/<channel>/<hour>"));
     }
 }
