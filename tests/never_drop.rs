@@ -527,6 +527,8 @@ async fn first_dm_troupe_never_saw(history_fails: bool) {
     }
     // ... until bob writes again: the channel is new to troupe, so what bob sent before is owed.
     let again = h.sb.dm("bob", "Ada", "hello?").await;
+    // ... and once more at once, likely while troupe is still reading the channel back.
+    h.sb.dm("bob", "Ada", "anyone?").await;
     let answered_both = || async {
         let ada: Vec<Value> =
             h.sb.messages(&dm)
@@ -535,16 +537,30 @@ async fn first_dm_troupe_never_saw(history_fails: bool) {
                 .filter(|m| m["author"]["username"] == "Ada")
                 .collect();
         let text: String = ada.iter().map(|m| m["content"].as_str().unwrap_or_default()).collect();
-        (text.contains("are you there?") && text.contains("hello?")).then_some(ada)
+        (text.contains("are you there?") && text.contains("hello?") && text.contains("anyone?")).then_some(ada)
     };
-    let ada = wait_for("answers to both DMs", answered_both).await;
+    let ada = wait_for("answers to the three DMs", answered_both).await;
     // Both, once: together (a batch of missed messages), or one by one.
     let heard = |what: &str| {
         ada.iter()
             .filter(|m| m["content"].as_str().unwrap().contains(what))
             .count()
     };
-    assert_eq!((heard("are you there?"), heard("hello?")), (1, 1), "{ada:?}");
+    assert_eq!(
+        (heard("are you there?"), heard("hello?"), heard("anyone?")),
+        (1, 1, 1),
+        "{ada:?}"
+    );
+    // In order: the earlier DM is answered before the newer one, or with it. Before the fix the
+    // newer one was answered at once, live, and the earlier one only after the channel was read
+    // back: `chaos_smoke` saw its sync answered first and counted the first DM lost.
+    let mut ada = ada;
+    ada.sort_by_key(|m| m["id"].as_str().and_then(|id| id.parse::<u64>().ok()));
+    let first = |what: &str| ada.iter().position(|m| m["content"].as_str().unwrap().contains(what));
+    assert!(
+        first("are you there?") <= first("hello?") && first("hello?") <= first("anyone?"),
+        "a newer DM was answered before an earlier one: {ada:?}"
+    );
     let _ = again;
 }
 

@@ -156,50 +156,83 @@ pub(super) fn admit(state: &mut AgentState, mut m: Inbound) -> Option<Inbound> {
 /// limit), not just before this message: earlier DMs troupe never saw (sent while it was down,
 /// or lost in a crash before it read them) are owed too, and the channel is read again now to
 /// answer them. One history request, for a channel's first message only.
-pub(super) async fn remember_dm(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: &Inbound) {
+///
+/// Returns [`FirstDm::ReadBack`] when that read is under way and this message is left to it:
+/// the read returns it with the earlier ones, oldest first, so they are answered in order (one
+/// batch) rather than this one live at once and the earlier ones after it. The message is safe
+/// meanwhile: the channel and a cursor before it are saved, so a crash replays it.
+pub(super) async fn remember_dm(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: &Inbound) -> FirstDm {
     if state.spec.run.dry_run != DryRun::None || state.known_dms.contains(&m.channel_id) {
-        return;
+        return FirstDm::Live;
     }
     let (store, name) = (&state.spec.store, &state.spec.config.name);
     let known = match store.cursor(name, m.channel_id) {
         Ok(cursor) => cursor.is_some(),
         Err(e) => {
             tracing::error!(agent = %name, channel = m.channel_id, error = %e, "cannot read a DM channel's cursor");
-            return;
+            return FirstDm::Live;
         }
     };
     let mut look_back = false;
+    let mut cursor_saved = false;
     if !known {
         let start = owed_since(state, m).await;
         look_back = start < m.id.saturating_sub(1);
-        if let Err(e) = store.advance_cursor(name, m.channel_id, start) {
-            tracing::error!(agent = %name, channel = m.channel_id, error = %e, "cannot save a DM channel's cursor");
+        match store.advance_cursor(name, m.channel_id, start) {
+            Ok(()) => cursor_saved = true,
+            Err(e) => {
+                tracing::error!(agent = %name, channel = m.channel_id, error = %e, "cannot save a DM channel's cursor")
+            }
         }
     }
     let saved = async {
         store.remember_dm(name, m.channel_id)?;
         store.flush().await
     };
-    match saved.await {
+    let remembered = match saved.await {
         Ok(()) => {
             state.known_dms.insert(m.channel_id);
+            true
         }
-        Err(e) => tracing::error!(agent = %name, channel = m.channel_id, error = %e, "cannot remember a DM channel"),
-    }
-    if look_back {
-        // Answering this message must not move the cursor past the earlier ones before the
-        // channel is read: hold it until then (the read releases it).
-        if let Ok(Some(start)) = store.cursor(name, m.channel_id) {
-            state.progress.entry(m.channel_id).or_default().hold(start);
+        Err(e) => {
+            tracing::error!(agent = %name, channel = m.channel_id, error = %e, "cannot remember a DM channel");
+            false
         }
-        tracing::info!(agent = %name, channel = m.channel_id, "first message in a DM channel, after earlier ones troupe never saw: reading them");
-        let channel = ReplayChannel {
-            scope: Scope::Dms,
-            id: m.channel_id,
-            name: format!("dm:{}", m.channel_id),
-        };
-        let _ = myself.cast(AgentMsg::Reread(vec![channel]));
+    };
+    if !look_back {
+        return FirstDm::Live;
     }
+    // Answering this message must not move the cursor past the earlier ones before the
+    // channel is read: hold it until then (the read releases it).
+    if let Ok(Some(start)) = store.cursor(name, m.channel_id) {
+        state.progress.entry(m.channel_id).or_default().hold(start);
+    }
+    tracing::info!(agent = %name, channel = m.channel_id, message_id = m.id, "first message in a DM channel, after earlier ones troupe never saw: reading them");
+    let channel = ReplayChannel {
+        scope: Scope::Dms,
+        id: m.channel_id,
+        name: format!("dm:{}", m.channel_id),
+    };
+    let _ = myself.cast(AgentMsg::Reread(vec![channel]));
+    // Left to the read only when the read will return it and a crash cannot lose it; modes
+    // that only count or clear the backlog hand nothing on, so the message goes on live. With
+    // DMs in the replay's scope, a replay that supersedes this read reads the channel too.
+    let answers = !matches!(state.spec.run.mode, RunMode::ShowBacklog | RunMode::ClearBacklog)
+        && state.spec.run.scopes.contains(&Scope::Dms);
+    if cursor_saved && remembered && answers {
+        FirstDm::ReadBack
+    } else {
+        FirstDm::Live
+    }
+}
+
+/// What becomes of the message that showed a DM channel to the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FirstDm {
+    /// Handled live, like any message.
+    Live,
+    /// Left to the channel's read-back, which answers it with the earlier DMs, in order.
+    ReadBack,
 }
 
 /// Where a first-seen DM channel's cursor starts: after the bot's last message before `m` in

@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use self::admission::{admit, on_message, remember_dm};
+use self::admission::{admit, on_message, remember_dm, FirstDm};
 use self::conversations::{conversation_failed, conversation_for, quarantined, resume_pending, route, send};
 use self::cursors::{check_done, finish, on_finished, save_cursors};
-use self::replaying::{hold_unread, maybe_begin_replay, on_backlog, on_replay_done, spawn_replay};
+use self::replaying::{hold_unread, maybe_begin_replay, on_backlog, on_replay_done, release_read_back, spawn_replay};
 use super::conversation::{ConversationActor, ConversationArgs, ConversationMsg};
 use super::gateway::{GatewayActor, GatewayArgs};
 use super::registry::{AfterFailure, Registry};
@@ -151,6 +151,9 @@ pub struct AgentState {
     resumed: bool,
     /// Slash commands: registration and the channels where the agent is paused.
     commands: commands::CommandState,
+    /// DM channels being read back after their first message (`FirstDm::ReadBack`), with the
+    /// live messages that came meanwhile: handled after what the read returns, so in order.
+    read_back: HashMap<u64, Vec<Inbound>>,
 }
 
 impl Actor for AgentActor {
@@ -203,6 +206,7 @@ impl Actor for AgentActor {
             known_dms: HashSet::new(),
             resumed: false,
             commands: commands::CommandState::load(&spec),
+            read_back: HashMap::new(),
         })
     }
 
@@ -314,8 +318,18 @@ impl Actor for AgentActor {
                 maybe_begin_replay(&myself, state);
             }
             AgentMsg::Gateway(GatewayEvent::Message(m)) => {
+                // A first DM after earlier ones troupe never saw is answered with them, from the
+                // channel's read-back, not live before them (`chaos_smoke`, first DM); DMs that
+                // follow it wait for that read too.
                 if m.is_dm() {
-                    remember_dm(&myself, state, &m).await;
+                    if let Some(waiting) = state.read_back.get_mut(&m.channel_id) {
+                        waiting.push(m);
+                        return Ok(());
+                    }
+                    if remember_dm(&myself, state, &m).await == FirstDm::ReadBack {
+                        state.read_back.insert(m.channel_id, Vec::new());
+                        return Ok(());
+                    }
                 }
                 if let Some(m) = state.phase.live(m) {
                     on_message(&myself, state, m).await;
@@ -333,8 +347,14 @@ impl Actor for AgentActor {
                 unread,
                 generation,
             } if state.phase.is_current(generation) => {
+                let waited = release_read_back(state, &read, &unread);
                 hold_unread(&myself, state, &read, unread);
                 on_replay_done(&myself, state, lines, fresh).await;
+                for m in waited {
+                    if let Some(m) = state.phase.live(m) {
+                        on_message(&myself, state, m).await;
+                    }
+                }
             }
             AgentMsg::Backlog { .. } | AgentMsg::ReplayDone { .. } => {
                 tracing::debug!(agent = %state.spec.config.name, "result of a superseded replay ignored");

@@ -97,6 +97,22 @@ pub(super) fn hold_unread(
     }
 }
 
+/// DM channels read back after their first message whose read is over (done, or failed: the
+/// cursor is held and the channel read again, so what waited is answered now): the live
+/// messages that waited for it, oldest first.
+pub(super) fn release_read_back(state: &mut AgentState, read: &[u64], unread: &[(ReplayChannel, u64)]) -> Vec<Inbound> {
+    let over: Vec<u64> = read.iter().copied().chain(unread.iter().map(|(c, _)| c.id)).collect();
+    waited_for(&mut state.read_back, &over)
+}
+
+/// The messages that waited for these channels' reads, oldest first; those channels stop
+/// waiting, the others keep what waits for them.
+fn waited_for(read_back: &mut HashMap<u64, Vec<Inbound>>, over: &[u64]) -> Vec<Inbound> {
+    let mut waited: Vec<Inbound> = over.iter().filter_map(|c| read_back.remove(c)).flatten().collect();
+    waited.sort_by_key(|m| m.id);
+    waited
+}
+
 /// Once every shard's READY and every GUILD_CREATE are in, begins the replay of what was missed;
 /// live messages (including those that overtook those events) wait until it is done.
 pub(super) fn maybe_begin_replay(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
@@ -171,4 +187,40 @@ pub(super) async fn on_replay_done(
     }
     resume_pending(myself, state).await;
     check_done(state);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dm(channel_id: u64, id: u64) -> Inbound {
+        Inbound {
+            id,
+            channel_id,
+            guild_id: None,
+            author_id: 7,
+            author_name: "bob".into(),
+            author_is_bot: false,
+            webhook_id: None,
+            content: format!("dm {id}"),
+            mentions: vec![],
+            mention_everyone: false,
+            reply_to: None,
+            footers: vec![],
+            chain: ChainLength::HUMAN,
+            attachments: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn messages_waiting_for_a_read_back_are_released_oldest_first_only_for_channels_read() {
+        let mut read_back = HashMap::from([(10, vec![dm(10, 105), dm(10, 103)]), (20, vec![dm(20, 201)])]);
+        let ids = |ms: Vec<Inbound>| ms.into_iter().map(|m| m.id).collect::<Vec<_>>();
+        assert_eq!(ids(waited_for(&mut read_back, &[10, 30])), vec![103, 105]);
+        // Channel 20's read is not over: its message still waits, and 10 no longer does.
+        assert_eq!(read_back.keys().copied().collect::<Vec<_>>(), vec![20]);
+        assert_eq!(ids(waited_for(&mut read_back, &[10])), Vec::<u64>::new());
+        assert_eq!(ids(waited_for(&mut read_back, &[20])), vec![201]);
+        assert!(read_back.is_empty());
+    }
 }
