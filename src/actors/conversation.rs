@@ -845,6 +845,24 @@ mod tests {
     use super::*;
     use crate::acl::ChainLength;
 
+    /// What one live conversation holds inline, in bytes (issue 18: memory per conversation).
+    /// ractor boxes every message (`BoxedMessage`), so the message enum's size is paid only
+    /// while a message is queued; the state lives in the actor's task for its whole life.
+    #[test]
+    fn a_conversation_holds_little_inline() {
+        let sizes = [
+            ("ConversationState", std::mem::size_of::<ConversationState>()),
+            ("ConversationMsg", std::mem::size_of::<ConversationMsg>()),
+            ("Inbound", std::mem::size_of::<Inbound>()),
+            ("MemoryTurn", std::mem::size_of::<MemoryTurn>()),
+        ];
+        for (name, size) in sizes {
+            println!("size_of::<{name}>() = {size}");
+        }
+        assert!(std::mem::size_of::<ConversationState>() <= 512, "{sizes:?}");
+        assert!(std::mem::size_of::<MemoryTurn>() <= 128, "{sizes:?}");
+    }
+
     #[test]
     fn bots_wait_the_delay_humans_only_the_reorder_window() {
         let settings = DiscordSettings {
