@@ -42,16 +42,7 @@ impl Env {
     /// troupe's sessions as connected for a moment).
     async fn troupe(&self, bots: &[&str]) -> Process {
         let reads = self.command_requests("GET").await;
-        let args = [
-            "--config",
-            &self.config,
-            "--sandbox-url",
-            &self.sandbox.url,
-            "--state-dir",
-            &self.state,
-        ];
-        let p = Process::spawn(&args);
-        self.sb.wait_connected(bots).await;
+        let p = self.troupe_quiet(bots).await;
         wait_for("each bot's new session to read its commands", || async {
             (self.command_requests("GET").await >= reads + bots.len()).then_some(())
         })
