@@ -193,7 +193,7 @@ impl Running {
 // Why this is long: start-up is one ordered sequence (store, endpoints, sandbox, tokens, backends, tree, watchdog) whose order matters; split, the order would be spread over several functions.
 pub async fn start(config: Config) -> Result<Running, AppError> {
     // The store first: a locked or corrupt store must stop troupe before anything connects.
-    let store = Store::open(&config.store_path)?;
+    let store = Store::open_with_cache(&config.store_path, config.store_cache_bytes)?;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);

@@ -1,6 +1,8 @@
 //! The `troupe` binary: parse flags, set up logs, load the configuration, run until a signal
 //! or an exit request, stop cleanly, map the outcome to an exit code.
 
+mod allocator;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use troupe::sandbox::Sandbox;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    allocator::install_heap_release();
     let cli = Cli::parse();
     init_logs(cli.debug, cli.log_format);
     match cli.command {

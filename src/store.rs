@@ -59,10 +59,12 @@ use crate::routing::ConversationKey;
 /// The schema this build writes and reads.
 pub const SCHEMA: u32 = 1;
 
-/// The most memory sled's page cache may hold (its default is 1 GiB). Conversation actors keep
-/// their memory in their own state, so the store is read when a conversation starts and is
-/// otherwise written: the cache need not hold everything; the OS page cache still does.
-const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+/// The most memory sled's page cache may hold unless `[store] cache_mib` says otherwise (sled's
+/// own default is 1 GiB). Conversation actors keep their memory in their own state, so the store
+/// is read when a conversation starts and is otherwise written: the cache need not hold
+/// everything; the OS page cache still does. It is a bound, not a cost per conversation: it
+/// fills once the records touched exceed it (docs/benchmarks.md, Issue 18).
+pub const DEFAULT_CACHE_MIB: u64 = 64;
 
 /// sled's segment size (its default), set explicitly because [`check`] reads segment headers.
 const SEGMENT_SIZE: usize = 512 * 1024;
@@ -145,8 +147,13 @@ impl Store {
     /// Opens (or creates) the store at `path` and checks it: a damaged store is `Corrupt` and
     /// its files are left as they were (see [`check`] for what is detected where).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with_cache(path, DEFAULT_CACHE_MIB << 20)
+    }
+
+    /// [`Store::open`] with a cache of at most `cache_bytes` (`[store] cache_mib`).
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let found = check::before_open(path)?;
-        let db = check::open_sled(path, path, CACHE_CAPACITY)?;
+        let db = check::open_sled(path, path, cache_bytes)?;
         let seq = check::contents(&db, found, false).map_err(|detail| StoreError::Corrupt {
             path: path.to_path_buf(),
             detail,

@@ -64,6 +64,8 @@ pub struct Config {
     pub store_path: PathBuf,
     /// How long per-message records stay in the store (`[store] retention_days`).
     pub store_retention: std::time::Duration,
+    /// The most memory the store's cache of records may hold, in bytes (`[store] cache_mib`).
+    pub store_cache_bytes: u64,
     /// Conversation actors' limits.
     pub conversations: ConversationSettings,
     /// Backlog replay bounds.
@@ -477,6 +479,15 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
     let backlog = backlog(&raw.backlog, &mut err);
     let delivery = delivery::delivery(&raw.delivery, backlog.max_age, &mut err);
     let store_retention = store_retention(&raw.store, &raw.backlog, backlog.max_age, &mut err);
+    let store_cache_bytes = operations::int(
+        "store.cache_mib",
+        &raw.store.cache_mib,
+        crate::store::DEFAULT_CACHE_MIB,
+        1,
+        65_536,
+        &mut err,
+    ) * 1024
+        * 1024;
     let backends = backend::backends(&raw.backends, &mut err);
     let budgets = budgets::budgets(&raw.budgets, &mut err);
     let attachments = attachments::attachments(&raw.attachments, &mut err);
@@ -509,6 +520,7 @@ fn validate(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigEr
         discord,
         store_path: PathBuf::from(raw.store.path.unwrap_or_else(|| "state".to_string())),
         store_retention,
+        store_cache_bytes,
         conversations,
         backlog,
         run: RunOptions::default(),
@@ -740,6 +752,19 @@ backend = "offline"
         let e = errors(&format!("[discord]\ncommands = \"globle\"\n{MINIMAL}"));
         assert!(
             e.contains("agents.toml:2: discord.commands: unknown command scope `globle`; did you mean \"global\"? use \"guild\", \"global\" or \"off\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_store_cache_defaults_to_64_mib_and_is_bounded() {
+        let c = Config::parse("agents.toml", MINIMAL).unwrap();
+        assert_eq!(c.store_cache_bytes, 64 << 20);
+        let c = Config::parse("agents.toml", &format!("[store]\ncache_mib = 16\n{MINIMAL}")).unwrap();
+        assert_eq!(c.store_cache_bytes, 16 << 20);
+        let e = errors(&format!("[store]\ncache_mib = 0\n{MINIMAL}"));
+        assert!(
+            e.contains("agents.toml:2: store.cache_mib: 0 is out of range; use 1 to 65536"),
             "{e}"
         );
     }

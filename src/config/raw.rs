@@ -211,6 +211,8 @@ pub struct RawStore {
     pub path: Option<String>,
     /// Days the per-message records (chain lengths, answered messages) are kept (default 30).
     pub retention_days: Option<Spanned<i64>>,
+    /// MiB of records sled may cache in memory (default 64).
+    pub cache_mib: Option<Spanned<i64>>,
 }
 
 /// `[backlog]`.

@@ -83,7 +83,7 @@ pub fn resolve(config: &Config) -> (Value, Vec<String>) {
                 crate::config::CommandScope::Off => "off",
             },
         },
-        "store": {"path": config.store_path, "retention_days": config.store_retention.as_secs() / 86_400},
+        "store": {"path": config.store_path, "retention_days": config.store_retention.as_secs() / 86_400, "cache_mib": config.store_cache_bytes >> 20},
         "conversations": {
             "idle_secs": c.idle.as_secs(),
             "queue_limit": c.queue_limit,

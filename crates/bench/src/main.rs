@@ -69,6 +69,9 @@ struct Cli {
     /// Messages of the overhead scenario (overrides the mode's size).
     #[arg(long)]
     overhead_messages: Option<usize>,
+    /// `[store] cache_mib` of the conversations scenario's troupe (default: troupe's own).
+    #[arg(long)]
+    store_cache_mib: Option<u64>,
     /// Where to write the results (default `target/bench/<mode>-<time>.json`, also copied to
     /// `target/bench/latest-<mode>.json`).
     #[arg(long)]
@@ -174,6 +177,7 @@ async fn run(cli: &Cli) -> Result<()> {
     if let Some(n) = cli.overhead_messages {
         plan.overhead_messages = n;
     }
+    plan.store_cache_mib = cli.store_cache_mib;
     let steps = Step::selected(&cli.only).map_err(BenchError)?;
     let mode = if cli.quick { "quick" } else { "full" };
     let bench = Bench {

@@ -33,6 +33,8 @@ pub struct TroupeConfig {
     pub idle_secs: u64,
     /// Every agent streams its replies (`stream = true`).
     pub stream: bool,
+    /// `[store] cache_mib`, when a run sets it (`--store-cache-mib`); troupe's default otherwise.
+    pub store_cache_mib: Option<u64>,
 }
 
 /// An `idle_secs` longer than any run: conversations stay alive.
@@ -55,6 +57,10 @@ impl TroupeConfig {
              [backends.llm]\n{backend}\nmax_concurrency = {}\nmax_queue = 1000000\n",
             self.idle_secs, self.max_concurrency
         );
+        // Written only when set: a troupe built before `cache_mib` existed still reads the rest.
+        if let Some(mib) = self.store_cache_mib {
+            text.push_str(&format!("\n[store]\ncache_mib = {mib}\n"));
+        }
         for name in &self.agents {
             text.push_str(&format!(
                 "\n[[agents]]\nname = \"{name}\"\nbackend = \"llm\"\nmemory = \"{}\"\n{}system_prompt = \"You are {{agent}}.\"\n",
@@ -361,6 +367,7 @@ mod tests {
             max_concurrency: 64,
             idle_secs: STAY_ALIVE,
             stream: false,
+            store_cache_mib: None,
         };
         let parsed = troupe::config::Config::parse("bench.toml", &c.toml()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parsed.agents.len(), 2);
@@ -372,6 +379,12 @@ mod tests {
             ..c
         };
         troupe::config::Config::parse("bench.toml", &echo.toml()).unwrap_or_else(|e| panic!("{e}"));
+        let cached = TroupeConfig {
+            store_cache_mib: Some(8),
+            ..echo
+        };
+        let parsed = troupe::config::Config::parse("bench.toml", &cached.toml()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.store_cache_bytes, 8 << 20);
     }
 
     #[test]

@@ -39,6 +39,7 @@ async fn troupe_with(b: &Bench, n: usize) -> Result<Connected> {
         max_concurrency: 4,
         idle_secs: STAY_ALIVE,
         stream: false,
+        store_cache_mib: None,
     };
     let mut troupe = Troupe::spawn(
         &b.troupe,

@@ -36,6 +36,20 @@ async fn seed(state: &std::path::Path, agent: &str, keys: &[(u64, u64, String)],
     Ok(rate)
 }
 
+/// `growth` bytes of RSS over `n` conversations, less the store's whole cache bound
+/// (`cache_bytes`): the cache is a fixed cost that fills once the records touched exceed it,
+/// not a cost per conversation. A lower bound of the per-conversation part: it assumes the
+/// cache filled entirely during the growth.
+pub fn beyond_cache(what: &str, growth: f64, n: usize, cache_bytes: u64) -> Figure {
+    let cache = cache_bytes as f64;
+    let rest = (growth - cache).max(0.0);
+    Figure::new("memory", what, "KiB", rest / n.max(1) as f64 / 1024.0, None).note(format!(
+        "the previous figure less the store's cache bound ([store] cache_mib = {}, {:.1} KiB per conversation here), a fixed cost",
+        cache_bytes >> 20,
+        cache / n.max(1) as f64 / 1024.0
+    ))
+}
+
 /// Runs the scenario.
 // Why this is long: a benchmark scenario is a script (stage, load, measure, report) read top to bottom.
 pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
@@ -68,6 +82,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         max_concurrency: 64,
         idle_secs: p.passivation_idle_secs,
         stream: false,
+        store_cache_mib: b.plan.store_cache_mib,
     };
     let mut troupe = Troupe::spawn(&b.troupe, &config, &stage.url(), &state, &b.dir)?;
     troupe.wait_ready(CONNECT_DEADLINE).await?;
@@ -127,6 +142,12 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         )),
         Figure::new("memory", "RSS per conversation", "KiB", per_conversation / 1024.0, None)
             .note("(RSS after − RSS before) / conversation actors alive"),
+        beyond_cache(
+            "RSS per conversation beyond the store's cache",
+            after.now as f64 - before.now as f64,
+            alive,
+            b.plan.cache_bytes(),
+        ),
         Figure::new(
             "store",
             "seeding: 20-turn conversations written/s",

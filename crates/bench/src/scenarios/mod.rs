@@ -66,6 +66,9 @@ pub struct Plan {
     /// How long a flood may go without progress before the rest counts as unanswered (and how
     /// long replay may take to answer its first message).
     pub stall: Duration,
+    /// `[store] cache_mib` of the conversations scenario's troupe (`--store-cache-mib`);
+    /// troupe's default when `None`.
+    pub store_cache_mib: Option<u64>,
 }
 
 impl Plan {
@@ -90,7 +93,13 @@ impl Plan {
             activations: 200,
             streaming_messages: 20,
             stall: Duration::from_secs(30),
+            store_cache_mib: None,
         }
+    }
+
+    /// The bound of the conversations scenario's store cache, in bytes.
+    pub fn cache_bytes(&self) -> u64 {
+        self.store_cache_mib.unwrap_or(troupe::store::DEFAULT_CACHE_MIB) << 20
     }
 
     /// The quick run (under a minute).

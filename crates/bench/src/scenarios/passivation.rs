@@ -76,14 +76,22 @@ pub async fn run(b: &Bench, stage: &Stage, troupe: &Troupe, humans: usize, n: us
     // troupe trims the heap 5 s after passivations (`actors::trim`): read RSS after that.
     tokio::time::sleep(Duration::from_secs(7)).await;
     let mut figures = match troupe.rss() {
-        Ok(idle_rss) => vec![Figure::new(
-            "memory",
-            &what,
-            "KiB",
-            (idle_rss.now as f64 - before.now as f64) / n as f64 / KIB,
-            None,
-        )
-        .note("(RSS after passivation − RSS before any conversation) / conversations; freed heap glibc keeps counts")],
+        Ok(idle_rss) => vec![
+            Figure::new(
+                "memory",
+                &what,
+                "KiB",
+                (idle_rss.now as f64 - before.now as f64) / n as f64 / KIB,
+                None,
+            )
+            .note("(RSS after passivation − RSS before any conversation) / conversations; freed heap the allocator keeps counts"),
+            super::conversations::beyond_cache(
+                "RSS per passivated conversation beyond the store's cache",
+                idle_rss.now as f64 - before.now as f64,
+                n,
+                b.plan.cache_bytes(),
+            ),
+        ],
         Err(e) => vec![Figure::unavailable("memory", &what, "KiB", &e.to_string())],
     };
     let k = b.plan.activations.min(n);
