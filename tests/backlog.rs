@@ -17,6 +17,8 @@ guilds = [{ name = "G", channels = [{ name = "general" }, { name = "random" }, {
 [discord]
 bot_dms_channel = "bot-dms"
 user_rate_limit = 0
+# The echo backend answers at once: show the indicator at once too, so it can be counted.
+typing_delay_ms = 0
 
 # This suite restarts troupe on purpose, dozens of times: no crash-loop back-off.
 [restarts]

@@ -22,7 +22,7 @@ const FOOTER: &str = "acl:1 • Sent by a troupe agent";
 /// server that does not retry by itself; Ada streams.
 fn setup(llm: &LlmTestServer, delivery: &str) -> String {
     format!(
-        "[delivery]\nretry_initial_ms = 50\nretry_max_secs = 1\n{delivery}\n[breaker]\nmax_failures = 1000\n\n[backends.model]\nprovider = \"openai\"\nmodel = \"m\"\nbase_url = \"{}\"\nretries = {{ max_attempts = 1, base_delay_ms = 10, max_delay_ms = 100 }}\n\n[[agents]]\nname = \"Ada\"\nbackend = \"model\"\nstream = true\nfailure_notice = \"I could not answer this, sorry.\"\n",
+        "[discord]\ntyping_delay_ms = 0\n\n[delivery]\nretry_initial_ms = 50\nretry_max_secs = 1\n{delivery}\n[breaker]\nmax_failures = 1000\n\n[backends.model]\nprovider = \"openai\"\nmodel = \"m\"\nbase_url = \"{}\"\nretries = {{ max_attempts = 1, base_delay_ms = 10, max_delay_ms = 100 }}\n\n[[agents]]\nname = \"Ada\"\nbackend = \"model\"\nstream = true\nfailure_notice = \"I could not answer this, sorry.\"\n",
         llm.openai_base_url()
     )
 }

@@ -5,9 +5,30 @@ mod common;
 
 use common::{two_agents, Control};
 
+/// [`two_agents`] with the typing indicator shown at once (the echo backend answers faster
+/// than the default `typing_delay_ms`).
+fn two_agents_typing_at_once() -> (troupe::config::Config, tempfile::TempDir) {
+    common::config(
+        r#"
+[discord]
+typing_delay_ms = 0
+
+[[agents]]
+name = "Ada"
+backend = "offline"
+system_prompt = "You are {agent}."
+
+[[agents]]
+name = "Basil"
+backend = "offline"
+triggers = { channels = ["random"] }
+"#,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_answers_a_mention_in_its_channel() {
-    let (config, _state) = two_agents();
+    let (config, _state) = two_agents_typing_at_once();
     let running = troupe::app::start(config).await.unwrap();
     let sb = Control::new(running.sandbox_url().unwrap());
     sb.wait_connected(&["Ada", "Basil"]).await;
@@ -42,6 +63,28 @@ async fn agent_answers_a_mention_in_its_channel() {
             .unwrap_or_else(|| panic!("no POST {wanted}: {requests:#?}"))
     };
     assert!(position(&format!("/channels/{channel}/typing")) < position(&format!("/channels/{channel}/messages")));
+    running.stop().await;
+}
+
+/// A reply ready before `typing_delay_ms` (500 ms by default) makes one REST call, not two:
+/// no typing indicator is sent for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_reply_sends_no_typing_indicator() {
+    let (config, _state) = two_agents();
+    let running = troupe::app::start(config).await.unwrap();
+    let sb = Control::new(running.sandbox_url().unwrap());
+    sb.wait_connected(&["Ada", "Basil"]).await;
+    let asked = sb.say("general", "alice", "<@Ada> quick one").await;
+    sb.reply_to("general", "Ada", asked["id"].as_str().unwrap()).await;
+    // An indicator is cancelled, or sent and answered, before its reply is posted: none can
+    // still be on its way now.
+    let typing: Vec<_> = sb
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r["method"] == "POST" && r["path"].as_str().is_some_and(|p| p.ends_with("/typing")))
+        .collect();
+    assert!(typing.is_empty(), "{typing:#?}");
     running.stop().await;
 }
 

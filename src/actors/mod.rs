@@ -15,6 +15,7 @@
 //!   defers and retries failed answers, gives up visibly.
 //! - [`turn`]: one turn's steps: prompt, breaker, pool, model, memory, delivery, records.
 //! - [`streaming`]: a streamed reply's Discord calls while the model writes it.
+//! - [`typing`]: a turn's typing indicator, sent only when the reply is not ready after a delay.
 //! - [`registry`]: the agent's conversations by key, their restarts and quarantines.
 //! - [`replay`]: reads an agent's missed messages (startup and after a re-identify).
 //! - [`trim`]: gives passivated conversations' freed memory back to the system.
@@ -32,6 +33,7 @@ pub mod streaming;
 pub mod supervisor;
 pub mod trim;
 pub mod turn;
+pub mod typing;
 
 pub use cast::Cast;
 

@@ -31,8 +31,9 @@ pub struct StreamTarget<'a> {
     pub answers: u64,
     /// Channel, reference, footer, courtesy, slowmode and nonces (its `text` is not used).
     pub reply: Reply,
-    /// Renew the typing indicator until the first message is out.
-    pub typing: bool,
+    /// Show the typing indicator after this delay and renew it until the first message is out
+    /// (`None`: not at all).
+    pub typing: Option<Duration>,
     /// The users a text may ping.
     pub allowed_users: &'a (dyn Fn(&str) -> Vec<u64> + Sync),
     /// The text as shown (agents' `@Name` turned into mentions).
@@ -75,15 +76,10 @@ where
     let mut complete_text: Option<String> = None;
     let mut progress_open = true;
     let mut streamed = Streamed::default();
-    let mut typing = (target.typing && !plan.first_posted()).then(|| {
-        let (outbox, channel) = (target.outbox.clone(), target.reply.channel_id);
-        tokio::spawn(async move {
-            loop {
-                outbox.typing(channel).await;
-                tokio::time::sleep(TYPING_EVERY).await;
-            }
-        })
-    });
+    let mut typing = target
+        .typing
+        .filter(|_| !plan.first_posted())
+        .map(|delay| super::typing::Typing::start(target.outbox, target.reply.channel_id, delay, Some(TYPING_EVERY)));
     let ended = |r: Result<(String, T), E>, outcome: &mut Option<Result<T, E>>, text: &mut Option<String>| match r {
         Ok((t, v)) => {
             *text = Some(t);
@@ -122,7 +118,7 @@ where
                         plan.posted(part, id, view, now);
                         streamed.posted.push(id);
                         if let Some(t) = typing.take() {
-                            t.abort();
+                            t.stop();
                         }
                         record(target, &plan).await;
                     }
@@ -156,7 +152,7 @@ where
         }
     }
     if let Some(t) = typing {
-        t.abort();
+        t.stop();
     }
     streamed.message_ids = plan.message_ids();
     streamed.last_shown = plan
@@ -247,7 +243,7 @@ mod tests {
             agent: "Ada",
             answers: 9,
             reply: reply(),
-            typing: false,
+            typing: None,
             allowed_users: &none,
             render: &same,
         };
@@ -280,7 +276,7 @@ mod tests {
             agent: "Ada",
             answers: 9,
             reply: reply(),
-            typing: false,
+            typing: None,
             allowed_users: &none,
             render: &same,
         };

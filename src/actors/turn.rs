@@ -298,10 +298,8 @@ impl Step<'_> {
         let reply = self.reply(text);
         // The indicator must not arrive after the reply (it would show for ~10 s more); a request
         // that hangs does not hold the reply past `TYPING_WAIT`.
-        if let Some(mut handle) = typing {
-            if tokio::time::timeout(TYPING_WAIT, &mut handle).await.is_err() {
-                handle.abort();
-            }
+        if let Some(typing) = typing {
+            typing.settle(TYPING_WAIT).await;
         }
         // `long_replies = "file"`: one long code block goes out as a file on one message.
         let delivered = match crate::attach::reply_file::as_file(&reply.text, &self.spec.attach.settings) {
@@ -358,7 +356,7 @@ impl Step<'_> {
                 first_part: 0,
                 ..self.reply(String::new())
             },
-            typing: self.pacing.typing && remembered.is_none(),
+            typing: (self.pacing.typing && remembered.is_none()).then_some(self.spec.discord.typing_delay),
             allowed_users: &allowed,
             render: &render,
         };
@@ -424,7 +422,7 @@ impl Step<'_> {
         &self,
         memory: &[MemoryTurn],
         progress: crate::llm::http::Progress<'_>,
-    ) -> Result<(String, Vec<MemoryTurn>, Option<tokio::task::JoinHandle<()>>), TurnFailure> {
+    ) -> Result<(String, Vec<MemoryTurn>, Option<super::typing::Typing>), TurnFailure> {
         let (spec, name) = (self.spec, self.name());
         let mut history: Vec<_> = memory.iter().map(|t| self.prompt_turn(t)).collect();
         let fresh: Vec<MemoryTurn> = self
@@ -475,11 +473,11 @@ impl Step<'_> {
         if !spec.breaker.allow(std::time::Instant::now()) {
             return Err(TurnFailure::retry(Cause::Breaker, "circuit breaker open"));
         }
-        // The indicator's request runs alongside the model call rather than before it: on
-        // Discord it is a full REST round trip.
+        // The indicator's request runs alongside the model call rather than before it (on
+        // Discord it is a full REST round trip), and only once the reply has not been ready for
+        // `typing_delay`: a fast reply makes one REST call, not two.
         let typing = (self.pacing.typing && progress.is_none()).then(|| {
-            let (outbox, channel) = (self.outbox.clone(), self.latest.channel_id);
-            tokio::spawn(async move { outbox.typing(channel).await })
+            super::typing::Typing::start(self.outbox, self.latest.channel_id, spec.discord.typing_delay, None)
         });
         let completion = match spec.pool.acquire(name).await {
             Ok(_permit) => self.call_model(prompt, progress).await,
@@ -493,7 +491,7 @@ impl Step<'_> {
             Ok(c) => c,
             Err(failure) => {
                 if let Some(t) = typing {
-                    t.abort();
+                    t.stop();
                 }
                 return Err(failure);
             }
@@ -675,17 +673,11 @@ impl Step<'_> {
         if let Some(e) = &delivered.error {
             telemetry::discord_rest_error(e.status);
         }
-        if !self.dry() {
-            for id in &delivered.message_ids {
-                if let Err(e) = self.spec.store.record_chain(*id, reply.chain) {
-                    tracing::warn!(agent = %name, error = %e, "cannot record a chain length");
-                }
-            }
-        }
         match delivered.error {
             None => {
                 let parts = delivered.parts_done;
-                match self.record_answered().await {
+                // The parts' chain lengths and the answered record: one batch, one flush.
+                match self.record_delivery(&delivered.message_ids, reply.chain).await {
                     Ok(()) => TurnOutcome {
                         memory,
                         parts_done: parts,
@@ -695,11 +687,13 @@ impl Step<'_> {
                 }
             }
             Some(e) if e.is_transient() => {
+                self.record_posted(&delivered.message_ids, reply.chain);
                 tracing::warn!(agent = %name, message_id = self.latest.id, status = ?e.status, parts_done = delivered.parts_done, reason = %e.reason, "discord did not take the reply; it will be sent again");
                 let failure = TurnFailure::retry(Cause::Delivery, e.to_string());
                 self.failed(memory, delivered.parts_done, failure)
             }
             Some(e) => {
+                self.record_posted(&delivered.message_ids, reply.chain);
                 tracing::error!(agent = %name, message_id = self.latest.id, status = ?e.status, parts_done = delivered.parts_done, reason = %e.reason, "discord refused the reply");
                 // Remember only what the channel shows: never a reply Discord refused.
                 let shown = self.shown(memory, &reply.text, delivered.parts_done);
@@ -812,7 +806,7 @@ impl Step<'_> {
             agent: self.name(),
             answers: self.latest.id,
             reply,
-            typing: false,
+            typing: None,
             allowed_users: &none,
             render: &same,
         };
@@ -869,6 +863,32 @@ impl Step<'_> {
             .record_answered(self.name(), &ids)
             .await
             .map_err(|e| TurnFailure::retry(Cause::Store, e.to_string()))
+    }
+
+    /// Records a delivered reply: the chain lengths of the messages it posted and, durably, the
+    /// answered messages, in one batch with one flush.
+    async fn record_delivery(&self, posted: &[u64], chain: ChainLength) -> Result<(), TurnFailure> {
+        if self.dry() {
+            return Ok(());
+        }
+        let ids: Vec<u64> = self.batch.iter().map(|m| m.id).collect();
+        self.spec
+            .store
+            .record_delivery(self.name(), posted, chain, &ids)
+            .await
+            .map_err(|e| TurnFailure::retry(Cause::Store, e.to_string()))
+    }
+
+    /// Records the chain lengths of the messages a failed delivery did post (best effort).
+    fn record_posted(&self, posted: &[u64], chain: ChainLength) {
+        if self.dry() {
+            return;
+        }
+        for id in posted {
+            if let Err(e) = self.spec.store.record_chain(*id, chain) {
+                tracing::warn!(agent = %self.name(), error = %e, "cannot record a chain length");
+            }
+        }
     }
 
     /// Saves memory durably (dry runs leave the store untouched).

@@ -56,6 +56,13 @@ pub(crate) fn settings(raw: &RawDiscord, err: &mut Report<'_>) -> DiscordSetting
         bot_delay_jitter: raw
             .bot_delay_jitter_ms
             .map_or(d.bot_delay_jitter, Duration::from_millis),
+        typing_delay: Duration::from_millis(ranged(
+            "typing_delay_ms",
+            &raw.typing_delay_ms,
+            d.typing_delay.as_millis() as u64,
+            0,
+            60_000,
+        )),
         user_rate_limit: ranged(
             "user_rate_limit",
             &raw.user_rate_limit,

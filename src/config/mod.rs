@@ -342,6 +342,8 @@ pub struct DiscordSettings {
     pub bot_delay: std::time::Duration,
     /// Random extra delay up to this.
     pub bot_delay_jitter: std::time::Duration,
+    /// How long a turn waits for its reply before showing the typing indicator.
+    pub typing_delay: std::time::Duration,
     /// Messages per user per agent within the window (0: no limit).
     pub user_rate_limit: usize,
     /// Window of the per-user limit.
@@ -376,6 +378,7 @@ impl Default for DiscordSettings {
             courtesy: crate::acl::DEFAULT_COURTESY.to_string(),
             bot_delay: std::time::Duration::from_millis(17_000),
             bot_delay_jitter: std::time::Duration::from_millis(3_000),
+            typing_delay: std::time::Duration::from_millis(500),
             user_rate_limit: 20,
             user_rate_window: std::time::Duration::from_secs(60),
             rate_notice: "You are sending messages faster than I can answer; I will read yours again in a moment."

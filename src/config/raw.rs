@@ -140,6 +140,9 @@ pub struct RawDiscord {
     pub bot_delay_ms: Option<u64>,
     /// Random extra delay, 0 to this many milliseconds (default 3000).
     pub bot_delay_jitter_ms: Option<u64>,
+    /// Milliseconds a turn waits for its reply before showing the typing indicator (default
+    /// 500; 0 shows it at once).
+    pub typing_delay_ms: Option<Spanned<i64>>,
     /// Per-user limit: messages a user may send an agent within `user_rate_window_secs`
     /// (0 turns it off; default 20).
     pub user_rate_limit: Option<Spanned<i64>>,
