@@ -18,7 +18,8 @@
 //! - [`typing`]: a turn's typing indicator, sent only when the reply is not ready after a delay.
 //! - [`registry`]: the agent's conversations by key, their restarts and quarantines.
 //! - [`replay`]: reads an agent's missed messages (startup and after a re-identify).
-//! - [`trim`]: gives passivated conversations' freed memory back to the system.
+//! - [`trim`]: gives passivated conversations' freed memory back to the system (glibc's trim, or
+//!   what the binary's allocator needs).
 //! - [`cast`]: the troupe's agents' Discord IDs and names, for mentions between agents.
 //! - [`roster`]: the cast as slash commands see it, and the running agents (for `/forget-me`).
 

@@ -73,7 +73,8 @@ pub async fn run(b: &Bench, stage: &Stage, troupe: &Troupe, humans: usize, n: us
             "conversations did not passivate",
         )];
     }
-    // troupe trims the heap 5 s after passivations (`actors::trim`): read RSS after that.
+    // A glibc troupe trims the heap 5 s after passivations (`actors::trim`), jemalloc's
+    // background thread purges within about 1 s: read RSS after both.
     tokio::time::sleep(Duration::from_secs(7)).await;
     let mut figures = match troupe.rss() {
         Ok(idle_rss) => vec![
