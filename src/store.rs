@@ -334,43 +334,6 @@ impl Store {
         self.flush().await
     }
 
-    /// Records a delivered reply in one atomic batch: the chain length of each message it
-    /// posted (only ever raised), and, when `answered` is not empty, that the agent delivered its
-    /// answer to those messages, made durable before returning (one flush, as
-    /// [`Store::record_answered`]). With nothing answered (a delivery that failed part way) the
-    /// chain records are written without waiting for a flush, as [`Store::record_chain`] does.
-    ///
-    /// The posted messages are new, so the only other writer of their chain records is another
-    /// agent seeing them on the gateway, which records the same length (the footer's): reading
-    /// then writing in a batch cannot lower a record.
-    pub async fn record_delivery(
-        &self,
-        agent: &str,
-        posted: &[u64],
-        chain: crate::acl::ChainLength,
-        answered: &[u64],
-    ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for id in posted {
-            let key = format!("acl/1/{id}");
-            let old = self
-                .db
-                .get(&key)
-                .map_err(|e| classify(&self.path, e))?
-                .and_then(|b| b.first().copied())
-                .unwrap_or(0);
-            batch.insert(key.as_str(), vec![old.max(chain.get())]);
-        }
-        for id in answered {
-            batch.insert(format!("ans/1/{agent}/{id}").as_str(), Vec::new());
-        }
-        self.db.apply_batch(batch).map_err(|e| classify(&self.path, e))?;
-        if answered.is_empty() {
-            return Ok(());
-        }
-        self.flush().await
-    }
-
     /// Remembers a DM channel the agent has seen.
     pub fn remember_dm(&self, agent: &str, channel_id: u64) -> Result<(), StoreError> {
         self.db
@@ -627,27 +590,6 @@ pub(super) mod tests {
         s.record_chain(5, c(3)).unwrap();
         s.record_chain(5, c(1)).unwrap();
         assert_eq!(s.chain(5).unwrap(), Some(c(3)));
-    }
-
-    #[tokio::test]
-    async fn a_delivery_records_chains_and_answers_together_and_durably() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = |n| crate::acl::ChainLength::new(n).unwrap();
-        {
-            let s = Store::open(dir.path()).unwrap();
-            // Another agent saw part 11 first with a higher chain: never lowered.
-            s.record_chain(11, c(4)).unwrap();
-            s.record_delivery("Ada", &[10, 11], c(2), &[7, 8]).await.unwrap();
-            // A failed delivery records its posted part, answers nothing.
-            s.record_delivery("Ada", &[12], c(2), &[]).await.unwrap();
-            assert_eq!(s.chain(12).unwrap(), Some(c(2)));
-            assert!(!s.answered("Ada", 9).unwrap());
-        }
-        let s = reopen(dir.path()).unwrap();
-        assert_eq!(s.chain(10).unwrap(), Some(c(2)));
-        assert_eq!(s.chain(11).unwrap(), Some(c(4)));
-        assert!(s.answered("Ada", 7).unwrap() && s.answered("Ada", 8).unwrap());
-        assert!(!s.answered("Basil", 7).unwrap());
     }
 
     #[test]

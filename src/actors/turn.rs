@@ -673,11 +673,17 @@ impl Step<'_> {
         if let Some(e) = &delivered.error {
             telemetry::discord_rest_error(e.status);
         }
+        if !self.dry() {
+            for id in &delivered.message_ids {
+                if let Err(e) = self.spec.store.record_chain(*id, reply.chain) {
+                    tracing::warn!(agent = %name, error = %e, "cannot record a chain length");
+                }
+            }
+        }
         match delivered.error {
             None => {
                 let parts = delivered.parts_done;
-                // The parts' chain lengths and the answered record: one batch, one flush.
-                match self.record_delivery(&delivered.message_ids, reply.chain).await {
+                match self.record_answered().await {
                     Ok(()) => TurnOutcome {
                         memory,
                         parts_done: parts,
@@ -687,13 +693,11 @@ impl Step<'_> {
                 }
             }
             Some(e) if e.is_transient() => {
-                self.record_posted(&delivered.message_ids, reply.chain);
                 tracing::warn!(agent = %name, message_id = self.latest.id, status = ?e.status, parts_done = delivered.parts_done, reason = %e.reason, "discord did not take the reply; it will be sent again");
                 let failure = TurnFailure::retry(Cause::Delivery, e.to_string());
                 self.failed(memory, delivered.parts_done, failure)
             }
             Some(e) => {
-                self.record_posted(&delivered.message_ids, reply.chain);
                 tracing::error!(agent = %name, message_id = self.latest.id, status = ?e.status, parts_done = delivered.parts_done, reason = %e.reason, "discord refused the reply");
                 // Remember only what the channel shows: never a reply Discord refused.
                 let shown = self.shown(memory, &reply.text, delivered.parts_done);
@@ -863,32 +867,6 @@ impl Step<'_> {
             .record_answered(self.name(), &ids)
             .await
             .map_err(|e| TurnFailure::retry(Cause::Store, e.to_string()))
-    }
-
-    /// Records a delivered reply: the chain lengths of the messages it posted and, durably, the
-    /// answered messages, in one batch with one flush.
-    async fn record_delivery(&self, posted: &[u64], chain: ChainLength) -> Result<(), TurnFailure> {
-        if self.dry() {
-            return Ok(());
-        }
-        let ids: Vec<u64> = self.batch.iter().map(|m| m.id).collect();
-        self.spec
-            .store
-            .record_delivery(self.name(), posted, chain, &ids)
-            .await
-            .map_err(|e| TurnFailure::retry(Cause::Store, e.to_string()))
-    }
-
-    /// Records the chain lengths of the messages a failed delivery did post (best effort).
-    fn record_posted(&self, posted: &[u64], chain: ChainLength) {
-        if self.dry() {
-            return;
-        }
-        for id in posted {
-            if let Err(e) = self.spec.store.record_chain(*id, chain) {
-                tracing::warn!(agent = %self.name(), error = %e, "cannot record a chain length");
-            }
-        }
     }
 
     /// Saves memory durably (dry runs leave the store untouched).
