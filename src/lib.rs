@@ -11,7 +11,7 @@
 //! - [`stream_reply`]: a reply streamed into messages as the model writes it: when to post, edit,
 //!   cut and tidy (pure).
 //! - [`backlog`]: replay planning: scopes, bounds, cursors from per-channel progress (pure).
-//! - [`actors`]: the ractor supervision tree (supervisor → agents → conversations).
+//! - [`actors`]: the ractor supervision tree (supervisor → agents, each owning its conversations).
 //! - [`ratelimit`]: per-user message limits of an agent (pure).
 //! - [`channels`]: an agent's channels and what derives from them (listen channels, bot-DMs,
 //!   replay order) (pure).

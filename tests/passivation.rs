@@ -84,7 +84,7 @@ async fn a_passivated_conversation_is_activated_from_the_store_each_time() {
 }
 
 /// Messages are sent to every conversation the moment the first of them passivates, so the
-/// others receive theirs while their own idle handshake with the agent may be under way.
+/// others receive theirs while their own idle checks may be under way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_arriving_while_conversations_passivate_are_answered_exactly_once() {
     let (running, sb, _state) = start().await;
@@ -111,8 +111,8 @@ async fn messages_arriving_while_conversations_passivate_are_answered_exactly_on
     for (channel, id) in &asked {
         sb.reply_to(channel, "Ada", id).await;
     }
-    // Every conversation's actor stops (the gauge counts live actors' states, which go down
-    // when a state is dropped): idle conversations hold no memory.
+    // Every conversation passivates (the gauge counts live conversations' states, which go
+    // down when a state is dropped): idle conversations hold no memory.
     wait_all_passivated(&running).await;
     let mut channels: Vec<&String> = asked.iter().map(|(c, _)| c).collect();
     channels.sort_unstable();

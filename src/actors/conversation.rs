@@ -1,6 +1,10 @@
-//! A conversation actor: one per conversation key of an agent. Answers its messages in
-//! message-ID order, one turn at a time ([`super::turn`]), without going deaf: the turn runs in
-//! a spawned task whose outcome is cast back.
+//! A conversation: one per live conversation key of an agent, a plain struct its agent actor
+//! owns (not an actor: an idle conversation holds no task, channel or timer beyond its idle
+//! check). Answers its messages in message-ID order, one turn at a time ([`super::turn`]),
+//! without making its agent wait: the turn runs in a spawned task whose outcome comes back to
+//! the agent as an event tagged with the conversation's key and generation
+//! (`AgentMsg::Conversation`); an event of an incarnation since passivated or replaced is
+//! ignored.
 //!
 //! Nothing it is given is dropped. Each message ends answered, or given up with a visible
 //! notice, and only then is it reported `Finished` to the agent (whose cursors move on):
@@ -15,9 +19,11 @@
 //!   store and read back when there is room (given up with the `busy_notice` if they waited
 //!   `give_up_after_secs`).
 //! - **Panic in a turn**: its messages are handed back to be given up by the replacement, the
-//!   waiting ones to be answered by it; then the actor fails and the agent restarts it.
-//! - **Idle**: after `idle` with nothing to do it asks the agent to stop it; the agent does so
-//!   only if no message is on its way to it, so no message can land in a stopping mailbox.
+//!   waiting ones to be answered by it; the agent drops the conversation and starts a new one
+//!   (or quarantines the key after repeated failures).
+//! - **Idle**: after `idle` with nothing to do, the agent passivates it (drops its state; its
+//!   memory is in the store). Messages are handed over in calls, never in flight, so nothing can
+//!   reach a passivated conversation.
 //! - **Stop**: an in-flight turn gets `shutdown_grace`; whatever still waits is answered after
 //!   the restart (the agent's cursors were held back by it).
 
@@ -28,7 +34,7 @@ pub use self::controls::Control;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::ActorRef;
 use tokio::task::JoinHandle;
 
 use super::agent::AgentMsg;
@@ -42,10 +48,6 @@ use crate::ops::telemetry::{self, GiveUpCause, RetryCause};
 use crate::routing::ConversationKey;
 use crate::store::PendingRecord;
 
-/// The conversation actor.
-#[derive(Debug)]
-pub struct ConversationActor;
-
 /// What a conversation is started with.
 #[derive(Debug)]
 pub struct ConversationArgs {
@@ -55,13 +57,16 @@ pub struct ConversationArgs {
     pub key: ConversationKey,
     /// Where replies go.
     pub outbox: Outbox,
-    /// The agent, to report finished messages, idleness, and hand back messages on failure.
+    /// The agent, which holds this conversation: finished messages are reported to it, and the
+    /// conversation's own events (timers, a turn's end) go through its mailbox.
     pub agent: ActorRef<AgentMsg>,
+    /// Which incarnation of the key this is (an event of an earlier one is ignored).
+    pub generation: u64,
     /// The agent's own user IDs (bot user, webhook): never pinged by its replies.
     pub self_ids: Vec<u64>,
 }
 
-/// Messages to a conversation.
+/// What the agent hands a conversation.
 #[derive(Debug)]
 pub enum ConversationMsg {
     /// A message to answer, with the slowmode of its channel.
@@ -85,16 +90,45 @@ pub enum ConversationMsg {
         /// Why, for metrics.
         cause: GiveUpCause,
     },
+    /// A slash command acting on the conversation, applied between turns.
+    Control(Control),
+}
+
+/// A conversation's own events, sent through its agent's mailbox
+/// (`AgentMsg::Conversation`) with its generation.
+#[derive(Debug)]
+pub enum ConversationEvent {
     /// Start the next turn if one is due.
     Start,
     /// A turn finished (its messages answered or given up, or a failure to handle).
     TurnDone(TurnOutcome),
-    /// A turn panicked: fail the actor so it is restarted clean.
+    /// A turn panicked: the conversation is replaced by a clean one.
     TurnPanicked(String),
-    /// Ask to be stopped if nothing has happened for the idle time (else wait out the rest).
+    /// Passivate if nothing has happened for the idle time (else wait out the rest).
     IdleCheck,
-    /// A slash command acting on the conversation, applied between turns.
-    Control(Control),
+}
+
+/// What the agent does after a conversation's event.
+#[derive(Debug)]
+pub enum Handled {
+    /// Nothing: the conversation goes on.
+    Going,
+    /// It has been idle for the idle time with nothing owed: passivate it.
+    Idle,
+    /// Its turn panicked: replace it.
+    Failed(Failed),
+}
+
+/// A conversation whose turn panicked, and the messages it hands back.
+#[derive(Debug)]
+pub struct Failed {
+    /// What happened.
+    pub why: String,
+    /// Its waiting messages, to be answered by its replacement.
+    pub waiting: Vec<Inbound>,
+    /// The messages of the turn that panicked (and give-ups already decided), to be given up
+    /// with the notice by its replacement: they may be the cause.
+    pub give_up: Vec<Inbound>,
 }
 
 /// A turn in flight.
@@ -148,24 +182,15 @@ pub struct ConversationState {
     spilled: bool,
     /// Messages that have a pending record in the store (removed when they finish).
     recorded: HashSet<u64>,
-    /// `Inbound`, `Backlog` and `GiveUp` messages received, for the idle handshake with the
-    /// agent (which counts what it sends).
-    received: u64,
     /// Commands waiting for the turn in flight to end.
     controls: Vec<Control>,
     _gauge: GaugeGuard,
 }
 
-impl Actor for ConversationActor {
-    type Msg = ConversationMsg;
-    type State = ConversationState;
-    type Arguments = ConversationArgs;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        args: Self::Arguments,
-    ) -> Result<Self::State, ActorProcessingErr> {
+impl ConversationState {
+    /// Starts a conversation (one incarnation of its key): reads its memory and what it owes
+    /// from before, and schedules its first turn and its idle check.
+    pub fn start(args: ConversationArgs) -> Self {
         let memory = load_memory(&args);
         let spilled = args.spec.store.pending_count(&args.spec.config.name, args.key) > 0;
         let mut state = ConversationState {
@@ -183,28 +208,43 @@ impl Actor for ConversationActor {
             give_ups: VecDeque::new(),
             spilled,
             recorded: HashSet::new(),
-            received: 0,
             controls: Vec::new(),
         };
         // Messages owed from before (set aside for room, deferred, or from before a restart).
         if refill(&mut state) > 0 {
             state.backlog_waiting = true;
         }
-        arm_idle_timer(&myself, &mut state);
-        schedule_start(&myself, &mut state);
-        Ok(state)
+        arm_idle_timer(&mut state);
+        // What it owes from before starts at once, before anything handed to it next (which is
+        // answered in its own turn), as when this was an actor whose first message was `Start`.
+        if state.backlog_waiting || !state.give_ups.is_empty() {
+            start_turn(&mut state);
+        }
+        schedule_start(&mut state);
+        state
     }
 
+    /// Which incarnation this is: events carrying another generation are not for it.
+    pub fn generation(&self) -> u64 {
+        self.args.generation
+    }
+
+    /// Where this conversation's own events go.
+    fn mailbox(&self) -> Mailbox {
+        Mailbox {
+            agent: self.args.agent.clone(),
+            key: self.args.key,
+            generation: self.args.generation,
+        }
+    }
+
+    /// Takes what the agent hands it: a message to answer, missed messages, messages to give
+    /// up on, a command.
     // Why this is long: one arm per message kind, each a few lines that call the named steps below.
-    async fn handle(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
+    pub async fn receive(&mut self, msg: ConversationMsg) {
+        let state = self;
         match msg {
             ConversationMsg::Inbound { message, slowmode } => {
-                state.received += 1;
                 state.slowmode.insert(message.channel_id, slowmode);
                 if in_hand(state, message.id) {
                     // Already being answered (read back from the store, then replayed).
@@ -213,11 +253,10 @@ impl Actor for ConversationActor {
                 } else {
                     state.pending.insert(message.id, message);
                 }
-                arm_idle_timer(&myself, state);
-                schedule_start(&myself, state);
+                arm_idle_timer(state);
+                schedule_start(state);
             }
             ConversationMsg::Backlog { messages, slowmode } => {
-                state.received += 1;
                 for m in messages {
                     state.slowmode.insert(m.channel_id, slowmode);
                     // A message read back from the store at start is also replayed: the turn
@@ -228,25 +267,40 @@ impl Actor for ConversationActor {
                     }
                 }
                 state.backlog_waiting = true;
-                arm_idle_timer(&myself, state);
-                schedule_start(&myself, state);
+                arm_idle_timer(state);
+                schedule_start(state);
             }
             ConversationMsg::GiveUp { messages, cause } => {
-                state.received += 1;
                 let notice = state.args.spec.config.failure_notice.clone();
                 state.give_ups.push_back(GiveUp {
                     batch: messages,
                     notice,
                     cause,
                 });
-                schedule_start(&myself, state);
+                schedule_start(state);
             }
-            ConversationMsg::Start => {
+            ConversationMsg::Control(control) => {
+                state.controls.push(control);
+                if state.turn.is_none() {
+                    controls::apply(state).await;
+                }
+                arm_idle_timer(state);
+            }
+        }
+    }
+
+    /// Handles one of its own events (a timer, a turn's end), for this incarnation.
+    pub async fn on_event(&mut self, event: ConversationEvent) -> Handled {
+        let state = self;
+        match event {
+            ConversationEvent::Start => {
                 state.start_scheduled = false;
-                start_turn(&myself, state);
+                start_turn(state);
             }
-            ConversationMsg::TurnDone(outcome) => {
-                let Some(turn) = state.turn.take() else { return Ok(()) };
+            ConversationEvent::TurnDone(outcome) => {
+                let Some(turn) = state.turn.take() else {
+                    return Handled::Going;
+                };
                 state.memory = outcome.memory;
                 // The turn's copy grew by doubling; an idle conversation keeps only what it holds
                 // (10,000 idle conversations: see docs/benchmarks.md).
@@ -257,19 +311,10 @@ impl Actor for ConversationActor {
                 }
                 controls::apply(state).await;
                 refill(state);
-                arm_idle_timer(&myself, state);
-                schedule_start(&myself, state);
+                arm_idle_timer(state);
+                schedule_start(state);
             }
-            ConversationMsg::Control(control) => {
-                // Counted like a message: the agent counts it as sent (idle handshake).
-                state.received += 1;
-                state.controls.push(control);
-                if state.turn.is_none() {
-                    controls::apply(state).await;
-                }
-                arm_idle_timer(&myself, state);
-            }
-            ConversationMsg::TurnPanicked(why) => {
+            ConversationEvent::TurnPanicked(why) => {
                 let turn = state.turn.take();
                 // The messages whose turn panicked are given up (with the notice) by the
                 // replacement, not retried: they may be the cause. The waiting ones are handed
@@ -278,44 +323,79 @@ impl Actor for ConversationActor {
                 // Give-ups already decided are handed over too.
                 give_up.extend(state.give_ups.drain(..).flat_map(|g| g.batch));
                 let waiting: Vec<Inbound> = std::mem::take(&mut state.pending).into_values().collect();
-                let _ = state.args.agent.cast(AgentMsg::Reroute {
-                    from: myself.get_id(),
-                    key: state.args.key,
-                    messages: waiting,
+                return Handled::Failed(Failed {
+                    why: format!("turn panicked: {why}"),
+                    waiting,
                     give_up,
                 });
-                return Err(format!("turn panicked: {why}").into());
             }
-            ConversationMsg::IdleCheck => {
+            ConversationEvent::IdleCheck => {
                 state.idle_armed = false;
                 let idle_for = state.last_activity.elapsed();
                 let idle = state.args.spec.conversations.idle;
                 if !is_idle(state) {
-                    schedule_idle_check(&myself, state, idle);
+                    schedule_idle_check(state, idle);
                 } else if idle_for < idle {
-                    schedule_idle_check(&myself, state, idle - idle_for);
+                    schedule_idle_check(state, idle - idle_for);
                 } else {
-                    // The agent stops this actor unless a message is already on its way here.
-                    let _ = state.args.agent.cast(AgentMsg::Idle {
-                        from: myself.get_id(),
-                        received: state.received,
-                    });
+                    // Nothing is on its way to it: everything the agent hands over is handed
+                    // in a call, not a message.
+                    return Handled::Idle;
                 }
             }
         }
-        Ok(())
+        Handled::Going
     }
 
-    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
-        if let Some(turn) = state.turn.take() {
-            // The turn saves its own memory before delivering; give it the grace period.
-            let grace = state.args.spec.conversations.shutdown_grace;
+    /// Passivates an idle conversation: nothing is in flight, and whatever it owes (nothing,
+    /// when idle) is kept pending in the store before its state is dropped.
+    pub fn passivate(mut self) {
+        keep_owed(&mut self);
+    }
+
+    /// Stops the conversation (shutdown, quarantine): an in-flight turn gets `shutdown_grace`
+    /// (it saves its own memory before delivering); whatever still waits is kept pending in the
+    /// store and answered after the restart (the agent's cursors were held back by it).
+    pub async fn stop(mut self) {
+        if let Some(turn) = self.turn.take() {
+            let grace = self.args.spec.conversations.shutdown_grace;
             if tokio::time::timeout(grace, turn.task).await.is_err() {
-                tracing::warn!(agent = %state.args.spec.config.name, key = ?state.args.key, "in-flight turn abandoned at shutdown; it is answered after the restart");
+                tracing::warn!(agent = %self.args.spec.config.name, key = ?self.args.key, "in-flight turn abandoned at shutdown; it is answered after the restart");
             }
         }
-        keep_owed(state);
-        Ok(())
+        keep_owed(&mut self);
+    }
+}
+
+/// Where a conversation's events go: its agent, tagged with its key and generation.
+#[derive(Debug, Clone)]
+struct Mailbox {
+    agent: ActorRef<AgentMsg>,
+    key: ConversationKey,
+    generation: u64,
+}
+
+impl Mailbox {
+    fn message(&self, event: ConversationEvent) -> AgentMsg {
+        AgentMsg::Conversation {
+            key: self.key,
+            generation: self.generation,
+            event: Box::new(event),
+        }
+    }
+
+    fn cast(&self, event: ConversationEvent) {
+        // The agent is stopping: the event does not matter any more.
+        let _ = self.agent.cast(self.message(event));
+    }
+
+    fn send_after(&self, after: Duration, event: fn() -> ConversationEvent) {
+        let (key, generation) = (self.key, self.generation);
+        self.agent.send_after(after, move || AgentMsg::Conversation {
+            key,
+            generation,
+            event: Box::new(event()),
+        });
     }
 }
 
@@ -611,17 +691,19 @@ fn schedule_retry(
 }
 
 /// Records activity; the idle check, if none is scheduled yet, comes after the idle time.
-fn arm_idle_timer(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState) {
+fn arm_idle_timer(state: &mut ConversationState) {
     state.last_activity = tokio::time::Instant::now();
     let idle = state.args.spec.conversations.idle;
-    schedule_idle_check(myself, state, idle);
+    schedule_idle_check(state, idle);
 }
 
-fn schedule_idle_check(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState, after: Duration) {
+fn schedule_idle_check(state: &mut ConversationState, after: Duration) {
     if !state.idle_armed {
         state.idle_armed = true;
         // Never sooner than a tick, so a check cannot spin.
-        myself.send_after(after.max(Duration::from_millis(10)), || ConversationMsg::IdleCheck);
+        state
+            .mailbox()
+            .send_after(after.max(Duration::from_millis(10)), || ConversationEvent::IdleCheck);
     }
 }
 
@@ -638,7 +720,7 @@ pub fn start_delay(oldest_is_bot: bool, settings: &DiscordSettings, reorder: Dur
     }
 }
 
-fn schedule_start(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState) {
+fn schedule_start(state: &mut ConversationState) {
     if state.turn.is_some() || state.start_scheduled {
         return;
     }
@@ -664,25 +746,25 @@ fn schedule_start(myself: &ActorRef<ConversationMsg>, state: &mut ConversationSt
     };
     state.start_scheduled = true;
     if delay.is_zero() {
-        let _ = myself.cast(ConversationMsg::Start);
+        state.mailbox().cast(ConversationEvent::Start);
     } else {
-        myself.send_after(delay, || ConversationMsg::Start);
+        state.mailbox().send_after(delay, || ConversationEvent::Start);
     }
 }
 
 /// Starts the next turn: a give-up first, then the waiting messages. Missed, retried and bot
 /// messages are answered together; a human's live message on its own.
-fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState) {
+fn start_turn(state: &mut ConversationState) {
     if state.turn.is_some() {
         return;
     }
     if state.retry.is_some_and(|r| r.not_before > tokio::time::Instant::now()) {
-        schedule_start(myself, state);
+        schedule_start(state);
         return;
     }
     if let Some(give_up) = state.give_ups.pop_front() {
         let kind = TurnKind::GiveUp { notice: give_up.notice };
-        spawn_turn(myself, state, give_up.batch, kind, give_up.cause);
+        spawn_turn(state, give_up.batch, kind, give_up.cause);
         return;
     }
     let Some(oldest) = state.pending.values().next() else {
@@ -706,7 +788,7 @@ fn start_turn(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState)
         }
         first
     };
-    spawn_turn(myself, state, messages, TurnKind::Answer, GiveUpCause::Llm);
+    spawn_turn(state, messages, TurnKind::Answer, GiveUpCause::Llm);
 }
 
 /// A reply remembered but not confirmed delivered answers the messages the model saw with it:
@@ -772,13 +854,7 @@ fn in_hand(state: &ConversationState, id: u64) -> bool {
         || state.give_ups.iter().any(|g| g.batch.iter().any(|m| m.id == id))
 }
 
-fn spawn_turn(
-    myself: &ActorRef<ConversationMsg>,
-    state: &mut ConversationState,
-    batch: Vec<Inbound>,
-    kind: TurnKind,
-    cause: GiveUpCause,
-) {
+fn spawn_turn(state: &mut ConversationState, batch: Vec<Inbound>, kind: TurnKind, cause: GiveUpCause) {
     let Some(latest) = batch.last() else { return };
     let remembered = remembers_reply(&state.memory, latest.id);
     let pacing = Pacing {
@@ -803,21 +879,21 @@ fn spawn_turn(
     let outbox = state.args.outbox.clone();
     let key = state.args.key;
     let memory = state.memory.clone();
-    let me = myself.clone();
+    let me = state.mailbox();
     let self_ids = state.args.self_ids.clone();
     let turn_batch = batch.clone();
     let turn_kind = kind.clone();
     let task = tokio::spawn(async move {
         turn::run(&spec, &outbox, key, memory, &turn_batch, &turn_kind, pacing, &self_ids).await
     });
-    // A watcher turns the task's end into a message, so a panic in the turn reaches the actor.
+    // A watcher turns the task's end into an event, so a panic in the turn reaches the agent.
     let watcher = tokio::spawn(async move {
-        let msg = match task.await {
-            Ok(outcome) => ConversationMsg::TurnDone(outcome),
-            Err(e) if e.is_panic() => ConversationMsg::TurnPanicked(panic_text(e.into_panic())),
-            Err(_) => ConversationMsg::TurnPanicked("turn task cancelled".into()),
+        let event = match task.await {
+            Ok(outcome) => ConversationEvent::TurnDone(outcome),
+            Err(e) if e.is_panic() => ConversationEvent::TurnPanicked(panic_text(e.into_panic())),
+            Err(_) => ConversationEvent::TurnPanicked("turn task cancelled".into()),
         };
-        let _ = me.cast(msg);
+        me.cast(event);
     });
     state.turn = Some(Turn {
         task: watcher,
@@ -844,15 +920,17 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
 mod tests {
     use super::*;
     use crate::acl::ChainLength;
+    use ractor::{Actor, ActorProcessingErr};
 
     /// What one live conversation holds inline, in bytes (issue 18: memory per conversation).
-    /// ractor boxes every message (`BoxedMessage`), so the message enum's size is paid only
-    /// while a message is queued; the state lives in the actor's task for its whole life.
+    /// The state lives in its agent's map for the conversation's whole life; events are boxed
+    /// into the agent's messages only while queued.
     #[test]
     fn a_conversation_holds_little_inline() {
         let sizes = [
             ("ConversationState", std::mem::size_of::<ConversationState>()),
             ("ConversationMsg", std::mem::size_of::<ConversationMsg>()),
+            ("ConversationEvent", std::mem::size_of::<ConversationEvent>()),
             ("Inbound", std::mem::size_of::<Inbound>()),
             ("MemoryTurn", std::mem::size_of::<MemoryTurn>()),
         ];
@@ -881,10 +959,13 @@ mod tests {
         assert!(start_delay(true, &settings, reorder, 7.0) <= Duration::from_secs(20));
     }
 
-    /// An agent stand-in for the conversation's `agent` handle.
-    struct NoAgent;
+    type Slot = std::sync::Arc<tokio::sync::Mutex<Option<ConversationState>>>;
 
-    impl Actor for NoAgent {
+    /// An agent stand-in hosting one conversation: it handles the conversation's events; the
+    /// test hands it messages through the shared slot.
+    struct Host(Slot);
+
+    impl Actor for Host {
         type Msg = AgentMsg;
         type State = ();
         type Arguments = ();
@@ -892,6 +973,40 @@ mod tests {
         async fn pre_start(&self, _: ActorRef<AgentMsg>, _: ()) -> Result<(), ActorProcessingErr> {
             Ok(())
         }
+
+        async fn handle(&self, _: ActorRef<AgentMsg>, msg: AgentMsg, _: &mut ()) -> Result<(), ActorProcessingErr> {
+            if let AgentMsg::Conversation { generation, event, .. } = msg {
+                let mut slot = self.0.lock().await;
+                if let Some(c) = slot.as_mut().filter(|c| c.generation() == generation) {
+                    assert!(matches!(c.on_event(*event).await, Handled::Going | Handled::Idle));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Starts a conversation of `key` hosted by a [`Host`]; returns its slot.
+    async fn hosted(spec: SharedSpec, key: ConversationKey, outbox: &Outbox) -> Slot {
+        let slot = Slot::default();
+        let (agent, _) = Actor::spawn(None, Host(slot.clone()), ()).await.unwrap();
+        let args = ConversationArgs {
+            spec,
+            key,
+            outbox: outbox.clone(),
+            agent,
+            generation: 1,
+            self_ids: vec![1],
+        };
+        // Held while it starts: the host handles its first events only once it is in the slot
+        // (as an agent handles them only after it took the conversation into its registry).
+        let mut hosted = slot.lock().await;
+        *hosted = Some(ConversationState::start(args));
+        drop(hosted);
+        slot
+    }
+
+    async fn hand(slot: &Slot, msg: ConversationMsg) {
+        slot.lock().await.as_mut().expect("a conversation").receive(msg).await;
     }
 
     fn bot_message(id: u64, content: &str) -> Inbound {
@@ -1012,24 +1127,18 @@ mod tests {
                 &PendingRecord::new(owed.clone(), turn::now_ms(), "shutdown", ""),
             )
             .unwrap();
-        let (agent, _) = Actor::spawn(None, NoAgent, ()).await.unwrap();
         let outbox = Outbox::printing();
-        let args = ConversationArgs {
-            spec,
-            key,
-            outbox: outbox.clone(),
-            agent,
-            self_ids: vec![1],
-        };
-        let (conversation, _) = Actor::spawn(None, ConversationActor, args).await.unwrap();
+        let conversation = hosted(spec, key, &outbox).await;
         // The replay reads an older message (in flight when troupe stopped, so not in the store)
         // and the one the conversation read back.
-        conversation
-            .cast(ConversationMsg::Backlog {
+        hand(
+            &conversation,
+            ConversationMsg::Backlog {
                 messages: vec![human_message(50, "older"), owed],
                 slowmode: Duration::ZERO,
-            })
-            .unwrap();
+            },
+        )
+        .await;
         while outbox.printed().len() < 2 {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -1047,7 +1156,7 @@ mod tests {
                 .any(|m| m.reply_to == Some(53) && m.content.contains("owed from before")),
             "the owed message is answered: {replies:?}"
         );
-        conversation.stop(None);
+        drop(conversation.lock().await.take());
     }
 
     #[tokio::test(start_paused = true)]
@@ -1057,32 +1166,28 @@ mod tests {
             dir.path(),
             "[discord]\nbot_delay_ms = 17000\nbot_delay_jitter_ms = 3000",
         );
-        let (agent, _) = Actor::spawn(None, NoAgent, ()).await.unwrap();
         let outbox = Outbox::printing();
-        let args = ConversationArgs {
-            spec,
-            key: ConversationKey::Channel(10),
-            outbox: outbox.clone(),
-            agent,
-            self_ids: vec![1],
-        };
-        let (conversation, _) = Actor::spawn(None, ConversationActor, args).await.unwrap();
+        let conversation = hosted(spec, ConversationKey::Channel(10), &outbox).await;
 
         let start = tokio::time::Instant::now();
         let slowmode = Duration::ZERO;
-        conversation
-            .cast(ConversationMsg::Inbound {
+        hand(
+            &conversation,
+            ConversationMsg::Inbound {
                 message: bot_message(100, "first"),
                 slowmode,
-            })
-            .unwrap();
+            },
+        )
+        .await;
         tokio::time::sleep(Duration::from_secs(10)).await;
-        conversation
-            .cast(ConversationMsg::Inbound {
+        hand(
+            &conversation,
+            ConversationMsg::Inbound {
                 message: bot_message(200, "second"),
                 slowmode,
-            })
-            .unwrap();
+            },
+        )
+        .await;
         tokio::time::sleep_until(start + Duration::from_millis(16_900)).await;
         assert!(outbox.printed().is_empty(), "answered before the bot delay");
         while outbox.printed().is_empty() {
@@ -1097,6 +1202,6 @@ mod tests {
             sent[0].content
         );
         assert_eq!(sent[0].footer, "acl:2 • Sent by a troupe agent");
-        conversation.stop(None);
+        drop(conversation.lock().await.take());
     }
 }

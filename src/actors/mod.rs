@@ -2,21 +2,26 @@
 //!
 //! ```text
 //! Supervisor (root)               shared services: Store (sled), one LLM Pool per backend
-//! └── Agent "Ada"                 one per agent: routes messages, supervises its children
-//!     ├── Gateway                 the agent's serenity client; restarted with backoff
-//!     ├── Conversation #1         one per conversation key, spawned on first message
-//!     └── Conversation #2
+//! └── Agent "Ada"                 one per agent: routes messages, owns its conversations
+//!     └── Gateway                 the agent's serenity client; restarted with backoff
 //! ```
 //!
+//! A conversation is not an actor: its state is a struct in its agent's [`registry`], started
+//! on the conversation's first message and dropped when it passivates; a task runs only while
+//! one of its turns runs. Its timers and turn ends come back to the agent as
+//! `AgentMsg::Conversation` events tagged with its generation.
+//!
 //! - [`supervisor`]: starts the agents, restarts a failed one with backoff.
-//! - [`agent`]: decides what its agent answers, feeds conversations, restarts failed children.
+//! - [`agent`]: decides what its agent answers, feeds its conversations, replaces a failed one,
+//!   restarts its gateway.
 //! - [`gateway`]: owns one bot's gateway connection and forwards its events to the agent.
 //! - [`conversation`]: answers one conversation's messages in ID order, one turn at a time;
 //!   defers and retries failed answers, gives up visibly.
 //! - [`turn`]: one turn's steps: prompt, breaker, pool, model, memory, delivery, records.
 //! - [`streaming`]: a streamed reply's Discord calls while the model writes it.
 //! - [`typing`]: a turn's typing indicator, sent only when the reply is not ready after a delay.
-//! - [`registry`]: the agent's conversations by key, their restarts and quarantines.
+//! - [`registry`]: the agent's conversations by key and generation, their restarts and
+//!   quarantines.
 //! - [`replay`]: reads an agent's missed messages (startup and after a re-identify).
 //! - [`trim`]: gives passivated conversations' freed memory back to the system (glibc's trim, or
 //!   what the binary's allocator needs).
@@ -50,7 +55,7 @@ use crate::store::Store;
 /// Live counts the actors keep up to date (read by tests, exported as metrics).
 #[derive(Debug, Default)]
 pub struct Gauges {
-    /// Conversation actors alive.
+    /// Conversations live (not passivated).
     pub active_conversations: AtomicUsize,
 }
 

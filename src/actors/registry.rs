@@ -1,132 +1,133 @@
-//! An agent's conversations: which actor serves which key, how many messages were sent to each
-//! (so an idle one is stopped only when nothing is on its way to it), and each key's recent
-//! failures, from which restarts are allowed or the key is quarantined for a while. One owner
-//! for what used to be two maps kept in sync by hand. Generic over the actor handle, so it is
-//! unit-tested without actors.
+//! An agent's conversations: the state of each live one by key, with the generation of its
+//! incarnation (an event of an earlier incarnation is ignored), and each key's recent failures,
+//! from which restarts are allowed or the key is quarantined for a while. One owner for what
+//! used to be two maps kept in sync by hand. Generic over the conversation, so it is
+//! unit-tested without one.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
-
-use ractor::ActorId;
 
 use crate::routing::ConversationKey;
 
 /// One live conversation.
 #[derive(Debug)]
-struct Entry<H> {
-    id: ActorId,
-    handle: H,
-    /// Messages sent to it (`Inbound`, `Backlog`, `GiveUp`).
-    sent: u64,
+struct Entry<C> {
+    generation: u64,
+    conversation: C,
 }
 
 /// What to do about a conversation that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterFailure {
-    /// Start a new actor for the key.
+    /// Start a new conversation for the key.
     Restart,
     /// Too many failures within the window: leave the key alone until `until`.
     Quarantine {
-        /// When the key may have an actor again.
+        /// When the key may have a conversation again.
         until: Instant,
     },
 }
 
 /// The agent's conversations.
 #[derive(Debug)]
-pub struct Registry<H> {
-    by_key: HashMap<ConversationKey, Entry<H>>,
-    keys: HashMap<ActorId, ConversationKey>,
+pub struct Registry<C> {
+    by_key: HashMap<ConversationKey, Entry<C>>,
+    /// The last generation handed out.
+    generation: u64,
     failures: HashMap<ConversationKey, VecDeque<Instant>>,
     quarantined: HashMap<ConversationKey, Instant>,
 }
 
-impl<H> Default for Registry<H> {
+impl<C> Default for Registry<C> {
     fn default() -> Self {
         Self {
             by_key: HashMap::new(),
-            keys: HashMap::new(),
+            generation: 0,
             failures: HashMap::new(),
             quarantined: HashMap::new(),
         }
     }
 }
 
-impl<H: Clone> Registry<H> {
-    /// The actor serving a key.
-    pub fn get(&self, key: ConversationKey) -> Option<H> {
-        self.by_key.get(&key).map(|e| e.handle.clone())
+impl<C> Registry<C> {
+    /// The conversation of a key.
+    pub fn get_mut(&mut self, key: ConversationKey) -> Option<&mut C> {
+        self.by_key.get_mut(&key).map(|e| &mut e.conversation)
     }
 
-    /// Every live conversation's handle.
-    pub fn handles(&self) -> Vec<H> {
-        self.by_key.values().map(|e| e.handle.clone()).collect()
+    /// The conversation of a key if it is the incarnation `generation` (an event of an earlier
+    /// one finds `None`).
+    pub fn current(&mut self, key: ConversationKey, generation: u64) -> Option<&mut C> {
+        self.by_key
+            .get_mut(&key)
+            .filter(|e| e.generation == generation)
+            .map(|e| &mut e.conversation)
     }
 
-    /// Every live conversation's key and handle.
-    pub fn entries(&self) -> Vec<(ConversationKey, H)> {
-        self.by_key.iter().map(|(k, e)| (*k, e.handle.clone())).collect()
+    /// Whether a key has a live conversation.
+    pub fn contains(&self, key: ConversationKey) -> bool {
+        self.by_key.contains_key(&key)
     }
 
-    /// A new actor serves `key`.
-    pub fn insert(&mut self, key: ConversationKey, id: ActorId, handle: H) {
-        if let Some(old) = self.by_key.insert(key, Entry { id, handle, sent: 0 }) {
-            self.keys.remove(&old.id);
+    /// Every live conversation's key.
+    pub fn keys(&self) -> Vec<ConversationKey> {
+        self.by_key.keys().copied().collect()
+    }
+
+    /// A generation for a new incarnation (never handed out before).
+    pub fn next_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
+    /// A new conversation, of incarnation `generation`, serves `key`; returns the one it
+    /// replaces, if any.
+    pub fn insert(&mut self, key: ConversationKey, generation: u64, conversation: C) -> Option<C> {
+        self.by_key
+            .insert(
+                key,
+                Entry {
+                    generation,
+                    conversation,
+                },
+            )
+            .map(|e| e.conversation)
+    }
+
+    /// The conversation of a key, started by `start` with a new generation if none is live.
+    pub fn get_or_start(&mut self, key: ConversationKey, start: impl FnOnce(u64) -> C) -> &mut C {
+        let next = self.generation + 1;
+        let entry = self.by_key.entry(key).or_insert_with(|| Entry {
+            generation: next,
+            conversation: start(next),
+        });
+        if entry.generation == next {
+            self.generation = next;
         }
-        self.keys.insert(id, key);
+        &mut entry.conversation
     }
 
-    /// One more message was sent to the actor serving `key`.
-    pub fn sent(&mut self, key: ConversationKey) {
-        if let Some(e) = self.by_key.get_mut(&key) {
-            e.sent += 1;
-        }
+    /// Forgets the conversation of a key (passivated or failed) and returns it.
+    pub fn remove(&mut self, key: ConversationKey) -> Option<C> {
+        self.by_key.remove(&key).map(|e| e.conversation)
     }
 
-    /// The actor `id` is idle, having received `received` messages. When it is the current one
-    /// for its key and every message sent to it has arrived, it is forgotten and returned, to be
-    /// stopped; otherwise `None` (a message is on its way: it is not idle after all).
-    pub fn take_idle(&mut self, id: ActorId, received: u64) -> Option<H> {
-        let key = *self.keys.get(&id)?;
-        let entry = self.by_key.get(&key)?;
-        if entry.id != id || entry.sent != received {
-            return None;
-        }
-        self.keys.remove(&id);
-        self.by_key.remove(&key).map(|e| e.handle)
-    }
-
-    /// Forgets the actor `id` if it still serves its key (it is failing: messages must reach
-    /// its replacement). Returns its key.
-    pub fn forget(&mut self, id: ActorId) -> Option<ConversationKey> {
-        let key = *self.keys.get(&id)?;
-        if self.by_key.get(&key).is_some_and(|e| e.id == id) {
-            self.by_key.remove(&key);
-        }
-        Some(key)
-    }
-
-    /// The actor `id` ended; returns its key and whether it still served it (it was not
-    /// replaced already).
-    pub fn ended(&mut self, id: ActorId) -> Option<(ConversationKey, bool)> {
-        let key = self.keys.remove(&id)?;
-        let current = self.by_key.get(&key).is_some_and(|e| e.id == id);
-        if current {
-            self.by_key.remove(&key);
-        }
-        Some((key, current))
+    /// Forgets every conversation and returns them (shutdown).
+    pub fn drain(&mut self) -> Vec<C> {
+        self.by_key.drain().map(|(_, e)| e.conversation).collect()
     }
 
     /// A conversation of `key` failed at `now`: restart it, unless it failed `limit` times
     /// within `window`; then it is quarantined until the oldest of those failures leaves the
-    /// window (its actor, if any, is forgotten and returned in the second place, to be stopped).
+    /// window (its conversation, if any, is forgotten and returned in the second place, to be
+    /// stopped).
     pub fn failed(
         &mut self,
         key: ConversationKey,
         now: Instant,
         limit: usize,
         window: Duration,
-    ) -> (AfterFailure, Option<H>) {
+    ) -> (AfterFailure, Option<C>) {
         let history = self.failures.entry(key).or_default();
         while history.front().is_some_and(|t| now.duration_since(*t) > window) {
             history.pop_front();
@@ -134,17 +135,13 @@ impl<H: Clone> Registry<H> {
         if history.len() >= limit {
             let until = history.front().map_or(now, |t| *t + window);
             self.quarantined.insert(key, until);
-            let replaced = self.by_key.remove(&key).map(|e| {
-                self.keys.remove(&e.id);
-                e.handle
-            });
-            return (AfterFailure::Quarantine { until }, replaced);
+            return (AfterFailure::Quarantine { until }, self.remove(key));
         }
         history.push_back(now);
         (AfterFailure::Restart, None)
     }
 
-    /// When a quarantined key may have an actor again, if it is quarantined at `now`.
+    /// When a quarantined key may have a conversation again, if it is quarantined at `now`.
     pub fn quarantined_until(&mut self, key: ConversationKey, now: Instant) -> Option<Instant> {
         match self.quarantined.get(&key) {
             Some(until) if *until > now => Some(*until),
@@ -174,40 +171,30 @@ mod tests {
     const A: ConversationKey = ConversationKey::Channel(1);
     const B: ConversationKey = ConversationKey::User(2);
 
-    fn id(n: u64) -> ActorId {
-        ActorId::Local(n)
-    }
-
     #[test]
-    fn an_idle_conversation_is_stopped_only_when_nothing_is_on_its_way() {
+    fn an_event_of_an_earlier_incarnation_finds_nothing() {
         let mut r = Registry::default();
-        r.insert(A, id(1), "a1");
-        r.sent(A);
-        r.sent(A);
-        assert_eq!(r.take_idle(id(1), 1), None, "one message still on its way");
-        assert_eq!(r.get(A), Some("a1"));
-        assert_eq!(r.take_idle(id(1), 2), Some("a1"));
-        assert_eq!(r.get(A), None);
+        let first = r.next_generation();
+        assert_eq!(r.insert(A, first, "a1"), None);
+        assert_eq!(r.current(A, first), Some(&mut "a1"));
+        assert_eq!(r.remove(A), Some("a1"));
         assert!(r.is_empty());
-        // A stale report from an actor that no longer serves the key changes nothing.
-        r.insert(A, id(2), "a2");
-        assert_eq!(r.take_idle(id(1), 0), None);
-        assert_eq!(r.get(A), Some("a2"));
-    }
-
-    #[test]
-    fn a_failing_actor_is_forgotten_so_messages_reach_its_replacement() {
-        let mut r = Registry::default();
-        r.insert(A, id(1), "a1");
-        assert_eq!(r.forget(id(1)), Some(A));
-        assert_eq!(r.get(A), None);
-        r.insert(A, id(2), "a2");
-        // Its end, reported later, does not forget the replacement.
-        assert_eq!(r.ended(id(1)), Some((A, false)));
-        assert_eq!(r.get(A), Some("a2"));
-        assert_eq!(r.ended(id(2)), Some((A, true)));
-        assert_eq!(r.get(A), None);
-        assert_eq!(r.ended(id(9)), None);
+        assert_eq!(r.current(A, first), None, "a passivated conversation gets nothing");
+        let second = r.next_generation();
+        assert_ne!(first, second);
+        r.insert(A, second, "a2");
+        assert_eq!(r.current(A, first), None, "a timer of the first incarnation is ignored");
+        assert_eq!(r.current(A, second), Some(&mut "a2"));
+        assert_eq!(r.current(B, second), None);
+        assert_eq!(r.keys(), vec![A]);
+        assert_eq!(r.get_or_start(A, |_| unreachable!("A is live")), &mut "a2");
+        let third = r.get_or_start(B, |g| if g > second { "b3" } else { "reused" });
+        assert_eq!(third, &mut "b3");
+        assert_eq!(r.current(B, second + 1), Some(&mut "b3"));
+        assert_eq!(r.next_generation(), second + 2);
+        assert_eq!(r.remove(B), Some("b3"));
+        assert_eq!(r.drain(), vec!["a2"]);
+        assert!(!r.contains(A));
     }
 
     #[test]
@@ -215,7 +202,7 @@ mod tests {
         let mut r = Registry::default();
         let t0 = Instant::now();
         let window = Duration::from_secs(60);
-        r.insert(B, id(1), "b");
+        r.insert(B, 1, "b");
         assert_eq!(r.failed(B, t0, 2, window), (AfterFailure::Restart, None));
         assert_eq!(
             r.failed(B, t0 + Duration::from_secs(1), 2, window),

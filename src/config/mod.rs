@@ -157,11 +157,11 @@ pub enum DryRun {
     NoDiscord,
 }
 
-/// Limits of conversation actors.
+/// Limits of conversations.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConversationSettings {
-    /// Idle time after which a conversation actor passivates: it stops (its memory and anything
-    /// owed are in the store already) and the next message activates it from the store.
+    /// Idle time after which a conversation passivates: its state is dropped (its memory and
+    /// anything owed are in the store already) and the next message activates it from the store.
     pub idle: std::time::Duration,
     /// Messages held in memory while a turn runs; when full, new ones wait in the store.
     pub queue_limit: usize,

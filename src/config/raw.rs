@@ -232,7 +232,7 @@ pub struct RawBacklog {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConversations {
-    /// Seconds without messages after which a conversation actor stops (its memory stays in
+    /// Seconds without messages after which a conversation passivates (its memory stays in
     /// the store).
     pub idle_secs: Option<Spanned<i64>>,
     /// Messages a conversation holds in memory while busy; more wait in the store.

@@ -430,7 +430,7 @@ pub fn backlog_size(agent: &str, messages: usize) {
     gauge!(BACKLOG_MESSAGES, "agent" => agent.to_string()).set(messages as f64);
 }
 
-/// A conversation actor started (`+1`) or ended (`-1`). Increments rather than a set value, so
+/// A conversation started (`+1`) or ended (`-1`). Increments rather than a set value, so
 /// concurrent starts and ends cannot leave the gauge stale.
 pub fn active_conversations_changed(delta: f64) {
     gauge!(ACTIVE_CONVERSATIONS).increment(delta);

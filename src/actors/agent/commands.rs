@@ -183,9 +183,9 @@ pub(super) async fn on_command(myself: &ActorRef<AgentMsg>, state: &mut AgentSta
         Command::Reset => {
             let key = conversation_of(state.spec.config.memory, &inv);
             let (reply, done) = port();
-            let sent = control(myself, state, key, Control::Reset(reply)).await;
+            control(myself, state, key, Control::Reset(reply)).await;
             answer_in_time(state, inv, async move {
-                if sent && matches!(tokio::time::timeout(CONTROL_TIMEOUT, done).await, Ok(Ok(()))) {
+                if matches!(tokio::time::timeout(CONTROL_TIMEOUT, done).await, Ok(Ok(()))) {
                     ok("Done: I have forgotten our conversation here.")
                 } else {
                     sorry()
@@ -238,14 +238,15 @@ pub(super) async fn on_forget(state: &mut AgentState, user: u64, name: &str, rep
 async fn forget_here(state: &mut AgentState, user: u64, user_name: &str) -> impl std::future::Future<Output = bool> {
     let mut waiting = Vec::new();
     let mut live = Vec::new();
-    for (key, _) in state.conversations.entries() {
+    for key in state.conversations.keys() {
         let (reply, done) = port();
         let control = Control::Forget {
             user,
             name: user_name.to_string(),
             reply,
         };
-        if control_live(state, key, control) {
+        if let Some(conversation) = state.conversations.get_mut(key) {
+            conversation.receive(ConversationMsg::Control(control)).await;
             live.push(key);
             waiting.push(done);
         }
@@ -275,30 +276,11 @@ async fn forget_here(state: &mut AgentState, user: u64, user_name: &str) -> impl
     }
 }
 
-/// Sends a control to the conversation of `key`, starting it if needed. `false` if no
-/// conversation could take it.
-async fn control(myself: &ActorRef<AgentMsg>, state: &mut AgentState, key: ConversationKey, control: Control) -> bool {
-    if state.conversations.get(key).is_none() && conversation_for(myself, state, key).await.is_err() {
-        return false;
-    }
-    control_live(state, key, control)
-}
-
-/// Sends a control to the live conversation of `key` (counted as sent, for the idle handshake).
-fn control_live(state: &mut AgentState, key: ConversationKey, control: Control) -> bool {
-    let Some(conversation) = state.conversations.get(key) else {
-        return false;
-    };
-    match conversation.cast(ConversationMsg::Control(control)) {
-        Ok(()) => {
-            state.conversations.sent(key);
-            true
-        }
-        Err(_) => {
-            state.conversations.forget(conversation.get_id());
-            false
-        }
-    }
+/// Hands a control to the conversation of `key`, starting it if needed.
+async fn control(myself: &ActorRef<AgentMsg>, state: &mut AgentState, key: ConversationKey, control: Control) {
+    conversation_for(myself, state, key)
+        .receive(ConversationMsg::Control(control))
+        .await;
 }
 
 fn port<T>() -> (RpcReplyPort<T>, ractor::concurrency::OneshotReceiver<T>) {

@@ -12,63 +12,63 @@ pub(super) async fn route(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m
     if quarantined(myself, state, key, std::slice::from_ref(&m)) {
         return;
     }
-    let msg = ConversationMsg::Inbound {
-        message: m.clone(),
-        slowmode,
-    };
-    send(myself, state, key, msg, vec![m]).await;
+    let msg = ConversationMsg::Inbound { message: m, slowmode };
+    send(myself, state, key, msg).await;
 }
 
-/// Sends to the conversation of `key`, starting one if needed. A conversation that is stopping
-/// refuses the message: a new one is started and given it. If none can be started, the
-/// messages are routed again a little later; they are never lost (the agent's `?` here once
-/// took the whole agent down).
+/// Hands `msg` to the conversation of `key`, starting one if needed. A call, not a message:
+/// nothing is ever on its way to a conversation, so one can be passivated or replaced at any
+/// moment between two of the agent's messages without losing anything.
 pub(super) async fn send(
     myself: &ActorRef<AgentMsg>,
     state: &mut AgentState,
     key: ConversationKey,
     msg: ConversationMsg,
-    messages: Vec<Inbound>,
 ) {
-    let mut msg = Some(msg);
-    for _ in 0..2 {
-        let Ok(conversation) = conversation_for(myself, state, key).await else {
-            break;
-        };
-        match conversation.cast(msg.take().expect("message to send")) {
-            Ok(()) => {
-                state.conversations.sent(key);
-                return;
-            }
-            Err(ractor::MessagingErr::SendErr(back)) => {
-                // It stopped in between: forget it and start a new one.
-                state.conversations.forget(conversation.get_id());
-                msg = Some(back);
-            }
-            Err(e) => {
-                tracing::warn!(agent = %state.spec.config.name, ?key, error = %e, "conversation unreachable");
-                state.conversations.forget(conversation.get_id());
-                break;
-            }
-        }
-    }
-    tracing::warn!(agent = %state.spec.config.name, ?key, "no conversation could take the messages; routing them again shortly");
-    if let Some(ConversationMsg::GiveUp { messages: give_up, .. }) = msg {
-        // Messages whose turn panicked wait in the store for the conversation that is woken
-        // next; it reads them back.
-        let name = &state.spec.config.name;
-        for m in give_up {
-            let mut record =
-                crate::store::PendingRecord::new(m, crate::actors::turn::now_ms(), "panic", "turn panicked");
-            record.attempts = 1;
-            if let Err(e) = state.spec.store.save_pending(name, key, &record) {
-                tracing::error!(agent = %name, error = %e, "cannot keep a message pending; it is answered after a restart");
-            }
-        }
-        myself.send_after(Duration::from_secs(1), move || AgentMsg::Wake(key));
+    conversation_for(myself, state, key).receive(msg).await;
+}
+
+/// An event of the conversation of `key`, incarnation `generation`: handled if that
+/// incarnation is still the current one (a timer or a turn's end of a passivated or replaced
+/// one is ignored); then it is passivated when idle, or replaced when its turn panicked.
+pub(super) async fn on_event(
+    myself: &ActorRef<AgentMsg>,
+    state: &mut AgentState,
+    key: ConversationKey,
+    generation: u64,
+    event: ConversationEvent,
+) {
+    let Some(conversation) = state.conversations.current(key, generation) else {
+        tracing::debug!(agent = %state.spec.config.name, ?key, generation, "event of an ended conversation ignored");
         return;
+    };
+    match conversation.on_event(event).await {
+        Handled::Going => {}
+        Handled::Idle => {
+            if let Some(idle) = state.conversations.remove(key) {
+                idle.passivate();
+                crate::actors::trim::after_passivation();
+            }
+        }
+        Handled::Failed(failed) => {
+            // The failed conversation is dropped (it holds nothing owed: its messages are
+            // handed back), and its failure counted before its messages are handed on, so a
+            // quarantine sets them aside in the store.
+            drop(state.conversations.remove(key));
+            conversation_failed(myself, state, key, &failed.why);
+            for m in failed.waiting {
+                route(myself, state, m).await;
+            }
+            let give_up = failed.give_up;
+            if !give_up.is_empty() && !quarantined(myself, state, key, &give_up) {
+                let msg = ConversationMsg::GiveUp {
+                    messages: give_up,
+                    cause: crate::ops::telemetry::GiveUpCause::Panic,
+                };
+                send(myself, state, key, msg).await;
+            }
+        }
     }
-    myself.send_after(Duration::from_secs(1), move || AgentMsg::Retry(messages));
 }
 
 /// Whether `key` is quarantined after repeated failures. Its messages are then set aside in the
@@ -100,10 +100,10 @@ pub(super) fn quarantined(
     true
 }
 
-/// A conversation of `key` failed: it may be restarted, unless it failed `restart_limit` times
-/// within `restart_window`; then it is quarantined for the rest of the window (its replacement,
-/// if any, is stopped), its messages meanwhile wait in the store, and it is woken when the
-/// quarantine ends.
+/// A conversation of `key` failed: it may be restarted (by the next message handed to it),
+/// unless it failed `restart_limit` times within `restart_window`; then it is quarantined for
+/// the rest of the window (its replacement, if any, is stopped), its messages meanwhile wait in
+/// the store, and it is woken when the quarantine ends.
 pub(super) fn conversation_failed(
     myself: &ActorRef<AgentMsg>,
     state: &mut AgentState,
@@ -119,7 +119,8 @@ pub(super) fn conversation_failed(
         AfterFailure::Quarantine { until } => {
             tracing::error!(agent = %state.spec.config.name, ?key, error = err, "conversation keeps failing; quarantined until the restart window passes");
             if let Some(replacement) = replacement {
-                replacement.stop(Some("quarantined".into()));
+                // Its turn's grace period runs beside the agent, which must not wait for it.
+                tokio::spawn(replacement.stop());
             }
             let wait = until.saturating_duration_since(now);
             myself.send_after(wait, move || AgentMsg::Wake(key));
@@ -131,35 +132,30 @@ pub(super) fn conversation_failed(
     after
 }
 
-pub(super) async fn conversation_for(
+/// The conversation of `key`, started (from its memory and what it owes, in the store) if it
+/// is not live.
+pub(super) fn conversation_for<'a>(
     myself: &ActorRef<AgentMsg>,
-    state: &mut AgentState,
+    state: &'a mut AgentState,
     key: ConversationKey,
-) -> Result<ActorRef<ConversationMsg>, ActorProcessingErr> {
-    if let Some(c) = state.conversations.get(key) {
-        return Ok(c);
-    }
-    let args = ConversationArgs {
-        spec: state.spec.clone(),
-        key,
-        outbox: state.outbox.clone(),
-        agent: myself.clone(),
-        self_ids: state
-            .me
-            .iter()
-            .map(|m| m.user_id)
-            .chain(state.outbox.webhook_id())
-            .collect(),
-    };
-    let (actor, _) = Actor::spawn_linked(None, ConversationActor, args, myself.get_cell()).await?;
-    state.conversations.insert(key, actor.get_id(), actor.clone());
-    Ok(actor)
+) -> &'a mut ConversationState {
+    let (spec, outbox, me) = (&state.spec, &state.outbox, &state.me);
+    state.conversations.get_or_start(key, |generation| {
+        ConversationState::start(ConversationArgs {
+            spec: spec.clone(),
+            key,
+            outbox: outbox.clone(),
+            agent: myself.clone(),
+            generation,
+            self_ids: me.iter().map(|m| m.user_id).chain(outbox.webhook_id()).collect(),
+        })
+    })
 }
 
 /// After the first replay: conversations that owe answers from before (set aside, deferred,
 /// or quarantined when troupe stopped) are started, so they answer without waiting for a new
 /// message.
-pub(super) async fn resume_pending(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
+pub(super) fn resume_pending(myself: &ActorRef<AgentMsg>, state: &mut AgentState) {
     if state.resumed || state.spec.run.mode != RunMode::Monitor || state.spec.run.dry_run != DryRun::None {
         return;
     }
@@ -172,8 +168,8 @@ pub(super) async fn resume_pending(myself: &ActorRef<AgentMsg>, state: &mut Agen
         }
     };
     for key in keys {
-        if state.conversations.get(key).is_none() && !quarantined(myself, state, key, &[]) {
-            let _ = conversation_for(myself, state, key).await;
+        if !state.conversations.contains(key) && !quarantined(myself, state, key, &[]) {
+            conversation_for(myself, state, key);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The agent actor: one per persona, the router of its messages. Supervises its gateway actor
-//! (reconnected with backoff when it dies) and its conversation actors (spawned on the first
-//! message of a conversation key, restarted within a budget when they fail), and decides which
-//! messages the persona answers ([`crate::routing`]).
+//! (reconnected with backoff when it dies), owns its conversations (plain structs, started on
+//! the first message of a conversation key, passivated when idle, replaced within a budget when
+//! a turn panics), and decides which messages the persona answers ([`crate::routing`]).
 //!
 //! The actor is a dispatch over plain structs: the replay phase ([`crate::phase`]), the channel
 //! directory ([`crate::channels`]), the conversation registry ([`super::registry`]) and each
@@ -21,13 +21,13 @@ mod replaying;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use self::admission::{admit, on_message, remember_dm, FirstDm};
-use self::conversations::{conversation_failed, conversation_for, quarantined, resume_pending, route, send};
+use self::conversations::{conversation_for, on_event, quarantined, resume_pending, route, send};
 use self::cursors::{check_done, finish, on_finished, save_cursors};
 use self::replaying::{hold_unread, maybe_begin_replay, on_backlog, on_replay_done, release_read_back, spawn_replay};
-use super::conversation::{ConversationActor, ConversationArgs, ConversationMsg};
+use super::conversation::{ConversationArgs, ConversationEvent, ConversationMsg, ConversationState, Handled};
 use super::gateway::{GatewayActor, GatewayArgs};
 use super::registry::{AfterFailure, Registry};
 use super::replay::{self, BacklogLine, ReplayChannel};
@@ -57,30 +57,16 @@ pub enum AgentMsg {
     Gateway(GatewayEvent),
     /// (Re)start the gateway actor.
     StartGateway,
-    /// A failing conversation hands back the messages it had not answered yet, and those of
-    /// the turn that failed (to be given up with the notice by its replacement).
-    Reroute {
-        /// The failing conversation actor.
-        from: ActorId,
-        /// Its key (its supervision event may have been handled already: ractor delivers those
-        /// before ordinary messages).
+    /// An event of the conversation of `key` (a timer, a turn's end), for its incarnation
+    /// `generation`: ignored if that incarnation has ended.
+    Conversation {
+        /// Which conversation.
         key: ConversationKey,
-        /// Its waiting messages.
-        messages: Vec<crate::message::Inbound>,
-        /// The messages of the turn that panicked.
-        give_up: Vec<crate::message::Inbound>,
+        /// Which incarnation of it.
+        generation: u64,
+        /// The event (boxed: a turn's outcome is large, and most agent messages are small).
+        event: Box<ConversationEvent>,
     },
-    /// A conversation has nothing to do and asks to be stopped, having received `received`
-    /// messages; it is stopped only if no message is on its way to it.
-    Idle {
-        /// The conversation actor.
-        from: ActorId,
-        /// Messages it received.
-        received: u64,
-    },
-    /// Messages could not be handed to a conversation (it was stopping and no new one could be
-    /// started): try again.
-    Retry(Vec<Inbound>),
     /// A quarantined conversation's time is up: start it, so it answers what was set aside.
     Wake(ConversationKey),
     /// Read channels again whose backlog could not be read.
@@ -133,7 +119,9 @@ pub struct AgentState {
     gateway: Option<ActorCell>,
     gateway_failures: u32,
     gateway_started: Instant,
-    conversations: Registry<ActorRef<ConversationMsg>>,
+    /// The live conversations' states (a conversation is a struct here, not an actor: a task
+    /// runs only while one of its turns runs).
+    conversations: Registry<ConversationState>,
     channels: ChannelDirectory,
     /// Per-user message limits.
     limiter: UserRateLimiter,
@@ -235,40 +223,12 @@ impl Actor for AgentActor {
                     Err(e) => gateway_down(&myself, state, &e.to_string()),
                 }
             }
-            AgentMsg::Reroute {
-                from,
-                key,
-                messages,
-                give_up,
-            } => {
-                // Forget the failing actor now (unless its failure was handled already), so
-                // these messages reach its replacement rather than its closing mailbox.
-                state.conversations.forget(from);
-                for m in messages {
-                    route(&myself, state, m).await;
-                }
-                if !give_up.is_empty() && !quarantined(&myself, state, key, &give_up) {
-                    let msg = ConversationMsg::GiveUp {
-                        messages: give_up.clone(),
-                        cause: crate::ops::telemetry::GiveUpCause::Panic,
-                    };
-                    send(&myself, state, key, msg, give_up).await;
-                }
-            }
-            AgentMsg::Idle { from, received } => {
-                if let Some(idle) = state.conversations.take_idle(from, received) {
-                    idle.stop(Some("idle".into()));
-                    crate::actors::trim::after_passivation();
-                }
-            }
-            AgentMsg::Retry(messages) => {
-                for m in messages {
-                    route(&myself, state, m).await;
-                }
+            AgentMsg::Conversation { key, generation, event } => {
+                on_event(&myself, state, key, generation, *event).await
             }
             AgentMsg::Wake(key) => {
-                if state.conversations.get(key).is_none() {
-                    let _ = conversation_for(&myself, state, key).await;
+                if !state.conversations.contains(key) {
+                    conversation_for(&myself, state, key);
                 }
             }
             AgentMsg::Reread(channels) => {
@@ -383,37 +343,19 @@ impl Actor for AgentActor {
             }
             _ => return Ok(()),
         };
+        // The gateway is the agent's only child (conversations are structs it owns).
         if state.gateway.as_ref().is_some_and(|g| g.get_id() == cell.get_id()) {
             state.gateway = None;
             gateway_down(&myself, state, failure.as_deref().unwrap_or("stopped"));
-            return Ok(());
-        }
-        // It may already have been replaced (see `Reroute`).
-        let Some((key, current)) = state.conversations.ended(cell.get_id()) else {
-            return Ok(());
-        };
-        // A replaced conversation's replacement is already running; only a current one is
-        // restarted here.
-        if let Some(err) = failure {
-            if conversation_failed(&myself, state, key, &err) == AfterFailure::Restart && current {
-                if let Err(e) = conversation_for(&myself, state, key).await {
-                    tracing::error!(agent = %state.spec.config.name, ?key, error = %e, "conversation restart failed");
-                }
-            }
         }
         Ok(())
     }
 
     async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
-        // Conversations first (they may be finishing a turn), then the gateway.
-        let grace = state.spec.conversations.shutdown_grace + Duration::from_secs(1);
-        let conversations = state.conversations.handles();
-        for c in &conversations {
-            c.stop(Some("agent stopping".into()));
-        }
-        for c in conversations {
-            let _ = tokio::time::timeout(grace, c.wait(None)).await;
-        }
+        // Conversations first (they may be finishing a turn: all within one grace period, not
+        // one after another), then the gateway.
+        let stops = state.conversations.drain().into_iter().map(ConversationState::stop);
+        futures::future::join_all(stops).await;
         myself
             .stop_children_and_wait(Some("agent stopping".into()), Some(Duration::from_secs(10)))
             .await;

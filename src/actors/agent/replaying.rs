@@ -144,11 +144,8 @@ pub(super) async fn on_backlog(
         if quarantined(myself, state, key, &messages) {
             continue;
         }
-        let msg = ConversationMsg::Backlog {
-            messages: messages.clone(),
-            slowmode,
-        };
-        send(myself, state, key, msg, messages).await;
+        let msg = ConversationMsg::Backlog { messages, slowmode };
+        send(myself, state, key, msg).await;
     }
     check_done(state);
 }
@@ -185,7 +182,7 @@ pub(super) async fn on_replay_done(
             on_message(myself, state, m).await;
         }
     }
-    resume_pending(myself, state).await;
+    resume_pending(myself, state);
     check_done(state);
 }
 
