@@ -44,7 +44,7 @@ pub fn beyond_cache(what: &str, growth: f64, n: usize, cache_bytes: u64) -> Figu
     let cache = cache_bytes as f64;
     let rest = (growth - cache).max(0.0);
     Figure::new("memory", what, "KiB", rest / n.max(1) as f64 / 1024.0, None).note(format!(
-        "the previous figure less the store's cache bound ([store] cache_mib = {}, {:.1} KiB per conversation here), a fixed cost",
+        "the previous figure less the store's cache bound ([store] cache_mib = {}, {:.1} KiB per conversation here), a fixed cost; a lower bound, 0 while the cache cannot have filled",
         cache_bytes >> 20,
         cache / n.max(1) as f64 / 1024.0
     ))
