@@ -60,7 +60,7 @@ use crate::routing::ConversationKey;
 pub const SCHEMA: u32 = 1;
 
 /// The most memory sled's page cache may hold unless `[store] cache_mib` says otherwise (sled's
-/// own default is 1 GiB). Conversation actors keep their memory in their own state, so the store
+/// own default is 1 GiB). Live conversations keep their memory in their own state, so the store
 /// is read when a conversation starts and is otherwise written: the cache need not hold
 /// everything; the OS page cache still does. It is a bound, not a cost per conversation: it
 /// fills once the records touched exceed it (docs/benchmarks.md, Issue 18).

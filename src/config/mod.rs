@@ -66,7 +66,7 @@ pub struct Config {
     pub store_retention: std::time::Duration,
     /// The most memory the store's cache of records may hold, in bytes (`[store] cache_mib`).
     pub store_cache_bytes: u64,
-    /// Conversation actors' limits.
+    /// Conversations' limits.
     pub conversations: ConversationSettings,
     /// Backlog replay bounds.
     pub backlog: crate::backlog::Bounds,

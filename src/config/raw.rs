@@ -23,7 +23,7 @@ pub struct RawConfig {
     /// Where state lives.
     #[serde(default)]
     pub store: RawStore,
-    /// Conversation actors' limits.
+    /// Conversations' limits.
     #[serde(default)]
     pub conversations: RawConversations,
     /// Backlog replay bounds.

@@ -57,7 +57,7 @@ pub const GATEWAY_CONNECTED: &str = "troupe_gateway_connected";
 pub const GATEWAY_SHARDS: &str = "troupe_gateway_shards";
 /// Messages waiting in an agent's backlog. Labels: `agent`.
 pub const BACKLOG_MESSAGES: &str = "troupe_backlog_messages";
-/// Conversation actors alive.
+/// Live conversations (passivated ones not counted).
 pub const ACTIVE_CONVERSATIONS: &str = "troupe_active_conversations";
 /// Discord REST calls that failed. Labels: `status` (HTTP status, or `none` without answer).
 pub const DISCORD_REST_ERRORS: &str = "troupe_discord_rest_errors_total";
@@ -326,7 +326,7 @@ fn describe() {
         "A sharded agent's gateway shards: state total, connected (session up) or ready (READY and every GUILD_CREATE in)."
     );
     describe_gauge!(BACKLOG_MESSAGES, "Messages waiting in an agent's backlog.");
-    describe_gauge!(ACTIVE_CONVERSATIONS, "Conversation actors alive.");
+    describe_gauge!(ACTIVE_CONVERSATIONS, "Live conversations (passivated ones not counted).");
     describe_counter!(DISCORD_REST_ERRORS, "Failed Discord REST calls by HTTP status.");
     describe_gauge!(
         PENDING_MESSAGES,

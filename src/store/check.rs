@@ -407,7 +407,7 @@ mod tests {
     }
 
     /// A store as troupe leaves it: eight conversations of 30 turns, memory saved and flushed
-    /// after every turn as conversation actors do (the 20 latest turns kept), a chain length
+    /// after every turn as conversations do (the 20 latest turns kept), a chain length
     /// and an answered record per message, a cursor and a DM channel per conversation. With
     /// `restarts`, the store is closed and reopened every 80 turns, so sled has snapshots too.
     async fn realistic_store(path: &Path, restarts: bool) {

@@ -1,7 +1,7 @@
 //! Scenario 3 (conversations): one agent with `memory = "channel-user"` in 100 channels with
 //! 100 humans, so 10,000 conversations. Each is seeded with 20 turns through troupe's own
 //! `Store::save_memory` before troupe starts, then touched by one message from its human in its
-//! channel: troupe starts the conversation actor, which loads its 20 turns, answers (echo
+//! channel: troupe starts the conversation, which loads its 20 turns, answers (echo
 //! backend: no HTTP, the memory is the subject) and keeps 22. Resident memory before and after,
 //! and per conversation; then, once they have passivated, memory again and activation latency
 //! ([`super::passivation`]); then the store's size on disk (scenario 6).
@@ -112,8 +112,8 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         return Err(BenchError(format!("none of the {n} conversations answered")));
     }
     let on_disk = disk_usage(&state);
-    // Every conversation actor alive has loaded its turns, answered or not (a hung turn still
-    // holds them): count actors, as the gauge reports them, rather than replies.
+    // Every live conversation has loaded its turns, answered or not (a hung turn still
+    // holds them): count conversations, as the gauge reports them, rather than replies.
     let alive = alive.map_or(answered, |a| a as usize).max(1);
     let partial = if answered < n {
         format!("; only {answered} of {n} answered")
@@ -137,11 +137,11 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
             None,
         )
         .note(format!(
-            "peak {:.1} MiB, conversation actors alive{partial}",
+            "peak {:.1} MiB, conversations live{partial}",
             after.peak as f64 / MIB
         )),
         Figure::new("memory", "RSS per conversation", "KiB", per_conversation / 1024.0, None)
-            .note("(RSS after − RSS before) / conversation actors alive"),
+            .note("(RSS after − RSS before) / conversations live"),
         beyond_cache(
             "RSS per conversation beyond the store's cache",
             after.now as f64 - before.now as f64,

@@ -2,7 +2,7 @@
 //! alive, they are left idle until troupe passivates them all (`idle_secs`, the plan's
 //! `passivation_idle_secs`); then resident memory again (what an idle conversation costs), and
 //! the latency of activating passivated conversations (a message to each, one after another:
-//! the actor is spawned and loads its memory from the store) against messages to the same
+//! the conversation is started and loads its memory from the store) against messages to the same
 //! conversations once they are live again.
 
 use std::time::{Duration, Instant};
