@@ -326,7 +326,10 @@ fn describe() {
         "A sharded agent's gateway shards: state total, connected (session up) or ready (READY and every GUILD_CREATE in)."
     );
     describe_gauge!(BACKLOG_MESSAGES, "Messages waiting in an agent's backlog.");
-    describe_gauge!(ACTIVE_CONVERSATIONS, "Live conversations (passivated ones not counted).");
+    describe_gauge!(
+        ACTIVE_CONVERSATIONS,
+        "Live conversations (passivated ones not counted)."
+    );
     describe_counter!(DISCORD_REST_ERRORS, "Failed Discord REST calls by HTTP status.");
     describe_gauge!(
         PENDING_MESSAGES,
