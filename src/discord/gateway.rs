@@ -200,8 +200,7 @@ pub fn intents() -> GatewayIntents {
 fn shared_reqwest() -> Option<reqwest::Client> {
     static SHARED: std::sync::OnceLock<Option<reqwest::Client>> = std::sync::OnceLock::new();
     SHARED
-        // What serenity's own builder does (`use_rustls_tls`).
-        .get_or_init(|| reqwest::Client::builder().use_rustls_tls().build().ok())
+        .get_or_init(|| super::route::rest_client_builder().build().ok())
         .clone()
 }
 
