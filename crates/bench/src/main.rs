@@ -69,7 +69,7 @@ struct Cli {
     /// Messages of the overhead scenario (overrides the mode's size).
     #[arg(long)]
     overhead_messages: Option<usize>,
-    /// `[store] cache_mib` of the conversations scenario's troupe (default: troupe's own).
+    /// `[store] cache_mib` of every scenario's troupe (default: troupe's own).
     #[arg(long)]
     store_cache_mib: Option<u64>,
     /// Where to write the results (default `target/bench/<mode>-<time>.json`, also copied to

@@ -39,7 +39,7 @@ async fn troupe_with(b: &Bench, n: usize) -> Result<Connected> {
         max_concurrency: 4,
         idle_secs: STAY_ALIVE,
         stream: false,
-        store_cache_mib: None,
+        store_cache_mib: b.plan.store_cache_mib,
     };
     let mut troupe = Troupe::spawn(
         &b.troupe,

@@ -66,7 +66,7 @@ pub struct Plan {
     /// How long a flood may go without progress before the rest counts as unanswered (and how
     /// long replay may take to answer its first message).
     pub stall: Duration,
-    /// `[store] cache_mib` of the conversations scenario's troupe (`--store-cache-mib`);
+    /// `[store] cache_mib` of every scenario's troupe (`--store-cache-mib`);
     /// troupe's default when `None`.
     pub store_cache_mib: Option<u64>,
 }

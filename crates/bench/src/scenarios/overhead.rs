@@ -84,7 +84,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         max_concurrency: 4,
         idle_secs: STAY_ALIVE,
         stream: false,
-        store_cache_mib: None,
+        store_cache_mib: b.plan.store_cache_mib,
     };
     let mut troupe = Troupe::spawn(&b.troupe, &config, &stage.url(), &b.dir.join("overhead-state"), &b.dir)?;
     troupe.wait_ready(CONNECT_DEADLINE).await?;

@@ -75,7 +75,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         max_concurrency: 64,
         idle_secs: STAY_ALIVE,
         stream: false,
-        store_cache_mib: None,
+        store_cache_mib: b.plan.store_cache_mib,
     };
     let state = b.dir.join("replay-state");
     let post = |c: usize, what: String| Post {

@@ -44,7 +44,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         max_concurrency: 4,
         idle_secs: STAY_ALIVE,
         stream: true,
-        store_cache_mib: None,
+        store_cache_mib: b.plan.store_cache_mib,
     };
     progress("streaming", &format!("troupe: {n} streamed replies one after another"));
     let mut troupe = Troupe::spawn(&b.troupe, &config, &stage.url(), &b.dir.join("streaming-state"), &b.dir)?;

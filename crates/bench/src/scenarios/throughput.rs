@@ -162,7 +162,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         max_concurrency: POOL,
         idle_secs: STAY_ALIVE,
         stream: false,
-        store_cache_mib: None,
+        store_cache_mib: b.plan.store_cache_mib,
     };
     let mut troupe = Troupe::spawn(
         &b.troupe,
