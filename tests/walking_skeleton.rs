@@ -8,22 +8,7 @@ use common::{two_agents, Control};
 /// [`two_agents`] with the typing indicator shown at once (the echo backend answers faster
 /// than the default `typing_delay_ms`).
 fn two_agents_typing_at_once() -> (troupe::config::Config, tempfile::TempDir) {
-    common::config(
-        r#"
-[discord]
-typing_delay_ms = 0
-
-[[agents]]
-name = "Ada"
-backend = "offline"
-system_prompt = "You are {agent}."
-
-[[agents]]
-name = "Basil"
-backend = "offline"
-triggers = { channels = ["random"] }
-"#,
-    )
+    common::config(&format!("[discord]\ntyping_delay_ms = 0\n{}", common::TWO_AGENTS))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,23 +102,26 @@ mod tests {
         assert!(!claim_cancel(&state), "the reply must wait for the request under way");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_reply_ready_before_the_delay_sends_no_indicator() {
+    /// The indicator's state once the reply is ready `reply_after` into a 500 ms delay.
+    async fn state_when_the_reply_is_ready(reply_after: Duration) -> u8 {
         let outbox = Outbox::printing();
         let typing = Typing::start(&outbox, 1, Duration::from_millis(500), None);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(reply_after).await;
         let state = typing.state.clone();
         typing.settle(Duration::from_secs(5)).await;
-        assert_eq!(state.load(Ordering::Acquire), CANCELLED);
+        state.load(Ordering::Acquire)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_ready_before_the_delay_sends_no_indicator() {
+        assert_eq!(
+            state_when_the_reply_is_ready(Duration::from_millis(100)).await,
+            CANCELLED
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_reply_after_the_delay_finds_the_indicator_sent() {
-        let outbox = Outbox::printing();
-        let typing = Typing::start(&outbox, 1, Duration::from_millis(500), None);
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        let state = typing.state.clone();
-        typing.settle(Duration::from_secs(5)).await;
-        assert_eq!(state.load(Ordering::Acquire), SENDING);
+        assert_eq!(state_when_the_reply_is_ready(Duration::from_millis(600)).await, SENDING);
     }
 }

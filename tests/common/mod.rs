@@ -29,10 +29,9 @@ pub fn config_with(sandbox: &str, extra: &str) -> (Config, tempfile::TempDir) {
     (config, dir)
 }
 
-/// Two agents, Ada (channel memory) and Basil (listens to every message in #random).
-pub fn two_agents() -> (Config, tempfile::TempDir) {
-    config(
-        r#"
+/// [`two_agents`]' agents: Ada (channel memory) and Basil (listens to every message in
+/// #random).
+pub const TWO_AGENTS: &str = r#"
 [[agents]]
 name = "Ada"
 backend = "offline"
@@ -42,8 +41,11 @@ system_prompt = "You are {agent}."
 name = "Basil"
 backend = "offline"
 triggers = { channels = ["random"] }
-"#,
-    )
+"#;
+
+/// Two agents, Ada (channel memory) and Basil (listens to every message in #random).
+pub fn two_agents() -> (Config, tempfile::TempDir) {
+    config(TWO_AGENTS)
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after [`DEADLINE`].
