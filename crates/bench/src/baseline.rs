@@ -24,25 +24,28 @@ impl EventHandler for Pong {
     }
 }
 
+/// The REST client every bot of the bench uses, troupe's own sandbox route
+/// ([`troupe::discord::route::Route::sandbox`]): `https://discord.com` through the sandbox's
+/// HTTPS proxy, the sandbox's CA trusted, the same idle-connection cap. With serenity's rate
+/// limiter on (its default), the baselines pay the same TLS, proxy and limits as troupe.
+pub async fn sandbox_rest_client(sandbox_url: &str) -> Result<reqwest::Client> {
+    use troupe::discord::route::Route;
+    let ca = Route::fetch_sandbox_ca(sandbox_url)
+        .await
+        .context("reading the sandbox's CA")?;
+    let Route::Sandbox(client) = Route::sandbox(sandbox_url, &ca).context("the sandbox as HTTPS proxy")? else {
+        return Err(crate::BenchError("the sandbox route is not a sandbox route".into()));
+    };
+    Ok(client)
+}
+
 /// Connects one bare serenity client per token to the sandbox and runs until killed.
 pub async fn run(sandbox_url: &str, tokens: &[String]) -> Result<()> {
     let intents = GatewayIntents::GUILDS
         | GatewayIntents::GUILD_MESSAGES
         | GatewayIntents::DIRECT_MESSAGES
         | GatewayIntents::MESSAGE_CONTENT;
-    let ca = reqwest::get(format!("{sandbox_url}/sandbox/ca.pem"))
-        .await
-        .and_then(|r| r.error_for_status())
-        .context("reading the sandbox's CA")?
-        .text()
-        .await
-        .context("reading the sandbox's CA")?;
-    let client = reqwest::Client::builder()
-        .use_rustls_tls()
-        .proxy(reqwest::Proxy::https(sandbox_url).context("the sandbox as HTTPS proxy")?)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).context("the sandbox's CA")?)
-        .build()
-        .context("building the REST client")?;
+    let client = sandbox_rest_client(sandbox_url).await?;
     let mut tasks = Vec::new();
     for token in tokens {
         let http = HttpBuilder::new(token).client(client.clone()).build();

@@ -4,8 +4,9 @@
 //! OpenAI request to the same LLM test server (system prompt + the message, `stream: true`,
 //! usage asked for), reads the stream to its end, makes one durable write (a sled insert of the
 //! exchange, then a flush, as a group commit like troupe's store), and replies with the streamed text. No history, no queue, no retry:
-//! the floor for "call the model, remember, answer". `troupe-bench equivalent` runs one client
-//! per token in this process.
+//! the floor for "call the model, remember, answer". Its REST client is troupe's and the bare
+//! bot's ([`crate::baseline::sandbox_rest_client`]: TLS through the sandbox's proxy, serenity's
+//! rate limiter on). `troupe-bench equivalent` runs one client per token in this process.
 
 use std::sync::Arc;
 
@@ -131,13 +132,11 @@ pub async fn run(sandbox_url: &str, tokens: &[String], llm_base: &str, store: &s
         | GatewayIntents::MESSAGE_CONTENT;
     let db = sled::open(store).context("opening the equivalent bot's store")?;
     let llm = reqwest::Client::new();
+    let rest = crate::baseline::sandbox_rest_client(sandbox_url).await?;
     let flusher = Arc::new(Flusher::default());
     let mut tasks = Vec::new();
     for token in tokens {
-        let http = HttpBuilder::new(token)
-            .proxy(sandbox_url)
-            .ratelimiter_disabled(true)
-            .build();
+        let http = HttpBuilder::new(token).client(rest.clone()).build();
         let handler = Arc::new(Equivalent {
             llm: llm.clone(),
             completions: format!("{llm_base}/chat/completions"),
