@@ -96,6 +96,39 @@ async fn the_sandbox_is_https_discord_com_through_its_connect_proxy() {
     sandbox.stop().await;
 }
 
+/// As Discord's API does, the sandbox speaks HTTP/2 to a client that offers it in TLS (one
+/// connection carries concurrent requests) and HTTP/1.1 to one that does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_speaks_http2_to_clients_that_offer_it_and_http1_to_others() {
+    let sandbox = sandbox().await;
+    let me = |http: reqwest::Client| async move {
+        http.get("https://discord.com/api/v10/users/@me")
+            .header("authorization", format!("Bot {ADA}"))
+            .send()
+            .await
+            .unwrap()
+    };
+    let h2 = discord_client(&sandbox);
+    let answers = futures::future::join_all((0..20).map(|_| me(h2.clone()))).await;
+    for r in answers {
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(!header(&r, "x-ratelimit-bucket").is_empty());
+    }
+    let http1 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .http1_only()
+        .proxy(reqwest::Proxy::https(sandbox.url()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(sandbox.ca_pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let r = me(http1).await;
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["username"], "Ada");
+    sandbox.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_buckets_count_down_and_a_429_agrees_with_itself() {
     let sandbox = sandbox().await;

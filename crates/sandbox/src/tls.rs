@@ -60,8 +60,9 @@ impl Authority {
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .map_err(|e| TlsError(e.to_string()))?;
-        // The REST router speaks HTTP/1.1 only (as axum is built here).
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // As Discord's API does: HTTP/2 to a client that offers it (one connection carries
+        // every concurrent request), HTTP/1.1 to one that does not.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             ca_pem: ca_cert.pem(),
             acceptor: TlsAcceptor::from(Arc::new(config)),
