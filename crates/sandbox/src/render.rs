@@ -207,8 +207,11 @@ impl World {
     }
 
     /// A guild as it appears in GUILD_CREATE for `bot`: roles, members, the channels it can see.
+    /// As Discord documents it, `members` holds every member only for a session with the
+    /// GUILD_PRESENCES intent (`presences`); without it, only the bot itself (and users in voice
+    /// channels, which the sandbox has none of). `member_count` counts them all either way.
     // Why this is long: it is the GUILD_CREATE payload itself, field by field, as Discord sends it.
-    pub fn guild_create_json(&self, g: &Guild, bot: u64) -> Value {
+    pub fn guild_create_json(&self, g: &Guild, bot: u64, presences: bool) -> Value {
         let channels: Vec<Value> = self
             .channels()
             .filter(|c| matches!(c.kind, ChannelKind::GuildText { guild_id, .. } if guild_id == g.id))
@@ -222,8 +225,10 @@ impl World {
             .map(|c| self.channel_json(c))
             .collect();
         let joined = snowflake::iso8601(g.id);
+        let member_count = self.users().count();
         let members: Vec<Value> = self
             .users()
+            .filter(|u| presences || u.id == bot)
             .map(|u| {
                 json!({
                     "user": self.user_json(u.id),
@@ -291,7 +296,7 @@ impl World {
             "joined_at": joined,
             "large": false,
             "unavailable": false,
-            "member_count": members.len(),
+            "member_count": member_count,
             "voice_states": [],
             "members": members,
             "channels": channels,
@@ -406,10 +411,19 @@ mod tests {
         let parsed: serenity::model::channel::Message = serde_json::from_value(w.message_json(&reply, true)).unwrap();
         assert_eq!(parsed.referenced_message.unwrap().id.get(), first.id);
         let g = w.guilds()[0].clone();
-        let v = w.guild_create_json(&g, ada);
+        let v = w.guild_create_json(&g, ada, true);
         let guild: serenity::model::guild::Guild =
             serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
         assert_eq!(guild.channels.len(), 3);
+        assert_eq!(guild.members.len(), w.users().count());
+        // Without GUILD_PRESENCES, only the bot's own member (Discord: "will only contain your
+        // bot and users in voice channels"); the count is still the guild's.
+        let v = w.guild_create_json(&g, ada, false);
+        let guild: serenity::model::guild::Guild =
+            serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+        assert_eq!(guild.members.keys().map(|id| id.get()).collect::<Vec<_>>(), vec![ada]);
+        assert_eq!(guild.member_count as usize, w.users().count());
+        assert!(w.users().count() > 1);
         let thread = w.create_thread(general, "a topic", alice).unwrap();
         let v = w.channel_json(w.channel(thread).unwrap());
         let parsed: serenity::model::channel::GuildChannel =
@@ -423,7 +437,7 @@ mod tests {
         let parsed: serenity::model::channel::Message =
             serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
         assert_eq!(parsed.guild_id.map(|g| g.get()), Some(w.guilds()[0].id));
-        let v = w.guild_create_json(&g, ada);
+        let v = w.guild_create_json(&g, ada, false);
         let guild: serenity::model::guild::Guild =
             serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
         assert_eq!(guild.threads.len(), 1);

@@ -948,7 +948,7 @@ pub(super) mod tests {
             50001
         );
         let g = w.guilds()[0].clone();
-        let gc = w.guild_create_json(&g, ada);
+        let gc = w.guild_create_json(&g, ada, false);
         assert_eq!(gc["channels"].as_array().unwrap().len(), 2);
     }
 }
