@@ -237,7 +237,8 @@ pub async fn run(
         self_ids,
     };
     match kind {
-        TurnKind::GiveUp { notice } => step.give_up(memory, notice).await,
+        // Boxed: a turn waiting for a pool slot should not reserve room for every later step.
+        TurnKind::GiveUp { notice } => Box::pin(step.give_up(memory, notice)).await,
         TurnKind::Answer => step.answer(memory).await,
     }
 }
@@ -286,7 +287,7 @@ impl Step<'_> {
             false => self.spec.store.stream_parts(name, self.latest.id).unwrap_or_default(),
         };
         if (self.pacing.stream && !self.outbox.speaks_through_webhook(self.latest.channel_id)) || !existing.is_empty() {
-            return self.answer_streamed(memory, remembered, &existing).await;
+            return Box::pin(self.answer_streamed(memory, remembered, &existing)).await;
         }
         let (text, memory, typing) = match remembered {
             Some(text) => (text, memory, None),
@@ -312,7 +313,7 @@ impl Step<'_> {
             }
             None => Box::pin(self.outbox.deliver(&reply)).await,
         };
-        self.after_delivery(memory, &reply, delivered).await
+        Box::pin(self.after_delivery(memory, &reply, delivered)).await
     }
 
     /// The reply to deliver for `text`.
@@ -448,9 +449,22 @@ impl Step<'_> {
             .collect();
         // The fresh messages' files: images and text given, the rest named (memory keeps references).
         let files: Vec<_> = fresh.iter().map(|t| t.attachments.clone()).collect();
-        let used = crate::attach::prepare::prepare(name, &spec.attach, &mut fresh_prompt, &files).await;
+        let used = Box::pin(crate::attach::prepare::prepare(
+            name,
+            &spec.attach,
+            &mut fresh_prompt,
+            &files,
+        ))
+        .await;
         let earlier: Vec<_> = memory.iter().map(|t| t.attachments.clone()).collect();
-        crate::attach::prepare::again(name, &spec.attach, &mut history, &earlier, used).await;
+        Box::pin(crate::attach::prepare::again(
+            name,
+            &spec.attach,
+            &mut history,
+            &earlier,
+            used,
+        ))
+        .await;
         let mut prompt = crate::prompt::build(name, &spec.config.system_prompt, &date, &history, &fresh_prompt);
         if matches!(self.decision, ReplyDecision::SendWithCourtesy { .. }) {
             prompt.system.push_str("\n\nThis reply ends an agent chain that has reached its limit: it is the last message, and no reply to it is expected.");
@@ -480,7 +494,8 @@ impl Step<'_> {
             super::typing::Typing::start(self.outbox, self.latest.channel_id, spec.discord.typing_delay, None)
         });
         let completion = match spec.pool.acquire(name).await {
-            Ok(_permit) => self.call_model(prompt, progress).await,
+            // Boxed: the turns waiting above hold no room for the call's state.
+            Ok(_permit) => Box::pin(self.call_model(prompt, progress)).await,
             // A full pool is load shedding, not a backend failure: the message waits.
             Err(full) => {
                 telemetry::llm_request(&spec.config.backend, "queue_full", None);
