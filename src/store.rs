@@ -145,6 +145,13 @@ struct MemoryRecord {
     turns: Vec<MemoryTurn>,
 }
 
+/// [`MemoryRecord`] as written, borrowing the turns (a save need not copy them first).
+#[derive(Serialize)]
+struct MemoryRecordRef<'a> {
+    v: u32,
+    turns: &'a [MemoryTurn],
+}
+
 impl Store {
     /// Opens (or creates) the store at `path` and checks it: a damaged store is `Corrupt` and
     /// its files are left as they were (see [`check`] for what is detected where).
@@ -235,11 +242,7 @@ impl Store {
     /// Replaces a conversation's turns and makes them durable before returning (they survive a
     /// `kill -9` right after).
     pub async fn save_memory(&self, agent: &str, key: ConversationKey, turns: &[MemoryTurn]) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(&MemoryRecord {
-            v: 1,
-            turns: turns.to_vec(),
-        })
-        .expect("memory serializes");
+        let bytes = serde_json::to_vec(&MemoryRecordRef { v: 1, turns }).expect("memory serializes");
         self.db
             .insert(Self::memory_key(agent, key), bytes)
             .map_err(|e| classify(&self.path, e))?;

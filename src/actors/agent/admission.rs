@@ -7,7 +7,7 @@ use crate::message::readable_channels;
 /// One live message: admitted (chain, routing, progress), then rate-limited per user, then
 /// handed to its conversation.
 pub(super) async fn on_message(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: Inbound) {
-    telemetry::message_received(&state.spec.config.name);
+    state.series.message_received();
     let Some(m) = admit(state, m) else { return };
     match state.limiter.check(m.author_id, Instant::now()) {
         Verdict::Allow => {
@@ -132,7 +132,7 @@ pub(super) fn admit(state: &mut AgentState, mut m: Inbound) -> Option<Inbound> {
     } else {
         (processed, reason)
     };
-    telemetry::message_routed(name, processed, reason.label());
+    state.series.message_routed(processed, reason.label());
     if reason == routing::Reason::ChainLimit {
         telemetry::chain_blocked(name);
     }
