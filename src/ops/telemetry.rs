@@ -363,7 +363,9 @@ pub struct AgentSeries {
 
 impl std::fmt::Debug for AgentSeries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentSeries").field("agent", &self.agent).finish_non_exhaustive()
+        f.debug_struct("AgentSeries")
+            .field("agent", &self.agent)
+            .finish_non_exhaustive()
     }
 }
 
