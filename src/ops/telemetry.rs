@@ -11,10 +11,9 @@
 //! at 0 when troupe starts ([`initialise`]), as Prometheus recommends: a series that appears
 //! only with its first event makes `rate()` and dashboards blind until then.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
-
-use std::collections::HashMap;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
