@@ -309,6 +309,15 @@ pub fn inbound_chain(
     effective_chain([Some(from_footers), recorded, via_reply].into_iter().flatten())
 }
 
+/// Whether the store's chain records can raise a message's chain above its footers': for a
+/// bot's or webhook's message, or a human's carrying a footer, but not for a message of this
+/// troupe's own cast (`from_cast`), whose embed footer troupe wrote from the chain it records
+/// for the message (the model cannot write an embed). Every agent sees every message, so this
+/// spares each agent two store reads per reply of another agent.
+pub fn needs_recorded_chain(from_cast: bool, author_is_bot: bool, from_footers: ChainLength) -> bool {
+    !from_cast && (author_is_bot || from_footers > ChainLength::HUMAN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +329,20 @@ mod tests {
 
     fn rejection(text: &str) -> FooterErrorKind {
         parse_footer(text).expect_err("footer should be rejected").kind
+    }
+
+    #[test]
+    fn only_messages_from_outside_the_cast_that_may_be_in_a_chain_need_the_records() {
+        assert!(needs_recorded_chain(false, true, ChainLength::HUMAN), "a foreign bot");
+        assert!(
+            needs_recorded_chain(false, false, chain(2)),
+            "a footer on a human's message"
+        );
+        assert!(
+            !needs_recorded_chain(false, false, ChainLength::HUMAN),
+            "a plain human message"
+        );
+        assert!(!needs_recorded_chain(true, true, chain(3)), "the cast's own reply");
     }
 
     #[test]

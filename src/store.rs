@@ -114,6 +114,8 @@ pub struct Store {
     db: sled::Db,
     path: PathBuf,
     flusher: std::sync::Arc<Flusher>,
+    /// Token usage counted since the last flush (see `usage`).
+    usage: std::sync::Arc<usage::UsageBuffer>,
 }
 
 /// One flush at a time, shared by every write made before it started (group commit). sled
@@ -141,6 +143,13 @@ struct Flushed {
 struct MemoryRecord {
     v: u32,
     turns: Vec<MemoryTurn>,
+}
+
+/// [`MemoryRecord`] as written, borrowing the turns (a save need not copy them first).
+#[derive(Serialize)]
+struct MemoryRecordRef<'a> {
+    v: u32,
+    turns: &'a [MemoryTurn],
 }
 
 impl Store {
@@ -189,6 +198,7 @@ impl Store {
             check::write_sidecar(path, seq).map_err(io)?;
         }
         let store = Store {
+            usage: std::sync::Arc::new(usage::UsageBuffer::new(db.clone())),
             db,
             path: path.to_path_buf(),
             flusher: std::sync::Arc::new(Flusher {
@@ -232,11 +242,7 @@ impl Store {
     /// Replaces a conversation's turns and makes them durable before returning (they survive a
     /// `kill -9` right after).
     pub async fn save_memory(&self, agent: &str, key: ConversationKey, turns: &[MemoryTurn]) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(&MemoryRecord {
-            v: 1,
-            turns: turns.to_vec(),
-        })
-        .expect("memory serializes");
+        let bytes = serde_json::to_vec(&MemoryRecordRef { v: 1, turns }).expect("memory serializes");
         self.db
             .insert(Self::memory_key(agent, key), bytes)
             .map_err(|e| classify(&self.path, e))?;
@@ -254,15 +260,28 @@ impl Store {
     }
 
     /// Records the chain length of a message troupe sent or received; only ever raises it.
+    /// Most messages are new to the store (a reply just posted, a bot's message seen first): a
+    /// single compare-and-swap against an absent record writes those; a record already there is
+    /// read and raised.
     pub fn record_chain(&self, message_id: u64, chain: crate::acl::ChainLength) -> Result<(), StoreError> {
         let key = format!("acl/1/{message_id}");
+        let err = |e| classify(&self.path, e);
+        let new = [chain.get()];
+        if self
+            .db
+            .compare_and_swap(&key, None::<&[u8]>, Some(&new[..]))
+            .map_err(err)?
+            .is_ok()
+        {
+            return Ok(());
+        }
         self.db
             .fetch_and_update(key, |old| {
                 let old = old.and_then(|b| b.first().copied()).unwrap_or(0);
                 Some(vec![old.max(chain.get())])
             })
             .map(|_| ())
-            .map_err(|e| classify(&self.path, e))
+            .map_err(err)
     }
 
     /// The webhook troupe created for an agent in a channel: `(id, token)`.
@@ -373,6 +392,11 @@ impl Store {
             return Ok(());
         }
         let covers = self.flusher.requested.load(SeqCst);
+        // Usage counted before any request this flush covers goes with it. A failure leaves
+        // the counts for the next flush and does not hold back the writes that asked for this one.
+        if let Err(e) = self.apply_usage() {
+            tracing::warn!(store = %self.path.display(), error = %e, "cannot write token usage; kept for the next flush");
+        }
         // Written after every write this flush covers, so a log cut before any of them has lost
         // this number too.
         let seq = flushed.seq + 1;

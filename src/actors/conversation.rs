@@ -34,6 +34,7 @@ pub use self::controls::Control;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
+use futures::FutureExt;
 use ractor::ActorRef;
 use tokio::task::JoinHandle;
 
@@ -883,20 +884,18 @@ fn spawn_turn(state: &mut ConversationState, batch: Vec<Inbound>, kind: TurnKind
     let self_ids = state.args.self_ids.clone();
     let turn_batch = batch.clone();
     let turn_kind = kind.clone();
+    // The turn's end, or its panic, becomes an event, so a panic in the turn reaches the agent.
+    // One task, not a turn task and a watcher awaiting it: a turn per reply is the hot path.
     let task = tokio::spawn(async move {
-        turn::run(&spec, &outbox, key, memory, &turn_batch, &turn_kind, pacing, &self_ids).await
-    });
-    // A watcher turns the task's end into an event, so a panic in the turn reaches the agent.
-    let watcher = tokio::spawn(async move {
-        let event = match task.await {
+        let turn = turn::run(&spec, &outbox, key, memory, &turn_batch, &turn_kind, pacing, &self_ids);
+        let event = match std::panic::AssertUnwindSafe(turn).catch_unwind().await {
             Ok(outcome) => ConversationEvent::TurnDone(outcome),
-            Err(e) if e.is_panic() => ConversationEvent::TurnPanicked(panic_text(e.into_panic())),
-            Err(_) => ConversationEvent::TurnPanicked("turn task cancelled".into()),
+            Err(panic) => ConversationEvent::TurnPanicked(panic_text(panic)),
         };
         me.cast(event);
     });
     state.turn = Some(Turn {
-        task: watcher,
+        task,
         batch,
         kind,
         cause,

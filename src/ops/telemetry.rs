@@ -11,10 +11,11 @@
 //! at 0 when troupe starts ([`initialise`]), as Prometheus recommends: a series that appears
 //! only with its first event makes `rate()` and dashboards blind until then.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::breaker::BreakerState;
@@ -345,19 +346,67 @@ fn describe() {
     );
 }
 
-/// A gateway delivered a message to `agent`.
-pub fn message_received(agent: &str) {
-    counter!(MESSAGES_RECEIVED, "agent" => agent.to_string()).increment(1);
+/// One agent's series that move with every message it sees: received, routed, in flight. Every
+/// agent sees every message of its channels (each reply of every other agent too), and a
+/// lookup by name builds the labels (the agent's name copied) and hashes them each time: the
+/// agent looks these up once and keeps the handles. Handles taken before [`install`] (unit
+/// tests) record nothing, as the functions here do.
+pub struct AgentSeries {
+    agent: String,
+    received: Counter,
+    /// By whether the message is answered, and the routing reason's label.
+    routed: HashMap<(bool, &'static str), Counter>,
+    backlog: Gauge,
+    pending: Gauge,
 }
 
-/// `agent` decided to answer (`processed`) or not, by routing `reason` (`Reason::label`).
-pub fn message_routed(agent: &str, processed: bool, reason: &'static str) {
-    let name = if processed {
-        MESSAGES_PROCESSED
-    } else {
-        MESSAGES_IGNORED
-    };
-    counter!(name, "agent" => agent.to_string(), "reason" => reason).increment(1);
+impl std::fmt::Debug for AgentSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSeries")
+            .field("agent", &self.agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentSeries {
+    /// `agent`'s series.
+    pub fn new(agent: &str) -> Self {
+        Self {
+            agent: agent.to_string(),
+            received: counter!(MESSAGES_RECEIVED, "agent" => agent.to_string()),
+            routed: HashMap::new(),
+            backlog: gauge!(BACKLOG_MESSAGES, "agent" => agent.to_string()),
+            pending: gauge!(PENDING_MESSAGES, "agent" => agent.to_string()),
+        }
+    }
+
+    /// A gateway delivered a message to the agent.
+    pub fn message_received(&self) {
+        self.received.increment(1);
+    }
+
+    /// The agent decided to answer (`processed`) or not, by routing `reason` (`Reason::label`).
+    pub fn message_routed(&mut self, processed: bool, reason: &'static str) {
+        let agent = &self.agent;
+        self.routed
+            .entry((processed, reason))
+            .or_insert_with(|| {
+                let name = if processed {
+                    MESSAGES_PROCESSED
+                } else {
+                    MESSAGES_IGNORED
+                };
+                counter!(name, "agent" => agent.clone(), "reason" => reason)
+            })
+            .increment(1);
+    }
+
+    /// The agent's backlog holds `backlog` messages, of which `pending` it decided to answer
+    /// and has not finished yet.
+    pub fn in_flight(&self, backlog: usize, pending: usize) {
+        self.backlog.set(backlog as f64);
+        self.pending.set(pending as f64);
+    }
 }
 
 /// Discord accepted `messages` reply messages of `agent` (a long reply is split in parts).
@@ -428,11 +477,6 @@ pub fn gateway_shards(agent: &str, total: u32, connected: u32, ready: u32) {
     }
 }
 
-/// `agent`'s backlog holds `messages`.
-pub fn backlog_size(agent: &str, messages: usize) {
-    gauge!(BACKLOG_MESSAGES, "agent" => agent.to_string()).set(messages as f64);
-}
-
 /// A conversation started (`+1`) or ended (`-1`). Increments rather than a set value, so
 /// concurrent starts and ends cannot leave the gauge stale.
 pub fn active_conversations_changed(delta: f64) {
@@ -443,11 +487,6 @@ pub fn active_conversations_changed(delta: f64) {
 pub fn discord_rest_error(status: Option<u16>) {
     let status = status.map_or_else(|| "none".to_string(), |s| s.to_string());
     counter!(DISCORD_REST_ERRORS, "status" => status).increment(1);
-}
-
-/// `agent` has `messages` it decided to answer and has not finished yet.
-pub fn pending_messages(agent: &str, messages: usize) {
-    gauge!(PENDING_MESSAGES, "agent" => agent.to_string()).set(messages as f64);
 }
 
 /// The answer to a message of `agent` is tried again because of `cause`.

@@ -140,6 +140,7 @@ impl Store {
             }
         }
         done.pending = self.forget_pending(agent, user)?;
+        self.apply_usage()?;
         done.usage += self.remove_prefix(&format!("use/1/u/{agent}/{user}/"))?;
         let notice = self.db.remove(format!("bnote/1/{agent}/{user}")).map_err(err)?;
         done.usage += usize::from(notice.is_some());
@@ -149,6 +150,7 @@ impl Store {
 
     /// Removes the user's troupe-wide usage records (`/forget-me` for every agent).
     pub async fn forget_user_troupe(&self, user: u64) -> Result<usize, StoreError> {
+        self.apply_usage()?;
         let n = self.remove_prefix(&format!("use/1/u/{}/{user}/", super::TROUPE))?;
         self.flush().await?;
         Ok(n)

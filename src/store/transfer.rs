@@ -280,6 +280,7 @@ pub fn parse(text: &str) -> Result<AgentExport, TransferError> {
 impl Store {
     /// Every key of `agent`'s records that move, with its value.
     fn agent_records(&self, agent: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.apply_usage()?;
         let mut out = Vec::new();
         let usage = [
             format!("use/1/a/{agent}/"),

@@ -7,7 +7,7 @@ use crate::message::readable_channels;
 /// One live message: admitted (chain, routing, progress), then rate-limited per user, then
 /// handed to its conversation.
 pub(super) async fn on_message(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: Inbound) {
-    telemetry::message_received(&state.spec.config.name);
+    state.series.message_received();
     let Some(m) = admit(state, m) else { return };
     match state.limiter.check(m.author_id, Instant::now()) {
         Verdict::Allow => {
@@ -65,9 +65,12 @@ pub(super) fn admit(state: &mut AgentState, mut m: Inbound) -> Option<Inbound> {
         return None;
     }
     // The store's chain records matter only for bots and webhooks (a human's chain is its own
-    // footer's, which is recorded only when it is above zero): every agent sees every message,
-    // so humans' messages skip these lookups.
-    let (recorded, replied) = if m.author_is_bot || m.chain > ChainLength::HUMAN {
+    // footer's, which is recorded only when it is above zero), and not for the cast's own
+    // messages, whose sender records the chain its footer carries (`acl::needs_recorded_chain`).
+    let cast = &state.spec.cast;
+    let from_cast = cast.contains(m.author_id) || m.webhook_id.is_some_and(|w| cast.contains(w));
+    let lookup = acl::needs_recorded_chain(from_cast, m.author_is_bot, m.chain);
+    let (recorded, replied) = if lookup {
         let recorded = store.chain(m.id).ok().flatten();
         let replied = m
             .reply_to
@@ -79,7 +82,7 @@ pub(super) fn admit(state: &mut AgentState, mut m: Inbound) -> Option<Inbound> {
     };
     m.chain = acl::inbound_chain(m.chain, recorded, m.author_is_bot, replied);
     // Every agent sees a bot's message; the first records its chain, the others find it.
-    if m.chain > ChainLength::HUMAN && recorded != Some(m.chain) {
+    if lookup && m.chain > ChainLength::HUMAN && recorded != Some(m.chain) {
         if let Err(e) = store.record_chain(m.id, m.chain) {
             tracing::warn!(agent = %name, error = %e, "cannot record a chain length");
         }
@@ -110,10 +113,7 @@ pub(super) fn admit(state: &mut AgentState, mut m: Inbound) -> Option<Inbound> {
     }
     // A bot or webhook outside the cast may ignore the footer and start a new chain each time:
     // the agents' answers to such authors are bounded per channel (`loopguard`).
-    let cast = &state.spec.cast;
-    let foreign_bot = (m.author_is_bot || m.webhook_id.is_some())
-        && !cast.contains(m.author_id)
-        && !m.webhook_id.is_some_and(|w| cast.contains(w));
+    let foreign_bot = (m.author_is_bot || m.webhook_id.is_some()) && !from_cast;
     let (processed, reason) = if processed && foreign_bot {
         use crate::loopguard::Verdict;
         let mut guard = state.spec.bot_exchanges.lock().unwrap_or_else(|p| p.into_inner());
@@ -132,7 +132,7 @@ pub(super) fn admit(state: &mut AgentState, mut m: Inbound) -> Option<Inbound> {
     } else {
         (processed, reason)
     };
-    telemetry::message_routed(name, processed, reason.label());
+    state.series.message_routed(processed, reason.label());
     if reason == routing::Reason::ChainLimit {
         telemetry::chain_blocked(name);
     }

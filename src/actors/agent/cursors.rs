@@ -69,8 +69,7 @@ pub(super) fn save_cursor(spec: &SharedSpec, channel: u64, cursor: u64) -> bool 
 /// flight, tell the tracker this agent is done. Also publishes how many messages are in flight.
 pub(super) fn check_done(state: &mut AgentState) {
     let in_flight: usize = state.progress.values().map(ChannelProgress::in_flight).sum();
-    telemetry::backlog_size(&state.spec.config.name, in_flight + state.phase.held());
-    telemetry::pending_messages(&state.spec.config.name, in_flight);
+    state.series.in_flight(in_flight + state.phase.held(), in_flight);
     if state.reported || state.phase.phase() != Phase::Live {
         return;
     }

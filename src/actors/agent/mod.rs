@@ -142,6 +142,8 @@ pub struct AgentState {
     /// DM channels being read back after their first message (`FirstDm::ReadBack`), with the
     /// live messages that came meanwhile: handled after what the read returns, so in order.
     read_back: HashMap<u64, Vec<Inbound>>,
+    /// The metrics every message moves, looked up once.
+    series: telemetry::AgentSeries,
 }
 
 impl Actor for AgentActor {
@@ -195,6 +197,7 @@ impl Actor for AgentActor {
             resumed: false,
             commands: commands::CommandState::load(&spec),
             read_back: HashMap::new(),
+            series: telemetry::AgentSeries::new(&spec.config.name),
         })
     }
 

@@ -191,6 +191,8 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
             ),
         ]);
     }
+    // Marks the measured flood's start (a profiler attached from here sees only the flood).
+    progress("throughput", &format!("troupe: flood of {n} messages"));
     let cpu = troupe.cpu()?;
     let fast = flood(&stage, &names, channels, n, p.stall).await;
     let fast_cpu = troupe.cpu()? - cpu;
