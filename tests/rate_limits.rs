@@ -108,7 +108,12 @@ async fn the_sandbox_speaks_http2_to_clients_that_offer_it_and_http1_to_others()
             .await
             .unwrap()
     };
-    let h2 = discord_client(&sandbox);
+    // troupe's own client (its sandbox route) offers h2.
+    let troupe::discord::route::Route::Sandbox(h2) =
+        troupe::discord::route::Route::sandbox(&sandbox.url(), sandbox.ca_pem()).unwrap()
+    else {
+        panic!("not a sandbox route");
+    };
     let answers = futures::future::join_all((0..20).map(|_| me(h2.clone()))).await;
     for r in answers {
         assert_eq!(r.version(), reqwest::Version::HTTP_2);

@@ -8,7 +8,10 @@ use std::time::Duration;
 /// for 90 s: a burst of replies opens a connection per concurrent request (thousands when 10,000
 /// conversations answer at once), and each then stays open, a TLS session and hyper's buffers
 /// (~60 KiB), long after the burst (heap profile in `docs/benchmarks.md`, issue 18). 64 is the
-/// default `max_concurrency`: a steady flood still reuses its connections.
+/// default `max_concurrency`. Over HTTP/2 (Discord and the sandbox offer it; reqwest is built
+/// with `http2`) concurrent requests share one connection and the cap does not bind; it matters
+/// for an HTTP/1.1-only route (`[discord] api_url` proxies), where a flood above the cap closes
+/// and reopens connections.
 pub const IDLE_CONNECTIONS_PER_HOST: usize = 64;
 
 /// The builder of a Discord REST client: what serenity's own builder does (`use_rustls_tls`),
