@@ -760,11 +760,11 @@ backend = "offline"
     }
 
     #[test]
-    fn the_store_cache_defaults_to_64_mib_and_is_bounded() {
+    fn the_store_cache_defaults_to_16_mib_and_is_bounded() {
         let c = Config::parse("agents.toml", MINIMAL).unwrap();
-        assert_eq!(c.store_cache_bytes, 64 << 20);
-        let c = Config::parse("agents.toml", &format!("[store]\ncache_mib = 16\n{MINIMAL}")).unwrap();
         assert_eq!(c.store_cache_bytes, 16 << 20);
+        let c = Config::parse("agents.toml", &format!("[store]\ncache_mib = 64\n{MINIMAL}")).unwrap();
+        assert_eq!(c.store_cache_bytes, 64 << 20);
         let e = errors(&format!("[store]\ncache_mib = 0\n{MINIMAL}"));
         assert!(
             e.contains("agents.toml:2: store.cache_mib: 0 is out of range; use 1 to 65536"),
