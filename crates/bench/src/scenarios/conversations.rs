@@ -1,10 +1,13 @@
 //! Scenario 3 (conversations): one agent with `memory = "channel-user"` in 100 channels with
-//! 100 humans, so 10,000 conversations. Each is seeded with 20 turns through troupe's own
-//! `Store::save_memory` before troupe starts, then touched by one message from its human in its
-//! channel: troupe starts the conversation, which loads its 20 turns, answers (echo
-//! backend: no HTTP, the memory is the subject) and keeps 22. Resident memory before and after,
-//! and per conversation; then, once they have passivated, memory again and activation latency
-//! ([`super::passivation`]); then the store's size on disk (scenario 6).
+//! 100 humans, so 10,000 conversations, beside 99 more agents of the same troupe (the plan's
+//! `conversation_agents`) connected in the same guild: they see every message and are never
+//! addressed, so issue 18's target (100 agents + 10,000 live conversations) is one reading.
+//! Each conversation is seeded with 20 turns through troupe's own `Store::save_memory` before
+//! troupe starts, then touched by one message from its human in its channel: troupe starts the
+//! conversation, which loads its 20 turns, answers (echo backend: no HTTP, the memory is the
+//! subject) and keeps 22. Resident memory before (every agent connected, no conversation) and
+//! after, and per conversation; then, once they have passivated, memory again and activation
+//! latency ([`super::passivation`]); then the store's size on disk (scenario 6).
 
 use std::time::{Duration, Instant};
 
@@ -57,7 +60,12 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     let (channels, humans, turns) = (p.conversation_channels, p.conversation_humans, p.seeded_turns);
     let n = channels * humans;
     let stage = Stage::start(channels, humans).await?;
-    stage.add_bots(&["Agent".into()]).await?;
+    // "Agent" answers; the others only see the traffic.
+    let agents: Vec<String> = std::iter::once("Agent".to_string())
+        .chain((1..p.conversation_agents.max(1)).map(|i| format!("Bystander{i:03}")))
+        .collect();
+    stage.add_bots(&agents).await?;
+    let bot_ids: Vec<u64> = agents.iter().filter_map(|a| stage.id_of(a)).collect();
     let mut keys = Vec::with_capacity(n);
     for c in 0..channels {
         for h in 0..humans {
@@ -76,7 +84,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     let seeded_per_sec = seed(&state, "Agent", &keys, turns).await?;
 
     let config = TroupeConfig {
-        agents: vec!["Agent".into()],
+        agents: agents.clone(),
         backend: Backend::Echo,
         memory: "channel-user",
         max_concurrency: 64,
@@ -86,6 +94,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     };
     let mut troupe = Troupe::spawn(&b.troupe, &config, &stage.url(), &state, &b.dir)?;
     troupe.wait_ready(CONNECT_DEADLINE).await?;
+    stage.wait_connected(&bot_ids, CONNECT_DEADLINE).await?;
     tokio::time::sleep(SETTLE).await;
     let before = troupe.rss()?;
 
@@ -121,24 +130,31 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         String::new()
     };
     let per_conversation = (after.now as f64 - before.now as f64) / alive as f64;
+    let k = agents.len();
+    let agents_label = if k == 1 {
+        "1 agent".to_string()
+    } else {
+        format!("{k} agents")
+    };
     let mut figures = vec![
         Figure::new(
             "memory",
-            "RSS, 1 agent, no conversation",
+            &format!("RSS, {agents_label} connected, no conversation"),
             "MiB",
             before.now as f64 / MIB,
             None,
         ),
         Figure::new(
             "memory",
-            &format!("RSS, {alive} conversations × {}+ turns", turns),
+            &format!("RSS, {agents_label} + {alive} live conversations × {turns}+ turns"),
             "MiB",
             after.now as f64 / MIB,
             None,
         )
         .note(format!(
-            "peak {:.1} MiB, conversations live{partial}",
-            after.peak as f64 / MIB
+            "peak {:.1} MiB; one agent's conversations, {} more agents connected and unaddressed{partial}",
+            after.peak as f64 / MIB,
+            k - 1
         )),
         Figure::new("memory", "RSS per conversation", "KiB", per_conversation / 1024.0, None)
             .note("(RSS after − RSS before) / conversations live"),
