@@ -73,6 +73,10 @@ struct Cli {
     /// message unaddressed (default: 100, or 10 with --quick; at least 1).
     #[arg(long)]
     conversation_agents: Option<usize>,
+    /// `idle_secs` of the conversations scenario (default: 300, or 20 with --quick): longer than
+    /// its touches take, so every conversation is live when the live figure is read.
+    #[arg(long)]
+    passivation_idle_secs: Option<u64>,
     /// `[store] cache_mib` of every scenario's troupe (default: troupe's own).
     #[arg(long)]
     store_cache_mib: Option<u64>,
@@ -183,6 +187,9 @@ async fn run(cli: &Cli) -> Result<()> {
     }
     if let Some(n) = cli.conversation_agents {
         plan.conversation_agents = n.max(1);
+    }
+    if let Some(secs) = cli.passivation_idle_secs {
+        plan.passivation_idle_secs = secs;
     }
     plan.store_cache_mib = cli.store_cache_mib;
     let steps = Step::selected(&cli.only).map_err(BenchError)?;

@@ -23,6 +23,8 @@ use crate::{BenchError, Context, Result};
 
 const MIB: f64 = 1024.0 * 1024.0;
 const SETTLE: Duration = Duration::from_secs(1);
+/// At most this long for troupe to go quiet after the touches are answered.
+const QUIET_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Writes `turns` turns to every (channel, human) conversation of agent `agent`, one after
 /// another (concurrent saves can hang sled 0.34, see [`save`]); returns conversations written
@@ -109,8 +111,13 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         })
         .collect();
     let mark = stage.replies();
+    let touch = Instant::now();
     stage.flood(posts, 64).await?;
     let answered = stage.wait_replies(mark + n, p.stall).await - mark;
+    let touched_secs = touch.elapsed().as_secs_f64();
+    // With more agents, each of them parses every message: wait until troupe has digested them,
+    // so the reading is the conversations held, not a burst in flight (its peak is reported).
+    let quiet_secs = troupe.wait_quiet(QUIET_DEADLINE).await.as_secs_f64();
     tokio::time::sleep(SETTLE).await;
     let after = troupe.rss()?;
     let alive = troupe.metric("troupe_active_conversations").await;
@@ -124,6 +131,15 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     // Every live conversation has loaded its turns, answered or not (a hung turn still
     // holds them): count conversations, as the gauge reports them, rather than replies.
     let alive = alive.map_or(answered, |a| a as usize).max(1);
+    let early = if alive < n.min(answered) {
+        format!(
+            "; {} passivated before the reading (idle_secs = {}: raise --passivation-idle-secs)",
+            n.min(answered) - alive,
+            p.passivation_idle_secs
+        )
+    } else {
+        String::new()
+    };
     let partial = if answered < n {
         format!("; only {answered} of {n} answered")
     } else {
@@ -152,7 +168,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
             None,
         )
         .note(format!(
-            "peak {:.1} MiB; one agent's conversations, {} more agents connected and unaddressed{partial}",
+            "peak {:.1} MiB; one agent's conversations, {} more agents connected and unaddressed; touched in {touched_secs:.0} s, quiet {quiet_secs:.0} s later{partial}{early}",
             after.peak as f64 / MIB,
             k - 1
         )),

@@ -94,7 +94,9 @@ impl Plan {
             replay_per_channel: 100,
             store_appends: 2_000,
             store_parallel: (64, 40),
-            passivation_idle_secs: 60,
+            // 10,000 touches seen by 100 agents take ~2.5 min on 2 cores: every conversation
+            // must still be live when the live figure is read.
+            passivation_idle_secs: 300,
             activations: 200,
             streaming_messages: 20,
             stall: Duration::from_secs(30),
