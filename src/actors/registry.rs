@@ -25,7 +25,7 @@ const MIN_KEPT_CAPACITY: usize = 64;
 /// table shrinks again only after halving twice more (the rehash it costs stays amortised).
 /// `None`: keep it.
 pub fn shrunk_capacity(len: usize, capacity: usize) -> Option<usize> {
-    (capacity > MIN_KEPT_CAPACITY && len.saturating_mul(4) < capacity).then_some(len * 2)
+    (capacity > MIN_KEPT_CAPACITY && len.saturating_mul(4) < capacity).then_some(len.saturating_mul(2))
 }
 
 /// What to do about a conversation that failed.
