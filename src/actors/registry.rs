@@ -116,7 +116,7 @@ impl<C> Registry<C> {
         if entry.generation == next {
             self.generation = next;
         }
-        &mut *entry.conversation
+        &mut entry.conversation
     }
 
     /// Forgets the conversation of a key (passivated or failed) and returns it. The table gives
