@@ -1,6 +1,6 @@
 //! A conversation: one per live conversation key of an agent, a plain struct its agent actor
 //! owns (not an actor: an idle conversation holds no task, channel or timer beyond its idle
-//! check). Answers its messages in message-ID order, one turn at a time ([`super::turn`]),
+//! check, and no memory: its turns are read from the store by each turn). Answers its messages in message-ID order, one turn at a time ([`super::turn`]),
 //! without making its agent wait: the turn runs in a spawned task whose outcome comes back to
 //! the agent as an event tagged with the conversation's key and generation
 //! (`AgentMsg::Conversation`); an event of an incarnation since passivated or replaced is
@@ -169,7 +169,12 @@ pub struct ConversationState {
     pending: BTreeMap<u64, Inbound>,
     turn: Option<Turn>,
     start_scheduled: bool,
-    memory: Vec<MemoryTurn>,
+    /// The turns remembered, between turns only in a dry run (which writes nothing to the
+    /// store). A real run keeps them in the store alone: each turn and command reads them at
+    /// its start ([`take_memory`]), and the turn saves them (durably, before its reply is
+    /// posted) and hands them back only for this to be dropped, so a live conversation between
+    /// turns holds none of its text (issue 18: memory per live conversation).
+    memory: Option<Vec<MemoryTurn>>,
     /// When the conversation last had something to do.
     last_activity: tokio::time::Instant,
     /// An idle check is scheduled (one at a time, however many messages arrive).
@@ -189,10 +194,9 @@ pub struct ConversationState {
 }
 
 impl ConversationState {
-    /// Starts a conversation (one incarnation of its key): reads its memory and what it owes
-    /// from before, and schedules its first turn and its idle check.
+    /// Starts a conversation (one incarnation of its key): reads what it owes from before (its
+    /// memory is read by each turn), and schedules its first turn and its idle check.
     pub fn start(args: ConversationArgs) -> Self {
-        let memory = load_memory(&args);
         let spilled = args.spec.store.pending_count(&args.spec.config.name, args.key) > 0;
         let mut state = ConversationState {
             _gauge: GaugeGuard::conversation(&args.spec.gauges),
@@ -200,7 +204,7 @@ impl ConversationState {
             pending: BTreeMap::new(),
             turn: None,
             start_scheduled: false,
-            memory,
+            memory: None,
             last_activity: tokio::time::Instant::now(),
             idle_armed: false,
             slowmode: std::collections::HashMap::new(),
@@ -302,10 +306,7 @@ impl ConversationState {
                 let Some(turn) = state.turn.take() else {
                     return Handled::Going;
                 };
-                state.memory = outcome.memory;
-                // The turn's copy grew by doubling; an idle conversation keeps only what it holds
-                // (10,000 idle conversations: see docs/benchmarks.md).
-                state.memory.shrink_to_fit();
+                keep_memory(state, outcome.memory);
                 match outcome.result {
                     Ok(()) => finished(state, &turn),
                     Err(failure) => turn_failed(state, turn, failure, outcome.parts_done),
@@ -435,8 +436,26 @@ fn is_idle(state: &ConversationState) -> bool {
     state.turn.is_none() && state.pending.is_empty() && state.give_ups.is_empty() && !state.spilled
 }
 
-/// The conversation's memory; an unreadable record is set aside (kept in the store under
-/// `bad/`) and the conversation goes on with fresh memory, rather than failing its agent.
+/// The conversation's memory for a turn or a command: held only in a dry run, otherwise read
+/// from the store (where the last turn or command saved it, durably, before it ended).
+fn take_memory(state: &mut ConversationState) -> Vec<MemoryTurn> {
+    state.memory.take().unwrap_or_else(|| load_memory(&state.args))
+}
+
+/// Memory as a turn or a command left it: dropped (it is in the store) unless this is a dry
+/// run, which saves nothing.
+fn keep_memory(state: &mut ConversationState, mut memory: Vec<MemoryTurn>) {
+    state.memory = if state.args.spec.run.dry_run == DryRun::None {
+        None
+    } else {
+        // The turn's copy grew by doubling; keep only what it holds.
+        memory.shrink_to_fit();
+        Some(memory)
+    };
+}
+
+/// The conversation's memory in the store; an unreadable record is set aside (kept in the store
+/// under `bad/`) and the conversation goes on with fresh memory, rather than failing its agent.
 fn load_memory(args: &ConversationArgs) -> Vec<MemoryTurn> {
     let (store, name) = (&args.spec.store, &args.spec.config.name);
     match store.memory(name, args.key) {
@@ -765,22 +784,25 @@ fn start_turn(state: &mut ConversationState) {
     }
     if let Some(give_up) = state.give_ups.pop_front() {
         let kind = TurnKind::GiveUp { notice: give_up.notice };
-        spawn_turn(state, give_up.batch, kind, give_up.cause);
+        let memory = take_memory(state);
+        spawn_turn(state, memory, give_up.batch, kind, give_up.cause);
         return;
     }
     let Some(oldest) = state.pending.values().next() else {
         return;
     };
-    let retry_upto = state.retry.map(|r| r.upto).filter(|upto| oldest.id <= *upto);
+    let (oldest_id, oldest_is_bot) = (oldest.id, oldest.author_is_bot);
+    let memory = take_memory(state);
+    let retry_upto = state.retry.map(|r| r.upto).filter(|upto| oldest_id <= *upto);
     let messages: Vec<Inbound> = if let Some(upto) = retry_upto {
         // Exactly the batch that failed, again; newer messages wait for their own turn.
         let newer = state.pending.split_off(&(upto + 1));
         let failed = std::mem::replace(&mut state.pending, newer);
-        cut_at_remembered(state, failed.into_values().collect())
-    } else if state.backlog_waiting || oldest.author_is_bot {
+        cut_at_remembered(state, &memory, failed.into_values().collect())
+    } else if state.backlog_waiting || oldest_is_bot {
         state.backlog_waiting = false;
         let all = std::mem::take(&mut state.pending).into_values().collect();
-        cut_at_remembered(state, all)
+        cut_at_remembered(state, &memory, all)
     } else {
         let first = state.pending.pop_first().map(|(_, m)| m).into_iter().collect();
         if state.pending.is_empty() {
@@ -789,7 +811,7 @@ fn start_turn(state: &mut ConversationState) {
         }
         first
     };
-    spawn_turn(state, messages, TurnKind::Answer, GiveUpCause::Llm);
+    spawn_turn(state, memory, messages, TurnKind::Answer, GiveUpCause::Llm);
 }
 
 /// A reply remembered but not confirmed delivered answers the messages the model saw with it:
@@ -797,8 +819,8 @@ fn start_turn(state: &mut ConversationState) {
 /// message is answered twice or left out.
 /// Likewise a reply streamed in part before a crash or a failure ([`super::streaming`]): it is
 /// finished for its own message, so its messages are not answered again beside it.
-fn cut_at_remembered(state: &mut ConversationState, batch: Vec<Inbound>) -> Vec<Inbound> {
-    let (now, mut later) = split_at_remembered(&state.memory, batch);
+fn cut_at_remembered(state: &mut ConversationState, memory: &[MemoryTurn], batch: Vec<Inbound>) -> Vec<Inbound> {
+    let (now, mut later) = split_at_remembered(memory, batch);
     let spec = &state.args.spec;
     let streamed = |id: u64| {
         spec.store
@@ -855,9 +877,20 @@ fn in_hand(state: &ConversationState, id: u64) -> bool {
         || state.give_ups.iter().any(|g| g.batch.iter().any(|m| m.id == id))
 }
 
-fn spawn_turn(state: &mut ConversationState, batch: Vec<Inbound>, kind: TurnKind, cause: GiveUpCause) {
-    let Some(latest) = batch.last() else { return };
-    let remembered = remembers_reply(&state.memory, latest.id);
+/// Runs a turn for `batch` with the conversation's `memory` (which the turn hands back at its
+/// end, as saved).
+fn spawn_turn(
+    state: &mut ConversationState,
+    memory: Vec<MemoryTurn>,
+    batch: Vec<Inbound>,
+    kind: TurnKind,
+    cause: GiveUpCause,
+) {
+    let Some(latest) = batch.last() else {
+        keep_memory(state, memory);
+        return;
+    };
+    let remembered = remembers_reply(&memory, latest.id);
     let pacing = Pacing {
         slowmode: state.slowmode.get(&latest.channel_id).copied().unwrap_or_default(),
         // Nobody watches a reply to missed or retried messages being typed.
@@ -879,7 +912,6 @@ fn spawn_turn(state: &mut ConversationState, batch: Vec<Inbound>, kind: TurnKind
     let spec = state.args.spec.clone();
     let outbox = state.args.outbox.clone();
     let key = state.args.key;
-    let memory = state.memory.clone();
     let me = state.mailbox();
     let self_ids = state.args.self_ids.clone();
     let turn_batch = batch.clone();

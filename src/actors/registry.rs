@@ -9,11 +9,23 @@ use std::time::{Duration, Instant};
 
 use crate::routing::ConversationKey;
 
-/// One live conversation.
+/// One live conversation. Boxed: the table's spare buckets (up to half of them after it grew)
+/// then cost a pointer each, not a whole conversation's state (~430 bytes).
 #[derive(Debug)]
 struct Entry<C> {
     generation: u64,
-    conversation: C,
+    conversation: Box<C>,
+}
+
+/// Below this capacity the conversation table is never shrunk (a few KiB at most).
+const MIN_KEPT_CAPACITY: usize = 64;
+
+/// The capacity to shrink a table holding `len` entries to, when its `capacity` is far above
+/// what it holds (more than four times, and above [`MIN_KEPT_CAPACITY`]): twice `len`, so a
+/// table shrinks again only after halving twice more (the rehash it costs stays amortised).
+/// `None`: keep it.
+pub fn shrunk_capacity(len: usize, capacity: usize) -> Option<usize> {
+    (capacity > MIN_KEPT_CAPACITY && len.saturating_mul(4) < capacity).then_some(len.saturating_mul(2))
 }
 
 /// What to do about a conversation that failed.
@@ -52,7 +64,7 @@ impl<C> Default for Registry<C> {
 impl<C> Registry<C> {
     /// The conversation of a key.
     pub fn get_mut(&mut self, key: ConversationKey) -> Option<&mut C> {
-        self.by_key.get_mut(&key).map(|e| &mut e.conversation)
+        self.by_key.get_mut(&key).map(|e| &mut *e.conversation)
     }
 
     /// The conversation of a key if it is the incarnation `generation` (an event of an earlier
@@ -61,7 +73,7 @@ impl<C> Registry<C> {
         self.by_key
             .get_mut(&key)
             .filter(|e| e.generation == generation)
-            .map(|e| &mut e.conversation)
+            .map(|e| &mut *e.conversation)
     }
 
     /// Whether a key has a live conversation.
@@ -88,10 +100,10 @@ impl<C> Registry<C> {
                 key,
                 Entry {
                     generation,
-                    conversation,
+                    conversation: Box::new(conversation),
                 },
             )
-            .map(|e| e.conversation)
+            .map(|e| *e.conversation)
     }
 
     /// The conversation of a key, started by `start` with a new generation if none is live.
@@ -99,7 +111,7 @@ impl<C> Registry<C> {
         let next = self.generation + 1;
         let entry = self.by_key.entry(key).or_insert_with(|| Entry {
             generation: next,
-            conversation: start(next),
+            conversation: Box::new(start(next)),
         });
         if entry.generation == next {
             self.generation = next;
@@ -107,14 +119,20 @@ impl<C> Registry<C> {
         &mut entry.conversation
     }
 
-    /// Forgets the conversation of a key (passivated or failed) and returns it.
+    /// Forgets the conversation of a key (passivated or failed) and returns it. The table gives
+    /// back the room of conversations gone ([`shrunk_capacity`]): after 10,000 conversations
+    /// passivate it would otherwise keep their buckets (issue 18: idle conversations ≈ 0 B).
     pub fn remove(&mut self, key: ConversationKey) -> Option<C> {
-        self.by_key.remove(&key).map(|e| e.conversation)
+        let removed = self.by_key.remove(&key).map(|e| *e.conversation);
+        if let Some(to) = shrunk_capacity(self.by_key.len(), self.by_key.capacity()) {
+            self.by_key.shrink_to(to);
+        }
+        removed
     }
 
     /// Forgets every conversation and returns them (shutdown).
     pub fn drain(&mut self) -> Vec<C> {
-        self.by_key.drain().map(|(_, e)| e.conversation).collect()
+        self.by_key.drain().map(|(_, e)| *e.conversation).collect()
     }
 
     /// A conversation of `key` failed at `now`: restart it, unless it failed `limit` times
@@ -195,6 +213,42 @@ mod tests {
         assert_eq!(r.remove(B), Some("b3"));
         assert_eq!(r.drain(), vec!["a2"]);
         assert!(!r.contains(A));
+    }
+
+    #[test]
+    fn a_table_is_shrunk_only_when_far_above_what_it_holds() {
+        assert_eq!(shrunk_capacity(0, 14_336), Some(0), "everything passivated");
+        assert_eq!(shrunk_capacity(100, 14_336), Some(200));
+        assert_eq!(shrunk_capacity(3_584, 14_336), None, "a quarter full: kept");
+        assert_eq!(shrunk_capacity(3_583, 14_336), Some(7_166));
+        assert_eq!(shrunk_capacity(0, MIN_KEPT_CAPACITY), None, "small tables are kept");
+        assert_eq!(shrunk_capacity(usize::MAX, usize::MAX), None);
+    }
+
+    #[test]
+    fn passivating_most_conversations_gives_their_room_back() {
+        let mut r = Registry::default();
+        let keys: Vec<_> = (0..10_000)
+            .map(|i| ConversationKey::ChannelUser(i / 100, i % 100))
+            .collect();
+        for (g, k) in keys.iter().enumerate() {
+            r.insert(*k, g as u64, g);
+        }
+        let full = r.by_key.capacity();
+        assert!(full >= 10_000);
+        for k in &keys[10..] {
+            r.remove(*k);
+        }
+        assert_eq!(r.len(), 10);
+        assert!(
+            r.by_key.capacity() <= MIN_KEPT_CAPACITY,
+            "{} of {full} kept",
+            r.by_key.capacity()
+        );
+        // Removing while shrinking never loses a conversation.
+        for (g, k) in keys[..10].iter().enumerate() {
+            assert_eq!(r.current(*k, g as u64).copied(), Some(g));
+        }
     }
 
     #[test]

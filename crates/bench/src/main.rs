@@ -69,6 +69,14 @@ struct Cli {
     /// Messages of the overhead scenario (overrides the mode's size).
     #[arg(long)]
     overhead_messages: Option<usize>,
+    /// Agents connected in the conversations scenario: one answers, the others see every
+    /// message unaddressed (default: 100, or 10 with --quick; at least 1).
+    #[arg(long)]
+    conversation_agents: Option<usize>,
+    /// `idle_secs` of the conversations scenario (default: 300, or 20 with --quick): longer than
+    /// its touches take, so every conversation is live when the live figure is read.
+    #[arg(long)]
+    passivation_idle_secs: Option<u64>,
     /// `[store] cache_mib` of every scenario's troupe (default: troupe's own).
     #[arg(long)]
     store_cache_mib: Option<u64>,
@@ -176,6 +184,12 @@ async fn run(cli: &Cli) -> Result<()> {
     let mut plan = if cli.quick { Plan::quick() } else { Plan::full() };
     if let Some(n) = cli.overhead_messages {
         plan.overhead_messages = n;
+    }
+    if let Some(n) = cli.conversation_agents {
+        plan.conversation_agents = n.max(1);
+    }
+    if let Some(secs) = cli.passivation_idle_secs {
+        plan.passivation_idle_secs = secs;
     }
     plan.store_cache_mib = cli.store_cache_mib;
     let steps = Step::selected(&cli.only).map_err(BenchError)?;

@@ -216,6 +216,23 @@ impl Troupe {
         cpu_secs(self.pid())
     }
 
+    /// Waits until it has used under 10% of a core for half a second (the gateway events of a
+    /// burst digested), at most `deadline`; returns how long it waited.
+    pub async fn wait_quiet(&self, deadline: Duration) -> Duration {
+        let start = Instant::now();
+        let tick = Duration::from_millis(500);
+        let mut last = self.cpu().unwrap_or_default();
+        while start.elapsed() < deadline {
+            tokio::time::sleep(tick).await;
+            let now = self.cpu().unwrap_or_default();
+            if now - last < tick.as_secs_f64() / 10.0 {
+                break;
+            }
+            last = now;
+        }
+        start.elapsed()
+    }
+
     /// Waits until `/readiness` answers 200 (every agent's gateway connected); returns when.
     pub async fn wait_ready(&mut self, deadline: Duration) -> Result<Instant> {
         let start = Instant::now();

@@ -4,10 +4,11 @@
 
 use ractor::RpcReplyPort;
 
-use super::ConversationState;
+use super::{keep_memory, take_memory, ConversationState};
 use crate::actors::agent::AgentMsg;
 use crate::commands::forget;
 use crate::config::DryRun;
+use crate::memory::MemoryTurn;
 
 /// A command for a conversation.
 #[derive(Debug)]
@@ -31,15 +32,15 @@ pub(super) async fn apply(state: &mut ConversationState) {
     for control in std::mem::take(&mut state.controls) {
         match control {
             Control::Reset(reply) => {
-                state.memory.clear();
-                persist(state).await;
+                persist(state, Vec::new()).await;
                 let _ = reply.send(());
             }
             Control::Forget { user, name, reply } => {
+                let mut memory = take_memory(state);
                 if forget::owned_by(state.args.key, user) {
-                    state.memory.clear();
-                } else if let Some(kept) = forget::without_user(&state.memory, user, &name) {
-                    state.memory = kept;
+                    memory.clear();
+                } else if let Some(kept) = forget::without_user(&memory, user, &name) {
+                    memory = kept;
                 }
                 let theirs: Vec<u64> = state
                     .pending
@@ -57,24 +58,26 @@ pub(super) async fn apply(state: &mut ConversationState) {
                 if !done.is_empty() {
                     let _ = state.args.agent.cast(AgentMsg::Finished(done));
                 }
-                persist(state).await;
+                persist(state, memory).await;
                 let _ = reply.send(());
             }
         }
     }
 }
 
-/// Saves the memory as it now is; an emptied conversation's record is deleted.
-async fn persist(state: &ConversationState) {
+/// Saves `memory` as the conversation's; an emptied conversation's record is deleted. A dry
+/// run saves nothing and holds it instead.
+async fn persist(state: &mut ConversationState, memory: Vec<MemoryTurn>) {
     let (spec, key) = (&state.args.spec, state.args.key);
     if spec.run.dry_run != DryRun::None {
+        keep_memory(state, memory);
         return;
     }
     let name = &spec.config.name;
-    let saved = if state.memory.is_empty() {
+    let saved = if memory.is_empty() {
         spec.store.delete_memory(name, key).await
     } else {
-        spec.store.save_memory(name, key, &state.memory).await
+        spec.store.save_memory(name, key, &memory).await
     };
     if let Err(e) = saved {
         tracing::error!(agent = %name, ?key, error = %e, "cannot save a conversation's memory after a command");

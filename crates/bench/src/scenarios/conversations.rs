@@ -1,10 +1,13 @@
 //! Scenario 3 (conversations): one agent with `memory = "channel-user"` in 100 channels with
-//! 100 humans, so 10,000 conversations. Each is seeded with 20 turns through troupe's own
-//! `Store::save_memory` before troupe starts, then touched by one message from its human in its
-//! channel: troupe starts the conversation, which loads its 20 turns, answers (echo
-//! backend: no HTTP, the memory is the subject) and keeps 22. Resident memory before and after,
-//! and per conversation; then, once they have passivated, memory again and activation latency
-//! ([`super::passivation`]); then the store's size on disk (scenario 6).
+//! 100 humans, so 10,000 conversations, beside 99 more agents of the same troupe (the plan's
+//! `conversation_agents`) connected in the same guild: they see every message and are never
+//! addressed, so issue 18's target (100 agents + 10,000 live conversations) is one reading.
+//! Each conversation is seeded with 20 turns through troupe's own `Store::save_memory` before
+//! troupe starts, then touched by one message from its human in its channel: troupe starts the
+//! conversation, which loads its 20 turns, answers (echo backend: no HTTP, the memory is the
+//! subject) and keeps 22. Resident memory before (every agent connected, no conversation) and
+//! after, and per conversation; then, once they have passivated, memory again and activation
+//! latency ([`super::passivation`]); then the store's size on disk (scenario 6).
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +23,8 @@ use crate::{BenchError, Context, Result};
 
 const MIB: f64 = 1024.0 * 1024.0;
 const SETTLE: Duration = Duration::from_secs(1);
+/// At most this long for troupe to go quiet after the touches are answered.
+const QUIET_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Writes `turns` turns to every (channel, human) conversation of agent `agent`, one after
 /// another (concurrent saves can hang sled 0.34, see [`save`]); returns conversations written
@@ -57,7 +62,12 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     let (channels, humans, turns) = (p.conversation_channels, p.conversation_humans, p.seeded_turns);
     let n = channels * humans;
     let stage = Stage::start(channels, humans).await?;
-    stage.add_bots(&["Agent".into()]).await?;
+    // "Agent" answers; the others only see the traffic.
+    let agents: Vec<String> = std::iter::once("Agent".to_string())
+        .chain((1..p.conversation_agents.max(1)).map(|i| format!("Bystander{i:03}")))
+        .collect();
+    stage.add_bots(&agents).await?;
+    let bot_ids: Vec<u64> = agents.iter().filter_map(|a| stage.id_of(a)).collect();
     let mut keys = Vec::with_capacity(n);
     for c in 0..channels {
         for h in 0..humans {
@@ -76,7 +86,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     let seeded_per_sec = seed(&state, "Agent", &keys, turns).await?;
 
     let config = TroupeConfig {
-        agents: vec!["Agent".into()],
+        agents: agents.clone(),
         backend: Backend::Echo,
         memory: "channel-user",
         max_concurrency: 64,
@@ -86,6 +96,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     };
     let mut troupe = Troupe::spawn(&b.troupe, &config, &stage.url(), &state, &b.dir)?;
     troupe.wait_ready(CONNECT_DEADLINE).await?;
+    stage.wait_connected(&bot_ids, CONNECT_DEADLINE).await?;
     tokio::time::sleep(SETTLE).await;
     let before = troupe.rss()?;
 
@@ -100,8 +111,13 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
         })
         .collect();
     let mark = stage.replies();
+    let touch = Instant::now();
     stage.flood(posts, 64).await?;
     let answered = stage.wait_replies(mark + n, p.stall).await - mark;
+    let touched_secs = touch.elapsed().as_secs_f64();
+    // With more agents, each of them parses every message: wait until troupe has digested them,
+    // so the reading is the conversations held, not a burst in flight (its peak is reported).
+    let quiet_secs = troupe.wait_quiet(QUIET_DEADLINE).await.as_secs_f64();
     tokio::time::sleep(SETTLE).await;
     let after = troupe.rss()?;
     let alive = troupe.metric("troupe_active_conversations").await;
@@ -115,30 +131,46 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     // Every live conversation has loaded its turns, answered or not (a hung turn still
     // holds them): count conversations, as the gauge reports them, rather than replies.
     let alive = alive.map_or(answered, |a| a as usize).max(1);
+    let early = if alive < n.min(answered) {
+        format!(
+            "; {} passivated before the reading (idle_secs = {}: raise --passivation-idle-secs)",
+            n.min(answered) - alive,
+            p.passivation_idle_secs
+        )
+    } else {
+        String::new()
+    };
     let partial = if answered < n {
         format!("; only {answered} of {n} answered")
     } else {
         String::new()
     };
     let per_conversation = (after.now as f64 - before.now as f64) / alive as f64;
+    let k = agents.len();
+    let agents_label = if k == 1 {
+        "1 agent".to_string()
+    } else {
+        format!("{k} agents")
+    };
     let mut figures = vec![
         Figure::new(
             "memory",
-            "RSS, 1 agent, no conversation",
+            &format!("RSS, {agents_label} connected, no conversation"),
             "MiB",
             before.now as f64 / MIB,
             None,
         ),
         Figure::new(
             "memory",
-            &format!("RSS, {alive} conversations × {}+ turns", turns),
+            &format!("RSS, {agents_label} + {alive} live conversations × {turns}+ turns"),
             "MiB",
             after.now as f64 / MIB,
             None,
         )
         .note(format!(
-            "peak {:.1} MiB, conversations live{partial}",
-            after.peak as f64 / MIB
+            "peak {:.1} MiB; one agent's conversations, {} more agents connected and unaddressed; touched in {touched_secs:.0} s, quiet {quiet_secs:.0} s later{partial}{early}",
+            after.peak as f64 / MIB,
+            k - 1
         )),
         Figure::new("memory", "RSS per conversation", "KiB", per_conversation / 1024.0, None)
             .note("(RSS after − RSS before) / conversations live"),
