@@ -148,6 +148,14 @@ impl Sandbox {
             // Both servers live in this task and stop together: dropping a graceful server
             // (when `stop` aborts the task) also closes the connections it spawned.
             let (tls_stop, tls_stopped) = oneshot::channel::<()>();
+            // As Discord's edge does, small writes go out at once (no Nagle): a gateway
+            // dispatch, or an HTTP/2 frame on a connection many requests share, would otherwise
+            // wait for the peer's delayed ACK (up to 40 ms on Linux).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;
                 let _ = tls_stop.send(());
