@@ -1,8 +1,9 @@
 //! A conversation: one per live conversation key of an agent, a plain struct its agent actor
 //! owns (not an actor: an idle conversation holds no task, channel or timer beyond its idle
-//! check, and no memory: its turns are read from the store by each turn). Answers its messages in message-ID order, one turn at a time ([`super::turn`]),
-//! without making its agent wait: the turn runs in a spawned task whose outcome comes back to
-//! the agent as an event tagged with the conversation's key and generation
+//! check, and none of its turns: each turn reads them from the store). Answers its messages in
+//! message-ID order, one turn at a time ([`super::turn`]), without making its agent wait: the
+//! turn runs in a spawned task whose outcome comes back to the agent as an event tagged with
+//! the conversation's key and generation
 //! (`AgentMsg::Conversation`); an event of an incarnation since passivated or replaced is
 //! ignored.
 //!

@@ -76,7 +76,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The full run (about 5 minutes on 2 cores).
+    /// The full run (about 12 minutes on 2 cores, 6–8 of them the conversations scenario).
     pub fn full() -> Plan {
         Plan {
             overhead_messages: 2_000,
