@@ -60,9 +60,8 @@ use crate::routing::ConversationKey;
 pub const SCHEMA: u32 = 1;
 
 /// The most memory sled's page cache may hold unless `[store] cache_mib` says otherwise (sled's
-/// own default is 1 GiB). Live conversations keep their memory in their own state, so the store
-/// is read when a conversation starts and is otherwise written: the cache need not hold
-/// everything; the OS page cache still does. It is a bound, not a cost per conversation: it
+/// own default is 1 GiB). A conversation's turns are read at the start of each of its turns and
+/// written at its end: the cache need not hold them all; the OS page cache still does. It is a bound, not a cost per conversation: it
 /// fills once the records touched exceed it (docs/benchmarks.md, Issue 18). 16 rather than 64:
 /// with 10,000 conversations it saved ~30 MiB of RSS, live and passivated, with activation and
 /// throughput no slower than the runs can resolve.
