@@ -58,6 +58,7 @@ async fn a_user_over_budget_is_told_once_then_silence_others_unaffected_across_a
     let notice = sb.reply_to("general", "Budgy", second["id"].as_str().unwrap()).await;
     assert_eq!(notice["content"], "Budget spent for today.");
     let third = sb.say("general", "alice", &long("three")).await;
+    let third_posted = std::time::Instant::now();
     wait_for("the third message refused", || async {
         (refusals(&http).await == "2").then_some(())
     })
@@ -72,16 +73,26 @@ async fn a_user_over_budget_is_told_once_then_silence_others_unaffected_across_a
             .is_empty(),
         "silence after the notice"
     );
+    let third_to_stop = third_posted.elapsed();
     assert_eq!(troupe.terminate().code(), Some(0));
 
     // After a restart alice is still over budget and was already told this window (both in
-    // the store): silence.
+    // the store): silence. The restart re-reads the channel's last `EVENT_SKEW` (10 s) of
+    // history (src/actors/agent/cursors.rs), so the third message, refused in silence and so
+    // without an answered record, is routed and refused (silently) again when it is that recent:
+    // the fourth is then the second refusal, and it comes after the third's (one conversation,
+    // ID order). Near the 10 s edge either count may come first.
+    let expected: &[&str] = match third_to_stop.as_secs_f64() {
+        t if t < 8.0 => &["2"],
+        t if t > 12.0 => &["1"],
+        _ => &["1", "2"],
+    };
     let mut troupe = Process::spawn(&args);
     sb.wait_connected(&["Budgy"]).await;
     let http = troupe.http_url.clone().unwrap();
     let fourth = sb.say("general", "alice", &long("four")).await;
     wait_for("the fourth message refused", || async {
-        (refusals(&http).await == "1").then_some(())
+        expected.contains(&refusals(&http).await.as_str()).then_some(())
     })
     .await;
     assert!(
