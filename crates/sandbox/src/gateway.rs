@@ -470,8 +470,8 @@ fn identify(
     });
     session.push("READY", ready);
     if intents & intents::GUILDS != 0 {
+        let presences = intents & intents::GUILD_PRESENCES != 0;
         for g in guilds {
-            let presences = intents & intents::GUILD_PRESENCES != 0;
             session.push("GUILD_CREATE", world.guild_create_json(g, bot_id, presences));
         }
     }
