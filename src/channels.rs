@@ -65,6 +65,15 @@ impl ChannelDirectory {
         self.bot_dms
     }
 
+    /// Known channels where the agent does not answer everything: neither a listen channel
+    /// (nor one of their threads) nor the bot-DMs channel.
+    pub fn quiet_channels(&self) -> impl Iterator<Item = u64> + '_ {
+        self.channels
+            .iter()
+            .map(|c| c.id)
+            .filter(|id| !self.listen.contains(id) && Some(*id) != self.bot_dms)
+    }
+
     /// Whether the agent can write in a channel.
     pub fn writable(&self, id: u64) -> bool {
         self.channels.iter().any(|c| c.id == id && c.writable)
@@ -164,6 +173,10 @@ mod tests {
         d.update([channel(12, "bot-dms", false, None)]);
         assert_eq!(d.bot_dms(), Some(12));
         assert!(d.writable_bot_dms().is_none(), "not writable");
+        // Quiet: every known channel that is neither listened in nor the bot-DMs channel.
+        let mut quiet: Vec<u64> = d.quiet_channels().collect();
+        quiet.sort_unstable();
+        assert_eq!(quiet, [10, 21, 22]);
     }
 
     #[test]

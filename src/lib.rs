@@ -17,6 +17,8 @@
 //!   replay order) (pure).
 //! - [`phase`]: an agent between READY and real time: connecting, replaying, live (pure).
 //! - [`routing`]: which messages an agent answers, and which conversation they belong to (pure).
+//! - [`skip`]: messages an agent will not answer, recognised at the gateway edge before they are
+//!   converted (pure).
 //! - [`attach`]: files on messages given to the model (images, text), bounded downloads, long
 //!   code replies sent as files.
 //! - [`prompt`]: the system prompt and turns sent to a backend (pure).
@@ -68,6 +70,7 @@ pub mod routing;
 /// in sandbox mode.
 pub use troupe_sandbox as sandbox;
 pub mod secret;
+pub mod skip;
 pub mod snowflake;
 pub mod split;
 pub mod store;

@@ -179,6 +179,10 @@ async fn metrics_parse_and_count_what_happened() {
         at("troupe_messages_ignored_total{agent=Nox,reason=unaddressed_bot}"),
         1.0
     );
+    // Neither message addresses Nox: its gateway edge passed both on without their text, and
+    // they were ignored for the reasons above. Mira's own reply too; not the one for her.
+    assert_eq!(at("troupe_messages_skipped_total{agent=Nox}"), 2.0);
+    assert_eq!(at("troupe_messages_skipped_total{agent=Mira}"), 1.0);
     assert_eq!(at("troupe_replies_sent_total{agent=Mira}"), 1.0);
     assert_eq!(at("troupe_llm_requests_total{backend=offline,outcome=ok}"), 1.0);
     assert_eq!(

@@ -8,7 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::agent::AgentMsg;
 use super::SharedSpec;
-use crate::discord::GatewayConnection;
+use crate::discord::{Edge, GatewayConnection};
 
 /// The gateway actor.
 #[derive(Debug)]
@@ -21,6 +21,8 @@ pub struct GatewayArgs {
     pub spec: SharedSpec,
     /// Where events go.
     pub agent: ActorRef<AgentMsg>,
+    /// What the gateway edge may skip ([`crate::skip`]).
+    pub edge: Edge,
 }
 
 /// Messages to the gateway actor.
@@ -54,6 +56,7 @@ impl Actor for GatewayActor {
             Arc::new(move |ev| {
                 let _ = agent.cast(AgentMsg::Gateway(ev));
             }),
+            args.edge,
             Box::new(move |reason| {
                 let _ = myself.cast(GatewayMsg::Ended(reason));
             }),

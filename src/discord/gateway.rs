@@ -12,7 +12,7 @@ use serenity::all::{
 use serenity::gateway::{ConnectionStage, ShardManager};
 use tokio::task::JoinHandle;
 
-use super::ordered::OrderedSource;
+use super::ordered::{Edge, OrderedSource};
 use super::route::Route;
 use crate::config::Shards;
 use crate::message::{BotIdentity, Inbound};
@@ -35,6 +35,9 @@ pub enum GatewayEvent {
     Resumed,
     /// A message was created somewhere the bot can see.
     Message(Inbound),
+    /// A message was created that the agent will not answer, recognised at the edge
+    /// ([`crate::skip`]): its IDs, not its text.
+    Skipped(crate::skip::Skipped),
     /// Guild text channels and active threads the bot can see (from a GUILD_CREATE on `shard`).
     Channels {
         /// The shard whose session received the guild.
@@ -245,7 +248,8 @@ impl std::fmt::Debug for GatewayConnection {
 pub struct GatewayError(String);
 
 impl GatewayConnection {
-    /// Connects `shards` shards and starts forwarding events to `sink`; `on_end` is called once
+    /// Connects `shards` shards and starts forwarding events to `sink` (messages the agent's
+    /// view at `edge` skips as [`GatewayEvent::Skipped`]); `on_end` is called once
     /// when the client stops by itself (fatal gateway error), with the reason. Sharded bots read
     /// `GET /gateway/bot` first: `"auto"` takes its recommended count, and no shard starts when
     /// fewer session starts remain than there are shards (Discord resets the token of a bot
@@ -255,6 +259,7 @@ impl GatewayConnection {
         route: &Route,
         shards: Shards,
         sink: EventSink,
+        edge: Edge,
         on_end: Box<dyn FnOnce(String) + Send>,
     ) -> Result<Self, GatewayError> {
         let http = http_client(token, route);
@@ -264,7 +269,7 @@ impl GatewayConnection {
         let watch_sink = sink.clone();
         let mut client = serenity::client::ClientBuilder::new_with_http(http, intents())
             .event_handler(Handler {
-                ordered: OrderedSource::new(sink.clone()),
+                ordered: OrderedSource::new(sink.clone(), edge),
                 sink,
             })
             .await

@@ -26,6 +26,7 @@ pub mod route;
 pub mod webhooks;
 
 pub use self::gateway::{GatewayConnection, GatewayEvent};
+pub use self::ordered::Edge;
 pub use self::outbox::Outbox;
 pub use self::route::Route;
 

@@ -13,6 +13,10 @@
 //! supersedes that shard's older ones (a superseded one removes itself at its next event), so
 //! an event is never forwarded twice.
 //!
+//! The collector also glances at each message against the agent's published view
+//! ([`crate::skip`]): a message the agent certainly will not answer goes on as
+//! [`GatewayEvent::Skipped`], its IDs without its text, instead of being converted.
+//!
 //! With several shards, each shard runner has its own collector and order holds per shard:
 //! a channel belongs to one guild, and a guild (or the DMs, shard 0) to one shard, so every
 //! channel's messages still arrive in gateway order. Messages of two shards have no order
@@ -27,6 +31,47 @@ use serenity::model::event::Event;
 
 use super::convert;
 use super::gateway::{EventSink, GatewayEvent};
+use crate::skip::SharedView;
+
+/// What the edge needs to skip messages: the agent's published view, and who is in the cast.
+#[derive(Clone)]
+pub struct Edge {
+    /// The agent's view, published by the agent.
+    pub view: Arc<SharedView>,
+    /// Whether a user or webhook ID is one of this troupe's agents.
+    pub is_cast: Arc<dyn Fn(u64) -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge").field("view", &self.view).finish_non_exhaustive()
+    }
+}
+
+impl Edge {
+    /// An edge that skips nothing (its view is never live).
+    pub fn none() -> Self {
+        Self {
+            view: Arc::default(),
+            is_cast: Arc::new(|_| false),
+        }
+    }
+
+    /// The event for a message: [`GatewayEvent::Skipped`] when the agent's view skips it,
+    /// otherwise the converted message.
+    pub fn event(&self, m: &serenity::all::Message) -> GatewayEvent {
+        let skipped = self.view.with(|v| {
+            if !v.live {
+                return None;
+            }
+            v.skip(&convert::glance(m, |id| v.is_me(id), |id| (self.is_cast)(id)))
+        });
+        match skipped {
+            Some(s) => GatewayEvent::Skipped(s),
+            None => GatewayEvent::Message(convert::inbound(m)),
+        }
+    }
+}
 
 /// Message IDs a collector forwarded whose event-handler dispatch has not run yet (a count per
 /// ID: the gateway may deliver one message twice, e.g. when a session is resumed).
@@ -69,6 +114,7 @@ impl Forwarded {
 /// One bot's ordered message source (shared by its event handler and its collectors).
 pub struct OrderedSource {
     sink: EventSink,
+    edge: Edge,
     /// Generations handed out to collectors.
     generations: AtomicU64,
     /// The generation of each shard's newest collector; older ones remove themselves.
@@ -78,9 +124,10 @@ pub struct OrderedSource {
 
 impl OrderedSource {
     /// A source forwarding to `sink`.
-    pub fn new(sink: EventSink) -> Arc<Self> {
+    pub fn new(sink: EventSink, edge: Edge) -> Arc<Self> {
         Arc::new(Self {
             sink,
+            edge,
             generations: AtomicU64::new(0),
             newest: Mutex::new(HashMap::new()),
             forwarded: Mutex::new(Forwarded::default()),
@@ -98,7 +145,7 @@ impl OrderedSource {
             }
             if let Event::MessageCreate(created) = event {
                 me.forwarded.lock().expect("poison").mark(created.message.id.get());
-                (me.sink)(GatewayEvent::Message(convert::inbound(&created.message)));
+                (me.sink)(me.edge.event(&created.message));
             }
             true
         })));
@@ -124,7 +171,7 @@ impl OrderedSource {
                 message_id = message.id.get(),
                 "message forwarded by the event handler (no collector yet)"
             );
-            (self.sink)(GatewayEvent::Message(convert::inbound(message)));
+            (self.sink)(self.edge.event(message));
         }
     }
 }
@@ -152,7 +199,7 @@ mod tests {
 
     #[test]
     fn each_shard_keeps_its_own_newest_collector() {
-        let source = OrderedSource::new(Arc::new(|_| {}));
+        let source = OrderedSource::new(Arc::new(|_| {}), Edge::none());
         let newest = |shard: u32| source.supersede(shard);
         let (s0, s1) = (newest(0), newest(1));
         assert!(

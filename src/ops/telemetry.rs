@@ -24,6 +24,9 @@ use crate::routing::Reason;
 
 /// Messages an agent's gateway delivered (before routing). Labels: `agent`.
 pub const MESSAGES_RECEIVED: &str = "troupe_messages_received_total";
+/// Messages the gateway edge skipped without converting them, as ones the agent will not answer
+/// ([`crate::skip`]); they are also counted as received and ignored. Labels: `agent`.
+pub const MESSAGES_SKIPPED: &str = "troupe_messages_skipped_total";
 /// Messages an agent decided to answer. Labels: `agent`, `reason` (routing rule).
 pub const MESSAGES_PROCESSED: &str = "troupe_messages_processed_total";
 /// Messages an agent decided not to answer. Labels: `agent`, `reason`.
@@ -209,6 +212,7 @@ pub fn initialise<'a>(agents: impl IntoIterator<Item = &'a str>, backends: impl 
     for agent in agents {
         let agent = agent.to_string();
         counter!(MESSAGES_RECEIVED, "agent" => agent.clone()).absolute(0);
+        counter!(MESSAGES_SKIPPED, "agent" => agent.clone()).absolute(0);
         for reason in Reason::ALL {
             let name = if reason.answers() {
                 MESSAGES_PROCESSED
@@ -279,6 +283,10 @@ fn describe() {
     describe_counter!(
         MESSAGES_RECEIVED,
         "Messages delivered by an agent's gateway, before routing."
+    );
+    describe_counter!(
+        MESSAGES_SKIPPED,
+        "Messages an agent's gateway edge passed on without their text, as ones it will not answer (also counted as received and ignored)."
     );
     describe_counter!(
         MESSAGES_PROCESSED,
@@ -354,6 +362,7 @@ fn describe() {
 pub struct AgentSeries {
     agent: String,
     received: Counter,
+    skipped: Counter,
     /// By whether the message is answered, and the routing reason's label.
     routed: HashMap<(bool, &'static str), Counter>,
     backlog: Gauge,
@@ -374,6 +383,7 @@ impl AgentSeries {
         Self {
             agent: agent.to_string(),
             received: counter!(MESSAGES_RECEIVED, "agent" => agent.to_string()),
+            skipped: counter!(MESSAGES_SKIPPED, "agent" => agent.to_string()),
             routed: HashMap::new(),
             backlog: gauge!(BACKLOG_MESSAGES, "agent" => agent.to_string()),
             pending: gauge!(PENDING_MESSAGES, "agent" => agent.to_string()),
@@ -383,6 +393,11 @@ impl AgentSeries {
     /// A gateway delivered a message to the agent.
     pub fn message_received(&self) {
         self.received.increment(1);
+    }
+
+    /// The gateway edge skipped a message ([`crate::skip`]).
+    pub fn message_skipped(&self) {
+        self.skipped.increment(1);
     }
 
     /// The agent decided to answer (`processed`) or not, by routing `reason` (`Reason::label`).

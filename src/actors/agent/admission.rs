@@ -2,13 +2,54 @@
 //! already answered, routing, the bot-exchange guard), then the per-user limit.
 
 use super::*;
+use crate::discord::history;
 use crate::message::readable_channels;
+use crate::skip::Skipped;
 
 /// One live message: admitted (chain, routing, progress), then rate-limited per user, then
 /// handed to its conversation.
 pub(super) async fn on_message(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: Inbound) {
     state.series.message_received();
     let Some(m) = admit(state, m) else { return };
+    limit_then_route(myself, state, m).await;
+}
+
+/// A message the gateway edge skipped ([`crate::skip`]): admitted as its skeleton, so it is
+/// finished unanswered with the reason routing gives it. Live only: one that arrives after the
+/// agent left the live phase (a new session) is left to the replay that follows, unfinished,
+/// as a message still held would be.
+///
+/// The edge skips only in channels the agent already knew as ones it does not listen in; if
+/// the agent's rules answer the skeleton anyway (its view changed between the edge's glance
+/// and now), the message is read whole over REST and answered; if that read fails, it is
+/// given up on with an error in the log.
+pub(super) async fn on_skipped(myself: &ActorRef<AgentMsg>, state: &mut AgentState, s: Skipped) {
+    if state.phase.phase() != Phase::Live {
+        return;
+    }
+    state.series.message_received();
+    state.series.message_skipped();
+    let Some(skeleton) = admit(state, s.skeleton()) else {
+        return;
+    };
+    let name = &state.spec.config.name;
+    tracing::warn!(agent = %name, message_id = s.id, channel = s.channel_id, "a message skipped at the gateway edge is one the agent answers now; reading it whole");
+    match history::message(&state.http, s.channel_id, s.id).await {
+        Ok(mut m) => {
+            let channels = &state.channels;
+            m.content = readable_channels(&m.content, |id| channels.name_of(id).map(str::to_string));
+            m.chain = skeleton.chain;
+            limit_then_route(myself, state, m).await;
+        }
+        Err(e) => {
+            tracing::error!(agent = %name, message_id = s.id, channel = s.channel_id, error = %e, "cannot read a message the agent answers now; not answered");
+            finish(state, s.channel_id, s.id);
+        }
+    }
+}
+
+/// An admitted message: the per-user limit, then its conversation.
+async fn limit_then_route(myself: &ActorRef<AgentMsg>, state: &mut AgentState, m: Inbound) {
     match state.limiter.check(m.author_id, Instant::now()) {
         Verdict::Allow => {
             route(myself, state, m).await;

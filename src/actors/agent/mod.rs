@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use self::admission::{admit, on_message, remember_dm, FirstDm};
+use self::admission::{admit, on_message, on_skipped, remember_dm, FirstDm};
 use self::conversations::{conversation_for, on_event, quarantined, resume_pending, route, send};
 use self::cursors::{check_done, finish, on_finished, save_cursors};
 use self::replaying::{hold_unread, maybe_begin_replay, on_backlog, on_replay_done, release_read_back, spawn_replay};
@@ -39,12 +39,13 @@ use crate::channels::ChannelDirectory;
 use crate::config::WebhookConfig;
 use crate::config::{DryRun, RunMode};
 use crate::discord::gateway::http_client;
-use crate::discord::{webhooks, GatewayEvent, Outbox, Rest};
+use crate::discord::{webhooks, Edge, GatewayEvent, Outbox, Rest};
 use crate::message::{BotIdentity, Inbound};
 use crate::ops::telemetry;
 use crate::phase::{Phase, ReplayPhase};
 use crate::ratelimit::{UserRateLimiter, Verdict};
 use crate::routing::{self, ConversationKey, Decision};
+use crate::skip::{EdgeView, SharedView};
 
 /// The agent actor.
 #[derive(Debug)]
@@ -144,6 +145,8 @@ pub struct AgentState {
     read_back: HashMap<u64, Vec<Inbound>>,
     /// The metrics every message moves, looked up once.
     series: telemetry::AgentSeries,
+    /// What the gateway edge may skip, published here ([`publish_edge`]).
+    edge: std::sync::Arc<SharedView>,
 }
 
 impl Actor for AgentActor {
@@ -198,6 +201,7 @@ impl Actor for AgentActor {
             commands: commands::CommandState::load(&spec),
             read_back: HashMap::new(),
             series: telemetry::AgentSeries::new(&spec.config.name),
+            edge: std::sync::Arc::default(),
         })
     }
 
@@ -208,14 +212,28 @@ impl Actor for AgentActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        // What changes the agent's identity, channels or phase changes what the edge may skip.
+        let republish = matches!(
+            msg,
+            AgentMsg::StartGateway
+                | AgentMsg::ReplayDone { .. }
+                | AgentMsg::Gateway(
+                    GatewayEvent::Ready { .. } | GatewayEvent::Channels { .. } | GatewayEvent::Thread(_)
+                )
+        );
         match msg {
             AgentMsg::StartGateway => {
                 state.spec.health.set_gateway(&state.spec.config.name, false);
                 // A new client: the replay waits for every shard's READY again.
                 state.phase.reconnecting();
+                let cast = state.spec.cast.clone();
                 let args = GatewayArgs {
                     spec: state.spec.clone(),
                     agent: myself.clone(),
+                    edge: Edge {
+                        view: state.edge.clone(),
+                        is_cast: std::sync::Arc::new(move |id| cast.contains(id)),
+                    },
                 };
                 match Actor::spawn_linked(None, GatewayActor, args, myself.get_cell()).await {
                     Ok((gateway, _)) => {
@@ -298,6 +316,7 @@ impl Actor for AgentActor {
                     on_message(&myself, state, m).await;
                 }
             }
+            AgentMsg::Gateway(GatewayEvent::Skipped(s)) => on_skipped(&myself, state, s).await,
             AgentMsg::Backlog {
                 channel,
                 messages,
@@ -328,6 +347,9 @@ impl Actor for AgentActor {
                 commands::on_command(&myself, state, invocation).await
             }
             AgentMsg::Forget { user, name, reply } => commands::on_forget(state, user, &name, reply).await,
+        }
+        if republish {
+            publish_edge(state);
         }
         Ok(())
     }
@@ -383,6 +405,24 @@ async fn setup_webhook(state: &mut AgentState) {
     if let Some(hook) = webhooks::created(&state.http, &spec.store, &spec.config.name, avatar, channel_id).await {
         spec.cast.add(hook.id);
         state.outbox.set_webhook(hook);
+    }
+}
+
+/// Publishes what the gateway edge may skip ([`crate::skip`]): nothing unless the agent is live
+/// and knows who it is; then unaddressed messages in the channels it knows and does not
+/// listen in.
+pub(super) fn publish_edge(state: &AgentState) {
+    let view = match &state.me {
+        Some(me) if state.phase.phase() == Phase::Live => EdgeView {
+            live: true,
+            me: std::iter::once(me.user_id).chain(state.outbox.webhook_id()).collect(),
+            quiet: state.channels.quiet_channels().collect(),
+            everyone: state.spec.config.triggers.everyone,
+        },
+        _ => EdgeView::default(),
+    };
+    if state.edge.publish(view) {
+        tracing::debug!(agent = %state.spec.config.name, live = state.phase.phase() == Phase::Live, "gateway edge view published");
     }
 }
 

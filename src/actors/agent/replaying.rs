@@ -175,8 +175,10 @@ pub(super) async fn on_replay_done(
     }
     tracing::info!(agent = %state.spec.config.name, channels = lines.len(), missed = lines.iter().map(|l| l.count).sum::<usize>(), "backlog replayed; going real-time");
     state.lines = lines;
-    state.spec.health.set_replaying_backlog(&state.spec.config.name, false);
     let held = state.phase.go_live();
+    // The edge may skip from now on: published before readiness says the agent is live.
+    super::publish_edge(state);
+    state.spec.health.set_replaying_backlog(&state.spec.config.name, false);
     if !matches!(state.spec.run.mode, RunMode::ShowBacklog | RunMode::ClearBacklog) {
         for m in held {
             on_message(myself, state, m).await;
