@@ -40,9 +40,11 @@ chaos:
 ## Benchmarks against the sandbox, beside a bare serenity bot (release build; about 5 minutes).
 ## QUICK=1: reduced sizes, under a minute. BENCH_ARGS: more flags (e.g. --compare FILE).
 ## Prints a table and writes target/bench/latest-{full,quick}.json. See docs/benchmarks.md.
+## troupe is built on its own: in one build with the harness, cargo would give it the features
+## the harness's bots ask of serenity (its cache), which troupe does without.
 bench:
-	$(CARGO) build --release --bins
-	$(CARGO) run --release --quiet --bin troupe-bench -- $(if $(QUICK),--quick) $(BENCH_ARGS)
+	$(CARGO) build --release -p troupe --bins
+	$(CARGO) run --release --quiet -p troupe-bench --bin troupe-bench -- $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 ## Formatting and lints, as CI checks them.
 check:
