@@ -11,16 +11,17 @@
 //! Kept up to date, as the cache was, by the events that change the answer: CHANNEL_CREATE,
 //! CHANNEL_UPDATE and CHANNEL_DELETE (a parent's overwrites), GUILD_ROLE_CREATE, _UPDATE and
 //! _DELETE (a role's permissions), GUILD_UPDATE (owner and roles), GUILD_MEMBER_UPDATE of the
-//! bot itself (its roles; Discord sends it only with the GUILD_MEMBERS intent, which troupe does
-//! not ask for, so with Discord a change of the bot's roles is seen at the next GUILD_CREATE, as
-//! it was with the cache) and GUILD_DELETE. Not kept, because a new thread's answer does not
-//! depend on them: threads themselves (their permissions are their parent's), channel names and
-//! slowmode (the thread's own come with THREAD_CREATE).
+//! bot itself (its roles) and GUILD_DELETE. Discord lists GUILD_MEMBER_UPDATE under the
+//! GUILD_MEMBERS intent, which troupe does not ask for: where it does not arrive, a change of
+//! the bot's roles is seen at the next GUILD_CREATE, as with the cache, which depended on the
+//! same event. Not kept, because a new thread's answer does not depend on them: threads
+//! themselves (their permissions are their parent's), channel names and slowmode (the thread's
+//! own come with THREAD_CREATE).
 //!
-//! serenity runs each event's handler on its own task, so an update and a THREAD_CREATE that
-//! follows it closely may be applied in either order (the cache applied events in gateway order
-//! before the handlers ran). Channels already announced at GUILD_CREATE keep the permissions
-//! computed then, as before: only new threads read this.
+//! serenity runs each event's handler on its own task, so a GUILD_CREATE or an update and a
+//! THREAD_CREATE that follows it within moments may be applied in either order (the cache
+//! applied events in gateway order before the handlers ran). Channels already announced at
+//! GUILD_CREATE keep the permissions computed then, as before: only new threads read this.
 
 use std::collections::HashMap;
 
