@@ -6,14 +6,16 @@
 use std::sync::Arc;
 
 use serenity::all::{
-    Context, EventHandler, GatewayIntents, Guild, GuildChannel, Http, HttpBuilder, Interaction, Message, Ready,
-    ResumedEvent, ShardStageUpdateEvent,
+    Context, EventHandler, GatewayIntents, Guild, GuildChannel, GuildId, GuildMemberUpdateEvent, Http, HttpBuilder,
+    Interaction, Member, Message, PartialGuild, Ready, ResumedEvent, Role, RoleId, ShardStageUpdateEvent,
+    UnavailableGuild, UserId,
 };
 use serenity::gateway::{ConnectionStage, ShardManager};
 use tokio::task::JoinHandle;
 
 use super::ordered::{Edge, OrderedSource};
 use super::route::Route;
+use super::threads::ThreadParents;
 use crate::config::Shards;
 use crate::message::{BotIdentity, Inbound};
 pub use crate::phase::Shard;
@@ -79,15 +81,45 @@ pub use crate::channels::ChannelInfo;
 /// Where events go.
 pub type EventSink = Arc<dyn Fn(GatewayEvent) + Send + Sync>;
 
+/// One bot's event handler, shared by its shards. troupe builds serenity without its cache:
+/// what the handler needs beyond each event is kept here.
 struct Handler {
     sink: EventSink,
     /// Messages in gateway order (see [`super::ordered`]).
     ordered: Arc<OrderedSource>,
+    /// The bot's user ID, from READY. serenity runs each handler on its own task, so a
+    /// GUILD_CREATE's may run before READY's has set it: handlers that need it wait
+    /// ([`Handler::me`]); READY always comes first on a session.
+    me: tokio::sync::watch::Sender<Option<UserId>>,
+    /// What decides whether a new thread is writable (see [`super::threads`]).
+    threads: std::sync::Mutex<ThreadParents>,
+}
+
+impl Handler {
+    fn new(sink: EventSink, edge: Edge) -> Self {
+        Self {
+            ordered: OrderedSource::new(sink.clone(), edge),
+            sink,
+            me: tokio::sync::watch::Sender::new(None),
+            threads: std::sync::Mutex::new(ThreadParents::default()),
+        }
+    }
+
+    /// The bot's user ID, once READY's handler has recorded it.
+    async fn me(&self) -> Option<UserId> {
+        let mut me = self.me.subscribe();
+        me.wait_for(Option::is_some).await.ok().and_then(|id| *id)
+    }
+
+    fn threads(&self) -> std::sync::MutexGuard<'_, ThreadParents> {
+        self.threads.lock().expect("poison")
+    }
 }
 
 #[serenity::async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
+        self.me.send_replace(Some(ready.user.id));
         self.ordered.install(&ctx.shard, ctx.shard_id.0);
         let shard = match ready.shard {
             Some(info) => Shard {
@@ -115,7 +147,8 @@ impl EventHandler for Handler {
     }
 
     async fn guild_create(&self, ctx: Context, guild: Guild, _is_new: Option<bool>) {
-        let me = ctx.cache.current_user().id;
+        let Some(me) = self.me().await else { return };
+        self.threads().guild_create(&guild, me);
         let channels = guild
             .channels
             .values()
@@ -129,15 +162,56 @@ impl EventHandler for Handler {
         });
     }
 
-    async fn thread_create(&self, ctx: Context, thread: GuildChannel) {
-        let me = ctx.cache.current_user().id;
-        let info = ctx
-            .cache
-            .guild(thread.guild_id)
-            .map(|guild| channel_info(&guild, me, &thread));
+    async fn thread_create(&self, _ctx: Context, thread: GuildChannel) {
+        let info = self.threads().thread_info(&thread);
         if let Some(info) = info {
             (self.sink)(GatewayEvent::Thread(info));
         }
+    }
+
+    async fn guild_delete(&self, _ctx: Context, guild: UnavailableGuild, _full: Option<Guild>) {
+        self.threads().guild_delete(guild.id);
+    }
+
+    async fn guild_update(&self, _ctx: Context, _old: Option<Guild>, guild: PartialGuild) {
+        self.threads().guild_update(guild.id, guild.owner_id, &guild.roles);
+    }
+
+    async fn channel_create(&self, _ctx: Context, channel: GuildChannel) {
+        let Some(me) = self.me().await else { return };
+        self.threads().channel_upsert(&channel, me);
+    }
+
+    async fn channel_update(&self, _ctx: Context, _old: Option<GuildChannel>, channel: GuildChannel) {
+        let Some(me) = self.me().await else { return };
+        self.threads().channel_upsert(&channel, me);
+    }
+
+    async fn channel_delete(&self, _ctx: Context, channel: GuildChannel, _messages: Option<Vec<Message>>) {
+        self.threads().channel_delete(channel.guild_id, channel.id);
+    }
+
+    async fn guild_role_create(&self, _ctx: Context, role: Role) {
+        self.threads().role_upsert(&role);
+    }
+
+    async fn guild_role_update(&self, _ctx: Context, _old: Option<Role>, role: Role) {
+        self.threads().role_upsert(&role);
+    }
+
+    async fn guild_role_delete(&self, _ctx: Context, guild: GuildId, role: RoleId, _old: Option<Role>) {
+        self.threads().role_delete(guild, role);
+    }
+
+    async fn guild_member_update(
+        &self,
+        _ctx: Context,
+        _old: Option<Member>,
+        _new: Option<Member>,
+        event: GuildMemberUpdateEvent,
+    ) {
+        self.threads()
+            .member_update(event.guild_id, event.user.id, &event.roles);
     }
 
     async fn shard_stage_update(&self, ctx: Context, _: ShardStageUpdateEvent) {
@@ -159,7 +233,7 @@ impl EventHandler for Handler {
 /// Our view of a guild channel or thread. Permissions are computed from the guild's roles and
 /// the channel's overwrites (a thread follows its parent: View Channel and Send Messages in
 /// Threads), so the agent never tries and fails.
-fn channel_info(guild: &Guild, me: serenity::all::UserId, c: &GuildChannel) -> ChannelInfo {
+fn channel_info(guild: &Guild, me: UserId, c: &GuildChannel) -> ChannelInfo {
     let member = guild.members.get(&me);
     let thread_parent = c
         .thread_metadata
@@ -268,10 +342,7 @@ impl GatewayConnection {
             .map_err(|e| GatewayError(redact(&e, token)))?;
         let watch_sink = sink.clone();
         let mut client = serenity::client::ClientBuilder::new_with_http(http, intents())
-            .event_handler(Handler {
-                ordered: OrderedSource::new(sink.clone(), edge),
-                sink,
-            })
+            .event_handler(Handler::new(sink, edge))
             .await
             .map_err(|e| GatewayError(redact(&e.to_string(), token)))?;
         let shard_manager = client.shard_manager.clone();

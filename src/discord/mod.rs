@@ -14,6 +14,8 @@
 //! - [`convert`]: serenity model → [`crate::message`].
 //! - [`fencing`]: a reply Discord already had from another process using the same bot.
 //! - [`interactions`]: slash commands: interactions converted, answered, and commands registered.
+//! - [`threads`]: whether a new thread is writable, from the little of each guild kept for it
+//!   (troupe builds serenity without its cache).
 
 pub mod convert;
 pub mod fencing;
@@ -23,6 +25,7 @@ pub mod interactions;
 pub mod ordered;
 pub mod outbox;
 pub mod route;
+pub mod threads;
 pub mod webhooks;
 
 pub use self::gateway::{GatewayConnection, GatewayEvent};

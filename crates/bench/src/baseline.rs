@@ -1,27 +1,43 @@
 //! The baseline: a bare serenity bot (no actors, no store, no LLM call) that answers every
 //! human message mentioning it with `pong`, at once, through the same sandbox. It is the floor
-//! that the Discord plumbing itself costs (serenity's gateway, cache and REST client, the
-//! sandbox). `troupe-bench baseline` runs one client per token in this process. Its REST client is
+//! that the Discord plumbing itself costs (serenity's gateway and REST client, the sandbox).
+//! Built with serenity's features as troupe is (no cache: cargo unifies features across the
+//! workspace, and troupe does without it). `troupe-bench baseline` runs one client per token in this process. Its REST client is
 //! built as troupe's is: serenity's rate limiter on, `https://discord.com` through the
 //! sandbox's HTTPS proxy with the sandbox's CA trusted, so both pay the same TLS and limits.
 
-use serenity::all::{Context, EventHandler, GatewayIntents, HttpBuilder, Message};
+use std::sync::OnceLock;
+
+use serenity::all::{Context, EventHandler, GatewayIntents, HttpBuilder, Message, Ready, UserId};
 
 use crate::{Context as _, Result};
 
-struct Pong;
+#[derive(Default)]
+struct Pong {
+    /// The bot's user ID, from READY.
+    me: OnceLock<UserId>,
+}
 
 #[serenity::async_trait]
 impl EventHandler for Pong {
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        let _ = self.me.set(ready.user.id);
+    }
+
     async fn message(&self, ctx: Context, msg: Message) {
         if msg.author.bot {
             return;
         }
-        let me = ctx.cache.current_user().id;
-        if msg.mentions.iter().any(|u| u.id == me) {
+        if is_mentioned(&self.me, &msg) {
             let _ = msg.reply(&ctx.http, "pong").await;
         }
     }
+}
+
+/// Whether `msg` mentions the bot whose ID READY gave (not yet known: not mentioned; the
+/// harness sends nothing before every bot is connected).
+pub fn is_mentioned(me: &OnceLock<UserId>, msg: &Message) -> bool {
+    me.get().is_some_and(|me| msg.mentions.iter().any(|u| u.id == *me))
 }
 
 /// The REST client every bot of the bench uses, troupe's own sandbox route
@@ -50,7 +66,7 @@ pub async fn run(sandbox_url: &str, tokens: &[String]) -> Result<()> {
     for token in tokens {
         let http = HttpBuilder::new(token).client(client.clone()).build();
         let mut client = serenity::client::ClientBuilder::new_with_http(http, intents)
-            .event_handler(Pong)
+            .event_handler(Pong::default())
             .await
             .context("building a serenity client")?;
         tasks.push(tokio::spawn(async move { client.start().await }));

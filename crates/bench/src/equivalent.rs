@@ -21,6 +21,8 @@ struct Equivalent {
     completions: String,
     db: sled::Db,
     flusher: Arc<Flusher>,
+    /// The bot's user ID, from READY.
+    me: std::sync::OnceLock<serenity::all::UserId>,
 }
 
 /// Group commit, as troupe's store does it: one flush at a time (sled 0.34.7's `flush_async`
@@ -36,12 +38,15 @@ struct Flusher {
 
 #[serenity::async_trait]
 impl EventHandler for Equivalent {
+    async fn ready(&self, _ctx: Context, ready: serenity::all::Ready) {
+        let _ = self.me.set(ready.user.id);
+    }
+
     async fn message(&self, ctx: Context, msg: Message) {
         if msg.author.bot {
             return;
         }
-        let me = ctx.cache.current_user().id;
-        if !msg.mentions.iter().any(|u| u.id == me) {
+        if !crate::baseline::is_mentioned(&self.me, &msg) {
             return;
         }
         let Ok(text) = self.complete(&msg.content).await else {
@@ -142,6 +147,7 @@ pub async fn run(sandbox_url: &str, tokens: &[String], llm_base: &str, store: &s
             completions: format!("{llm_base}/chat/completions"),
             db: db.clone(),
             flusher: flusher.clone(),
+            me: std::sync::OnceLock::new(),
         });
         let mut client = serenity::client::ClientBuilder::new_with_http(http, intents)
             .event_handler_arc(handler)
