@@ -11,7 +11,7 @@
 //!
 //! The edge skips only in channels the agent already knows and does not listen in (so a channel
 //! the agent learns later is never skipped on an old view), only while the agent is live (while
-//! it connects or replays, everything is forwarded), and never a message whose chain the store
+//! it connects or replays, its view is empty and everything is forwarded), and never a message whose chain the store
 //! may raise ([`crate::acl::needs_recorded_chain`]), a DM, one in the bot-DMs channel, one that
 //! mentions or replies to the agent, or `@everyone` when the agent answers it.
 
@@ -20,11 +20,11 @@ use std::collections::HashSet;
 use crate::acl::{self, ChainLength};
 use crate::message::Inbound;
 
-/// What the gateway edge knows of an agent, published by the agent when it changes.
+/// What the gateway edge knows of an agent, published by the agent when it changes. While the
+/// agent is not live (connecting or replaying) it publishes the default view, whose empty
+/// `quiet` skips nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EdgeView {
-    /// The agent is live (not connecting or replaying); nothing is skipped otherwise.
-    pub live: bool,
     /// The agent's user IDs: its bot user, and its webhook if it speaks through one.
     pub me: Vec<u64>,
     /// Known channels where the agent does not answer everything: neither a listen channel (or
@@ -58,6 +58,21 @@ impl SharedView {
 /// A message as the edge sees it: what routing reads, without the text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Glance {
+    /// What the agent is told if the message is skipped.
+    pub message: Skipped,
+    /// It mentions (notifies) one of the agent's IDs.
+    pub mentions_me: bool,
+    /// It replies to a message of one of the agent's IDs.
+    pub replies_to_me: bool,
+    /// `@everyone` or `@here` notified the channel.
+    pub mention_everyone: bool,
+    /// Its author (or webhook) is one of this troupe's agents.
+    pub from_cast: bool,
+}
+
+/// A message skipped at the edge: enough to finish it and to route its skeleton.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
     /// Snowflake.
     pub id: u64,
     /// Channel.
@@ -70,34 +85,8 @@ pub struct Glance {
     pub author_is_bot: bool,
     /// The webhook that posted it.
     pub webhook_id: Option<u64>,
-    /// It mentions (notifies) one of the agent's IDs.
-    pub mentions_me: bool,
-    /// It replies to a message of one of the agent's IDs.
-    pub replies_to_me: bool,
-    /// `@everyone` or `@here` notified the channel.
-    pub mention_everyone: bool,
-    /// Its chain length from its embed footers ([`acl::chain_of_message`]).
-    pub chain: ChainLength,
-    /// Its author (or webhook) is one of this troupe's agents.
-    pub from_cast: bool,
-}
-
-/// A message skipped at the edge: enough to finish it and to route its skeleton.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Skipped {
-    /// Snowflake.
-    pub id: u64,
-    /// Channel.
-    pub channel_id: u64,
-    /// Guild.
-    pub guild_id: Option<u64>,
-    /// Author.
-    pub author_id: u64,
-    /// A bot user or a webhook wrote it.
-    pub author_is_bot: bool,
-    /// The webhook that posted it.
-    pub webhook_id: Option<u64>,
-    /// Its chain length from its footers (the store cannot raise it: see the module doc).
+    /// Its chain length from its embed footers ([`acl::chain_of_message`]); the store cannot
+    /// raise it for a skipped message (see the module doc).
     pub chain: ChainLength,
 }
 
@@ -110,22 +99,14 @@ impl EdgeView {
     /// The message as [`Skipped`] if the agent certainly will not answer it, else `None` (the
     /// edge converts and forwards it whole).
     pub fn skip(&self, g: &Glance) -> Option<Skipped> {
-        let skipped = self.live
-            && g.guild_id.is_some()
-            && self.quiet.contains(&g.channel_id)
+        let m = &g.message;
+        let skipped = m.guild_id.is_some()
+            && self.quiet.contains(&m.channel_id)
             && !g.mentions_me
             && !g.replies_to_me
             && !(g.mention_everyone && self.everyone)
-            && !acl::needs_recorded_chain(g.from_cast, g.author_is_bot, g.chain);
-        skipped.then_some(Skipped {
-            id: g.id,
-            channel_id: g.channel_id,
-            guild_id: g.guild_id,
-            author_id: g.author_id,
-            author_is_bot: g.author_is_bot,
-            webhook_id: g.webhook_id,
-            chain: g.chain,
-        })
+            && !acl::needs_recorded_chain(g.from_cast, m.author_is_bot, m.chain);
+        skipped.then_some(*m)
     }
 }
 
@@ -167,153 +148,112 @@ mod tests {
 
     fn view() -> EdgeView {
         EdgeView {
-            live: true,
             me: vec![ME],
             quiet: [QUIET].into_iter().collect(),
             everyone: false,
         }
     }
 
-    fn human() -> Glance {
-        Glance {
-            id: 1,
-            channel_id: QUIET,
-            guild_id: Some(5),
-            author_id: 7,
-            author_is_bot: false,
-            webhook_id: None,
+    /// An unaddressed human message in the quiet channel, changed by `edit`.
+    fn glance(edit: impl FnOnce(&mut Glance)) -> Glance {
+        let mut g = Glance {
+            message: Skipped {
+                id: 1,
+                channel_id: QUIET,
+                guild_id: Some(5),
+                author_id: 7,
+                author_is_bot: false,
+                webhook_id: None,
+                chain: ChainLength::HUMAN,
+            },
             mentions_me: false,
             replies_to_me: false,
             mention_everyone: false,
-            chain: ChainLength::HUMAN,
             from_cast: false,
-        }
+        };
+        edit(&mut g);
+        g
+    }
+
+    fn human() -> Glance {
+        glance(|_| {})
+    }
+
+    /// A message of one of the cast's bots (`author`), with chain `chain`.
+    fn cast(author: u64, chain: u8) -> Glance {
+        glance(|g| {
+            g.message.author_id = author;
+            g.message.author_is_bot = true;
+            g.message.chain = ChainLength::new(chain).unwrap();
+            g.from_cast = true;
+        })
     }
 
     #[test]
     fn a_view_is_published_only_when_it_changes() {
         let shared = SharedView::default();
-        assert!(!shared.with(|v| v.live));
+        assert!(
+            shared.with(|v| v.skip(&human()).is_none()),
+            "nothing published: nothing skipped"
+        );
         assert!(shared.publish(view()));
         assert!(!shared.publish(view()), "unchanged");
         assert!(shared.with(|v| v.skip(&human()).is_some()));
-        assert!(shared.publish(EdgeView { live: false, ..view() }));
+        assert!(shared.publish(EdgeView::default()), "not live any more");
         assert!(shared.with(|v| v.skip(&human()).is_none()));
     }
 
     #[test]
     fn an_unaddressed_human_message_in_a_quiet_channel_is_skipped() {
         let s = view().skip(&human()).expect("skipped");
-        assert_eq!((s.id, s.channel_id, s.author_id), (1, QUIET, 7));
+        assert_eq!(s, human().message);
     }
 
     #[test]
     fn anything_that_may_concern_the_agent_is_forwarded() {
-        let v = view();
         let cases: Vec<(&str, Glance)> = vec![
-            (
-                "mentions me",
-                Glance {
-                    mentions_me: true,
-                    ..human()
-                },
-            ),
-            (
-                "replies to me",
-                Glance {
-                    replies_to_me: true,
-                    ..human()
-                },
-            ),
-            (
-                "a DM",
-                Glance {
-                    guild_id: None,
-                    ..human()
-                },
-            ),
-            (
-                "a listen channel",
-                Glance {
-                    channel_id: LISTEN,
-                    ..human()
-                },
-            ),
-            (
-                "the bot-DMs channel",
-                Glance {
-                    channel_id: BOT_DMS,
-                    ..human()
-                },
-            ),
-            (
-                "a channel not known yet",
-                Glance {
-                    channel_id: UNKNOWN,
-                    ..human()
-                },
-            ),
+            ("mentions me", glance(|g| g.mentions_me = true)),
+            ("replies to me", glance(|g| g.replies_to_me = true)),
+            ("a DM", glance(|g| g.message.guild_id = None)),
+            ("a listen channel", glance(|g| g.message.channel_id = LISTEN)),
+            ("the bot-DMs channel", glance(|g| g.message.channel_id = BOT_DMS)),
+            ("a channel not known yet", glance(|g| g.message.channel_id = UNKNOWN)),
             (
                 "a foreign bot (its chain may be recorded)",
-                Glance {
-                    author_is_bot: true,
-                    chain: ChainLength::new(1).unwrap(),
-                    ..human()
-                },
+                glance(|g| {
+                    g.message.author_is_bot = true;
+                    g.message.chain = ChainLength::new(1).unwrap();
+                }),
             ),
             (
                 "a human with a footer",
-                Glance {
-                    chain: ChainLength::new(2).unwrap(),
-                    ..human()
-                },
+                glance(|g| g.message.chain = ChainLength::new(2).unwrap()),
             ),
         ];
         for (what, g) in cases {
-            assert_eq!(v.skip(&g), None, "{what}");
+            assert_eq!(view().skip(&g), None, "{what}");
         }
-        let not_live = EdgeView { live: false, ..view() };
-        assert_eq!(not_live.skip(&human()), None, "not live: everything is forwarded");
+        assert_eq!(
+            EdgeView::default().skip(&human()),
+            None,
+            "not live: everything is forwarded"
+        );
         let everyone = EdgeView {
             everyone: true,
             ..view()
         };
-        assert_eq!(
-            everyone.skip(&Glance {
-                mention_everyone: true,
-                ..human()
-            }),
-            None
-        );
-        assert!(
-            view()
-                .skip(&Glance {
-                    mention_everyone: true,
-                    ..human()
-                })
-                .is_some(),
-            "@everyone off: not addressed"
-        );
+        let at_everyone = glance(|g| g.mention_everyone = true);
+        assert_eq!(everyone.skip(&at_everyone), None);
+        assert!(view().skip(&at_everyone).is_some(), "@everyone off: not addressed");
     }
 
     #[test]
     fn the_casts_own_bots_are_skipped_unless_they_address_the_agent() {
-        let cast = Glance {
-            author_id: CAST_BOT,
-            author_is_bot: true,
-            chain: ChainLength::new(2).unwrap(),
-            from_cast: true,
-            ..human()
-        };
-        assert!(view().skip(&cast).is_some());
-        assert!(view()
-            .skip(&Glance {
-                mentions_me: true,
-                ..cast
-            })
-            .is_none());
-        let own = Glance { author_id: ME, ..cast };
-        assert!(view().skip(&own).is_some(), "the agent's own replies");
+        assert!(view().skip(&cast(CAST_BOT, 2)).is_some());
+        let mut addressed = cast(CAST_BOT, 2);
+        addressed.mentions_me = true;
+        assert!(view().skip(&addressed).is_none());
+        assert!(view().skip(&cast(ME, 2)).is_some(), "the agent's own replies");
     }
 
     /// What the edge skips, routing ignores, for the reason the whole message gets.
@@ -341,47 +281,10 @@ mod tests {
         let cases = [
             (human(), true, Reason::NotAddressed),
             (human(), false, Reason::NoPermission),
-            (
-                Glance {
-                    mention_everyone: true,
-                    ..human()
-                },
-                true,
-                Reason::NotAddressed,
-            ),
-            (
-                Glance {
-                    author_id: ME,
-                    author_is_bot: true,
-                    chain: ChainLength::new(1).unwrap(),
-                    from_cast: true,
-                    ..human()
-                },
-                true,
-                Reason::OwnMessage,
-            ),
-            (
-                Glance {
-                    author_id: CAST_BOT,
-                    author_is_bot: true,
-                    chain: ChainLength::new(1).unwrap(),
-                    from_cast: true,
-                    ..human()
-                },
-                true,
-                Reason::UnaddressedBot,
-            ),
-            (
-                Glance {
-                    author_id: CAST_BOT,
-                    author_is_bot: true,
-                    chain: acl::DEFAULT_MAX_CHAIN,
-                    from_cast: true,
-                    ..human()
-                },
-                true,
-                Reason::ChainLimit,
-            ),
+            (glance(|g| g.mention_everyone = true), true, Reason::NotAddressed),
+            (cast(ME, 1), true, Reason::OwnMessage),
+            (cast(CAST_BOT, 1), true, Reason::UnaddressedBot),
+            (cast(CAST_BOT, acl::DEFAULT_MAX_CHAIN.get()), true, Reason::ChainLimit),
         ];
         for (g, writable, reason) in cases {
             let skipped = view().skip(&g).expect("skipped");

@@ -4,7 +4,7 @@
 use serenity::model::channel::Message;
 
 use crate::message::{readable_mentions, Attachment, Inbound, ReplyRef};
-use crate::skip::Glance;
+use crate::skip::{Glance, Skipped};
 
 /// What the gateway edge reads of a serenity message to decide whether the agent may skip it
 /// ([`crate::skip`]): no text is copied. `is_me` and `is_cast` tell the agent's and the cast's
@@ -14,21 +14,23 @@ pub fn glance(m: &Message, is_me: impl Fn(u64) -> bool, is_cast: impl Fn(u64) ->
     let author_id = m.author.id.get();
     let webhook_id = m.webhook_id.map(|w| w.get());
     Glance {
-        id: m.id.get(),
-        channel_id: m.channel_id.get(),
-        guild_id: m.guild_id.map(|g| g.get()),
-        author_id,
-        author_is_bot,
-        webhook_id,
+        message: Skipped {
+            id: m.id.get(),
+            channel_id: m.channel_id.get(),
+            guild_id: m.guild_id.map(|g| g.get()),
+            author_id,
+            author_is_bot,
+            webhook_id,
+            chain: crate::acl::chain_of_message(
+                m.embeds.iter().map(|e| e.footer.as_ref().map(|f| f.text.as_str())),
+                author_is_bot,
+            ),
+        },
         mentions_me: m.mentions.iter().any(|u| is_me(u.id.get())),
         // As [`inbound`]'s `reply_to`: the author of the message replied to, when Discord sent it.
         replies_to_me: m.message_reference.as_ref().and_then(|r| r.message_id).is_some()
             && m.referenced_message.as_ref().is_some_and(|r| is_me(r.author.id.get())),
         mention_everyone: m.mention_everyone,
-        chain: crate::acl::chain_of_message(
-            m.embeds.iter().map(|e| e.footer.as_ref().map(|f| f.text.as_str())),
-            author_is_bot,
-        ),
         from_cast: is_cast(author_id) || webhook_id.is_some_and(&is_cast),
     }
 }

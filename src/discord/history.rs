@@ -83,15 +83,3 @@ pub async fn before(http: &Http, channel: u64, before: u64) -> Result<Vec<Inboun
         })?;
     Ok(page.iter().map(convert::inbound).collect())
 }
-
-/// One message by ID (`GET /channels/{channel}/messages/{id}`).
-pub async fn message(http: &Http, channel: u64, id: u64) -> Result<Inbound, HistoryError> {
-    let m = ChannelId::new(channel)
-        .message(http, MessageId::new(id))
-        .await
-        .map_err(|e| HistoryError {
-            channel,
-            reason: e.to_string(),
-        })?;
-    Ok(convert::inbound(&m))
-}

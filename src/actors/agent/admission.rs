@@ -2,7 +2,6 @@
 //! already answered, routing, the bot-exchange guard), then the per-user limit.
 
 use super::*;
-use crate::discord::history;
 use crate::message::readable_channels;
 use crate::skip::Skipped;
 
@@ -21,31 +20,27 @@ pub(super) async fn on_message(myself: &ActorRef<AgentMsg>, state: &mut AgentSta
 ///
 /// The edge skips only in channels the agent already knew as ones it does not listen in; if
 /// the agent's rules answer the skeleton anyway (its view changed between the edge's glance
-/// and now), the message is read whole over REST and answered; if that read fails, it is
-/// given up on with an error in the log.
-pub(super) async fn on_skipped(myself: &ActorRef<AgentMsg>, state: &mut AgentState, s: Skipped) {
+/// and now), the text is not here: the channel's cursor is held before the message and the
+/// channel read again, as for a backlog that could not be read ([`super::replaying`]), and
+/// that read hands the message over whole.
+pub(super) fn on_skipped(myself: &ActorRef<AgentMsg>, state: &mut AgentState, s: Skipped) {
     if state.phase.phase() != Phase::Live {
         return;
     }
     state.series.message_received();
     state.series.message_skipped();
-    let Some(skeleton) = admit(state, s.skeleton()) else {
+    if admit(state, s.skeleton()).is_none() {
         return;
-    };
-    let name = &state.spec.config.name;
-    tracing::warn!(agent = %name, message_id = s.id, channel = s.channel_id, "a message skipped at the gateway edge is one the agent answers now; reading it whole");
-    match history::message(&state.http, s.channel_id, s.id).await {
-        Ok(mut m) => {
-            let channels = &state.channels;
-            m.content = readable_channels(&m.content, |id| channels.name_of(id).map(str::to_string));
-            m.chain = skeleton.chain;
-            limit_then_route(myself, state, m).await;
-        }
-        Err(e) => {
-            tracing::error!(agent = %name, message_id = s.id, channel = s.channel_id, error = %e, "cannot read a message the agent answers now; not answered");
-            finish(state, s.channel_id, s.id);
-        }
     }
+    tracing::warn!(agent = %state.spec.config.name, message_id = s.id, channel = s.channel_id, "a message skipped at the gateway edge is one the agent answers now; its channel is read again");
+    state.progress.entry(s.channel_id).or_default().hold(s.id - 1);
+    finish(state, s.channel_id, s.id);
+    let channel = ReplayChannel {
+        scope: Scope::Text,
+        id: s.channel_id,
+        name: state.channels.name_of(s.channel_id).unwrap_or_default().to_string(),
+    };
+    let _ = myself.cast(AgentMsg::Reread(vec![channel]));
 }
 
 /// An admitted message: the per-user limit, then its conversation.

@@ -316,7 +316,7 @@ impl Actor for AgentActor {
                     on_message(&myself, state, m).await;
                 }
             }
-            AgentMsg::Gateway(GatewayEvent::Skipped(s)) => on_skipped(&myself, state, s).await,
+            AgentMsg::Gateway(GatewayEvent::Skipped(s)) => on_skipped(&myself, state, s),
             AgentMsg::Backlog {
                 channel,
                 messages,
@@ -414,7 +414,6 @@ async fn setup_webhook(state: &mut AgentState) {
 pub(super) fn publish_edge(state: &AgentState) {
     let view = match &state.me {
         Some(me) if state.phase.phase() == Phase::Live => EdgeView {
-            live: true,
             me: std::iter::once(me.user_id).chain(state.outbox.webhook_id()).collect(),
             quiet: state.channels.quiet_channels().collect(),
             everyone: state.spec.config.triggers.everyone,
