@@ -100,12 +100,10 @@ impl EdgeView {
     /// edge converts and forwards it whole).
     pub fn skip(&self, g: &Glance) -> Option<Skipped> {
         let m = &g.message;
-        let skipped = m.guild_id.is_some()
-            && self.quiet.contains(&m.channel_id)
-            && !g.mentions_me
-            && !g.replies_to_me
-            && !(g.mention_everyone && self.everyone)
-            && !acl::needs_recorded_chain(g.from_cast, m.author_is_bot, m.chain);
+        let quiet_channel = m.guild_id.is_some() && self.quiet.contains(&m.channel_id);
+        let addressed = g.mentions_me || g.replies_to_me || (g.mention_everyone && self.everyone);
+        let chain_is_its_own = !acl::needs_recorded_chain(g.from_cast, m.author_is_bot, m.chain);
+        let skipped = quiet_channel && !addressed && chain_is_its_own;
         skipped.then_some(*m)
     }
 }
