@@ -670,6 +670,49 @@ async fn fault_close_sends_4000_and_the_session_resumes() {
 }
 
 #[tokio::test]
+async fn closing_with_1000_or_1001_logs_off_and_other_closes_stay_resumable() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let env = Env::start().await;
+    let ada: u64 = env.id("users", "Ada").await.parse().unwrap();
+    for (code, resumable) in [(1000, false), (1001, false), (4000, true), (4009, true)] {
+        let (mut ws, ready) = env.session(ADA, ALL).await;
+        let session_id = ready["d"]["session_id"].as_str().unwrap().to_string();
+        let seq = ws.seq;
+        ws.stream
+            .close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: "".into(),
+            }))
+            .await
+            .unwrap();
+        // The server has dealt with the close once Ada has no connection left.
+        wait_for(&format!("Ada disconnected after close {code}"), || async {
+            (!env.sandbox.shared().gateway.connected_bots().contains(&ada)).then_some(())
+        })
+        .await;
+        let mut ws = env.connect().await;
+        ws.resume(ADA, &session_id, seq).await;
+        let v = ws.payload().await;
+        if resumable {
+            assert_eq!(v["t"], "RESUMED", "close {code} must leave the session resumable: {v}");
+        } else {
+            assert_eq!(
+                (v["op"].as_u64(), v["d"].as_bool()),
+                (Some(9), Some(false)),
+                "close {code} logs off: RESUME must be refused: {v}"
+            );
+        }
+        drop(ws);
+        wait_for(&format!("Ada gone after round {code}"), || async {
+            (!env.sandbox.shared().gateway.connected_bots().contains(&ada)).then_some(())
+        })
+        .await;
+    }
+    env.sandbox.stop().await;
+}
+
+#[tokio::test]
 async fn fault_refuse_ms_refuses_identify_until_it_expires() {
     let env = Env::start().await;
     let (mut ws, _) = env.session(ADA, ALL).await;

@@ -10,6 +10,15 @@
 //!   `troupe-bench equivalent`.
 //! - [`scenarios`]: the scenarios, and the plan that sizes them.
 //! - [`report`]: figures, machine facts, the table and the JSON.
+//!
+//! The harness, and with it the sandbox and both baselines (they re-execute this binary), runs
+//! on jemalloc with its default options, as troupe runs on jemalloc: on glibc's malloc the
+//! baselines spent 30–50% more CPU per reply (serenity allocates on every event), which made
+//! them look slower than the job they stand for (docs/benchmarks.md, issue 18, fourth round).
+
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod baseline;
 mod equivalent;

@@ -3,11 +3,13 @@
 //! registry of sessions that dispatches reach.
 //!
 //! A session outlives its connection, as on Discord: events dispatched while a bot is
-//! disconnected are buffered (up to [`RESUME_BUFFER`]) and replayed on RESUME. A session is one
-//! shard of its bot and receives only the events of its shard's guilds (DMs: shard 0), see
-//! [`shards`].
+//! disconnected are buffered (up to [`RESUME_BUFFER`]) and replayed on RESUME, unless the bot
+//! logged off (closed with 1000 or 1001), which ends its session. An event is serialized once
+//! for all the sessions it reaches ([`Dispatch`]). A session is one shard of its bot and
+//! receives only the events of its shard's guilds (DMs: shard 0), see [`shards`].
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,7 +63,40 @@ pub mod intents {
 #[derive(Debug)]
 enum Outbound {
     Frame(String),
+    /// A dispatch with the sequence number the session gave it.
+    Dispatch(u64, Arc<Dispatch>),
     Close(u16, &'static str),
+}
+
+/// A dispatch (op 0) as the sessions it goes to share it: its name and payload, serialized
+/// once. Each session numbers it (`s`) and the connection writes the frame, so fanning an event
+/// out to N sessions serializes it once, not N times, and a disconnected session's resume
+/// buffer holds a reference, not a copy (the fan-out was most of the sandbox's work per message
+/// with many bots connected: docs/benchmarks.md, issue 18).
+#[derive(Debug)]
+pub struct Dispatch {
+    /// The event name as a JSON string, quotes included.
+    t: String,
+    /// The payload as JSON.
+    d: String,
+}
+
+impl Dispatch {
+    /// Serializes event `t` with payload `d`.
+    pub fn new(t: &str, d: &Value) -> Arc<Dispatch> {
+        Arc::new(Dispatch {
+            t: Value::from(t).to_string(),
+            d: d.to_string(),
+        })
+    }
+
+    /// The frame as sequence number `seq`, its fields in the order Discord sends them.
+    fn frame(&self, seq: u64) -> String {
+        let mut f = String::with_capacity(self.d.len() + self.t.len() + 40);
+        // Writing to a String cannot fail.
+        let _ = write!(f, r#"{{"t":{},"s":{seq},"op":0,"d":{}}}"#, self.t, self.d);
+        f
+    }
 }
 
 #[derive(Debug)]
@@ -70,7 +105,7 @@ struct Session {
     token: String,
     intents: u64,
     seq: u64,
-    buffer: VecDeque<(u64, String)>,
+    buffer: VecDeque<(u64, Arc<Dispatch>)>,
     conn: Option<(u64, mpsc::UnboundedSender<Outbound>)>,
     /// `[shard_id, num_shards]` from IDENTIFY (`[0, 1]` without one).
     shard: [u64; 2],
@@ -91,16 +126,21 @@ impl Session {
                 .is_some_and(|c| self.routes(world.guild_of(c)))
     }
 
-    fn push(&mut self, t: &str, d: Value) {
+    /// Numbers `dispatch`, keeps it for RESUME and hands it to the connection, if any.
+    fn push(&mut self, dispatch: &Arc<Dispatch>) {
         self.seq += 1;
-        let frame = json!({"op": 0, "s": self.seq, "t": t, "d": d}).to_string();
         if self.buffer.len() == RESUME_BUFFER {
             self.buffer.pop_front();
         }
-        self.buffer.push_back((self.seq, frame.clone()));
+        self.buffer.push_back((self.seq, dispatch.clone()));
         if let Some((_, tx)) = &self.conn {
-            let _ = tx.send(Outbound::Frame(frame));
+            let _ = tx.send(Outbound::Dispatch(self.seq, dispatch.clone()));
         }
+    }
+
+    /// [`Session::push`] of an event only this session receives.
+    fn push_value(&mut self, t: &str, d: &Value) {
+        self.push(&Dispatch::new(t, d));
     }
 }
 
@@ -198,7 +238,7 @@ impl Gateway {
             intents::GUILD_MESSAGES
         };
         let mut sessions = self.sessions.lock().expect("gateway lock");
-        let mut rendered: [Option<Value>; 2] = [None, None];
+        let mut rendered: [Option<Arc<Dispatch>>; 2] = [None, None];
         for session in sessions.values_mut() {
             if session.intents & needed == 0 || !session.receives(world, msg.channel_id) {
                 continue;
@@ -208,14 +248,12 @@ impl Gateway {
                 || is_dm
                 || own
                 || msg.mentions.contains(&session.bot_id);
-            let d = rendered[content as usize]
-                .get_or_insert_with(|| {
-                    let mut v = world.message_json(msg, content);
-                    members::add_message_members(world, msg, &mut v);
-                    v
-                })
-                .clone();
-            session.push("MESSAGE_CREATE", d);
+            let d = rendered[content as usize].get_or_insert_with(|| {
+                let mut v = world.message_json(msg, content);
+                members::add_message_members(world, msg, &mut v);
+                Dispatch::new("MESSAGE_CREATE", &v)
+            });
+            session.push(d);
         }
     }
 
@@ -225,10 +263,11 @@ impl Gateway {
         let Some(thread) = world.channel(thread_id) else { return };
         let mut d = world.channel_json(thread);
         d["newly_created"] = json!(true);
+        let d = Dispatch::new("THREAD_CREATE", &d);
         let mut sessions = self.sessions.lock().expect("gateway lock");
         for session in sessions.values_mut() {
             if session.intents & intents::GUILDS != 0 && session.receives(world, thread_id) {
-                session.push("THREAD_CREATE", d.clone());
+                session.push(&d);
             }
         }
     }
@@ -303,18 +342,27 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>, query:
     let conn_id = shared.gateway.next_conn.fetch_add(1, Ordering::Relaxed);
     let heartbeat = shared.world.lock().map(|w| w.heartbeat_interval_ms).unwrap_or(41_250);
     let hello = json!({"op": 10, "d": {"heartbeat_interval": heartbeat}, "s": null, "t": null});
-    if socket.send(encoder.frame(&hello.to_string())).await.is_err() {
+    if socket.send(encoder.frame(hello.to_string())).await.is_err() {
         return;
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
     let mut session_id: Option<String> = None;
+    // Whether the client logged off: closed with 1000 or 1001 (below).
+    let mut logged_off = false;
     loop {
         tokio::select! {
             incoming = socket.recv() => {
                 let text = match incoming {
                     Some(Ok(WsMessage::Text(t))) => t.to_string(),
                     Some(Ok(WsMessage::Binary(_))) => { close(&mut socket, 4002, "Decode error").await; break; }
-                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                    // Discord's Gateway docs: a close with 1000 or 1001 invalidates the session
+                    // (the bot logs off); any other close, or a dropped connection, leaves it
+                    // resumable.
+                    Some(Ok(WsMessage::Close(frame))) => {
+                        logged_off = frame.is_some_and(|f| matches!(f.code, 1000 | 1001));
+                        break;
+                    }
+                    None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
                 let Ok(payload) = serde_json::from_str::<Value>(&text) else {
@@ -329,7 +377,7 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>, query:
                 match payload.get("op").and_then(Value::as_u64) {
                     Some(1) => {
                         let ack = json!({"op": 11, "d": null, "s": null, "t": null}).to_string();
-                        if socket.send(encoder.frame(&ack)).await.is_err() { break; }
+                        if socket.send(encoder.frame(ack)).await.is_err() { break; }
                     }
                     Some(2) if session_id.is_some() => { close(&mut socket, 4005, "Already authenticated").await; break; }
                     Some(2) => match identify(&shared, &payload["d"], conn_id, &tx) {
@@ -337,7 +385,7 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>, query:
                         // Over max_concurrency: Discord answers op 9 and leaves the socket open.
                         Err(IDENTIFY_TOO_SOON) => {
                             let invalid = json!({"op": 9, "d": false, "s": null, "t": null}).to_string();
-                            if socket.send(encoder.frame(&invalid)).await.is_err() { break; }
+                            if socket.send(encoder.frame(invalid)).await.is_err() { break; }
                         }
                         Err((code, reason)) => { close(&mut socket, code, reason).await; break; }
                     },
@@ -346,7 +394,7 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>, query:
                         Some(id) => session_id = Some(id),
                         None => {
                             let invalid = json!({"op": 9, "d": false, "s": null, "t": null}).to_string();
-                            if socket.send(encoder.frame(&invalid)).await.is_err() { break; }
+                            if socket.send(encoder.frame(invalid)).await.is_err() { break; }
                         }
                     },
                     // Presence and voice state updates, and requests for soundboard sounds (31),
@@ -365,7 +413,8 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>, query:
                 }
             }
             Some(out) = rx.recv() => match out {
-                Outbound::Frame(f) => if socket.send(encoder.frame(&f)).await.is_err() { break; },
+                Outbound::Frame(f) => if socket.send(encoder.frame(f)).await.is_err() { break; },
+                Outbound::Dispatch(seq, d) => if socket.send(encoder.frame(d.frame(seq))).await.is_err() { break; },
                 Outbound::Close(code, reason) => { close(&mut socket, code, reason).await; break; }
             }
         }
@@ -375,6 +424,9 @@ pub async fn serve_connection(mut socket: WebSocket, shared: Arc<Shared>, query:
             if let Some(s) = sessions.get_mut(&id) {
                 if s.conn.as_ref().is_some_and(|(c, _)| *c == conn_id) {
                     s.conn = None;
+                    if logged_off {
+                        sessions.remove(&id);
+                    }
                 }
             }
         }
@@ -468,11 +520,11 @@ fn identify(
         "guild_join_requests": [],
         "geo_ordered_rtc_regions": [],
     });
-    session.push("READY", ready);
+    session.push_value("READY", &ready);
     if intents & intents::GUILDS != 0 {
         let presences = intents & intents::GUILD_PRESENCES != 0;
         for g in guilds {
-            session.push("GUILD_CREATE", world.guild_create_json(g, bot_id, presences));
+            session.push_value("GUILD_CREATE", &world.guild_create_json(g, bot_id, presences));
         }
     }
     shared
@@ -500,11 +552,47 @@ fn resume(shared: &Shared, d: &Value, conn_id: u64, tx: &mpsc::UnboundedSender<O
         return None;
     }
     session.conn = Some((conn_id, tx.clone()));
-    for (s, frame) in &session.buffer {
+    for (s, dispatch) in &session.buffer {
         if *s > seq {
-            let _ = tx.send(Outbound::Frame(frame.clone()));
+            let _ = tx.send(Outbound::Dispatch(*s, dispatch.clone()));
         }
     }
-    session.push("RESUMED", json!({}));
+    session.push_value("RESUMED", &json!({}));
     Some(id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dispatch_frame_is_the_payload_numbered_once_serialized() {
+        let d = json!({"content": "say \"hi\"\n", "id": "1"});
+        let dispatch = Dispatch::new("MESSAGE_CREATE", &d);
+        for seq in [1, 42] {
+            let frame: Value = serde_json::from_str(&dispatch.frame(seq)).unwrap();
+            assert_eq!(frame, json!({"op": 0, "s": seq, "t": "MESSAGE_CREATE", "d": d}));
+        }
+    }
+
+    #[test]
+    fn sessions_share_a_dispatch_and_number_it_each_their_own() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let session = |seq, conn: Option<(u64, mpsc::UnboundedSender<Outbound>)>| Session {
+            bot_id: 1,
+            token: "t".into(),
+            intents: 0,
+            seq,
+            buffer: VecDeque::new(),
+            conn,
+            shard: [0, 1],
+        };
+        let (mut live, mut gone) = (session(6, Some((1, tx))), session(2, None));
+        let dispatch = Dispatch::new("TYPING_START", &json!({}));
+        live.push(&dispatch);
+        gone.push(&dispatch);
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Dispatch(7, ref d)) if Arc::ptr_eq(d, &dispatch)));
+        assert_eq!(gone.buffer.back().map(|(s, _)| *s), Some(3));
+        assert!(Arc::ptr_eq(&gone.buffer[0].1, &live.buffer[0].1));
+    }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use troupe_llm_test_server::{LlmTestServer, Reply};
 
 use super::{progress, Bench, CONNECT_DEADLINE};
-use crate::process::{Backend, Baseline, Troupe, TroupeConfig, STAY_ALIVE};
+use crate::process::{cpu_secs, Backend, Baseline, Troupe, TroupeConfig, STAY_ALIVE};
 use crate::report::Figure;
 use crate::stage::{channel, human, Post, Stage};
 use crate::{Context, Result};
@@ -65,7 +65,7 @@ fn mean_ms(xs: &[f64]) -> Option<f64> {
 }
 
 /// What a flood achieved.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Flood {
     /// Replies received.
     pub answered: usize,
@@ -73,6 +73,12 @@ pub struct Flood {
     pub posted: usize,
     /// Replies per second, first dispatch to last reply.
     pub per_sec: f64,
+    /// CPU seconds the harness's own process (the sandbox, the LLM server, the poster) used.
+    pub stage_cpu: f64,
+    /// REST requests the bots made to the sandbox meanwhile.
+    pub rest: usize,
+    /// Those requests by kind, e.g. `POST messages: 5000`.
+    pub rest_kinds: String,
 }
 
 /// The flood: `n` messages round-robin over every (bot, channel) pair.
@@ -92,9 +98,14 @@ fn posts(bots: &[String], channels: usize, n: usize) -> Vec<Post> {
 /// Posts the flood and waits for the replies.
 pub async fn flood(stage: &Stage, bots: &[String], channels: usize, n: usize, stall: Duration) -> Result<Flood> {
     let mark = stage.replies();
+    let (cpu, requests) = (cpu_secs(std::process::id())?, stage.requests());
     let start_us = stage.now_us();
     stage.flood(posts(bots, channels, n), FLOOD_CONCURRENCY).await?;
     let answered = stage.wait_replies(mark + n, stall).await - mark;
+    let stage_cpu = cpu_secs(std::process::id())? - cpu;
+    let made = stage.requests_since(requests);
+    let rest = made.len();
+    let rest_kinds = request_kinds(&made);
     let end_us = stage
         .replies_since(mark)
         .iter()
@@ -106,7 +117,31 @@ pub async fn flood(stage: &Stage, bots: &[String], channels: usize, n: usize, st
         answered,
         posted: n,
         per_sec: answered as f64 / secs,
+        stage_cpu,
+        rest,
+        rest_kinds,
     })
+}
+
+/// REST requests counted by method and the path's last word (IDs left out), most first:
+/// `POST messages: 5000, POST typing: 310`.
+fn request_kinds(made: &[(String, String)]) -> String {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for (method, path) in made {
+        let word = path
+            .split('/')
+            .rev()
+            .find(|w| !w.is_empty() && !w.bytes().all(|b| b.is_ascii_digit()))
+            .unwrap_or("/");
+        *counts.entry(format!("{method} {word}")).or_default() += 1;
+    }
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts
+        .iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One message to every (bot, channel) pair, so connections and conversations exist before
@@ -134,6 +169,20 @@ fn cpu_per_reply(what: &str, cpu: f64, f: &Flood, base_cpu: f64, base: &Flood) -
     .note("user + system time of the troupe (baseline) process during the flood")
 }
 
+/// A total over a flood, per reply, beside the baseline flood's.
+fn per_reply(what: &str, unit: &str, total: f64, f: &Flood, base_total: f64, base: &Flood) -> Figure {
+    if f.answered == 0 || base.answered == 0 {
+        return Figure::unavailable("throughput", what, unit, "no reply to divide by");
+    }
+    Figure::new(
+        "throughput",
+        what,
+        unit,
+        total / f.answered as f64,
+        Some(base_total / base.answered as f64),
+    )
+}
+
 fn note(f: &Flood, what: &str) -> String {
     let missing = if f.answered < f.posted {
         format!("; {} unanswered", f.posted - f.answered)
@@ -159,9 +208,12 @@ async fn equivalent_flood(b: &Bench, stage: &Stage, llm_base: &str, n: usize) ->
     let equivalent = Baseline::spawn_equivalent(&stage.url(), &tokens, llm_base, &store)?;
     stage.wait_connected(&ids, CONNECT_DEADLINE).await?;
     warm_up(stage, &bots, channels, p.stall).await?;
+    // Marks the measured flood's start, as troupe's below.
+    progress("throughput", &format!("equivalent bot: flood of {n} messages"));
     let cpu = equivalent.cpu()?;
     let flooded = flood(stage, &bots, channels, n, p.stall).await;
     let used = equivalent.cpu()? - cpu;
+    progress("throughput", "equivalent bot: flood done");
     equivalent.stop();
     Ok((flooded?, used))
 }
@@ -296,6 +348,27 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
             &equiv.0,
         )
         .note("user + system time of the troupe (equivalent bot) process during the flood"),
+        per_reply(
+            "stage CPU time per reply vs equivalent bot",
+            "ms",
+            1000.0 * fast.stage_cpu,
+            &fast,
+            1000.0 * equiv.0.stage_cpu,
+            &equiv.0,
+        )
+        .note("user + system time of the harness's process (sandbox, LLM server, poster) during the flood: the work the bot's requests and replies cause"),
+        per_reply(
+            "REST requests per reply vs equivalent bot",
+            "calls",
+            fast.rest as f64,
+            &fast,
+            equiv.0.rest as f64,
+            &equiv.0,
+        )
+        .note(format!(
+            "requests the bots made to the sandbox during the flood, per reply; troupe: {}; equivalent bot: {}",
+            fast.rest_kinds, equiv.0.rest_kinds
+        )),
         Figure::new(
             "throughput",
             &format!("replies/s, 200 ms LLM, max_concurrency {POOL}"),
@@ -349,6 +422,24 @@ fn request_figure(what: &str, ms: Option<f64>, note: &str) -> Figure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_are_counted_by_method_and_last_word() {
+        let made: Vec<(String, String)> = [
+            ("POST", "/api/v10/channels/12/messages"),
+            ("POST", "/api/v10/channels/13/typing"),
+            ("POST", "/api/v10/channels/14/messages"),
+            ("GET", "/api/v10/channels/14/messages/99"),
+        ]
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+        assert_eq!(
+            request_kinds(&made),
+            "POST messages: 2, GET messages: 1, POST typing: 1"
+        );
+        assert_eq!(request_kinds(&[]), "");
+    }
 
     #[test]
     fn a_mean_is_in_milliseconds_and_none_without_samples() {

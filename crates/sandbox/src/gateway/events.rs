@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use super::{intents, members, Gateway};
+use super::{intents, members, Dispatch, Gateway};
 use crate::render::emoji_json;
 use crate::world::{Author, ChannelKind, Emoji, Message, World};
 
@@ -134,9 +134,10 @@ impl Gateway {
         };
         let needed = needed_intent(kind, matches!(channel.kind, ChannelKind::Dm { .. }));
         let mut sessions = self.sessions.lock().expect("gateway lock");
+        let mut dispatch = None;
         for session in sessions.values_mut() {
             if session.intents & needed != 0 && session.receives(world, channel_id) {
-                session.push(t, d.clone());
+                session.push(dispatch.get_or_insert_with(|| Dispatch::new(t, d)));
             }
         }
     }
@@ -154,7 +155,7 @@ impl Gateway {
         let render = |content: bool| {
             let mut v = world.message_json(msg, content);
             members::add_message_members(world, msg, &mut v);
-            v
+            Dispatch::new("MESSAGE_UPDATE", &v)
         };
         let (full, blank) = (render(true), render(false));
         let mut sessions = self.sessions.lock().expect("gateway lock");
@@ -167,7 +168,7 @@ impl Gateway {
                 || is_dm
                 || own
                 || msg.mentions.contains(&session.bot_id);
-            session.push("MESSAGE_UPDATE", if content { full.clone() } else { blank.clone() });
+            session.push(if content { &full } else { &blank });
         }
     }
 
@@ -184,12 +185,13 @@ impl Gateway {
             .get("guild_id")
             .and_then(Value::as_str)
             .and_then(|g| g.parse::<u64>().ok());
+        let d = Dispatch::new("INTERACTION_CREATE", d);
         let mut sessions = self.sessions.lock().expect("gateway lock");
         for session in sessions
             .values_mut()
             .filter(|s| s.bot_id == application_bot && s.routes(guild))
         {
-            session.push("INTERACTION_CREATE", d.clone());
+            session.push(&d);
         }
     }
 }

@@ -217,7 +217,7 @@ pub fn request_guild_members(shared: &Shared, session_id: &str, d: &Value) -> Re
         if let Some(n) = &req.nonce {
             v["nonce"] = json!(n);
         }
-        session.push("GUILD_MEMBERS_CHUNK", v);
+        session.push_value("GUILD_MEMBERS_CHUNK", &v);
     }
     Ok(())
 }

@@ -69,9 +69,9 @@ impl Encoder {
     }
 
     /// The frame carrying `payload`.
-    pub fn frame(&mut self, payload: &str) -> WsMessage {
+    pub fn frame(&mut self, payload: String) -> WsMessage {
         match &mut self.zlib {
-            None => WsMessage::Text(payload.to_string().into()),
+            None => WsMessage::Text(payload.into()),
             Some(z) => WsMessage::Binary(deflate_sync(z, payload.as_bytes()).into()),
         }
     }
@@ -144,7 +144,7 @@ mod tests {
         let mut dec = Decompress::new(true);
         let big = format!("{{\"d\":\"{}\"}}", "x".repeat(200_000));
         for payload in [r#"{"op":10}"#, big.as_str(), r#"{"op":11}"#] {
-            let WsMessage::Binary(bytes) = enc.frame(payload) else {
+            let WsMessage::Binary(bytes) = enc.frame(payload.to_string()) else {
                 panic!("not binary")
             };
             assert!(bytes.ends_with(&[0, 0, 0xff, 0xff]), "{:?}", &bytes[bytes.len() - 4..]);
@@ -158,6 +158,6 @@ mod tests {
             version: 10,
             zlib_stream: false,
         });
-        assert!(matches!(enc.frame("{}"), WsMessage::Text(t) if t.as_str() == "{}"));
+        assert!(matches!(enc.frame("{}".to_string()), WsMessage::Text(t) if t.as_str() == "{}"));
     }
 }
