@@ -7,6 +7,7 @@
 //!
 //! - [`gateway`]: connects one bot token and forwards events as [`GatewayEvent`]s.
 //! - [`ordered`]: messages forwarded in gateway order (a collector on the shard runner).
+//! - [`backlog`]: backpressure there: a runner waits while too many handler tasks are to come.
 //! - [`history`]: pages of channel history for backlog replay.
 //! - [`outbox`]: sends replies and typing indicators.
 //! - [`route`]: where REST requests go (Discord, an API base, or the sandbox over TLS).
@@ -17,6 +18,7 @@
 //! - [`threads`]: whether a new thread is writable, from the little of each guild kept for it
 //!   (troupe builds serenity without its cache).
 
+pub mod backlog;
 pub mod convert;
 pub mod fencing;
 pub mod gateway;

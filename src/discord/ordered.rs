@@ -17,6 +17,9 @@
 //! ([`crate::skip`]): a message the agent certainly will not answer goes on as
 //! [`GatewayEvent::Skipped`], its IDs without its text, instead of being converted.
 //!
+//! When handler tasks pile up faster than the runtime runs them, the collector holds its runner
+//! back before handing on the next message ([`backlog`]).
+//!
 //! With several shards, each shard runner has its own collector and order holds per shard:
 //! a channel belongs to one guild, and a guild (or the DMs, shard 0) to one shard, so every
 //! channel's messages still arrive in gateway order. Messages of two shards have no order
@@ -29,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use serenity::gateway::{CollectorCallback, ShardMessenger};
 use serenity::model::event::Event;
 
-use super::convert;
 use super::gateway::{EventSink, GatewayEvent};
+use super::{backlog, convert};
 use crate::skip::SharedView;
 
 /// What the edge needs to skip messages: the agent's published view, and who is in the cast.
@@ -144,7 +147,9 @@ impl OrderedSource {
                 return false; // superseded: the newer collector forwards this event
             }
             if let Event::MessageCreate(created) = event {
+                backlog::hold_back(&backlog::GATEWAY);
                 me.forwarded.lock().expect("poison").mark(created.message.id.get());
+                backlog::GATEWAY.add();
                 (me.sink)(me.edge.event(&created.message));
             }
             true
@@ -166,7 +171,9 @@ impl OrderedSource {
     /// The event handler's dispatch of a message: forwarded unless a collector already did.
     pub fn on_handler_message(&self, message: &serenity::all::Message) {
         let taken = self.forwarded.lock().expect("poison").take(message.id.get());
-        if !taken {
+        if taken {
+            backlog::GATEWAY.remove();
+        } else {
             tracing::debug!(
                 message_id = message.id.get(),
                 "message forwarded by the event handler (no collector yet)"

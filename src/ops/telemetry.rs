@@ -27,6 +27,9 @@ pub const MESSAGES_RECEIVED: &str = "troupe_messages_received_total";
 /// Messages the gateway edge skipped without converting them, as ones the agent will not answer
 /// ([`crate::skip`]); they are also counted as received and ignored. Labels: `agent`.
 pub const MESSAGES_SKIPPED: &str = "troupe_messages_skipped_total";
+/// Times a shard runner was held back because serenity's handler tasks had piled up
+/// ([`crate::discord::backlog`]). Labels: `outcome` (`drained`, `gave_up`).
+pub const GATEWAY_HELD: &str = "troupe_gateway_backpressure_waits_total";
 /// Messages an agent decided to answer. Labels: `agent`, `reason` (routing rule).
 pub const MESSAGES_PROCESSED: &str = "troupe_messages_processed_total";
 /// Messages an agent decided not to answer. Labels: `agent`, `reason`.
@@ -250,6 +253,9 @@ pub fn initialise<'a>(agents: impl IntoIterator<Item = &'a str>, backends: impl 
         gauge!(PENDING_MESSAGES, "agent" => agent.clone()).set(0.0);
         // Health::new sets the gateway and breaker gauges to where each agent starts.
     }
+    for outcome in ["drained", "gave_up"] {
+        counter!(GATEWAY_HELD, "outcome" => outcome).absolute(0);
+    }
     for backend in backends {
         let backend = backend.to_string();
         for outcome in ["ok", "queue_full"].iter().chain(LlmError::KINDS) {
@@ -287,6 +293,10 @@ fn describe() {
     describe_counter!(
         MESSAGES_SKIPPED,
         "Messages an agent's gateway edge passed on without their text, as ones it will not answer (also counted as received and ignored)."
+    );
+    describe_counter!(
+        GATEWAY_HELD,
+        "Times a shard runner waited for serenity's handler tasks to drain before handing on a message, by outcome (drained, gave_up)."
     );
     describe_counter!(
         MESSAGES_PROCESSED,
@@ -438,6 +448,11 @@ pub fn stream_writes(agent: &str, writes: usize) {
 /// [`ATTACHMENT_OUTCOMES`]).
 pub fn attachment(agent: &str, kind: &'static str, outcome: &'static str) {
     counter!(ATTACHMENTS, "agent" => agent.to_string(), "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+/// A shard runner was held back at the gateway edge; `outcome` is `drained` or `gave_up`.
+pub fn gateway_held(outcome: &'static str) {
+    counter!(GATEWAY_HELD, "outcome" => outcome).increment(1);
 }
 
 /// A reply of `agent` was not sent: the agent chain was too long.

@@ -121,6 +121,7 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
     tokio::time::sleep(SETTLE).await;
     let after = troupe.rss()?;
     let alive = troupe.metric("troupe_active_conversations").await;
+    let held = troupe.metric("troupe_gateway_backpressure_waits_total").await;
     let passivated = super::passivation::run(b, &stage, &troupe, humans, n, before).await;
     troupe.stop();
     stage.stop().await;
@@ -168,9 +169,10 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
             None,
         )
         .note(format!(
-            "peak {:.1} MiB; one agent's conversations, {} more agents connected and unaddressed; touched in {touched_secs:.0} s, quiet {quiet_secs:.0} s later{partial}{early}",
+            "peak {:.1} MiB; one agent's conversations, {} more agents connected and unaddressed; touched in {touched_secs:.0} s, quiet {quiet_secs:.0} s later; gateway runners held back {} times{partial}{early}",
             after.peak as f64 / MIB,
-            k - 1
+            k - 1,
+            held.map_or_else(|| "?".to_string(), |h| format!("{h:.0}")),
         )),
         Figure::new("memory", "RSS per conversation", "KiB", per_conversation / 1024.0, None)
             .note("(RSS after − RSS before) / conversations live"),
