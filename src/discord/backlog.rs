@@ -4,7 +4,7 @@
 //!
 //! Why: serenity 0.12 spawns a task per event per handler and reads the socket again at once,
 //! so when events arrive faster than the process can handle them (100 agents each parsing a
-//! burst of 10,000 messages), the spawned tasks pile up: 3.3 KiB each, a 3.7 GiB peak in the
+//! burst of 10,000 messages), the spawned tasks pile up: 3.3 KiB each, a 3.6–4.2 GiB peak in the
 //! benchmark's touch burst, and fragmentation that stays afterwards (docs/benchmarks.md, issue
 //! 18, fourth round). Holding the runner back (it runs the collector inline, before it spawns
 //! the handler tasks) leaves the excess where Discord keeps it for a slow client: in the socket
