@@ -153,24 +153,15 @@ async fn warm_up(stage: &Stage, bots: &[String], channels: usize, stall: Duratio
     Ok(stage.wait_replies(mark + n, stall).await - mark)
 }
 
-/// CPU time per reply of troupe beside the baseline's; not available when nothing was answered.
-fn cpu_per_reply(what: &str, cpu: f64, f: &Flood, base_cpu: f64, base: &Flood) -> Figure {
-    let unit = "ms";
-    if f.answered == 0 || base.answered == 0 {
-        return Figure::unavailable("throughput", what, unit, "no reply to divide by");
-    }
-    Figure::new(
-        "throughput",
-        what,
-        unit,
-        1000.0 * cpu / f.answered as f64,
-        Some(1000.0 * base_cpu / base.answered as f64),
-    )
-    .note("user + system time of the troupe (baseline) process during the flood")
-}
-
-/// A total over a flood, per reply, beside the baseline flood's.
-fn per_reply(what: &str, unit: &str, total: f64, f: &Flood, base_total: f64, base: &Flood) -> Figure {
+/// A total over a flood (`total`, e.g. CPU milliseconds), per reply, beside the baseline
+/// flood's, with `note`; not available when either flood answered nothing.
+fn per_reply(
+    what: &str,
+    unit: &str,
+    (total, f): (f64, &Flood),
+    (base_total, base): (f64, &Flood),
+    note: String,
+) -> Figure {
     if f.answered == 0 || base.answered == 0 {
         return Figure::unavailable("throughput", what, unit, "no reply to divide by");
     }
@@ -181,6 +172,7 @@ fn per_reply(what: &str, unit: &str, total: f64, f: &Flood, base_total: f64, bas
         total / f.answered as f64,
         Some(base_total / base.answered as f64),
     )
+    .note(note)
 }
 
 fn note(f: &Flood, what: &str) -> String {
@@ -339,36 +331,37 @@ pub async fn run(b: &Bench) -> Result<Vec<Figure>> {
             &equiv.0,
             "baseline: serenity + streaming LLM request + sled insert and flush per reply",
         )),
-        cpu_per_reply("CPU time per reply, zero-latency LLM", fast_cpu, &fast, base_cpu, &base),
-        cpu_per_reply(
+        per_reply(
+            "CPU time per reply, zero-latency LLM",
+            "ms",
+            (1000.0 * fast_cpu, &fast),
+            (1000.0 * base_cpu, &base),
+            "user + system time of the troupe (baseline) process during the flood".into(),
+        ),
+        per_reply(
             "CPU time per reply vs equivalent bot",
-            fast_cpu,
-            &fast,
-            equiv.1,
-            &equiv.0,
-        )
-        .note("user + system time of the troupe (equivalent bot) process during the flood"),
+            "ms",
+            (1000.0 * fast_cpu, &fast),
+            (1000.0 * equiv.1, &equiv.0),
+            "user + system time of the troupe (equivalent bot) process during the flood".into(),
+        ),
         per_reply(
             "stage CPU time per reply vs equivalent bot",
             "ms",
-            1000.0 * fast.stage_cpu,
-            &fast,
-            1000.0 * equiv.0.stage_cpu,
-            &equiv.0,
-        )
-        .note("user + system time of the harness's process (sandbox, LLM server, poster) during the flood: the work the bot's requests and replies cause"),
+            (1000.0 * fast.stage_cpu, &fast),
+            (1000.0 * equiv.0.stage_cpu, &equiv.0),
+            "user + system time of the harness's process (sandbox, LLM server, poster) during the flood: the work the bot's requests and replies cause".into(),
+        ),
         per_reply(
             "REST requests per reply vs equivalent bot",
             "calls",
-            fast.rest as f64,
-            &fast,
-            equiv.0.rest as f64,
-            &equiv.0,
-        )
-        .note(format!(
-            "requests the bots made to the sandbox during the flood, per reply; troupe: {}; equivalent bot: {}",
-            fast.rest_kinds, equiv.0.rest_kinds
-        )),
+            (fast.rest as f64, &fast),
+            (equiv.0.rest as f64, &equiv.0),
+            format!(
+                "requests the bots made to the sandbox during the flood, per reply; troupe: {}; equivalent bot: {}",
+                fast.rest_kinds, equiv.0.rest_kinds
+            ),
+        ),
         Figure::new(
             "throughput",
             &format!("replies/s, 200 ms LLM, max_concurrency {POOL}"),
@@ -422,6 +415,24 @@ fn request_figure(what: &str, ms: Option<f64>, note: &str) -> Figure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_per_reply_figure_divides_by_replies_and_keeps_why_it_is_unavailable() {
+        let flood = |answered| Flood {
+            answered,
+            posted: 10,
+            per_sec: 1.0,
+            stage_cpu: 0.0,
+            rest: 0,
+            rest_kinds: String::new(),
+        };
+        let (ten, none) = (flood(10), flood(0));
+        let f = per_reply("x", "ms", (20.0, &ten), (10.0, &ten), "why".into());
+        assert_eq!((f.value, f.baseline, f.note.as_str()), (Some(2.0), Some(1.0), "why"));
+        let f = per_reply("x", "ms", (20.0, &none), (10.0, &ten), "why".into());
+        assert_eq!(f.value, None);
+        assert!(f.note.starts_with("not available"), "{}", f.note);
+    }
 
     #[test]
     fn requests_are_counted_by_method_and_last_word() {
