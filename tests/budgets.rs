@@ -11,28 +11,30 @@ fn long(tag: &str) -> String {
     format!("<@Budgy> {tag} {}", "word ".repeat(240))
 }
 
-/// Messages Budgy decided to answer (every routing reason), as /metrics says.
-async fn processed(http: &str) -> f64 {
-    let text = reqwest::get(format!("{http}/metrics"))
+/// troupe's /metrics text.
+async fn metrics(http: &str) -> String {
+    reqwest::get(format!("{http}/metrics"))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    text.lines()
+        .unwrap()
+}
+
+/// Messages Budgy decided to answer (every routing reason), as /metrics says.
+async fn processed(http: &str) -> f64 {
+    metrics(http)
+        .await
+        .lines()
         .filter(|l| l.starts_with("troupe_messages_processed_total{agent=\"Budgy\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
 
 async fn refusals(http: &str) -> String {
-    let text = reqwest::get(format!("{http}/metrics"))
+    metrics(http)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find(|l| l.starts_with("troupe_budget_refusals_total{agent=\"Budgy\",budget=\"user\"}"))
         .map(|l| l.rsplit(' ').next().unwrap().to_string())
         .unwrap_or_default()
