@@ -13,7 +13,7 @@
 //!
 //! The harness, and with it the sandbox and both baselines (they re-execute this binary), runs
 //! on jemalloc with its default options, as troupe runs on jemalloc: on glibc's malloc the
-//! baselines spent 30–50% more CPU per reply (serenity allocates on every event), which made
+//! baselines spent 50–65% more CPU per reply (serenity allocates on every event), which made
 //! them look slower than the job they stand for (docs/benchmarks.md, issue 18, fourth round).
 
 #[cfg(not(target_env = "msvc"))]
