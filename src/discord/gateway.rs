@@ -91,8 +91,6 @@ struct Handler {
     /// GUILD_CREATE's may run before READY's has set it: handlers that need it wait
     /// ([`Handler::me`]); READY always comes first on a session.
     me: tokio::sync::watch::Sender<Option<UserId>>,
-    /// What decides whether a new thread is writable (see [`super::threads`]).
-    threads: std::sync::Mutex<ThreadParents>,
 }
 
 impl Handler {
@@ -101,7 +99,6 @@ impl Handler {
             ordered: OrderedSource::new(sink.clone(), edge),
             sink,
             me: tokio::sync::watch::Sender::new(None),
-            threads: std::sync::Mutex::new(ThreadParents::default()),
         }
     }
 
@@ -111,8 +108,10 @@ impl Handler {
         me.wait_for(Option::is_some).await.ok().and_then(|id| *id)
     }
 
+    /// What decides new threads' permissions (see [`super::threads`]), shared with the
+    /// collectors that announce new threads.
     fn threads(&self) -> std::sync::MutexGuard<'_, ThreadParents> {
-        self.threads.lock().expect("poison")
+        self.ordered.threads()
     }
 }
 
@@ -163,10 +162,7 @@ impl EventHandler for Handler {
     }
 
     async fn thread_create(&self, _ctx: Context, thread: GuildChannel) {
-        let info = self.threads().thread_info(&thread);
-        if let Some(info) = info {
-            (self.sink)(GatewayEvent::Thread(info));
-        }
+        self.ordered.on_handler_thread(&thread);
     }
 
     async fn guild_delete(&self, _ctx: Context, guild: UnavailableGuild, _full: Option<Guild>) {

@@ -2,6 +2,12 @@
 //! event before it spawns the event handlers, forwards MESSAGE_CREATE in the order the gateway
 //! sent them; the event handler forwards only what no collector did.
 //!
+//! THREAD_CREATE goes the same way: Discord sends it before the thread's first message, and an
+//! agent that received that message before the thread would not know the channel (a thread of
+//! a listen channel is answered without a mention, and no message is answered in a channel the
+//! agent cannot tell it may write in). If its handler task announced it, a message forwarded
+//! inline could overtake it.
+//!
 //! Why: serenity 0.12 dispatches every event handler (and raw event handler) on its own task, so
 //! two messages can reach the handler in either order. Its collectors are the one hook it runs
 //! on the shard runner's own task, in order (`ShardRunner::run`: `collectors.retain_mut(..)` then
@@ -33,6 +39,7 @@ use serenity::gateway::{CollectorCallback, ShardMessenger};
 use serenity::model::event::Event;
 
 use super::gateway::{EventSink, GatewayEvent};
+use super::threads::ThreadParents;
 use super::{backlog, convert};
 use crate::skip::SharedView;
 
@@ -123,6 +130,12 @@ pub struct OrderedSource {
     /// The generation of each shard's newest collector; older ones remove themselves.
     newest: Mutex<HashMap<u32, u64>>,
     forwarded: Mutex<Forwarded>,
+    /// New threads a collector announced (a thread's ID may be its starter message's, so
+    /// these are counted apart from messages).
+    threads_forwarded: Mutex<Forwarded>,
+    /// What decides whether a new thread is writable (see [`super::threads`]); kept up to date
+    /// by the event handler.
+    threads: Mutex<ThreadParents>,
 }
 
 impl OrderedSource {
@@ -134,7 +147,14 @@ impl OrderedSource {
             generations: AtomicU64::new(0),
             newest: Mutex::new(HashMap::new()),
             forwarded: Mutex::new(Forwarded::default()),
+            threads_forwarded: Mutex::new(Forwarded::default()),
+            threads: Mutex::new(ThreadParents::default()),
         })
+    }
+
+    /// What decides new threads' permissions, for the event handler to keep up to date.
+    pub fn threads(&self) -> std::sync::MutexGuard<'_, ThreadParents> {
+        self.threads.lock().expect("poison")
     }
 
     /// Installs a collector on the runner of shard `shard_id` behind `shard`, superseding any
@@ -146,14 +166,41 @@ impl OrderedSource {
             if !me.is_newest(shard_id, generation) {
                 return false; // superseded: the newer collector forwards this event
             }
-            if let Event::MessageCreate(created) = event {
-                backlog::hold_back(&backlog::GATEWAY);
-                me.forwarded.lock().expect("poison").mark(created.message.id.get());
-                backlog::GATEWAY.add();
-                (me.sink)(me.edge.event(&created.message));
-            }
+            me.collected(event);
             true
         })));
+    }
+
+    /// A collector's event, in gateway order.
+    fn collected(&self, event: &Event) {
+        match event {
+            Event::MessageCreate(created) => {
+                backlog::hold_back(&backlog::GATEWAY);
+                self.forwarded.lock().expect("poison").mark(created.message.id.get());
+                backlog::GATEWAY.add();
+                (self.sink)(self.edge.event(&created.message));
+            }
+            Event::ThreadCreate(created) => {
+                // Unannounced (its guild's GUILD_CREATE handler has not run yet, say), it is
+                // left to the event handler, which runs later.
+                if let Some(info) = self.threads().thread_info(&created.thread) {
+                    self.threads_forwarded.lock().expect("poison").mark(info.id);
+                    (self.sink)(GatewayEvent::Thread(info));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The event handler's dispatch of a THREAD_CREATE: announced unless a collector already
+    /// did.
+    pub fn on_handler_thread(&self, thread: &serenity::all::GuildChannel) {
+        if self.threads_forwarded.lock().expect("poison").take(thread.id.get()) {
+            return;
+        }
+        if let Some(info) = self.threads().thread_info(thread) {
+            (self.sink)(GatewayEvent::Thread(info));
+        }
     }
 
     /// A new generation for shard `shard_id`'s next collector, superseding its older ones.
@@ -217,6 +264,64 @@ mod tests {
         let s0_again = newest(0);
         assert!(!source.is_newest(0, s0) && source.is_newest(0, s0_again));
         assert!(source.is_newest(1, s1));
+    }
+
+    /// A source whose sink records what it forwards, with the guild of `threads`' tests
+    /// known (or not).
+    fn recording(guild_known: bool) -> (Arc<OrderedSource>, Arc<Mutex<Vec<GatewayEvent>>>) {
+        use crate::discord::threads::tests::{guild, ME};
+        let seen: Arc<Mutex<Vec<GatewayEvent>>> = Arc::default();
+        let sink = Arc::clone(&seen);
+        let source = OrderedSource::new(Arc::new(move |e| sink.lock().unwrap().push(e)), Edge::none());
+        if guild_known {
+            source.threads().guild_create(&guild(), serenity::all::UserId::new(ME));
+        }
+        (source, seen)
+    }
+
+    fn thread_created(thread: &serenity::all::GuildChannel) -> Event {
+        let created = serde_json::from_value(serde_json::to_value(thread).unwrap()).unwrap();
+        Event::ThreadCreate(created)
+    }
+
+    fn announced(seen: &Mutex<Vec<GatewayEvent>>) -> Vec<u64> {
+        let seen = seen.lock().unwrap();
+        seen.iter()
+            .filter_map(|e| match e {
+                GatewayEvent::Thread(info) => Some(info.id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_thread_is_announced_in_gateway_order_and_once() {
+        use crate::discord::threads::tests::{thread, GENERAL};
+        let (source, seen) = recording(true);
+        let t = thread(50, GENERAL);
+        // The collector runs before the handler's task: the thread is announced there, before
+        // any later message of the gateway, and the handler does not announce it again.
+        source.collected(&thread_created(&t));
+        assert_eq!(announced(&seen), [50]);
+        source.on_handler_thread(&t);
+        assert_eq!(announced(&seen), [50], "announced once");
+        // With no collector installed (just after READY), the handler announces it.
+        let later = thread(51, GENERAL);
+        source.on_handler_thread(&later);
+        assert_eq!(announced(&seen), [50, 51]);
+    }
+
+    #[test]
+    fn a_thread_the_collector_cannot_place_is_left_to_the_handler() {
+        use crate::discord::threads::tests::{guild, thread, GENERAL, ME};
+        // The guild's GUILD_CREATE handler has not run when the collector sees the thread.
+        let (source, seen) = recording(false);
+        let t = thread(50, GENERAL);
+        source.collected(&thread_created(&t));
+        assert!(announced(&seen).is_empty());
+        source.threads().guild_create(&guild(), serenity::all::UserId::new(ME));
+        source.on_handler_thread(&t);
+        assert_eq!(announced(&seen), [50]);
     }
 
     #[test]

@@ -184,15 +184,15 @@ fn concerning(overwrites: &[PermissionOverwrite], me: UserId) -> Vec<PermissionO
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::discord) mod tests {
     use serenity::all::{ChannelType, Permissions};
 
     use super::*;
 
-    const GUILD: u64 = 100;
-    const ME: u64 = 7;
+    pub(in crate::discord) const GUILD: u64 = 100;
+    pub(in crate::discord) const ME: u64 = 7;
     const BOTS: u64 = 300;
-    const GENERAL: u64 = 10;
+    pub(in crate::discord) const GENERAL: u64 = 10;
     const NEWS: u64 = 11;
 
     fn role(id: u64, permissions: Permissions) -> Role {
@@ -229,7 +229,7 @@ mod tests {
     /// A guild where @everyone may talk, the bot has the role BOTS (no permissions of its
     /// own), and NEWS denies the bot Send Messages (in Threads too), as the sandbox's
     /// `read_only_for` does.
-    fn guild() -> Guild {
+    pub(in crate::discord) fn guild() -> Guild {
         let mut g = Guild::default();
         g.id = GuildId::new(GUILD);
         g.owner_id = UserId::new(1);
@@ -259,7 +259,7 @@ mod tests {
         g
     }
 
-    fn thread(id: u64, parent: u64) -> GuildChannel {
+    pub(in crate::discord) fn thread(id: u64, parent: u64) -> GuildChannel {
         let mut t = channel(id, vec![]);
         t.kind = ChannelType::PublicThread;
         t.name = format!("thread-{id}");
