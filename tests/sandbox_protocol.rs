@@ -509,6 +509,55 @@ async fn hidden_channel_is_absent_undispatched_and_forbidden() {
 }
 
 #[tokio::test]
+async fn channels_made_or_changed_at_runtime_are_dispatched_to_who_can_see_them() {
+    let env = Env::start().await;
+    let (mut ada, _) = env.session(ADA, ALL).await;
+    let (mut bea, _) = env.session(BEA, ALL).await;
+
+    // Hidden from Bea: Ada hears of it, Bea does not (the next thing she gets is the barrier).
+    let made = env
+        .sb
+        .create_channel(json!({"name": "late", "hidden_from": ["Bea"], "slowmode": 3}))
+        .await;
+    let created = ada.dispatch("CHANNEL_CREATE").await["d"].clone();
+    assert_eq!(created, made);
+    assert_eq!(
+        (created["name"].as_str(), created["type"].as_u64()),
+        (Some("late"), Some(0))
+    );
+    assert_eq!(created["rate_limit_per_user"], 3);
+    env.sb.say("random", "alice", "barrier").await;
+    assert_eq!(ada.message().await["content"], "barrier");
+    assert_eq!(bea.message().await["content"], "barrier");
+    // Listed, readable and writable for Ada like any channel.
+    let late = created["id"].as_str().unwrap().to_string();
+    let guild = created["guild_id"].as_str().unwrap().to_string();
+    let listed = env
+        .api(Method::GET, &format!("/guilds/{guild}/channels"), Some(ADA), None)
+        .await;
+    assert!(names(listed.expect(200)).contains(&"late".to_string()));
+    env.post(&format!("/channels/{late}/messages"), json!({"content": "hi"}))
+        .await
+        .expect(200);
+    assert_eq!(ada.message().await["content"], "hi");
+
+    // Shown to Bea and muted for Ada: both hear of it, and Ada's send is refused.
+    env.sb
+        .change_channel("late", json!({"hidden_from": [], "read_only_for": ["Ada"]}))
+        .await;
+    for session in [&mut ada, &mut bea] {
+        let updated = session.dispatch("CHANNEL_UPDATE").await["d"].clone();
+        assert_eq!(updated["id"].as_str(), Some(late.as_str()));
+        assert_eq!(updated["permission_overwrites"].as_array().map(Vec::len), Some(1));
+    }
+    let refused = env
+        .post(&format!("/channels/{late}/messages"), json!({"content": "x"}))
+        .await;
+    assert_eq!(refused.expect(403)["code"], 50013);
+    env.sandbox.stop().await;
+}
+
+#[tokio::test]
 async fn dm_messages_reach_only_the_participant() {
     let env = Env::start().await;
     let (mut ada, _) = env.session(ADA, ALL).await;

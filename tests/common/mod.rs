@@ -209,6 +209,32 @@ impl Control {
         self.control("threads", &body).await["id"].as_str().unwrap().to_string()
     }
 
+    /// Creates a guild text channel as its guild's owner would (`POST /sandbox/channels`);
+    /// returns the channel.
+    #[allow(dead_code)]
+    pub async fn create_channel(&self, body: Value) -> Value {
+        self.control("channels", &body).await
+    }
+
+    /// Changes a text channel (`PATCH /sandbox/channels/{channel}`); returns the channel.
+    #[allow(dead_code)]
+    pub async fn change_channel(&self, channel: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .patch(format!("{}/sandbox/channels/{channel}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap();
+        assert!(
+            status.is_success(),
+            "PATCH /sandbox/channels/{channel} failed: {status} {v}"
+        );
+        v
+    }
+
     pub async fn faults(&self, body: Value) -> Value {
         self.control("faults", &body).await
     }

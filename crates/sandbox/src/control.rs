@@ -21,6 +21,7 @@ use super::world::{Author, NewMessage, World};
 use super::Shared;
 
 mod attachments;
+mod channels;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -41,6 +42,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/latencies", get(latencies))
         .merge(interactions::routes())
         .merge(shards::routes())
+        .merge(channels::routes())
         .route("/ca.pem", get(super::tunnel::ca_pem))
         .route("/ratelimits", post(super::throttle::set_enforced))
         .fallback(|| async { ApiError::not_found() })

@@ -257,6 +257,24 @@ impl Gateway {
         }
     }
 
+    /// Sends `t` (CHANNEL_CREATE or CHANNEL_UPDATE) about guild channel `channel_id` to every
+    /// session (with the GUILDS intent) whose bot can see it, or is one of `also` (bots that
+    /// could see it before an update). Call with the world locked.
+    pub fn dispatch_channel(&self, world: &World, t: &str, channel_id: u64, also: &[u64]) {
+        let Some(channel) = world.channel(channel_id) else {
+            return;
+        };
+        let d = Dispatch::new(t, &world.channel_json(channel));
+        let guild = world.guild_of(channel);
+        let mut sessions = self.sessions.lock().expect("gateway lock");
+        for session in sessions.values_mut() {
+            let told = session.receives(world, channel_id) || (also.contains(&session.bot_id) && session.routes(guild));
+            if session.intents & intents::GUILDS != 0 && told {
+                session.push(&d);
+            }
+        }
+    }
+
     /// Sends THREAD_CREATE to every session (with the GUILDS intent) whose bot can see the new
     /// thread. Call with the world locked.
     pub fn dispatch_thread_create(&self, world: &World, thread_id: u64) {

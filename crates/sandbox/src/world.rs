@@ -13,12 +13,14 @@ use super::snowflake::{self, SnowflakeGenerator};
 use super::spec::{sandbox_token, WorldSpec};
 
 mod attachments;
+mod channels;
 mod edits;
 mod extras;
 mod reactions;
 mod threads;
 mod webhooks;
 pub use attachments::{sanitise_filename, Upload};
+pub use channels::ChannelChange;
 pub use edits::{same_author, MessageEdit};
 pub use extras::{Attachment, Emoji, MessageExtras, Reaction, EDITABLE_FLAGS, MAX_PINS, SENDABLE_FLAGS};
 pub use reactions::parse_emoji;
