@@ -499,6 +499,47 @@ async fn threads_are_answered_like_their_channel() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_created_or_changed_while_running_are_answered_like_the_others() {
+    let (config, _state) = config_with(
+        r#"guilds = [{ name = "G", channels = [{ name = "general" }] }]"#,
+        "[[agents]]\nname = \"Ada\"\nbackend = \"offline\"\ntriggers = { channels = [\"later\"] }\n",
+    );
+    let running = troupe::app::start(config).await.unwrap();
+    let sb = Control::new(running.sandbox_url().unwrap());
+    sb.wait_connected(&["Ada"]).await;
+    settle(&sb, &["Ada"]).await;
+
+    // A channel made after Ada connected: a mention there is answered.
+    sb.create_channel(json!({"name": "fresh"})).await;
+    let asked = sb.say("fresh", "alice", "<@Ada> hello in a new channel").await;
+    sb.reply_to("fresh", "Ada", asked["id"].as_str().unwrap()).await;
+    // Ada listens in `later`, which did not exist when she connected.
+    sb.create_channel(json!({"name": "later"})).await;
+    let chatter = sb.say("later", "bob", "no mention needed here").await;
+    sb.reply_to("later", "Ada", chatter["id"].as_str().unwrap()).await;
+
+    // Muted for Ada, a mention is not tried; unmuted again, it is answered.
+    let fresh = sb.change_channel("fresh", json!({"read_only_for": ["Ada"]})).await;
+    let fresh_id = fresh["id"].as_str().unwrap().to_string();
+    let before = sb.requests().await.len();
+    let muted = sb.say("fresh", "alice", "<@Ada> can you still post here?").await;
+    settle(&sb, &["Ada"]).await;
+    assert!(sb
+        .replies("fresh", "Ada", muted["id"].as_str().unwrap())
+        .await
+        .is_empty());
+    let tried = sb.requests().await[before..]
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["path"].as_str().unwrap().contains(&fresh_id))
+        .count();
+    assert_eq!(tried, 0, "Ada must not try to post where she may not");
+    sb.change_channel("fresh", json!({"read_only_for": []})).await;
+    let again = sb.say("fresh", "alice", "<@Ada> and now?").await;
+    sb.reply_to("fresh", "Ada", again["id"].as_str().unwrap()).await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_webhook_from_a_token_file_is_used_in_its_channel() {
     // The sandbox is started first so the webhook exists before troupe reads its configuration.
     let spec = troupe::sandbox::spec::WorldSpec::default();

@@ -49,8 +49,9 @@ pub enum GatewayEvent {
         /// The guild's channels and threads.
         channels: Vec<ChannelInfo>,
     },
-    /// A thread was created where the bot can see it.
-    Thread(ChannelInfo),
+    /// A thread or channel was created where the bot can see it, or a channel was changed
+    /// (its name, slowmode or the bot's permissions there).
+    Channel(ChannelInfo),
     /// How many of the bot's `total` shards have a connected session, as serenity's shard
     /// manager reports it, polled every [`STAGE_POLL`]: sent once when all are up, and at every
     /// poll while any is down (serenity reconnecting it).
@@ -119,6 +120,7 @@ impl Handler {
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
         self.me.send_replace(Some(ready.user.id));
+        self.ordered.set_me(ready.user.id);
         self.ordered.install(&ctx.shard, ctx.shard_id.0);
         let shard = match ready.shard {
             Some(info) => Shard {
@@ -175,12 +177,12 @@ impl EventHandler for Handler {
 
     async fn channel_create(&self, _ctx: Context, channel: GuildChannel) {
         let Some(me) = self.me().await else { return };
-        self.threads().channel_upsert(&channel, me);
+        self.ordered.on_handler_channel(&channel, me);
     }
 
     async fn channel_update(&self, _ctx: Context, _old: Option<GuildChannel>, channel: GuildChannel) {
         let Some(me) = self.me().await else { return };
-        self.threads().channel_upsert(&channel, me);
+        self.ordered.on_handler_channel(&channel, me);
     }
 
     async fn channel_delete(&self, _ctx: Context, channel: GuildChannel, _messages: Option<Vec<Message>>) {

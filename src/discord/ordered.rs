@@ -2,22 +2,11 @@
 //! event before it spawns the event handlers, forwards MESSAGE_CREATE in the order the gateway
 //! sent them; the event handler forwards only what no collector did.
 //!
-//! THREAD_CREATE goes the same way: Discord sends it before the thread's first message, and an
-//! agent that received that message before the thread would not know the channel (a thread of
-//! a listen channel is answered without a mention, and no message is answered in a channel the
-//! agent cannot tell it may write in). If its handler task announced it, a message forwarded
-//! inline could overtake it.
-//!
-//! Why: serenity 0.12 dispatches every event handler (and raw event handler) on its own task, so
-//! two messages can reach the handler in either order. Its collectors are the one hook it runs
-//! on the shard runner's own task, in order (`ShardRunner::run`: `collectors.retain_mut(..)` then
-//! `dispatch_model`). A collector is installed from an event handler ([`OrderedSource::install`]),
-//! so for a moment after each new session (between READY and the handler's task running) no
-//! collector is there: the handler then forwards those messages itself, so none is lost, only
-//! not guaranteed ordered. A new shard runner (after a re-identify) starts with no collectors,
-//! hence the install at every stage change, READY and RESUMED; the newest collector of a shard
-//! supersedes that shard's older ones (a superseded one removes itself at its next event), so
-//! an event is never forwarded twice.
+//! THREAD_CREATE, CHANNEL_CREATE and CHANNEL_UPDATE go the same way: Discord sends them before
+//! the first message they concern, and an agent that received such a message before the
+//! channel would not know it (a thread of a listen channel is answered without a mention, and
+//! no message is answered in a channel the agent cannot tell it may write in). Announced from
+//! their handler tasks, a message forwarded inline could overtake them.
 //!
 //! The collector also glances at each message against the agent's published view
 //! ([`crate::skip`]): a message the agent certainly will not answer goes on as
@@ -33,6 +22,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use serenity::all::{GuildChannel, UserId};
 use std::sync::{Arc, Mutex};
 
 use serenity::gateway::{CollectorCallback, ShardMessenger};
@@ -121,6 +112,13 @@ impl Forwarded {
     }
 }
 
+/// What a collected channel event announces.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Thread,
+    Channel,
+}
+
 /// One bot's ordered message source (shared by its event handler and its collectors).
 pub struct OrderedSource {
     sink: EventSink,
@@ -130,12 +128,14 @@ pub struct OrderedSource {
     /// The generation of each shard's newest collector; older ones remove themselves.
     newest: Mutex<HashMap<u32, u64>>,
     forwarded: Mutex<Forwarded>,
-    /// New threads a collector announced (a thread's ID may be its starter message's, so
-    /// these are counted apart from messages).
-    threads_forwarded: Mutex<Forwarded>,
-    /// What decides whether a new thread is writable (see [`super::threads`]); kept up to date
-    /// by the event handler.
+    /// Threads and channels a collector announced (a thread's ID may be its starter message's,
+    /// so these are counted apart from messages).
+    channels_forwarded: Mutex<Forwarded>,
+    /// What decides whether a new thread or channel is writable (see [`super::threads`]); kept
+    /// up to date by the event handler, and by collectors for the channels they announce.
     threads: Mutex<ThreadParents>,
+    /// The bot's user ID once READY's handler has run (0 before).
+    me: AtomicU64,
 }
 
 impl OrderedSource {
@@ -147,9 +147,15 @@ impl OrderedSource {
             generations: AtomicU64::new(0),
             newest: Mutex::new(HashMap::new()),
             forwarded: Mutex::new(Forwarded::default()),
-            threads_forwarded: Mutex::new(Forwarded::default()),
+            channels_forwarded: Mutex::new(Forwarded::default()),
             threads: Mutex::new(ThreadParents::default()),
+            me: AtomicU64::new(0),
         })
+    }
+
+    /// The bot's user ID, from READY (collectors are installed after it).
+    pub fn set_me(&self, me: UserId) {
+        self.me.store(me.get(), Ordering::Relaxed);
     }
 
     /// What decides new threads' permissions, for the event handler to keep up to date.
@@ -180,26 +186,58 @@ impl OrderedSource {
                 backlog::GATEWAY.add();
                 (self.sink)(self.edge.event(&created.message));
             }
-            Event::ThreadCreate(created) => {
-                // Unannounced (its guild's GUILD_CREATE handler has not run yet, say), it is
-                // left to the event handler, which runs later.
-                if let Some(info) = self.threads().thread_info(&created.thread) {
-                    self.threads_forwarded.lock().expect("poison").mark(info.id);
-                    (self.sink)(GatewayEvent::Thread(info));
-                }
-            }
+            Event::ThreadCreate(created) => self.announce_collected(&created.thread, Kind::Thread),
+            Event::ChannelCreate(created) => self.announce_collected(&created.channel, Kind::Channel),
+            Event::ChannelUpdate(updated) => self.announce_collected(&updated.channel, Kind::Channel),
             _ => {}
+        }
+    }
+
+    /// A collector's THREAD_CREATE, CHANNEL_CREATE or CHANNEL_UPDATE: announced now if it can
+    /// be placed. One it cannot (its guild's GUILD_CREATE handler has not run yet, say) is left
+    /// whole to the event handler, which runs later.
+    fn announce_collected(&self, channel: &GuildChannel, kind: Kind) {
+        let info = match kind {
+            Kind::Thread => self.threads().thread_info(channel),
+            Kind::Channel => match self.me.load(Ordering::Relaxed) {
+                0 => None,
+                me => {
+                    let mut threads = self.threads();
+                    threads.channel_upsert(channel, UserId::new(me));
+                    threads.channel_info(channel)
+                }
+            },
+        };
+        if let Some(info) = info {
+            self.channels_forwarded.lock().expect("poison").mark(info.id);
+            (self.sink)(GatewayEvent::Channel(info));
         }
     }
 
     /// The event handler's dispatch of a THREAD_CREATE: announced unless a collector already
     /// did.
-    pub fn on_handler_thread(&self, thread: &serenity::all::GuildChannel) {
-        if self.threads_forwarded.lock().expect("poison").take(thread.id.get()) {
+    pub fn on_handler_thread(&self, thread: &GuildChannel) {
+        if self.channels_forwarded.lock().expect("poison").take(thread.id.get()) {
             return;
         }
         if let Some(info) = self.threads().thread_info(thread) {
-            (self.sink)(GatewayEvent::Thread(info));
+            (self.sink)(GatewayEvent::Channel(info));
+        }
+    }
+
+    /// The event handler's dispatch of a CHANNEL_CREATE or CHANNEL_UPDATE: kept and announced
+    /// unless a collector already did.
+    pub fn on_handler_channel(&self, channel: &GuildChannel, me: UserId) {
+        if self.channels_forwarded.lock().expect("poison").take(channel.id.get()) {
+            return;
+        }
+        let info = {
+            let mut threads = self.threads();
+            threads.channel_upsert(channel, me);
+            threads.channel_info(channel)
+        };
+        if let Some(info) = info {
+            (self.sink)(GatewayEvent::Channel(info));
         }
     }
 
@@ -288,7 +326,7 @@ mod tests {
         let seen = seen.lock().unwrap();
         seen.iter()
             .filter_map(|e| match e {
-                GatewayEvent::Thread(info) => Some(info.id),
+                GatewayEvent::Channel(info) => Some(info.id),
                 _ => None,
             })
             .collect()
@@ -322,6 +360,34 @@ mod tests {
         source.threads().guild_create(&guild(), serenity::all::UserId::new(ME));
         source.on_handler_thread(&t);
         assert_eq!(announced(&seen), [50]);
+    }
+
+    fn channel_event(update: bool, channel: &serenity::all::GuildChannel) -> Event {
+        let v = serde_json::to_value(channel).unwrap();
+        if update {
+            Event::ChannelUpdate(serde_json::from_value(v).unwrap())
+        } else {
+            Event::ChannelCreate(serde_json::from_value(v).unwrap())
+        }
+    }
+
+    #[test]
+    fn a_new_or_changed_channel_is_announced_in_gateway_order_and_once() {
+        use crate::discord::threads::tests::{guild, ME};
+        let (source, seen) = recording(true);
+        let me = serenity::all::UserId::new(ME);
+        let mut late = guild().channels.values().next().unwrap().clone();
+        late.id = serenity::all::ChannelId::new(60);
+        // Before READY's handler has run, the collector leaves it to the handler.
+        source.collected(&channel_event(false, &late));
+        assert!(announced(&seen).is_empty());
+        source.on_handler_channel(&late, me);
+        assert_eq!(announced(&seen), [60]);
+        source.set_me(me);
+        source.collected(&channel_event(true, &late));
+        assert_eq!(announced(&seen), [60, 60]);
+        source.on_handler_channel(&late, me);
+        assert_eq!(announced(&seen), [60, 60], "the update is announced once");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Whether the bot may send in a thread created after GUILD_CREATE: the little of each guild
-//! that decides it, kept from the gateway's events instead of in serenity's cache.
+//! Whether the bot may send in a thread or channel created (or a channel changed) after
+//! GUILD_CREATE: the little of each guild that decides it, kept from the gateway's events
+//! instead of in serenity's cache.
 //!
 //! A thread follows its parent channel's permissions (View Channel and Send Messages in
 //! Threads), so per guild this keeps what [`Guild::user_permissions_in`] reads for a parent:
@@ -18,15 +19,21 @@
 //! themselves (their permissions are their parent's), channel names and slowmode (the thread's
 //! own come with THREAD_CREATE).
 //!
-//! serenity runs each event's handler on its own task, so a GUILD_CREATE or an update and a
-//! THREAD_CREATE that follows it within moments may be applied in either order (the cache
-//! applied events in gateway order before the handlers ran). Channels already announced at
-//! GUILD_CREATE keep the permissions computed then, as before: only new threads read this.
+//! A channel's own answer (View Channel and Send Messages) is read the same way when
+//! CHANNEL_CREATE or CHANNEL_UPDATE announces it to the agent ([`ThreadParents::channel_info`]).
+//!
+//! serenity runs each event's handler on its own task, so a GUILD_CREATE or a role or guild
+//! update and a THREAD_CREATE or CHANNEL_CREATE that follows it within moments may be applied in
+//! either order (the cache applied events in gateway order before the handlers ran). Channel and
+//! thread announcements themselves are made in gateway order ([`super::ordered`]). A thread
+//! keeps the answer computed when it was announced: a later change of its parent is not carried
+//! to it.
 
 use std::collections::HashMap;
 
 use serenity::all::{
-    ChannelId, Guild, GuildChannel, GuildId, Member, PermissionOverwrite, PermissionOverwriteType, Role, RoleId, UserId,
+    ChannelId, Guild, GuildChannel, GuildId, Member, PermissionOverwrite, PermissionOverwriteType, Permissions, Role,
+    RoleId, UserId,
 };
 
 use crate::channels::ChannelInfo;
@@ -138,17 +145,10 @@ impl ThreadParents {
     /// messages in its threads. `None` if its guild or its parent is unknown (then no thread is
     /// announced, as when serenity's cache did not hold the guild).
     pub fn thread_info(&self, thread: &GuildChannel) -> Option<ChannelInfo> {
-        let g = self.guilds.get(&thread.guild_id)?;
         let parent_id = thread.parent_id?;
-        let overwrites = g.parents.get(&parent_id)?;
-        let writable = g.me.as_ref().is_some_and(|me| {
-            let mut parent = GuildChannel::default();
-            parent.id = parent_id;
-            parent.guild_id = thread.guild_id;
-            parent.permission_overwrites.clone_from(overwrites);
-            let p = g.guild.user_permissions_in(&parent, me);
+        let writable = self.may(thread.guild_id, parent_id, |p| {
             p.view_channel() && p.send_messages_in_threads()
-        });
+        })?;
         Some(ChannelInfo {
             id: thread.id.get(),
             name: thread.name.clone(),
@@ -157,6 +157,35 @@ impl ThreadParents {
             slowmode: std::time::Duration::from_secs(u64::from(thread.rate_limit_per_user.unwrap_or(0))),
             parent_id: Some(parent_id.get()),
         })
+    }
+
+    /// A channel created or changed after GUILD_CREATE (not a thread), as the agent sees it,
+    /// once [`ThreadParents::channel_upsert`] has kept its overwrites: writable if the bot may
+    /// view it and send messages there. `None` if its guild is unknown.
+    pub fn channel_info(&self, channel: &GuildChannel) -> Option<ChannelInfo> {
+        let writable = self.may(channel.guild_id, channel.id, |p| p.view_channel() && p.send_messages())?;
+        Some(ChannelInfo {
+            id: channel.id.get(),
+            name: channel.name.clone(),
+            guild_id: channel.guild_id.get(),
+            writable,
+            slowmode: std::time::Duration::from_secs(u64::from(channel.rate_limit_per_user.unwrap_or(0))),
+            parent_id: None,
+        })
+    }
+
+    /// Whether the bot's permissions in kept channel `channel` of `guild` pass `check` (`false`
+    /// if GUILD_CREATE did not list the bot); `None` if the guild or the channel is unknown.
+    fn may(&self, guild: GuildId, channel: ChannelId, check: impl Fn(Permissions) -> bool) -> Option<bool> {
+        let g = self.guilds.get(&guild)?;
+        let overwrites = g.parents.get(&channel)?;
+        Some(g.me.as_ref().is_some_and(|me| {
+            let mut kept = GuildChannel::default();
+            kept.id = channel;
+            kept.guild_id = guild;
+            kept.permission_overwrites.clone_from(overwrites);
+            check(g.guild.user_permissions_in(&kept, me))
+        }))
     }
 }
 
@@ -306,6 +335,49 @@ pub(in crate::discord) mod tests {
         let mut p = ThreadParents::default();
         p.guild_create(&full, UserId::new(ME));
         assert!(writable(&p, NEWS), "the owner may do anything");
+    }
+
+    #[test]
+    fn a_channel_created_or_changed_later_reads_its_own_overwrites() {
+        let mut p = parents();
+        let me = UserId::new(ME);
+        // Created after GUILD_CREATE, muted for the bot, as GENERAL's CHANNEL_UPDATE later.
+        let mut late = channel(
+            12,
+            vec![deny(PermissionOverwriteType::Member(me), Permissions::SEND_MESSAGES)],
+        );
+        late.rate_limit_per_user = Some(3);
+        p.channel_upsert(&late, me);
+        let info = p.channel_info(&late).expect("its guild is known");
+        assert!(!info.writable);
+        assert_eq!(
+            (info.id, info.name.as_str(), info.guild_id, info.parent_id),
+            (12, "channel-12", GUILD, None)
+        );
+        assert_eq!(info.slowmode, std::time::Duration::from_secs(3));
+        late.permission_overwrites.clear();
+        p.channel_upsert(&late, me);
+        assert!(p.channel_info(&late).unwrap().writable);
+        // The same answer as the whole guild gives, for every channel of it.
+        let full = guild();
+        let member = full.members[&me].clone();
+        for c in full.channels.values() {
+            let expected = full.user_permissions_in(c, &member);
+            let info = p.channel_info(c).unwrap();
+            assert_eq!(
+                info.writable,
+                expected.view_channel() && expected.send_messages(),
+                "{}",
+                c.id
+            );
+        }
+        let mut elsewhere = late.clone();
+        elsewhere.guild_id = GuildId::new(GUILD + 1);
+        p.channel_upsert(&elsewhere, me);
+        assert!(
+            p.channel_info(&elsewhere).is_none(),
+            "an unknown guild announces nothing"
+        );
     }
 
     #[test]

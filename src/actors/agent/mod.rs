@@ -218,7 +218,7 @@ impl Actor for AgentActor {
             AgentMsg::StartGateway
                 | AgentMsg::ReplayDone { .. }
                 | AgentMsg::Gateway(
-                    GatewayEvent::Ready { .. } | GatewayEvent::Channels { .. } | GatewayEvent::Thread(_)
+                    GatewayEvent::Ready { .. } | GatewayEvent::Channels { .. } | GatewayEvent::Channel(_)
                 )
         );
         match msg {
@@ -281,7 +281,7 @@ impl Actor for AgentActor {
                 }
                 report_shards(state, Some(connected));
             }
-            AgentMsg::Gateway(GatewayEvent::Thread(thread)) => state.channels.update([thread]),
+            AgentMsg::Gateway(GatewayEvent::Channel(channel)) => state.channels.update([channel]),
             AgentMsg::Gateway(GatewayEvent::Resumed) => {
                 tracing::info!(agent = %state.spec.config.name, "gateway session resumed");
                 // With several shards, the connection watcher says when all of them are up.
