@@ -238,16 +238,19 @@ fn channel_info(guild: &Guild, me: UserId, c: &GuildChannel) -> ChannelInfo {
         .as_ref()
         .and(c.parent_id)
         .and_then(|p| guild.channels.get(&p));
-    let writable = member.is_some_and(|m| match thread_parent {
-        Some(parent) => {
-            let p = guild.user_permissions_in(parent, m);
-            p.view_channel() && p.send_messages_in_threads()
-        }
-        None => {
-            let p = guild.user_permissions_in(c, m);
-            p.view_channel() && p.send_messages()
-        }
-    });
+    // A category, forum or directory holds no messages of its own: nothing is sent or read
+    // there (a forum's posts are threads, which follow it).
+    let writable = c.is_text_based()
+        && member.is_some_and(|m| match thread_parent {
+            Some(parent) => {
+                let p = guild.user_permissions_in(parent, m);
+                p.view_channel() && p.send_messages_in_threads()
+            }
+            None => {
+                let p = guild.user_permissions_in(c, m);
+                p.view_channel() && p.send_messages()
+            }
+        });
     ChannelInfo {
         id: c.id.get(),
         name: c.name.clone(),
@@ -467,6 +470,33 @@ mod tests {
             e.contains("only 3 gateway session starts") && e.contains("for 4 shards") && e.contains("86400 s"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn only_channels_that_hold_messages_are_writable() {
+        use serenity::all::ChannelType;
+
+        use crate::discord::threads::tests::{guild, ME};
+        let mut g = guild();
+        let me = UserId::new(ME);
+        let text = g.channels.values().find(|c| channel_info(&g, me, c).writable).unwrap().clone();
+        for (kind, holds) in [
+            (ChannelType::Text, true),
+            (ChannelType::News, true),
+            (ChannelType::Voice, true),
+            (ChannelType::Category, false),
+            (ChannelType::Forum, false),
+            (ChannelType::Directory, false),
+        ] {
+            let mut c = text.clone();
+            c.kind = kind;
+            g.channels.insert(c.id, c.clone());
+            assert_eq!(channel_info(&g, me, &c).writable, holds, "{kind:?} at GUILD_CREATE");
+            let mut later = ThreadParents::default();
+            later.guild_create(&g, me);
+            later.channel_upsert(&c, me);
+            assert_eq!(later.channel_info(&c).unwrap().writable, holds, "{kind:?} created later");
+        }
     }
 
     #[test]

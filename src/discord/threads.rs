@@ -160,10 +160,13 @@ impl ThreadParents {
     }
 
     /// A channel created or changed after GUILD_CREATE (not a thread), as the agent sees it,
-    /// once [`ThreadParents::channel_upsert`] has kept its overwrites: writable if the bot may
-    /// view it and send messages there. `None` if its guild is unknown.
+    /// once [`ThreadParents::channel_upsert`] has kept its overwrites: writable if it holds
+    /// messages and the bot may view it and send messages there. `None` if its guild is
+    /// unknown.
     pub fn channel_info(&self, channel: &GuildChannel) -> Option<ChannelInfo> {
-        let writable = self.may(channel.guild_id, channel.id, |p| p.view_channel() && p.send_messages())?;
+        let may = self.may(channel.guild_id, channel.id, |p| p.view_channel() && p.send_messages())?;
+        // As at GUILD_CREATE: a category, forum or directory holds no messages of its own.
+        let writable = may && channel.is_text_based();
         Some(ChannelInfo {
             id: channel.id.get(),
             name: channel.name.clone(),
