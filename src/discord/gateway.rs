@@ -479,7 +479,12 @@ mod tests {
         use crate::discord::threads::tests::{guild, ME};
         let mut g = guild();
         let me = UserId::new(ME);
-        let text = g.channels.values().find(|c| channel_info(&g, me, c).writable).unwrap().clone();
+        let text = g
+            .channels
+            .values()
+            .find(|c| channel_info(&g, me, c).writable)
+            .unwrap()
+            .clone();
         for (kind, holds) in [
             (ChannelType::Text, true),
             (ChannelType::News, true),
@@ -495,7 +500,11 @@ mod tests {
             let mut later = ThreadParents::default();
             later.guild_create(&g, me);
             later.channel_upsert(&c, me);
-            assert_eq!(later.channel_info(&c).unwrap().writable, holds, "{kind:?} created later");
+            assert_eq!(
+                later.channel_info(&c).unwrap().writable,
+                holds,
+                "{kind:?} created later"
+            );
         }
     }
 
