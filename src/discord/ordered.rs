@@ -2,6 +2,17 @@
 //! event before it spawns the event handlers, forwards MESSAGE_CREATE in the order the gateway
 //! sent them; the event handler forwards only what no collector did.
 //!
+//! Why: serenity 0.12 dispatches every event handler (and raw event handler) on its own task, so
+//! two messages can reach the handler in either order. Its collectors are the one hook it runs
+//! on the shard runner's own task, in order (`ShardRunner::run`: `collectors.retain_mut(..)` then
+//! `dispatch_model`). A collector is installed from an event handler ([`OrderedSource::install`]),
+//! so for a moment after each new session (between READY and the handler's task running) no
+//! collector is there: the handler then forwards those messages itself, so none is lost, only
+//! not guaranteed ordered. A new shard runner (after a re-identify) starts with no collectors,
+//! hence the install at every stage change, READY and RESUMED; the newest collector of a shard
+//! supersedes that shard's older ones (a superseded one removes itself at its next event), so
+//! an event is never forwarded twice.
+//!
 //! THREAD_CREATE, CHANNEL_CREATE and CHANNEL_UPDATE go the same way: Discord sends them before
 //! the first message they concern, and an agent that received such a message before the
 //! channel would not know it (a thread of a listen channel is answered without a mention, and
@@ -22,10 +33,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use serenity::all::{GuildChannel, UserId};
 use std::sync::{Arc, Mutex};
 
+use serenity::all::{ChannelType, GuildChannel, UserId};
 use serenity::gateway::{CollectorCallback, ShardMessenger};
 use serenity::model::event::Event;
 
@@ -187,7 +197,12 @@ impl OrderedSource {
                 (self.sink)(self.edge.event(&created.message));
             }
             Event::ThreadCreate(created) => self.announce_collected(&created.thread, Kind::Thread),
-            Event::ChannelCreate(created) => self.announce_collected(&created.channel, Kind::Channel),
+            // serenity hands a category's CHANNEL_CREATE to `category_create`, not to the
+            // handler's `channel_create`, which would never use up a mark; a category holds no
+            // messages and no threads, so the agent need not hear of it.
+            Event::ChannelCreate(created) if created.channel.kind != ChannelType::Category => {
+                self.announce_collected(&created.channel, Kind::Channel)
+            }
             Event::ChannelUpdate(updated) => self.announce_collected(&updated.channel, Kind::Channel),
             _ => {}
         }
@@ -388,6 +403,15 @@ mod tests {
         assert_eq!(announced(&seen), [60, 60]);
         source.on_handler_channel(&late, me);
         assert_eq!(announced(&seen), [60, 60], "the update is announced once");
+        let mut category = late.clone();
+        category.id = serenity::all::ChannelId::new(61);
+        category.kind = ChannelType::Category;
+        source.collected(&channel_event(false, &category));
+        assert_eq!(announced(&seen), [60, 60], "a category is not announced");
+        assert!(
+            source.channels_forwarded.lock().unwrap().is_empty(),
+            "and leaves no mark"
+        );
     }
 
     #[test]
